@@ -1,0 +1,143 @@
+"""The ASGI app: one `create_app(settings)` and one lifespan that opens and closes every part."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+
+from jobgate.domain.job import Job, UpdateRequest
+from jobgate.events.bus import JobEventBus
+from jobgate.events.feed import UpdateFeed
+from jobgate.providers.base import ProviderContext
+from jobgate.schema.build import build_schema
+from jobgate.schema.context import Context, Services, identify
+from jobgate.services.jobs import JobService, ProviderRegistry
+from jobgate.services.watch import JobWatcher
+from jobgate.settings import Settings
+from jobgate.wiring import build_authenticator, build_catalog, build_providers, build_store
+
+log = logging.getLogger(__name__)
+
+
+class JobgateGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with jobgate's context and WebSocket authentication."""
+
+    def __init__(self, services: Services, *, graphiql: bool, caches: bool = True) -> None:
+        super().__init__(
+            build_schema(caches=caches),
+            graphql_ide="graphiql" if graphiql else None,
+            keep_alive=True,
+            keep_alive_interval=15,
+        )
+        self.services = services
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        identity, rejected = identify(
+            self.services.authenticator, request.headers.get("authorization")
+        )
+        return Context(self.services, request, identity, rejected)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """Take the token from `connection_init`'s payload, where browsers must put it."""
+        params = context.connection_params or {}
+        header = next(
+            (value for key, value in params.items() if key.lower() == "authorization"), None
+        )
+        if header is None:
+            return  # no token here: the upgrade request's header (if any) stands
+        identity = self.services.authenticator.from_authorization(str(header))
+        if identity is None:
+            raise ConnectionRejectionError(
+                {"message": "the bearer token is not valid", "extensions": {"code": "UNAUTHENTICATED"}}
+            )
+        context.identity = identity
+        context.credentials_rejected = False
+
+
+def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
+    """The gateway for `settings`; parts open on startup and close on shutdown."""
+    store = build_store(settings)
+    catalog = build_catalog(settings)
+    authenticator = build_authenticator(settings)
+    bus = JobEventBus(settings.bus.url)
+    feed = UpdateFeed(
+        store,
+        bus,
+        poll_interval=settings.feed.poll_interval_seconds,
+        gap_timeout=settings.feed.gap_timeout_seconds,
+        max_queued=settings.feed.max_queued_events,
+    )
+    providers = ProviderRegistry(build_providers(settings))
+    jobs = JobService(store, catalog, providers, bus, feed)
+    services = Services(
+        store=store,
+        jobs=jobs,
+        watcher=JobWatcher(store, feed),
+        feed=feed,
+        authenticator=authenticator,
+        catalog=catalog,
+        providers=providers,
+    )
+    graphql = JobgateGraphQL(services, graphiql=settings.server.graphiql, caches=caches)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        await bus.connect()
+        await feed.start()
+        for adapter in providers.all:
+            await adapter.start(_provider_context(adapter.id, jobs, settings))
+        log.info("jobgate is ready")
+        try:
+            yield
+        finally:
+            for adapter in providers.all:
+                await adapter.stop()
+            await feed.stop()
+            await bus.disconnect()
+            await store.close()
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "subscribers": feed.subscriber_count})
+
+    async def home(_request: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/healthz", health),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app
+
+
+def _provider_context(provider_id: str, jobs: JobService, settings: Settings) -> ProviderContext:
+    async def report(updates: Sequence[UpdateRequest]) -> None:
+        for update in updates:
+            await jobs.apply_update(update, provider_id=provider_id)
+
+    async def active_jobs() -> list[Job]:
+        return await jobs.active_jobs_of(provider_id)
+
+    return ProviderContext(
+        report=report,
+        active_jobs=active_jobs,
+        catalog=jobs.catalog,
+        data_dir=settings.server.data_dir,
+    )

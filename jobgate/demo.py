@@ -1,0 +1,78 @@
+"""The embedded setup that `jobgate serve` runs without a config file: a demo user, the local
+provider with two products and a small catalog of applications."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from jobgate.settings import Settings
+
+DEMO_USER = "demo"
+DEMO_PROJECT = "demo-project"
+
+
+def demo_settings(token: str | None = None) -> Settings:
+    """Settings for a first look; a fresh random token unless one is given."""
+    data: dict[str, Any] = {
+        "users": [
+            {
+                "username": DEMO_USER,
+                "token": token or secrets.token_urlsafe(24),
+                "projects": [DEMO_PROJECT],
+            }
+        ],
+        "providers": [
+            {
+                "id": "local",
+                "kind": "local",
+                "token": secrets.token_urlsafe(24),
+                "products": [
+                    {
+                        "name": "cpu-small",
+                        "category": "cpu",
+                        "description": "One core on this host",
+                        "cpu": 1,
+                        "memoryInGigs": 1,
+                        "support": {"logs": True, "timeExtension": True, "suspension": False},
+                    },
+                    {
+                        "name": "cpu-large",
+                        "category": "cpu",
+                        "description": "Two cores on this host",
+                        "cpu": 2,
+                        "memoryInGigs": 4,
+                        "support": {"logs": True, "timeExtension": True, "suspension": False},
+                    },
+                ],
+            }
+        ],
+        "applications": [
+            {
+                "name": "echo",
+                "version": "1",
+                "title": "Echo",
+                "description": "Prints its message and exits.",
+                "command": ["echo", "{message}"],
+                "parameters": [{"name": "message", "type": "text", "title": "Message"}],
+            },
+            {
+                "name": "sleep",
+                "version": "1",
+                "title": "Sleep",
+                "description": "Waits for some seconds: a job to watch, extend and cancel.",
+                "command": ["sleep", "{seconds}"],
+                "parameters": [
+                    {"name": "seconds", "type": "integer", "min": 0, "title": "Seconds"}
+                ],
+            },
+            {
+                "name": "fail",
+                "version": "1",
+                "title": "Fail",
+                "description": "Exits with code 3: a program's failure is still SUCCESS.",
+                "command": ["sh", "-c", "echo 'failing on purpose' >&2; exit 3"],
+            },
+        ],
+    }
+    return Settings(**data)

@@ -1,0 +1,169 @@
+"""`UpdateFeed`: one reader of the update log per process, fanning out to bounded queues.
+
+The feed keeps `position`, the newest log position up to which every update has been read and
+delivered in order. The bus rings it when an update is stored; it also polls, so a lost doorbell
+only delays an event. Each watcher gets its own bounded queue: a watcher that falls behind is not
+fed further from memory, it is marked lagging and catches up from the store by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from jobgate.errors import StoreUnavailable
+from jobgate.events.bus import JobEventBus
+from jobgate.storage.base import JobStore, LogEntry, LogQuery
+
+log = logging.getLogger(__name__)
+
+Predicate = Callable[[LogEntry], bool]
+
+
+class FeedSubscription:
+    """A watcher's view of the feed: entries after `start`, or a lagging flag."""
+
+    def __init__(self, predicate: Predicate, start: int, max_queued: int) -> None:
+        self.predicate = predicate
+        self.start = start
+        self.queue: asyncio.Queue[LogEntry] = asyncio.Queue(max_queued)
+        self.lagging = False
+        self.wakeup = asyncio.Event()
+
+    def offer(self, entry: LogEntry) -> None:
+        if self.lagging or not self.predicate(entry):
+            return
+        try:
+            self.queue.put_nowait(entry)
+        except asyncio.QueueFull:
+            self.lagging = True
+        self.wakeup.set()
+
+    def drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+class UpdateFeed:
+    """Reads the update log in order and hands each entry to every interested subscription."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        bus: JobEventBus,
+        *,
+        poll_interval: float = 1.0,
+        gap_timeout: float = 2.0,
+        batch_size: int = 500,
+        max_queued: int = 1000,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.position = 0
+        self.poll_interval = poll_interval
+        self.gap_timeout = gap_timeout
+        self.batch_size = batch_size
+        self.max_queued = max_queued
+        self._subscriptions: set[FeedSubscription] = set()
+        self._wake = asyncio.Event()
+        self._gap_seen_at: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = asyncio.Event()
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name="update-feed"),
+            asyncio.create_task(self._listen_loop(), name="update-feed-doorbell"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def ready(self) -> None:
+        """Wait until the feed knows its starting position."""
+        await self._started.wait()
+
+    def attach(self, predicate: Predicate) -> FeedSubscription:
+        """Subscribe to every entry after the current position that `predicate` accepts."""
+        subscription = FeedSubscription(predicate, self.position, self.max_queued)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def detach(self, subscription: FeedSubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
+
+    def poke(self) -> None:
+        """Read the log now (called after a local write, and by the doorbell)."""
+        self._wake.set()
+
+    async def _listen_loop(self) -> None:
+        while True:
+            try:
+                async with self.bus.doorbells() as doorbells:
+                    async for _ring in doorbells:
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the event bus failed; polling the store until it is back")
+            await asyncio.sleep(self.poll_interval)
+
+    async def _read_loop(self) -> None:
+        while not self._started.is_set():
+            try:
+                self.position = await self.store.latest_seq()
+                self._started.set()
+            except StoreUnavailable:
+                await asyncio.sleep(self.poll_interval)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            try:
+                await self._catch_up()
+            except StoreUnavailable:
+                log.warning("the update feed cannot read the store; retrying")
+            except Exception:
+                log.exception("the update feed failed to read the log; retrying")
+
+    async def _catch_up(self) -> None:
+        while True:
+            entries = await self.store.read_log(
+                LogQuery(after=self.position, limit=self.batch_size)
+            )
+            if not entries:
+                self._gap_seen_at = None
+                return
+            for entry in entries:
+                seq = entry.update.seq
+                if seq != self.position + 1 and not self._gap_expired():
+                    # An earlier position is not readable yet: a write still in flight.
+                    asyncio.get_running_loop().call_later(0.02, self._wake.set)
+                    return
+                self._gap_seen_at = None
+                for subscription in list(self._subscriptions):
+                    subscription.offer(entry)
+                self.position = seq
+            if len(entries) < self.batch_size:
+                return
+
+    def _gap_expired(self) -> bool:
+        now = time.monotonic()
+        if self._gap_seen_at is None:
+            self._gap_seen_at = now
+        if now - self._gap_seen_at >= self.gap_timeout:
+            log.info("update log position %s was never written; moving past it", self.position + 1)
+            return True
+        return False

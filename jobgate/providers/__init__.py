@@ -1,0 +1,1 @@
+"""Provider adapters: the back ends that run jobs and report their updates."""

@@ -1,0 +1,63 @@
+"""The `ProviderAdapter` protocol and what the gateway hands an adapter when it starts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from jobgate.domain.catalog import Catalog, Product
+from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.values import SimpleDuration
+
+ReportUpdates = Callable[[Sequence[UpdateRequest]], Awaitable[None]]
+ListJobs = Callable[[], Awaitable[list[Job]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderContext:
+    """The gateway's side of an adapter: where to report updates and what it may read."""
+
+    report: ReportUpdates
+    active_jobs: ListJobs
+    catalog: Catalog
+    data_dir: Path
+
+
+class ProviderAdapter(Protocol):
+    """Turns the gateway's commands into a back end's actions; reports what happens as updates.
+
+    Commands return once the back end has accepted them; state changes arrive later through
+    `ProviderContext.report`. Optional abilities are declared per product (`ComputeSupport`),
+    and the gateway only sends a command the job's product supports.
+    """
+
+    id: str
+    kind: str
+    products: list[Product]
+
+    @property
+    def online(self) -> bool:
+        """Whether the back end can take commands now."""
+
+    async def start(self, context: ProviderContext) -> None:
+        """Begin work, and re-attach to (or settle) the jobs it had before a restart."""
+
+    async def stop(self) -> None:
+        """Stop work; jobs it runs in-process are left to `start` to settle next time."""
+
+    async def submit(self, jobs: Sequence[Job]) -> None:
+        """Accept stored IN_QUEUE jobs. Raises `ProviderError` to refuse them all."""
+
+    async def cancel(self, jobs: Sequence[Job]) -> None:
+        """Stop the jobs; each later ends with a final update (SUCCESS, cancelled)."""
+
+    async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
+        """Add time; confirmed later by an update with `newTimeAllocation`."""
+
+    async def suspend(self, jobs: Sequence[Job]) -> None:
+        """Pause the jobs; they become SUSPENDED."""
+
+    async def resume(self, jobs: Sequence[Job]) -> None:
+        """Continue suspended jobs."""

@@ -1,0 +1,339 @@
+"""`LocalProvider`: runs each job as subprocesses on this host, one per replica.
+
+Every job gets a working folder under the data folder, with `stdout-<rank>.log` and
+`stderr-<rank>.log` per replica. Commands are argument lists with parameters substituted into
+single arguments; no shell sees user text. Each replica runs in its own process group so a cancel
+or an expiry stops everything the command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobgate.domain.catalog import Product, render_command
+from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.domain.values import SimpleDuration
+from jobgate.errors import JobgateError, ProviderError
+from jobgate.providers.base import ProviderContext
+
+log = logging.getLogger(__name__)
+
+MARKER = "processes.json"
+
+
+@dataclass(eq=False)
+class _LocalJob:
+    job: Job
+    allocation: SimpleDuration | None
+    processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    deadline: float | None = None
+    cancelled: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LocalProvider:
+    """Subprocesses on this host, with time limits, cancel and extend."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        provider_id: str,
+        products: list[Product],
+        *,
+        max_concurrent_jobs: int = 64,
+        cancel_grace_seconds: float = 5.0,
+    ) -> None:
+        self.id = provider_id
+        self.products = products
+        self._slots = asyncio.Semaphore(max_concurrent_jobs)
+        self._grace = cancel_grace_seconds
+        self._jobs: dict[str, _LocalJob] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._context: ProviderContext | None = None
+
+    @property
+    def online(self) -> bool:
+        return True
+
+    @property
+    def root(self) -> Path:
+        assert self._context is not None, "start() sets the context"
+        return self._context.data_dir / "local" / self.id
+
+    def workdir(self, job_id: str) -> Path:
+        """The job's working folder, where its output files are."""
+        return self.root / job_id
+
+    async def start(self, context: ProviderContext) -> None:
+        self._context = context
+        self._spawn(self._settle_after_restart())
+
+    async def stop(self) -> None:
+        for local in list(self._jobs.values()):
+            _signal_groups(local.processes, signal.SIGKILL)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def submit(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            self._jobs[job.id] = _LocalJob(job, job.status.time_allocation)
+            self._spawn(self._run(self._jobs[job.id]))
+
+    async def cancel(self, jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            local = self._jobs.get(job.id)
+            if local is None:
+                # Not running here (the gateway restarted, or it already ended): settle it.
+                await self._report(job.id, JobState.SUCCESS, "The job was cancelled")
+                continue
+            local.cancelled = True
+            local.changed.set()
+
+    async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
+        for job, requested in requests:
+            local = self._jobs.get(job.id)
+            if local is None:
+                raise ProviderError(f"job {job.id} is not running on provider {self.id}")
+            base = local.allocation or SimpleDuration()
+            local.allocation = base + requested
+            if local.deadline is not None:
+                local.deadline += requested.total_seconds
+            elif local.processes:
+                loop = asyncio.get_running_loop()
+                local.deadline = loop.time() + requested.total_seconds
+            local.changed.set()
+            await self._send(
+                UpdateRequest(
+                    job.id,
+                    status=f"The time allocation was extended by {_describe(requested)}",
+                    new_time_allocation=local.allocation,
+                )
+            )
+
+    async def suspend(self, jobs: Sequence[Job]) -> None:
+        raise ProviderError("the local provider cannot suspend jobs")
+
+    async def resume(self, jobs: Sequence[Job]) -> None:
+        raise ProviderError("the local provider cannot resume jobs")
+
+    # --- running ------------------------------------------------------------------------------
+
+    def _spawn(self, work: object) -> None:
+        assert asyncio.iscoroutine(work)
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, local: _LocalJob) -> None:
+        job = local.job
+        try:
+            async with self._slots:
+                if local.cancelled:
+                    await self._report(job.id, JobState.SUCCESS, "The job was cancelled")
+                    return
+                if await self._launch(local):
+                    await self._supervise(local)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the local provider failed while running job %s", job.id)
+            await self._report(job.id, JobState.FAILURE, "The local provider failed internally")
+        finally:
+            self._jobs.pop(job.id, None)
+
+    async def _launch(self, local: _LocalJob) -> bool:
+        assert self._context is not None
+        job = local.job
+        spec = job.specification
+        app = self._context.catalog.application(spec.application)
+        if app is None:
+            await self._report(job.id, JobState.FAILURE, "The application is no longer offered")
+            return False
+        argv = render_command(app.command, dict(spec.parameters))
+        workdir = self.workdir(job.id)
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            for rank in range(spec.replicas):
+                env = {
+                    **os.environ,
+                    "JOBGATE_JOB_ID": job.id,
+                    "JOBGATE_RANK": str(rank),
+                    "JOBGATE_REPLICAS": str(spec.replicas),
+                }
+                with (
+                    open(workdir / f"stdout-{rank}.log", "wb") as out,
+                    open(workdir / f"stderr-{rank}.log", "wb") as err,
+                ):
+                    process = await asyncio.create_subprocess_exec(
+                        *argv,
+                        cwd=workdir,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        env=env,
+                        start_new_session=True,
+                    )
+                local.processes.append(process)
+        except OSError as error:
+            _signal_groups(local.processes, signal.SIGKILL)
+            reason = error.strerror or str(error)
+            await self._report(job.id, JobState.FAILURE, f"Could not start '{argv[0]}': {reason}")
+            return False
+        _write_marker(workdir, local.processes)
+        if local.allocation is not None:
+            local.deadline = asyncio.get_running_loop().time() + local.allocation.total_seconds
+        count = len(local.processes)
+        await self._report(
+            job.id,
+            JobState.RUNNING,
+            f"Running on this host ({count} process{'es' if count > 1 else ''})",
+        )
+        return True
+
+    async def _supervise(self, local: _LocalJob) -> None:
+        loop = asyncio.get_running_loop()
+        exited = asyncio.ensure_future(asyncio.gather(*(p.wait() for p in local.processes)))
+        try:
+            while True:
+                timeout = None if local.deadline is None else max(0.0, local.deadline - loop.time())
+                changed = asyncio.ensure_future(local.changed.wait())
+                done, _ = await asyncio.wait(
+                    {exited, changed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                changed.cancel()
+                if exited in done:
+                    break
+                local.changed.clear()
+                if local.cancelled:
+                    await self._terminate(local.processes)
+                    await self._report(
+                        local.job.id, JobState.SUCCESS, "The job was cancelled by its user"
+                    )
+                    return
+                if local.deadline is not None and loop.time() >= local.deadline:
+                    await self._terminate(local.processes)
+                    allocation = _describe(local.allocation or SimpleDuration())
+                    await self._report(
+                        local.job.id,
+                        JobState.EXPIRED,
+                        f"The time allocation of {allocation} ran out",
+                    )
+                    return
+        finally:
+            if not exited.done():
+                exited.cancel()
+        codes = [p.returncode for p in local.processes]
+        if len(codes) == 1:
+            message = f"The program exited with code {codes[0]}"
+        else:
+            message = "The programs exited with codes " + ", ".join(map(str, codes))
+        await self._report(local.job.id, JobState.SUCCESS, message)
+
+    async def _terminate(self, processes: list[asyncio.subprocess.Process]) -> None:
+        """SIGTERM each process group, then SIGKILL what is left after the grace period."""
+        _signal_groups(processes, signal.SIGTERM)
+        waiting = asyncio.gather(*(p.wait() for p in processes))
+        try:
+            await asyncio.wait_for(waiting, self._grace)
+        except TimeoutError:
+            _signal_groups(processes, signal.SIGKILL)
+            await asyncio.gather(*(p.wait() for p in processes))
+
+    # --- after a restart ------------------------------------------------------------------------
+
+    async def _settle_after_restart(self) -> None:
+        assert self._context is not None
+        delay = 0.5
+        while True:
+            try:
+                jobs = await self._context.active_jobs()
+                break
+            except JobgateError as error:
+                log.warning("cannot list active jobs of provider %s yet: %s", self.id, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        for job in jobs:
+            if job.id in self._jobs:
+                continue
+            marker = self.workdir(job.id) / MARKER
+            if job.status.state is JobState.IN_QUEUE and not marker.exists():
+                # Stored but never started before the restart: start it now.
+                await self.submit([job])
+                continue
+            _kill_leftovers(marker)
+            await self._report(
+                job.id,
+                JobState.FAILURE,
+                "The gateway restarted and the job's local process no longer exists",
+            )
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    async def _report(self, job_id: str, state: JobState, status: str) -> None:
+        await self._send(
+            UpdateRequest(job_id, state=state, status=status, expected_different_state=True)
+        )
+
+    async def _send(self, update: UpdateRequest) -> None:
+        """Report one update, retrying while the store is unavailable, so no outcome is lost."""
+        assert self._context is not None
+        delay = 0.2
+        while True:
+            try:
+                await self._context.report([update])
+                return
+            except JobgateError as error:
+                log.warning("could not report an update of job %s: %s", update.job_id, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def _describe(duration: SimpleDuration) -> str:
+    return f"{duration.hours:02d}:{duration.minutes:02d}:{duration.seconds:02d}"
+
+
+def _signal_groups(processes: Sequence[asyncio.subprocess.Process], signum: int) -> None:
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signum)
+
+
+def _process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid`, to tell our process from a later one with its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _write_marker(workdir: Path, processes: Sequence[asyncio.subprocess.Process]) -> None:
+    entries = [{"pid": p.pid, "started": _process_start_time(p.pid)} for p in processes]
+    (workdir / MARKER).write_text(json.dumps(entries))
+
+
+def _kill_leftovers(marker: Path) -> None:
+    """Kill process groups a previous gateway left running, if they are still the same ones."""
+    try:
+        entries = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    for entry in entries:
+        pid = entry["pid"]
+        if entry["started"] is not None and _process_start_time(pid) == entry["started"]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,1 @@
+"""Resolvers: read the context, call a service, shape the answer. No storage code here."""

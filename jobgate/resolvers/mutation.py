@@ -1,0 +1,86 @@
+"""Mutation resolvers: users submit and act on jobs; providers report updates."""
+
+from __future__ import annotations
+
+import strawberry
+
+from jobgate.resolvers.errors import coded
+from jobgate.schema.inputs import (
+    ExtendJobsInput,
+    JobIdsInput,
+    ReportJobUpdatesInput,
+    SubmitJobsInput,
+)
+from jobgate.schema.payloads import (
+    JobsPayload,
+    JobUpdateResult,
+    ReportJobUpdatesPayload,
+    SubmitJobsPayload,
+    UserError,
+)
+from jobgate.schema.types import Info, Job
+from jobgate.services.jobs import Outcome, SubmitRequest
+
+
+def _jobs_payload(outcome: Outcome) -> JobsPayload:
+    return JobsPayload(
+        jobs=[Job.of(job) for job in outcome.jobs],
+        user_errors=[UserError.of(problem) for problem in outcome.problems],
+    )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    @coded
+    async def submit_jobs(self, info: Info, input: SubmitJobsInput) -> SubmitJobsPayload:
+        outcome = await info.context.services.jobs.submit(
+            info.context.user(),
+            SubmitRequest(
+                specifications=[spec.to_domain() for spec in input.jobs],
+                project=input.project,
+                idempotency_key=input.idempotency_key,
+            ),
+        )
+        return SubmitJobsPayload(
+            jobs=[Job.of(job) for job in outcome.jobs],
+            user_errors=[UserError.of(problem) for problem in outcome.problems],
+        )
+
+    @strawberry.mutation
+    @coded
+    async def cancel_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
+        ids = [str(job_id) for job_id in input.ids]
+        return _jobs_payload(await info.context.services.jobs.cancel(info.context.user(), ids))
+
+    @strawberry.mutation
+    @coded
+    async def extend_jobs(self, info: Info, input: ExtendJobsInput) -> JobsPayload:
+        requests = [(str(r.job_id), r.requested_time.to_domain()) for r in input.requests]
+        return _jobs_payload(
+            await info.context.services.jobs.extend(info.context.user(), requests)
+        )
+
+    @strawberry.mutation
+    @coded
+    async def suspend_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
+        ids = [str(job_id) for job_id in input.ids]
+        return _jobs_payload(await info.context.services.jobs.suspend(info.context.user(), ids))
+
+    @strawberry.mutation
+    @coded
+    async def resume_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
+        ids = [str(job_id) for job_id in input.ids]
+        return _jobs_payload(await info.context.services.jobs.resume(info.context.user(), ids))
+
+    @strawberry.mutation(
+        description="Results come in request order; updates to one job apply in request order."
+    )
+    @coded
+    async def report_job_updates(
+        self, info: Info, input: ReportJobUpdatesInput
+    ) -> ReportJobUpdatesPayload:
+        results = await info.context.services.jobs.report_updates(
+            info.context.provider(), [update.to_domain() for update in input.updates]
+        )
+        return ReportJobUpdatesPayload(results=[JobUpdateResult.of(r) for r in results])

@@ -1,0 +1,118 @@
+"""Query resolvers: jobs, the catalog and providers."""
+
+from __future__ import annotations
+
+import strawberry
+
+from jobgate.resolvers.errors import coded
+from jobgate.schema.inputs import JobFilter, JobOrder
+from jobgate.schema.payloads import JobEdge, PageInfo
+from jobgate.schema.types import Application, Info, Job, Product, Provider
+from jobgate.storage.base import JobFilter as StoreJobFilter
+from jobgate.storage.base import JobOrder as StoreJobOrder
+
+
+@strawberry.type
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+    _filter: strawberry.Private[StoreJobFilter]
+
+    @strawberry.field
+    def nodes(self) -> list[Job]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field
+    @coded
+    async def total_count(self, info: Info) -> int:
+        # Counted only when asked for: a count is a second query.
+        return await info.context.services.jobs.count_jobs(info.context.caller(), self._filter)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="A job the caller may read (a provider reads every job on its products); "
+        "null otherwise."
+    )
+    @coded
+    async def job(self, info: Info, id: strawberry.ID) -> Job | None:
+        job = await info.context.services.jobs.get_job(info.context.caller(), str(id))
+        return None if job is None else Job.of(job)
+
+    @strawberry.field(
+        description="Jobs the caller may read, newest first unless ordered otherwise. `first` is "
+        "1..1000 (default 50). Cursors are tied to the filter and order they came from; another "
+        "combination gets INVALID_CURSOR."
+    )
+    @coded
+    async def jobs(
+        self,
+        info: Info,
+        filter: JobFilter | None = None,
+        order_by: JobOrder | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> JobConnection:
+        job_filter = filter.to_domain() if filter is not None else StoreJobFilter()
+        order = order_by.to_domain() if order_by is not None else StoreJobOrder()
+        listing = await info.context.services.jobs.list_jobs(
+            info.context.caller(), job_filter, order, first, after
+        )
+        edges = [
+            JobEdge(cursor=cursor, node=Job.of(job))
+            for job, cursor in zip(listing.jobs, listing.cursors, strict=True)
+        ]
+        return JobConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=listing.has_next,
+                has_previous_page=listing.has_previous,
+                start_cursor=listing.cursors[0] if listing.cursors else None,
+                end_cursor=listing.cursors[-1] if listing.cursors else None,
+            ),
+            _filter=job_filter,
+        )
+
+    @strawberry.field(
+        description="The cursor of the newest stored update: list, then subscribe to jobUpdates "
+        "with it as `after`, and miss nothing."
+    )
+    @coded
+    async def latest_update_cursor(self, info: Info) -> str:
+        info.context.caller()
+        feed = info.context.services.feed
+        await feed.ready()
+        # The feed's position, not the store's newest: every update up to it is readable, so a
+        # subscription after it misses nothing that was still being written.
+        return str(feed.position)
+
+    @strawberry.field
+    @coded
+    async def applications(self, info: Info) -> list[Application]:
+        info.context.caller()
+        return [Application.of(app) for app in info.context.services.catalog.applications]
+
+    @strawberry.field
+    @coded
+    async def products(self, info: Info, provider: str | None = None) -> list[Product]:
+        info.context.caller()
+        return [
+            Product.of(product)
+            for product in info.context.services.catalog.products
+            if provider is None or product.provider == provider
+        ]
+
+    @strawberry.field
+    @coded
+    async def providers(self, info: Info) -> list[Provider]:
+        info.context.caller()
+        return [
+            Provider(
+                id=strawberry.ID(adapter.id),
+                kind=adapter.kind,
+                online=adapter.online,
+                products=[Product.of(product) for product in adapter.products],
+            )
+            for adapter in info.context.services.providers.all
+        ]

@@ -1,0 +1,36 @@
+"""Subscription resolvers: watching jobs live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import strawberry
+
+from jobgate.resolvers.errors import coded_stream
+from jobgate.schema.payloads import JobUpdateEvent
+from jobgate.schema.types import Info
+from jobgate.services.pagination import decode_update_cursor
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Updates applied to the given jobs, or without `jobIds` to every job the "
+        "caller may read, in order. With `after`: every update after that cursor, then live. "
+        "Without `after`: with `jobIds`, each job's whole history, then live; without `jobIds`, "
+        "live only. With `jobIds`, the stream completes once all of them are final. Unreadable "
+        "ids end it with NOT_FOUND; an expired cursor with CURSOR_EXPIRED; a subscriber too far "
+        "behind with LAGGING (resume from the last cursor)."
+    )
+    @coded_stream
+    async def job_updates(
+        self,
+        info: Info,
+        job_ids: list[strawberry.ID] | None = None,
+        after: str | None = None,
+    ) -> AsyncIterator[JobUpdateEvent]:
+        identity = info.context.caller()
+        position = None if after is None else decode_update_cursor(after)
+        ids = None if job_ids is None else [str(job_id) for job_id in job_ids]
+        async for event in info.context.services.watcher.watch(identity, ids, position):
+            yield JobUpdateEvent.of(event)

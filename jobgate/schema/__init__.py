@@ -1,0 +1,1 @@
+"""The GraphQL shapes: Strawberry types, inputs and payloads, and the schema built from them."""

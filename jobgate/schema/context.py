@@ -1,0 +1,90 @@
+"""The per-request GraphQL context: the services, the caller and the batch loaders."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+from strawberry.dataloader import DataLoader
+
+from jobgate.auth import Authenticator, Identity, ProviderIdentity, User
+from jobgate.domain.catalog import Catalog
+from jobgate.domain.job import JobUpdate
+from jobgate.errors import Forbidden, Unauthenticated
+from jobgate.events.feed import UpdateFeed
+from jobgate.services.jobs import JobService, ProviderRegistry
+from jobgate.services.watch import JobWatcher
+from jobgate.storage.base import JobStore
+
+UpdatesKey = tuple[str, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything resolvers may call; built once by the app."""
+
+    store: JobStore
+    jobs: JobService
+    watcher: JobWatcher
+    feed: UpdateFeed
+    authenticator: Authenticator
+    catalog: Catalog
+    providers: ProviderRegistry
+
+
+@dataclass
+class Context:
+    services: Services
+    request: Request | WebSocket
+    identity: Identity | None = None
+    credentials_rejected: bool = False
+    connection_params: dict[str, Any] | None = None
+    updates: DataLoader[UpdatesKey, list[JobUpdate]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # No cache: a WebSocket connection keeps its context, and updates change over time.
+        self.updates = DataLoader(self._load_updates, cache=False)
+
+    async def _load_updates(self, keys: Sequence[UpdatesKey]) -> list[list[JobUpdate]]:
+        """All requested jobs' updates in one store round trip per distinct `last`."""
+        by_last: dict[int | None, list[str]] = defaultdict(list)
+        for job_id, last in keys:
+            by_last[last].append(job_id)
+        found: dict[UpdatesKey, list[JobUpdate]] = {}
+        for last, job_ids in by_last.items():
+            loaded = await self.services.store.updates_of(job_ids, last)
+            for job_id in job_ids:
+                found[(job_id, last)] = loaded.get(job_id, [])
+        return [found[key] for key in keys]
+
+    def caller(self) -> Identity:
+        """The authenticated caller, user or provider."""
+        if self.identity is None:
+            if self.credentials_rejected:
+                raise Unauthenticated("the bearer token is not valid")
+            raise Unauthenticated("send 'Authorization: Bearer <token>'")
+        return self.identity
+
+    def user(self) -> User:
+        identity = self.caller()
+        if not isinstance(identity, User):
+            raise Forbidden("this operation is for users, not providers")
+        return identity
+
+    def provider(self) -> ProviderIdentity:
+        identity = self.caller()
+        if not isinstance(identity, ProviderIdentity):
+            raise Forbidden("this operation is for providers only")
+        return identity
+
+
+def identify(authenticator: Authenticator, header: str | None) -> tuple[Identity | None, bool]:
+    """(identity, whether credentials were sent but rejected) for an Authorization value."""
+    if not header:
+        return None, False
+    identity = authenticator.from_authorization(header)
+    return identity, identity is None

@@ -1,0 +1,114 @@
+"""Payloads, connections and events: what mutations, `jobs` and subscriptions return."""
+
+from __future__ import annotations
+
+import strawberry
+
+from jobgate.errors import UserProblem
+from jobgate.schema.enums import JobState, UpdateOutcome, UserErrorCode
+from jobgate.services.jobs import UpdateResult
+from jobgate.services.watch import UpdateEvent
+from jobgate.schema.types import Job, JobUpdate
+
+@strawberry.type(
+    description="An expected failure, returned as data. `index` points into the request's "
+    "list; `field` is the path inside that item."
+)
+class UserError:
+    index: int | None
+    field: list[str] | None
+    code: UserErrorCode
+    message: str
+    job_id: strawberry.ID | None = strawberry.field(
+        description="For DUPLICATE_JOB: the job this one duplicates."
+    )
+
+    @classmethod
+    def of(cls, problem: UserProblem) -> UserError:
+        return cls(
+            index=problem.index,
+            field=None if problem.field is None else list(problem.field),
+            code=problem.code,
+            message=problem.message,
+            job_id=None if problem.job_id is None else strawberry.ID(problem.job_id),
+        )
+
+
+@strawberry.type
+class SubmitJobsPayload:
+    jobs: list[Job]
+    user_errors: list[UserError]
+
+
+@strawberry.type(
+    description="`jobs` holds the jobs the request was accepted for, in request order; the "
+    "rest are in `userErrors`."
+)
+class JobsPayload:
+    jobs: list[Job]
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class JobUpdateResult:
+    index: int
+    job_id: strawberry.ID
+    outcome: UpdateOutcome
+    update: JobUpdate | None = strawberry.field(description="The stored update, when APPLIED.")
+    code: UserErrorCode | None
+    message: str | None
+
+    @classmethod
+    def of(cls, result: UpdateResult) -> JobUpdateResult:
+        return cls(
+            index=result.index,
+            job_id=strawberry.ID(result.job_id),
+            outcome=result.outcome,
+            update=None if result.update is None else JobUpdate.of(result.update),
+            code=result.code,
+            message=result.message,
+        )
+
+
+@strawberry.type
+class ReportJobUpdatesPayload:
+    results: list[JobUpdateResult]
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class JobEdge:
+    cursor: str
+    node: Job
+
+
+@strawberry.type
+class JobUpdateEvent:
+    cursor: str = strawberry.field(
+        description="Equals `update.cursor`. Pass it back as `after` to resume without gaps or "
+        "duplicates."
+    )
+    job_id: strawberry.ID
+    update: JobUpdate
+    state_after: JobState = strawberry.field(description="The job's state right after this update.")
+    job: Job = strawberry.field(
+        description="The job: as it was right after this update when delivered live, as it is "
+        "now when replayed."
+    )
+
+    @classmethod
+    def of(cls, event: UpdateEvent) -> JobUpdateEvent:
+        return cls(
+            cursor=event.cursor,
+            job_id=strawberry.ID(event.update.job_id),
+            update=JobUpdate.of(event.update),
+            state_after=event.update.status_after.state,
+            job=Job.of(event.job),
+        )

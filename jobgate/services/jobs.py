@@ -1,0 +1,530 @@
+"""`JobService`: submit, act on, update and read jobs. The only code that changes a job.
+
+Users submit and act; providers report updates. Every change goes through UCloud's rules in
+`jobgate.domain.rules`, is stored by the `JobStore` in one atomic write, and then rings the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import hashlib
+import json
+import logging
+import time
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from jobgate.auth import Identity, Permission, ProviderIdentity, User, permissions_on
+from jobgate.domain.catalog import Catalog, Product
+from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
+from jobgate.domain.rules import Applied, Rejected, Skipped, apply_update
+from jobgate.domain.states import ACTIVE_STATES, JobState
+from jobgate.domain.validation import validate_specifications
+from jobgate.domain.values import ResourceOwner, SimpleDuration
+from jobgate.errors import (
+    BadRequest,
+    JobgateError,
+    StoreUnavailable,
+    UserErrorCode,
+    UserProblem,
+)
+from jobgate.events.bus import JobEventBus
+from jobgate.events.feed import UpdateFeed
+from jobgate.providers.base import ProviderAdapter
+from jobgate.services.pagination import decode_cursor, encode_cursor
+from jobgate.storage.base import (
+    JobFilter,
+    JobOrder,
+    JobQuery,
+    JobStore,
+    NewSubmission,
+    PageKey,
+    sort_key,
+)
+from jobgate.storage.codec import spec_to_doc
+
+log = logging.getLogger(__name__)
+
+MAX_BULK_ITEMS = 1000
+MAX_PAGE_SIZE = 1000
+DUPLICATE_WINDOW = 10
+# How often a write that lost a race re-reads the job and tries again.
+MAX_WRITE_ATTEMPTS = 20
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    specifications: Sequence[JobSpecification]
+    project: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Jobs a request was accepted for (request order), and the problems of the rest."""
+
+    jobs: list[Job]
+    problems: list[UserProblem]
+
+
+class UpdateOutcome(enum.StrEnum):
+    APPLIED = "APPLIED"
+    SKIPPED = "SKIPPED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    index: int
+    job_id: str
+    outcome: UpdateOutcome
+    update: JobUpdate | None = None
+    code: UserErrorCode | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobListing:
+    jobs: list[Job]
+    cursors: list[str]
+    has_next: bool
+    has_previous: bool
+
+
+class ProviderRegistry:
+    """The provider adapters by id."""
+
+    def __init__(self, adapters: Sequence[ProviderAdapter]) -> None:
+        self._adapters = {adapter.id: adapter for adapter in adapters}
+
+    def get(self, provider_id: str) -> ProviderAdapter | None:
+        return self._adapters.get(provider_id)
+
+    @property
+    def all(self) -> list[ProviderAdapter]:
+        return list(self._adapters.values())
+
+
+class JobService:
+    """Validates, authorizes and applies UCloud's rules; the only writer of jobs."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        bus: JobEventBus,
+        feed: UpdateFeed | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.providers = providers
+        self.bus = bus
+        self.feed = feed
+        self.clock = clock
+        self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def get_job(self, identity: Identity, job_id: str) -> Job | None:
+        """The job, if `identity` may read it."""
+        jobs = await self.store.get_jobs([job_id])
+        if not jobs or not identity.visibility.allows(jobs[0]):
+            return None
+        return jobs[0]
+
+    async def list_jobs(
+        self,
+        identity: Identity,
+        job_filter: JobFilter,
+        order: JobOrder,
+        first: int,
+        after: str | None,
+    ) -> JobListing:
+        if not 1 <= first <= MAX_PAGE_SIZE:
+            raise BadRequest(f"first must be between 1 and {MAX_PAGE_SIZE}")
+        key: PageKey | None = None
+        if after is not None:
+            key = decode_cursor(after, job_filter, order)
+        page = await self.store.find_jobs(
+            JobQuery(identity.visibility, job_filter, order, first, key)
+        )
+        cursors = [
+            encode_cursor(
+                PageKey(sort_key(job, order.field), int(job.id)), job_filter, order
+            )
+            for job in page.jobs
+        ]
+        return JobListing(page.jobs, cursors, page.has_next, key is not None)
+
+    async def count_jobs(self, identity: Identity, job_filter: JobFilter) -> int:
+        return await self.store.count_jobs(identity.visibility, job_filter)
+
+    def product_of(self, job: Job) -> Product | None:
+        return self.catalog.product(job.specification.product)
+
+    # --- submitting ---------------------------------------------------------------------------
+
+    async def submit(self, user: User, request: SubmitRequest) -> Outcome:
+        """Validate every item; create all of them or none; hand them to their providers."""
+        count = len(request.specifications)
+        if not 1 <= count <= MAX_BULK_ITEMS:
+            problem = UserProblem(
+                UserErrorCode.TOO_MANY_ITEMS,
+                f"submit between 1 and {MAX_BULK_ITEMS} jobs at a time",
+                field=("jobs",),
+            )
+            return Outcome([], [problem])
+        if request.project is not None and request.project not in user.projects:
+            problem = UserProblem(
+                UserErrorCode.FORBIDDEN,
+                f"you are not a member of project '{request.project}'",
+                field=("project",),
+            )
+            return Outcome([], [problem])
+
+        specs, problems = validate_specifications(request.specifications, self.catalog)
+        if not problems:
+            problems = await self._duplicate_problems(user, specs)
+        if problems:
+            return Outcome([], problems)
+
+        created = await self.store.create_jobs(
+            NewSubmission(
+                owner=ResourceOwner(user.username, request.project),
+                specifications=specs,
+                created_at=self.clock(),
+                idempotency_key=request.idempotency_key,
+                request_hash=_request_hash(specs, request.project),
+            )
+        )
+        await self._ring()
+        if not created.replayed:
+            await self._dispatch(created.jobs)
+        return Outcome(created.jobs, [])
+
+    async def _duplicate_problems(
+        self, user: User, specs: Sequence[JobSpecification]
+    ) -> list[UserProblem]:
+        if all(spec.allow_duplicate_job for spec in specs):
+            return []
+        recent = await self.store.find_jobs(
+            JobQuery(
+                user.visibility,
+                JobFilter(created_by=user.username, states=ACTIVE_STATES),
+                limit=DUPLICATE_WINDOW,
+            )
+        )
+        problems: list[UserProblem] = []
+        for index, spec in enumerate(specs):
+            if spec.allow_duplicate_job:
+                continue
+            for job in recent.jobs:
+                if _same_work(job.specification, spec):
+                    problems.append(
+                        UserProblem(
+                            UserErrorCode.DUPLICATE_JOB,
+                            f"job {job.id} is the same and has not finished; set "
+                            "allowDuplicateJob to submit it anyway",
+                            index=index,
+                            job_id=job.id,
+                        )
+                    )
+                    break
+        return problems
+
+    async def _dispatch(self, jobs: Sequence[Job]) -> None:
+        by_provider: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_provider[job.provider].append(job)
+        for provider_id, group in by_provider.items():
+            adapter = self.providers.get(provider_id)
+            try:
+                if adapter is None:
+                    raise JobgateError(f"provider '{provider_id}' is not running")
+                await adapter.submit(group)
+            except Exception as error:
+                reason = error.message if isinstance(error, JobgateError) else "internal error"
+                if not isinstance(error, JobgateError):
+                    log.exception("provider %s failed to accept jobs", provider_id)
+                for job in group:
+                    await self.apply_update(
+                        UpdateRequest(
+                            job.id,
+                            state=JobState.FAILURE,
+                            status=f"Provider '{provider_id}' did not accept the job: {reason}",
+                            expected_state=JobState.IN_QUEUE,
+                        )
+                    )
+
+    # --- acting -------------------------------------------------------------------------------
+
+    async def cancel(self, user: User, job_ids: Sequence[str]) -> Outcome:
+        accepted, problems = await self._load_for_action(user, job_ids, _cancellable)
+        await self._per_provider(accepted, problems, lambda a, jobs: a.cancel(jobs))
+        return Outcome(accepted, problems)
+
+    async def suspend(self, user: User, job_ids: Sequence[str]) -> Outcome:
+        accepted, problems = await self._load_for_action(user, job_ids, self._suspendable)
+        await self._per_provider(accepted, problems, lambda a, jobs: a.suspend(jobs))
+        return Outcome(accepted, problems)
+
+    async def resume(self, user: User, job_ids: Sequence[str]) -> Outcome:
+        accepted, problems = await self._load_for_action(user, job_ids, self._resumable)
+        await self._per_provider(accepted, problems, lambda a, jobs: a.resume(jobs))
+        return Outcome(accepted, problems)
+
+    async def extend(
+        self, user: User, requests: Sequence[tuple[str, SimpleDuration]]
+    ) -> Outcome:
+        duration_problems: list[UserProblem] = []
+        for index, (_job_id, duration) in enumerate(requests):
+            for part, message in duration.problems():
+                duration_problems.append(
+                    UserProblem(
+                        UserErrorCode.INVALID_PARAMETER,
+                        message,
+                        index=index,
+                        field=("requests", str(index), "requestedTime", part),
+                    )
+                )
+            if not duration.problems() and duration.total_ms <= 0:
+                duration_problems.append(
+                    UserProblem(
+                        UserErrorCode.INVALID_PARAMETER,
+                        "requestedTime must be above zero",
+                        index=index,
+                        field=("requests", str(index), "requestedTime"),
+                    )
+                )
+        bad_indexes = {problem.index for problem in duration_problems}
+        ids = [job_id for job_id, _ in requests]
+        accepted, problems = await self._load_for_action(
+            user, ids, self._extendable, skip=bad_indexes
+        )
+        durations = {job_id: duration for job_id, duration in requests}
+        await self._per_provider(
+            accepted,
+            problems,
+            lambda a, jobs: a.extend([(job, durations[job.id]) for job in jobs]),
+        )
+        all_problems = sorted(
+            [*duration_problems, *problems], key=lambda p: -1 if p.index is None else p.index
+        )
+        return Outcome(accepted, all_problems)
+
+    async def _load_for_action(
+        self,
+        user: User,
+        job_ids: Sequence[str],
+        check: Callable[[Job], UserProblem | None],
+        skip: set[int | None] | None = None,
+    ) -> tuple[list[Job], list[UserProblem]]:
+        if not 1 <= len(job_ids) <= MAX_BULK_ITEMS:
+            problem = UserProblem(
+                UserErrorCode.TOO_MANY_ITEMS, f"name between 1 and {MAX_BULK_ITEMS} jobs"
+            )
+            return [], [problem]
+        found = {job.id: job for job in await self.store.get_jobs(job_ids)}
+        accepted: list[Job] = []
+        problems: list[UserProblem] = []
+        for index, job_id in enumerate(job_ids):
+            if skip and index in skip:
+                continue
+            job = found.get(job_id)
+            permissions = [] if job is None else permissions_on(user, job)
+            if job is None or Permission.READ not in permissions:
+                problems.append(
+                    UserProblem(UserErrorCode.NOT_FOUND, f"no job {job_id}", index, job_id=job_id)
+                )
+                continue
+            if Permission.EDIT not in permissions:
+                problems.append(
+                    UserProblem(
+                        UserErrorCode.FORBIDDEN, "you may not change this job", index, job_id=job_id
+                    )
+                )
+                continue
+            problem = check(job)
+            if problem is not None:
+                problems.append(dataclasses.replace(problem, index=index, job_id=job_id))
+                continue
+            accepted.append(job)
+        return accepted, problems
+
+    async def _per_provider(
+        self,
+        jobs: list[Job],
+        problems: list[UserProblem],
+        command: Callable[[ProviderAdapter, list[Job]], Awaitable[None]],
+    ) -> None:
+        """One call per provider; jobs of a provider that fails move from `jobs` to `problems`."""
+        by_provider: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_provider[job.provider].append(job)
+        for provider_id, group in by_provider.items():
+            adapter = self.providers.get(provider_id)
+            try:
+                if adapter is None:
+                    raise JobgateError(f"provider '{provider_id}' is not running")
+                await command(adapter, group)
+            except JobgateError as error:
+                for job in group:
+                    jobs.remove(job)
+                    problems.append(
+                        UserProblem(
+                            UserErrorCode.PRECONDITION_FAILED,
+                            f"provider '{provider_id}': {error.message}",
+                            job_id=job.id,
+                        )
+                    )
+
+    def _support(self, job: Job) -> Product | None:
+        return self.catalog.product(job.specification.product)
+
+    def _extendable(self, job: Job) -> UserProblem | None:
+        product = self._support(job)
+        if product is None or not product.support.time_extension:
+            return _not_supported("its product does not support time extension")
+        return _final_problem(job)
+
+    def _suspendable(self, job: Job) -> UserProblem | None:
+        product = self._support(job)
+        if product is None or not product.support.suspension:
+            return _not_supported("its product does not support suspension")
+        if job.status.state is not JobState.RUNNING:
+            return _invalid_state(f"only a RUNNING job can be suspended; it is {job.status.state}")
+        return None
+
+    def _resumable(self, job: Job) -> UserProblem | None:
+        product = self._support(job)
+        if product is None or not product.support.suspension:
+            return _not_supported("its product does not support suspension")
+        if job.status.state is not JobState.SUSPENDED:
+            return _invalid_state(f"only a SUSPENDED job can be resumed; it is {job.status.state}")
+        return None
+
+    # --- updating -----------------------------------------------------------------------------
+
+    async def report_updates(
+        self, provider: ProviderIdentity, requests: Sequence[UpdateRequest]
+    ) -> list[UpdateResult]:
+        """Apply a provider's updates in request order; each succeeds or fails on its own."""
+        if not 1 <= len(requests) <= MAX_BULK_ITEMS:
+            raise BadRequest(f"report between 1 and {MAX_BULK_ITEMS} updates at a time")
+        return [
+            await self.apply_update(request, index=index, provider_id=provider.provider_id)
+            for index, request in enumerate(requests)
+        ]
+
+    async def apply_update(
+        self, request: UpdateRequest, *, index: int = 0, provider_id: str | None = None
+    ) -> UpdateResult:
+        """Apply one update under UCloud's rules. With `provider_id`, only that provider's jobs."""
+        lock = self._job_locks.setdefault(request.job_id, asyncio.Lock())
+        async with lock:
+            for _attempt in range(MAX_WRITE_ATTEMPTS):
+                jobs = await self.store.get_jobs([request.job_id])
+                if not jobs:
+                    return _rejected(index, request, UserErrorCode.NOT_FOUND, "no such job")
+                job = jobs[0]
+                if provider_id is not None and job.provider != provider_id:
+                    return _rejected(
+                        index, request, UserErrorCode.FORBIDDEN, "the job is not on your provider"
+                    )
+                now = self.clock()
+                decision = apply_update(job.status, request, now)
+                match decision:
+                    case Rejected(code=code, message=message):
+                        return _rejected(index, request, code, message)
+                    case Skipped(reason=reason):
+                        return UpdateResult(
+                            index,
+                            request.job_id,
+                            UpdateOutcome.SKIPPED,
+                            code=UserErrorCode.PRECONDITION_FAILED,
+                            message=reason,
+                        )
+                    case Applied(status=status):
+                        stored = await self.store.commit_update(job, request, status, now)
+                        if stored is not None:
+                            await self._ring()
+                            return UpdateResult(
+                                index, request.job_id, UpdateOutcome.APPLIED, update=stored
+                            )
+        raise StoreUnavailable(f"job {request.job_id} changed too often to apply the update")
+
+    async def active_jobs_of(self, provider_id: str) -> list[Job]:
+        """Every job of a provider that is not final, for re-attaching after a restart."""
+        jobs: list[Job] = []
+        key: PageKey | None = None
+        order = JobOrder(descending=False)
+        while True:
+            page = await self.store.find_jobs(
+                JobQuery(
+                    ProviderIdentity(provider_id).visibility,
+                    JobFilter(states=ACTIVE_STATES),
+                    order,
+                    limit=MAX_PAGE_SIZE,
+                    after=key,
+                )
+            )
+            jobs.extend(page.jobs)
+            if not page.has_next:
+                return jobs
+            last = page.jobs[-1]
+            key = PageKey(sort_key(last, order.field), int(last.id))
+
+    async def _ring(self) -> None:
+        """Tell this process's feed and, through the bus, every replica that the log grew."""
+        if self.feed is not None:
+            self.feed.poke()
+        await self.bus.ring()
+
+
+def _rejected(
+    index: int, request: UpdateRequest, code: UserErrorCode, message: str
+) -> UpdateResult:
+    return UpdateResult(index, request.job_id, UpdateOutcome.REJECTED, code=code, message=message)
+
+
+def _same_work(a: JobSpecification, b: JobSpecification) -> bool:
+    return dataclasses.replace(a, allow_duplicate_job=False) == dataclasses.replace(
+        b, allow_duplicate_job=False
+    )
+
+
+def _request_hash(specs: Sequence[JobSpecification], project: str | None) -> str:
+    payload = json.dumps(
+        {"project": project, "jobs": [spec_to_doc(spec) for spec in specs]}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _not_supported(message: str) -> UserProblem:
+    return UserProblem(UserErrorCode.NOT_SUPPORTED, message)
+
+
+def _invalid_state(message: str) -> UserProblem:
+    return UserProblem(UserErrorCode.INVALID_STATE, message)
+
+
+def _final_problem(job: Job) -> UserProblem | None:
+    if job.status.state.is_final:
+        return _invalid_state(f"the job has already ended ({job.status.state})")
+    return None
+
+
+def _cancellable(job: Job) -> UserProblem | None:
+    return _final_problem(job)

@@ -1,0 +1,160 @@
+"""`JobWatcher`: the `jobUpdates` stream: stored updates after a cursor, then live ones.
+
+The seam between replay and live has no gap and no duplicate: the watcher attaches to the feed
+first, at the feed's position P, replays the store's updates up to P, and then takes the feed's
+entries, all of which come after P. A watcher that lags catches up from the store on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from jobgate.auth import Identity
+from jobgate.domain.job import Job, JobUpdate
+from jobgate.errors import JobgateError
+from jobgate.events.feed import FeedSubscription, UpdateFeed
+from jobgate.storage.base import JobStore, LogEntry, LogQuery
+
+REPLAY_BATCH = 500
+
+
+class JobsNotFound(JobgateError):
+    code = "NOT_FOUND"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateEvent:
+    """One update for a watcher, with the job as of that update (live) or as of now (replay)."""
+
+    update: JobUpdate
+    job: Job
+
+    @property
+    def cursor(self) -> str:
+        return str(self.update.seq)
+
+
+class JobWatcher:
+    def __init__(self, store: JobStore, feed: UpdateFeed) -> None:
+        self.store = store
+        self.feed = feed
+
+    async def watch(
+        self, identity: Identity, job_ids: Sequence[str] | None, after: int | None
+    ) -> AsyncIterator[UpdateEvent]:
+        """Every update the caller may read (of `job_ids`, if given) after `after`, then live.
+
+        Without `after`: with `job_ids`, each job's whole history; without, live only. With
+        `job_ids`, the stream ends once all of them are final.
+        """
+        visibility = identity.visibility
+        wanted: frozenset[str] | None = None
+        unfinished: set[str] = set()
+        if job_ids is not None:
+            wanted = frozenset(job_ids)
+            jobs = {job.id: job for job in await self.store.get_jobs(list(wanted))}
+            missing = [i for i in wanted if i not in jobs or not visibility.allows(jobs[i])]
+            if missing:
+                raise JobsNotFound(f"no such job: {', '.join(sorted(missing))}")
+            unfinished = {i for i, job in jobs.items() if not job.status.state.is_final}
+
+        def interesting(entry: LogEntry) -> bool:
+            if wanted is not None:
+                return entry.update.job_id in wanted
+            return visibility.allows(entry.job)
+
+        await self.feed.ready()
+        subscription = self.feed.attach(interesting)
+        try:
+            start = subscription.start
+            seen = start if after is None and wanted is None else (after or 0)
+            ids = None if wanted is None else tuple(wanted)
+            replayed = self._stored(seen, start, ids, identity)
+            async for event in self._with_current_jobs(replayed):
+                seen = event.update.seq
+                if event.job.status.state.is_final:
+                    unfinished.discard(event.job.id)
+                yield event
+            if wanted is not None and not unfinished:
+                return
+            async for entry in self._live(subscription, max(seen, start), ids, identity):
+                yield UpdateEvent(entry.update, entry.job)
+                if wanted is not None and entry.update.status_after.state.is_final:
+                    unfinished.discard(entry.update.job_id)
+                    if not unfinished:
+                        return
+        finally:
+            self.feed.detach(subscription)
+
+    async def _stored(
+        self, after: int, up_to: int, job_ids: tuple[str, ...] | None, identity: Identity
+    ) -> AsyncIterator[LogEntry]:
+        """Stored entries in (after, up_to] that the caller may read, in order."""
+        position = after
+        while position < up_to:
+            entries = await self.store.read_log(
+                LogQuery(
+                    after=position,
+                    up_to=up_to,
+                    limit=REPLAY_BATCH,
+                    job_ids=job_ids,
+                    visibility=identity.visibility,
+                )
+            )
+            for entry in entries:
+                yield entry
+                position = entry.update.seq
+            if len(entries) < REPLAY_BATCH:
+                return
+
+    async def _with_current_jobs(
+        self, entries: AsyncIterator[LogEntry]
+    ) -> AsyncIterator[UpdateEvent]:
+        """Replayed events carry the job as it is now (one batched read per page)."""
+        page: list[LogEntry] = []
+
+        async def flush() -> list[UpdateEvent]:
+            ids = list({entry.update.job_id for entry in page})
+            current = {job.id: job for job in await self.store.get_jobs(ids)}
+            events = [UpdateEvent(e.update, current.get(e.update.job_id, e.job)) for e in page]
+            page.clear()
+            return events
+
+        async for entry in entries:
+            page.append(entry)
+            if len(page) == REPLAY_BATCH:
+                for event in await flush():
+                    yield event
+        if page:
+            for event in await flush():
+                yield event
+
+    async def _live(
+        self,
+        subscription: FeedSubscription,
+        seen: int,
+        job_ids: tuple[str, ...] | None,
+        identity: Identity,
+    ) -> AsyncIterator[LogEntry]:
+        """Entries after `seen` from the feed, or from the store when the watcher lagged."""
+        while True:
+            if subscription.lagging:
+                # Fell behind: forget the queue and read what was missed from the store. Entries
+                # the feed offers from now on come after `target`, so nothing falls in between.
+                target = self.feed.position
+                subscription.drain()
+                subscription.lagging = False
+                async for entry in self._stored(seen, target, job_ids, identity):
+                    seen = entry.update.seq
+                    yield entry
+                seen = max(seen, target)
+                continue
+            if subscription.queue.empty():
+                subscription.wakeup.clear()
+                await subscription.wakeup.wait()
+                continue
+            entry = subscription.queue.get_nowait()
+            if entry.update.seq > seen:
+                seen = entry.update.seq
+                yield entry

@@ -1,0 +1,205 @@
+"""Settings: one model per area, read from a TOML file with `JOBGATE_...` environment overrides.
+
+Environment variables use `__` between levels: `JOBGATE_STORAGE__URL=mongodb://...` overrides
+`[storage] url`. Lists (users, providers, applications) take JSON: `JOBGATE_USERS='[...]'`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from jobgate.errors import ConfigError
+
+ParameterTypeName = Literal[
+    "input_file",
+    "input_directory",
+    "text",
+    "textarea",
+    "integer",
+    "floating_point",
+    "boolean",
+    "enumeration",
+    "peer",
+    "license_server",
+    "network_ip",
+    "ingress",
+    "module_list",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StorageSettings(_Strict):
+    url: str = Field(
+        default="",
+        description="sqlite:///absolute/path.db, sqlite://relative/path.db or mongodb://host/db; "
+        "empty means jobgate.db in the data folder",
+    )
+    server_selection_timeout_ms: int = Field(default=5000, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if url and not url.startswith(("sqlite://", "mongodb://", "mongodb+srv://")):
+            raise ValueError("url must start with sqlite://, mongodb:// or mongodb+srv://")
+        return url
+
+
+class BusSettings(_Strict):
+    url: str = "memory://"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("url must start with memory://, redis:// or rediss://")
+        return url
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("jobgate-data")
+    graphiql: bool = True
+
+
+class FeedSettings(_Strict):
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    gap_timeout_seconds: float = Field(default=2.0, gt=0)
+    max_queued_events: int = Field(default=1000, ge=1)
+
+
+class UserSettings(_Strict):
+    username: str = Field(min_length=1)
+    token: SecretStr
+    projects: list[str] = []
+
+
+class SupportSettings(_Strict):
+    logs: bool = False
+    time_extension: bool = Field(default=False, alias="timeExtension")
+    suspension: bool = False
+
+
+class ProductSettings(_Strict):
+    name: str = Field(min_length=1)
+    category: str = Field(min_length=1)
+    description: str | None = None
+    cpu: int | None = Field(default=None, ge=0)
+    memory_in_gigs: int | None = Field(default=None, ge=0, alias="memoryInGigs")
+    gpu: int | None = Field(default=None, ge=0)
+    support: SupportSettings = SupportSettings()
+
+
+class ProviderSettings(_Strict):
+    id: str = Field(min_length=1, pattern=r"^[\w.-]+$")
+    kind: Literal["local"]
+    token: SecretStr | None = None
+    products: list[ProductSettings] = Field(min_length=1)
+    max_concurrent_jobs: int = Field(default=64, ge=1)
+    cancel_grace_seconds: float = Field(default=5.0, ge=0)
+
+
+class ParameterSettings(_Strict):
+    name: str = Field(pattern=r"^\w+$")
+    type: ParameterTypeName
+    optional: bool = False
+    default: Any = None
+    title: str | None = None
+    description: str | None = None
+    options: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class ApplicationSettings(_Strict):
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    command: list[str] = Field(min_length=1)
+    title: str | None = None
+    description: str | None = None
+    parameters: list[ParameterSettings] = []
+
+
+class Settings(BaseSettings):
+    """Everything jobgate reads at start. Tests build it directly: `Settings(users=[...])`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JOBGATE_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
+
+    storage: StorageSettings = StorageSettings()
+    bus: BusSettings = BusSettings()
+    server: ServerSettings = ServerSettings()
+    feed: FeedSettings = FeedSettings()
+    users: list[UserSettings] = []
+    providers: list[ProviderSettings] = []
+    applications: list[ApplicationSettings] = []
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        _require_unique("users", [u.username for u in self.users])
+        _require_unique("providers", [p.id for p in self.providers])
+        _require_unique("applications", [f"{a.name}@{a.version}" for a in self.applications])
+        return self
+
+
+def _require_unique(key: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{key}: '{name}' appears more than once")
+        seen.add(name)
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Settings from `config_file` (if any) with `JOBGATE_...` variables on top.
+
+    Raises `ConfigError` naming the offending key.
+    """
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {config_file}: {error.strerror}") from error
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{config_file} is not valid TOML: {error}") from error
+    try:
+        overrides = EnvSettingsSource(Settings)()
+        return Settings(**_deep_merge(data, overrides))
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from error
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"{key}: {problem['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,1 @@
+"""Durable storage of jobs and of the global update log."""

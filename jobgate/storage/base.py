@@ -1,0 +1,212 @@
+"""The `JobStore` protocol that every store implements, and the query types it takes.
+
+A store owns two things: the jobs, and one global, ordered log of their updates. Each stored
+update gets the next position (`seq`) in that log; the position is the update's cursor.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from jobgate.domain.job import Job, JobSpecification, JobStatus, JobUpdate, UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.domain.values import ResourceOwner
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which jobs a caller may read: everything, one provider's jobs, or a user's workspaces."""
+
+    everything: bool = False
+    provider: str | None = None
+    username: str | None = None
+    projects: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_user(cls, username: str, projects: frozenset[str]) -> Visibility:
+        return cls(username=username, projects=projects)
+
+    @classmethod
+    def for_provider(cls, provider: str) -> Visibility:
+        return cls(provider=provider)
+
+    def allows(self, job: Job) -> bool:
+        if self.everything:
+            return True
+        if self.provider is not None:
+            return job.provider == self.provider
+        if job.owner.project is None:
+            return job.owner.created_by == self.username
+        return job.owner.project in self.projects
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """The contract's JobFilter; every field the store applies in the database."""
+
+    states: frozenset[JobState] | None = None
+    application: str | None = None
+    created_by: str | None = None
+    project: str | None = None
+    provider: str | None = None
+    product_id: str | None = None
+    product_category: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    ids: tuple[str, ...] | None = None
+    provider_generated_id: str | None = None
+    query: str | None = None
+
+
+class OrderField(enum.StrEnum):
+    CREATED_AT = "CREATED_AT"
+    NAME = "NAME"
+    CREATED_BY = "CREATED_BY"
+    STATE = "STATE"
+
+
+@dataclass(frozen=True, slots=True)
+class JobOrder:
+    field: OrderField = OrderField.CREATED_AT
+    descending: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PageKey:
+    """Where a page ended: the sort value of its last job and that job's number."""
+
+    value: int | str
+    job_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    visibility: Visibility
+    filter: JobFilter = JobFilter()
+    order: JobOrder = JobOrder()
+    limit: int = 50
+    after: PageKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    has_next: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubmission:
+    """Validated jobs to create together. With a key, a repeat returns the first jobs."""
+
+    owner: ResourceOwner
+    specifications: Sequence[JobSpecification]
+    created_at: int
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    initial_status: str = "The job was submitted"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedJobs:
+    jobs: list[Job]
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One update of the global log with the job it belongs to, as of that update."""
+
+    update: JobUpdate
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """A range of the update log, optionally narrowed to some jobs or to what a caller can read."""
+
+    after: int
+    up_to: int | None = None
+    limit: int = 500
+    job_ids: tuple[str, ...] | None = None
+    visibility: Visibility | None = None
+
+
+@dataclass(slots=True)
+class RoundTrips:
+    """Counts database round trips, so tests can prove a query is not N+1."""
+
+    count: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str) -> None:
+        self.count += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+
+def sort_key(job: Job, order: OrderField) -> int | str:
+    """The value a job is ordered by; stores persist it so the database can sort on it."""
+    match order:
+        case OrderField.CREATED_AT:
+            return job.created_at
+        case OrderField.NAME:
+            return (job.specification.name or "").lower()
+        case OrderField.CREATED_BY:
+            return job.owner.created_by
+        case OrderField.STATE:
+            return job.status.state.lifecycle_rank
+
+
+def job_number(job_id: str) -> int | None:
+    """Job ids are decimal numbers; anything else names no job."""
+    if not job_id.isdecimal() or len(job_id) > 18:
+        return None
+    return int(job_id)
+
+
+class JobStore(Protocol):
+    """Durable jobs and their ordered update log. Raises `StoreUnavailable` when unreachable."""
+
+    round_trips: RoundTrips
+
+    async def open(self) -> None:
+        """Connect and create tables or indexes; idempotent."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
+        """Store all jobs with their IN_QUEUE update, or return the jobs of an earlier equal key.
+
+        Raises `IdempotencyKeyReused` when the key was used for a different request.
+        """
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs that exist among `job_ids`, in no particular order."""
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        """One page of visible, filtered, ordered jobs, after `query.after`."""
+
+    async def count_jobs(self, visibility: Visibility, job_filter: JobFilter) -> int:
+        """How many visible jobs match the filter."""
+
+    async def updates_of(
+        self, job_ids: Sequence[str], last: int | None = None
+    ) -> dict[str, list[JobUpdate]]:
+        """Each job's stored updates, oldest first; with `last`, only the newest `last`."""
+
+    async def commit_update(
+        self, job: Job, request: UpdateRequest, status_after: JobStatus, timestamp: int
+    ) -> JobUpdate | None:
+        """Store the new status and its update in one atomic write, if `job.version` is current.
+
+        Returns None when another write changed the job first; the caller re-reads and retries.
+        """
+
+    async def latest_seq(self) -> int:
+        """The newest committed position of the update log (0 when empty)."""
+
+    async def read_log(self, query: LogQuery) -> list[LogEntry]:
+        """Updates after `query.after` (up to `query.up_to`), ordered by position."""

@@ -1,0 +1,91 @@
+"""SQL fragments for the SQLite store: visibility, filters and keyset pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey, Visibility, job_number
+
+SqlParams = list[object]
+
+ORDER_COLUMNS = {
+    OrderField.CREATED_AT: "created_at",
+    OrderField.NAME: "name_key",
+    OrderField.CREATED_BY: "created_by",
+    OrderField.STATE: "state_rank",
+}
+
+
+def placeholders(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def visibility_sql(visibility: Visibility, table: str = "jobs") -> tuple[str, SqlParams]:
+    if visibility.everything:
+        return "1=1", []
+    if visibility.provider is not None:
+        return f"{table}.provider = ?", [visibility.provider]
+    projects = sorted(visibility.projects)
+    clause = f"({table}.project IS NULL AND {table}.created_by = ?)"
+    params: SqlParams = [visibility.username]
+    if projects:
+        clause = f"({clause} OR {table}.project IN ({placeholders(len(projects))}))"
+        params.extend(projects)
+    return clause, params
+
+
+def filter_sql(job_filter: JobFilter, table: str = "jobs") -> tuple[str, SqlParams]:
+    clauses: list[str] = []
+    params: SqlParams = []
+
+    def equals(column: str, value: object) -> None:
+        if value is not None:
+            clauses.append(f"{table}.{column} = ?")
+            params.append(value)
+
+    equals("application", job_filter.application)
+    equals("created_by", job_filter.created_by)
+    equals("project", job_filter.project)
+    equals("provider", job_filter.provider)
+    equals("product_id", job_filter.product_id)
+    equals("product_category", job_filter.product_category)
+    equals("provider_generated_id", job_filter.provider_generated_id)
+    if job_filter.states is not None:
+        states = sorted(job_filter.states)
+        clauses.append(f"{table}.state IN ({placeholders(len(states))})")
+        params.extend(states)
+    if job_filter.created_after is not None:
+        clauses.append(f"{table}.created_at >= ?")
+        params.append(job_filter.created_after)
+    if job_filter.created_before is not None:
+        clauses.append(f"{table}.created_at <= ?")
+        params.append(job_filter.created_before)
+    if job_filter.ids is not None:
+        numbers = ids_to_numbers(job_filter.ids)
+        clauses.append(f"{table}.num IN ({placeholders(len(numbers))})" if numbers else "0=1")
+        params.extend(numbers)
+    if job_filter.query:
+        needle = job_filter.query.lower()
+        clauses.append(
+            f"(instr(lower(coalesce({table}.name, '')), ?) > 0"
+            f" OR instr(lower({table}.application), ?) > 0"
+            f" OR instr(CAST({table}.num AS TEXT), ?) > 0)"
+        )
+        params.extend([needle, needle, needle])
+    return " AND ".join(clauses) or "1=1", params
+
+
+def page_sql(order: JobOrder, after: PageKey | None) -> tuple[str, str, SqlParams]:
+    """(where clause, order by clause, params) for keyset pagination with the job number as tiebreak."""
+    column = ORDER_COLUMNS[order.field]
+    direction = "DESC" if order.descending else "ASC"
+    order_by = f"jobs.{column} {direction}, jobs.num {direction}"
+    if after is None:
+        return "1=1", order_by, []
+    op = "<" if order.descending else ">"
+    where = f"(jobs.{column} {op} ? OR (jobs.{column} = ? AND jobs.num {op} ?))"
+    return where, order_by, [after.value, after.value, after.job_number]
+
+
+def ids_to_numbers(job_ids: Sequence[str]) -> list[int]:
+    return [n for n in (job_number(job_id) for job_id in job_ids) if n is not None]

@@ -1,0 +1,417 @@
+"""`SqliteJobStore`: the embedded default store (aiosqlite, WAL).
+
+One writer connection, guarded by a lock, does every write in an explicit transaction, so the
+update log's positions are assigned in commit order and the log has no gaps. A second connection
+serves reads; with WAL it never waits for the writer and sees only committed data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.domain.values import ResourceOwner
+from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
+from jobgate.storage.base import (
+    CreatedJobs,
+    JobFilter,
+    JobPage,
+    JobQuery,
+    LogEntry,
+    LogQuery,
+    NewSubmission,
+    OrderField,
+    RoundTrips,
+    Visibility,
+    sort_key,
+)
+from jobgate.storage.codec import (
+    request_from_doc,
+    request_to_doc,
+    spec_from_doc,
+    spec_to_doc,
+    status_from_doc,
+    status_to_doc,
+)
+from jobgate.storage.sql_query import (
+    filter_sql,
+    ids_to_numbers,
+    page_sql,
+    placeholders,
+    visibility_sql,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    num INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_by TEXT NOT NULL,
+    project TEXT,
+    provider TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    product_category TEXT NOT NULL,
+    application TEXT NOT NULL,
+    name TEXT,
+    name_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    state_rank INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    provider_generated_id TEXT,
+    version INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (created_by, project);
+CREATE INDEX IF NOT EXISTS jobs_project ON jobs (project);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE INDEX IF NOT EXISTS jobs_provider ON jobs (provider, state);
+CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
+CREATE TABLE IF NOT EXISTS job_updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_num INTEGER NOT NULL REFERENCES jobs (num),
+    timestamp INTEGER NOT NULL,
+    request TEXT NOT NULL,
+    status_after TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_updates_job ON job_updates (job_num, seq);
+CREATE TABLE IF NOT EXISTS submissions (
+    owner TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    job_nums TEXT NOT NULL,
+    PRIMARY KEY (owner, idempotency_key)
+);
+"""
+
+JOB_COLUMNS = "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec, jobs.status"
+
+
+class SqliteJobStore:
+    """Jobs and the update log in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.round_trips = RoundTrips()
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._writer.execute("PRAGMA synchronous=NORMAL")
+            await self._writer.execute("PRAGMA busy_timeout=5000")
+            await self._writer.executescript(SCHEMA)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._reader.execute("PRAGMA busy_timeout=5000")
+        except (sqlite3.OperationalError, OSError) as error:
+            await self.close()
+            raise StoreUnavailable(f"cannot open the SQLite store at {self.path}: {error}") from error
+
+    async def close(self) -> None:
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                await connection.close()
+        self._reader = self._writer = None
+
+    # --- writing ------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._writer is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        async with self._write_lock:
+            db = self._writer
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+                await db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                log.warning("SQLite write failed: %s", error)
+                raise StoreUnavailable(f"the SQLite store failed to write: {error}") from error
+            finally:
+                self.round_trips.add("write")
+
+    async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
+        owner_key = _owner_key(submission.owner)
+        async with self._transaction() as db:
+            if submission.idempotency_key is not None:
+                cursor = await db.execute(
+                    "SELECT request_hash, job_nums FROM submissions"
+                    " WHERE owner = ? AND idempotency_key = ?",
+                    (owner_key, submission.idempotency_key),
+                )
+                row = await cursor.fetchone()
+                if row is not None:
+                    if row[0] != submission.request_hash:
+                        raise IdempotencyKeyReused(
+                            "this idempotency key was used for a different request"
+                        )
+                    numbers: list[int] = json.loads(row[1])
+                    jobs = await self._jobs_by_numbers(db, numbers)
+                    return CreatedJobs(jobs, replayed=True)
+            created: list[Job] = []
+            for spec in submission.specifications:
+                status = JobStatus(time_allocation=spec.time_allocation)
+                job = Job(
+                    id="",
+                    owner=submission.owner,
+                    specification=spec,
+                    status=status,
+                    created_at=submission.created_at,
+                    version=1,
+                )
+                cursor = await db.execute(
+                    "INSERT INTO jobs (created_by, project, provider, product_id, product_category,"
+                    " application, name, name_key, state, state_rank, created_at,"
+                    " provider_generated_id, version, spec, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.owner.created_by,
+                        job.owner.project,
+                        spec.product.provider,
+                        spec.product.id,
+                        spec.product.category,
+                        spec.application.name,
+                        spec.name,
+                        sort_key(job, OrderField.NAME),
+                        status.state.value,
+                        status.state.lifecycle_rank,
+                        job.created_at,
+                        None,
+                        job.version,
+                        json.dumps(spec_to_doc(spec)),
+                        json.dumps(status_to_doc(status)),
+                    ),
+                )
+                number = cursor.lastrowid
+                assert number is not None
+                job_id = str(number)
+                request = UpdateRequest(
+                    job_id, state=JobState.IN_QUEUE, status=submission.initial_status
+                )
+                await db.execute(
+                    "INSERT INTO job_updates (job_num, timestamp, request, status_after)"
+                    " VALUES (?, ?, ?, ?)",
+                    (
+                        number,
+                        job.created_at,
+                        json.dumps(request_to_doc(request)),
+                        json.dumps(status_to_doc(status)),
+                    ),
+                )
+                created.append(_with_id(job, job_id))
+            if submission.idempotency_key is not None:
+                await db.execute(
+                    "INSERT INTO submissions (owner, idempotency_key, request_hash, job_nums)"
+                    " VALUES (?, ?, ?, ?)",
+                    (
+                        owner_key,
+                        submission.idempotency_key,
+                        submission.request_hash,
+                        json.dumps([int(job.id) for job in created]),
+                    ),
+                )
+            return CreatedJobs(created)
+
+    async def commit_update(
+        self, job: Job, request: UpdateRequest, status_after: JobStatus, timestamp: int
+    ) -> JobUpdate | None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET state = ?, state_rank = ?, provider_generated_id = ?, status = ?,"
+                " version = version + 1 WHERE num = ? AND version = ?",
+                (
+                    status_after.state.value,
+                    status_after.state.lifecycle_rank,
+                    status_after.provider_generated_id,
+                    json.dumps(status_to_doc(status_after)),
+                    int(job.id),
+                    job.version,
+                ),
+            )
+            if cursor.rowcount != 1:
+                return None
+            cursor = await db.execute(
+                "INSERT INTO job_updates (job_num, timestamp, request, status_after)"
+                " VALUES (?, ?, ?, ?)",
+                (
+                    int(job.id),
+                    timestamp,
+                    json.dumps(request_to_doc(request)),
+                    json.dumps(status_to_doc(status_after)),
+                ),
+            )
+            seq = cursor.lastrowid
+            assert seq is not None
+            return JobUpdate(seq, job.id, timestamp, request, status_after)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[object], kind: str) -> list[Any]:
+        if self._reader is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        self.round_trips.add(kind)
+        try:
+            cursor = await self._reader.execute(sql, tuple(params))
+            return list(await cursor.fetchall())
+        except sqlite3.OperationalError as error:
+            log.warning("SQLite read failed: %s", error)
+            raise StoreUnavailable(f"the SQLite store failed to read: {error}") from error
+
+    async def _jobs_by_numbers(self, db: aiosqlite.Connection, numbers: list[int]) -> list[Job]:
+        if not numbers:
+            return []
+        cursor = await db.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE num IN ({placeholders(len(numbers))})",
+            numbers,
+        )
+        by_number = {row[0]: _job_from_row(row) for row in await cursor.fetchall()}
+        return [by_number[n] for n in numbers if n in by_number]
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        numbers = ids_to_numbers(job_ids)
+        if not numbers:
+            return []
+        rows = await self._fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE num IN ({placeholders(len(numbers))})",
+            numbers,
+            "get_jobs",
+        )
+        return [_job_from_row(row) for row in rows]
+
+    async def find_jobs(self, query: JobQuery) -> JobPage:
+        visible, visible_params = visibility_sql(query.visibility)
+        filtered, filter_params = filter_sql(query.filter)
+        page, order_by, page_params = page_sql(query.order, query.after)
+        rows = await self._fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {visible} AND {filtered} AND {page}"
+            f" ORDER BY {order_by} LIMIT ?",
+            [*visible_params, *filter_params, *page_params, query.limit + 1],
+            "find_jobs",
+        )
+        jobs = [_job_from_row(row) for row in rows[: query.limit]]
+        return JobPage(jobs, has_next=len(rows) > query.limit)
+
+    async def count_jobs(self, visibility: Visibility, job_filter: JobFilter) -> int:
+        visible, visible_params = visibility_sql(visibility)
+        filtered, filter_params = filter_sql(job_filter)
+        rows = await self._fetch(
+            f"SELECT count(*) FROM jobs WHERE {visible} AND {filtered}",
+            [*visible_params, *filter_params],
+            "count_jobs",
+        )
+        return int(rows[0][0])
+
+    async def updates_of(
+        self, job_ids: Sequence[str], last: int | None = None
+    ) -> dict[str, list[JobUpdate]]:
+        numbers = ids_to_numbers(job_ids)
+        result: dict[str, list[JobUpdate]] = {str(n): [] for n in numbers}
+        if not numbers:
+            return result
+        where = f"job_num IN ({placeholders(len(numbers))})"
+        params: list[object] = list(numbers)
+        if last is None:
+            sql = (
+                "SELECT seq, job_num, timestamp, request, status_after FROM job_updates"
+                f" WHERE {where} ORDER BY seq"
+            )
+        else:
+            sql = (
+                "SELECT seq, job_num, timestamp, request, status_after FROM ("
+                " SELECT *, row_number() OVER (PARTITION BY job_num ORDER BY seq DESC) AS age"
+                f" FROM job_updates WHERE {where}) WHERE age <= ? ORDER BY seq"
+            )
+            params.append(last)
+        for row in await self._fetch(sql, params, "updates_of"):
+            update = _update_from_row(row)
+            result[update.job_id].append(update)
+        return result
+
+    async def latest_seq(self) -> int:
+        rows = await self._fetch("SELECT coalesce(max(seq), 0) FROM job_updates", [], "latest")
+        return int(rows[0][0])
+
+    async def read_log(self, query: LogQuery) -> list[LogEntry]:
+        clauses = ["u.seq > ?"]
+        params: list[object] = [query.after]
+        if query.up_to is not None:
+            clauses.append("u.seq <= ?")
+            params.append(query.up_to)
+        if query.job_ids is not None:
+            numbers = ids_to_numbers(query.job_ids)
+            clauses.append(f"u.job_num IN ({placeholders(len(numbers))})" if numbers else "0=1")
+            params.extend(numbers)
+        if query.visibility is not None:
+            visible, visible_params = visibility_sql(query.visibility)
+            clauses.append(visible)
+            params.extend(visible_params)
+        rows = await self._fetch(
+            f"SELECT u.seq, u.job_num, u.timestamp, u.request, u.status_after, {JOB_COLUMNS}"
+            " FROM job_updates AS u JOIN jobs ON jobs.num = u.job_num"
+            f" WHERE {' AND '.join(clauses)} ORDER BY u.seq LIMIT ?",
+            [*params, query.limit],
+            "read_log",
+        )
+        entries: list[LogEntry] = []
+        for row in rows:
+            update = _update_from_row(row[:5])
+            job = _job_from_row(row[5:])
+            entries.append(LogEntry(update, _as_of(job, update)))
+        return entries
+
+
+def _owner_key(owner: ResourceOwner) -> str:
+    return f"{owner.created_by}\x00{owner.project or ''}"
+
+
+def _with_id(job: Job, job_id: str) -> Job:
+    return Job(job_id, job.owner, job.specification, job.status, job.created_at, job.version)
+
+
+def _as_of(job: Job, update: JobUpdate) -> Job:
+    return Job(job.id, job.owner, job.specification, update.status_after, job.created_at, 0)
+
+
+def _job_from_row(row: Sequence[Any]) -> Job:
+    number, created_by, project, created_at, version, spec, status = row
+    return Job(
+        id=str(number),
+        owner=ResourceOwner(created_by, project),
+        specification=spec_from_doc(json.loads(spec)),
+        status=status_from_doc(json.loads(status)),
+        created_at=created_at,
+        version=version,
+    )
+
+
+def _update_from_row(row: Sequence[Any]) -> JobUpdate:
+    seq, job_num, timestamp, request, status_after = row
+    job_id = str(job_num)
+    return JobUpdate(
+        seq=seq,
+        job_id=job_id,
+        timestamp=timestamp,
+        request=request_from_doc(job_id, json.loads(request)),
+        status_after=status_from_doc(json.loads(status_after)),
+    )

@@ -1,0 +1,165 @@
+"""Building the parts from settings: catalog, store, providers and identities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jobgate.auth import Authenticator, Identity, ProviderIdentity, User
+from jobgate.domain.catalog import (
+    Application,
+    ApplicationParameter,
+    Catalog,
+    ComputeSupport,
+    ParameterType,
+    Product,
+)
+from jobgate.domain.values import (
+    BooleanValue,
+    FileValue,
+    FloatingPointValue,
+    IntegerValue,
+    ModulesValue,
+    ParameterValue,
+    TextValue,
+)
+from jobgate.errors import ConfigError
+from jobgate.providers.base import ProviderAdapter
+from jobgate.providers.local import LocalProvider
+from jobgate.settings import ApplicationSettings, ProviderSettings, Settings
+from jobgate.storage.base import JobStore
+from jobgate.storage.mongo import MongoJobStore
+from jobgate.storage.sqlite import SqliteJobStore
+
+
+def build_store(settings: Settings) -> JobStore:
+    url = settings.storage.url
+    if url.startswith("mongodb"):
+        return MongoJobStore(
+            url, server_selection_timeout_ms=settings.storage.server_selection_timeout_ms
+        )
+    if not url:
+        return SqliteJobStore(settings.server.data_dir / "jobgate.db")
+    # sqlite:///var/lib/x.db is an absolute path; sqlite://data/x.db a relative one.
+    return SqliteJobStore(Path(url.removeprefix("sqlite://")))
+
+
+def products_of(provider: ProviderSettings) -> list[Product]:
+    return [
+        Product(
+            name=p.name,
+            category=p.category,
+            provider=provider.id,
+            description=p.description,
+            cpu=p.cpu,
+            memory_in_gigs=p.memory_in_gigs,
+            gpu=p.gpu,
+            support=ComputeSupport(
+                logs=p.support.logs,
+                time_extension=p.support.time_extension,
+                suspension=p.support.suspension,
+            ),
+        )
+        for p in provider.products
+    ]
+
+
+def build_providers(settings: Settings) -> list[ProviderAdapter]:
+    adapters: list[ProviderAdapter] = []
+    for provider in settings.providers:
+        adapters.append(
+            LocalProvider(
+                provider.id,
+                products_of(provider),
+                max_concurrent_jobs=provider.max_concurrent_jobs,
+                cancel_grace_seconds=provider.cancel_grace_seconds,
+            )
+        )
+    return adapters
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    applications = [
+        _application(index, app) for index, app in enumerate(settings.applications)
+    ]
+    products = [product for p in settings.providers for product in products_of(p)]
+    return Catalog(applications, products)
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    tokens: dict[str, Identity] = {}
+    for user in settings.users:
+        tokens[user.token.get_secret_value()] = User(user.username, frozenset(user.projects))
+    for provider in settings.providers:
+        if provider.token is None:
+            continue
+        token = provider.token.get_secret_value()
+        if token in tokens:
+            raise ConfigError(f"providers: the token of provider '{provider.id}' is not unique")
+        tokens[token] = ProviderIdentity(provider.id)
+    if len(tokens) < len(settings.users):
+        raise ConfigError("users: two users have the same token")
+    return Authenticator(tokens)
+
+
+def _application(index: int, app: ApplicationSettings) -> Application:
+    parameters = []
+    for number, p in enumerate(app.parameters):
+        kind = ParameterType(p.type.upper())
+        default = None
+        if p.default is not None:
+            try:
+                default = _default_value(kind, p.default)
+            except (TypeError, ValueError) as error:
+                key = f"applications.{index}.parameters.{number}.default"
+                raise ConfigError(f"{key}: {error}") from error
+        parameters.append(
+            ApplicationParameter(
+                name=p.name,
+                type=kind,
+                optional=p.optional,
+                default=default,
+                title=p.title,
+                description=p.description,
+                options=None if p.options is None else tuple(p.options),
+                min=p.min,
+                max=p.max,
+            )
+        )
+    return Application(
+        name=app.name,
+        version=app.version,
+        command=tuple(app.command),
+        parameters=tuple(parameters),
+        title=app.title,
+        description=app.description,
+    )
+
+
+def _default_value(kind: ParameterType, raw: Any) -> ParameterValue:
+    match kind:
+        case ParameterType.TEXT | ParameterType.TEXTAREA | ParameterType.ENUMERATION:
+            if not isinstance(raw, str):
+                raise TypeError("a text default must be a string")
+            return TextValue(raw)
+        case ParameterType.INTEGER:
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise TypeError("an integer default must be a whole number")
+            return IntegerValue(raw)
+        case ParameterType.FLOATING_POINT:
+            if isinstance(raw, bool) or not isinstance(raw, int | float):
+                raise TypeError("a floating_point default must be a number")
+            return FloatingPointValue(float(raw))
+        case ParameterType.BOOLEAN:
+            if not isinstance(raw, bool):
+                raise TypeError("a boolean default must be true or false")
+            return BooleanValue(raw)
+        case ParameterType.INPUT_FILE | ParameterType.INPUT_DIRECTORY:
+            if not isinstance(raw, str):
+                raise TypeError("a file default must be a path")
+            return FileValue(raw)
+        case ParameterType.MODULE_LIST:
+            if not isinstance(raw, list) or not all(isinstance(m, str) for m in raw):
+                raise TypeError("a module_list default must be a list of strings")
+            return ModulesValue(tuple(raw))
+    raise ValueError(f"parameters of type {kind.lower()} cannot have a default")
