@@ -59,7 +59,10 @@ class JobgateGraphQL(GraphQL[Context, None]):
         identity = self.services.authenticator.from_authorization(str(header))
         if identity is None:
             raise ConnectionRejectionError(
-                {"message": "the bearer token is not valid", "extensions": {"code": "UNAUTHENTICATED"}}
+                {
+                    "message": "the bearer token is not valid",
+                    "extensions": {"code": "UNAUTHENTICATED"},
+                }
             )
         context.identity = identity
         context.credentials_rejected = False

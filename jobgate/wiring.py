@@ -79,9 +79,7 @@ def build_providers(settings: Settings) -> list[ProviderAdapter]:
 
 
 def build_catalog(settings: Settings) -> Catalog:
-    applications = [
-        _application(index, app) for index, app in enumerate(settings.applications)
-    ]
+    applications = [_application(index, app) for index, app in enumerate(settings.applications)]
     products = [product for p in settings.providers for product in products_of(p)]
     return Catalog(applications, products)
 

@@ -89,9 +89,12 @@ class ApplicationParameter:
         if not isinstance(value, fitting):
             wanted = " or ".join(_EXPECTED_NAMES[cls] for cls in fitting)
             return f"parameter '{self.name}' of type {self.type} takes a {wanted} value"
-        if self.options is not None and isinstance(value, TextValue):
-            if value.value not in self.options:
-                return f"parameter '{self.name}' must be one of: {', '.join(self.options)}"
+        if (
+            self.options is not None
+            and isinstance(value, TextValue)
+            and value.value not in self.options
+        ):
+            return f"parameter '{self.name}' must be one of: {', '.join(self.options)}"
         if isinstance(value, IntegerValue | FloatingPointValue):
             if self.min is not None and value.value < self.min:
                 return f"parameter '{self.name}' must be at least {self.min:g}"
@@ -177,9 +180,7 @@ class Catalog:
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def render_command(
-    command: Iterable[str], parameters: Mapping[str, ParameterValue]
-) -> list[str]:
+def render_command(command: Iterable[str], parameters: Mapping[str, ParameterValue]) -> list[str]:
     """The argument list with `{name}` placeholders replaced by parameter values.
 
     Each argument stays one argument whatever its value holds: no shell ever sees it. An argument

@@ -47,7 +47,9 @@ def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecific
 
     if spec.name is not None:
         if len(spec.name) > NAME_MAX_LENGTH:
-            found.append((invalid, ("name",), f"name may have at most {NAME_MAX_LENGTH} characters"))
+            found.append(
+                (invalid, ("name",), f"name may have at most {NAME_MAX_LENGTH} characters")
+            )
         elif not NAME_PATTERN.fullmatch(spec.name):
             found.append(
                 (invalid, ("name",), "name may contain only letters, digits, spaces and ():_-")

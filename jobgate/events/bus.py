@@ -6,11 +6,13 @@ an event until the feed's next poll; it never loses one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from broadcaster import Broadcast
+from broadcaster._base import Unsubscribed
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,9 @@ class JobEventBus:
         async with self._broadcast.subscribe(channel=CHANNEL) as subscriber:
 
             async def rings() -> AsyncIterator[None]:
-                async for _event in subscriber:
-                    yield None
+                with contextlib.suppress(Unsubscribed):
+                    while True:
+                        await subscriber.get()
+                        yield None
 
             yield rings()

@@ -57,9 +57,7 @@ class Mutation:
     @coded
     async def extend_jobs(self, info: Info, input: ExtendJobsInput) -> JobsPayload:
         requests = [(str(r.job_id), r.requested_time.to_domain()) for r in input.requests]
-        return _jobs_payload(
-            await info.context.services.jobs.extend(info.context.user(), requests)
-        )
+        return _jobs_payload(await info.context.services.jobs.extend(info.context.user(), requests))
 
     @strawberry.mutation
     @coded

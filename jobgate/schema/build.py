@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import strawberry
 from graphql import GraphQLError
@@ -42,8 +43,10 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         return error
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        code = "BAD_USER_INPUT" if error.message.startswith("Variable") else (
-            "GRAPHQL_VALIDATION_FAILED"
+        code = (
+            "BAD_USER_INPUT"
+            if error.message.startswith("Variable")
+            else ("GRAPHQL_VALIDATION_FAILED")
         )
         message = error.message
     else:
@@ -61,9 +64,13 @@ def _with_code(error: GraphQLError) -> GraphQLError:
 
 def build_schema(*, caches: bool = True) -> strawberry.Schema:
     """The jobgate schema. `caches=False` drops the parser and validation caches (benchmarks)."""
-    extensions: list[type[SchemaExtension] | SchemaExtension] = [ErrorCodes]
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [ErrorCodes]
     if caches:
-        extensions += [ParserCache(maxsize=CACHE_SIZE), ValidationCache(maxsize=CACHE_SIZE)]
+        # Factories: a fresh extension per request, sharing one module-level LRU cache.
+        extensions += [
+            functools.partial(ParserCache, maxsize=CACHE_SIZE),
+            functools.partial(ValidationCache, maxsize=CACHE_SIZE),
+        ]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,

@@ -18,7 +18,8 @@ class JobFilter:
     application: str | None = None
     created_by: str | None = None
     project: str | None = strawberry.field(
-        default=None, description="Jobs of this project; omit for every workspace the caller can read."
+        default=None,
+        description="Jobs of this project; omit for every workspace the caller can read.",
     )
     provider: str | None = None
     product_id: str | None = None
@@ -180,7 +181,9 @@ class JobSpecificationInput:
             allow_duplicate_job=self.allow_duplicate_job,
             parameters=tuple((p.name, p.value.to_domain()) for p in self.parameters),
             resources=tuple(r.to_domain() for r in self.resources),
-            time_allocation=None if self.time_allocation is None else self.time_allocation.to_domain(),
+            time_allocation=None
+            if self.time_allocation is None
+            else self.time_allocation.to_domain(),
             opened_file=self.opened_file,
             restart_on_exit=self.restart_on_exit,
             ssh_enabled=self.ssh_enabled,

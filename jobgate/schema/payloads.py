@@ -6,9 +6,10 @@ import strawberry
 
 from jobgate.errors import UserProblem
 from jobgate.schema.enums import JobState, UpdateOutcome, UserErrorCode
+from jobgate.schema.types import Job, JobUpdate
 from jobgate.services.jobs import UpdateResult
 from jobgate.services.watch import UpdateEvent
-from jobgate.schema.types import Job, JobUpdate
+
 
 @strawberry.type(
     description="An expected failure, returned as data. `index` points into the request's "

@@ -10,6 +10,7 @@ from typing import Any, NewType
 
 import strawberry
 from graphql import IntValueNode, StringValueNode, ValueNode
+from strawberry.types.scalar import ScalarDefinition
 
 DateTime = NewType("DateTime", int)
 BigInt = NewType("BigInt", int)
@@ -60,7 +61,7 @@ def parse_bigint_literal(node: ValueNode, _variables: Any = None) -> int:
     raise ValueError("BigInt must be an integer or a decimal string")
 
 
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     DateTime: strawberry.scalar(
         name="DateTime",
         description="An instant in RFC 3339 form with an offset, served in UTC with a `Z` and "

@@ -16,14 +16,17 @@ from jobgate.schema.scalars import BigInt, DateTime
 
 Info = strawberry.Info[Context, None]
 
+
 @strawberry.type
 class NameAndVersion:
     name: str
     version: str
 
 
-@strawberry.type(description="Names a product. `id` is the product's name, unique within its "
-                 "category at its provider.")
+@strawberry.type(
+    description="Names a product. `id` is the product's name, unique within its "
+    "category at its provider."
+)
 class ProductReference:
     id: str
     category: str
@@ -192,7 +195,9 @@ class JobSpecification:
     def of(cls, job: domain.Job) -> JobSpecification:
         spec = job.specification
         return cls(
-            application=NameAndVersion(name=spec.application.name, version=spec.application.version),
+            application=NameAndVersion(
+                name=spec.application.name, version=spec.application.version
+            ),
             product=ProductReference.of(spec.product),
             name=spec.name,
             replicas=spec.replicas,
@@ -355,7 +360,9 @@ class JobUpdate:
         description="Opaque position of this update in the gateway's global, ordered update "
         "log; usable as `after` in jobUpdates."
     )
-    timestamp: DateTime = strawberry.field(description="Set by the gateway when it stored the update.")
+    timestamp: DateTime = strawberry.field(
+        description="Set by the gateway when it stored the update."
+    )
     state: JobState | None
     status: str | None
     output_folder: str | None
@@ -426,7 +433,9 @@ class Job:
     provider_generated_id: str | None
     _job: strawberry.Private[domain.Job]
 
-    @strawberry.field(description="Applied updates, oldest first. `last` returns only the newest N.")
+    @strawberry.field(
+        description="Applied updates, oldest first. `last` returns only the newest N."
+    )
     async def updates(self, info: Info, last: int | None = None) -> list[JobUpdate]:
         if last is not None and last < 0:
             last = 0
@@ -437,7 +446,7 @@ class Job:
     def permissions(self, info: Info) -> ResourcePermissions:
         identity = info.context.identity
         granted = [] if identity is None else auth.permissions_on(identity, self._job)
-        others = None
+        others: list[ResourceAclEntry] | None = None
         if auth.Permission.ADMIN in granted:
             # Access is by ownership and project membership; there are no extra grants yet.
             others = []

@@ -161,9 +161,7 @@ class JobService:
             JobQuery(identity.visibility, job_filter, order, first, key)
         )
         cursors = [
-            encode_cursor(
-                PageKey(sort_key(job, order.field), int(job.id)), job_filter, order
-            )
+            encode_cursor(PageKey(sort_key(job, order.field), int(job.id)), job_filter, order)
             for job in page.jobs
         ]
         return JobListing(page.jobs, cursors, page.has_next, key is not None)
@@ -285,9 +283,7 @@ class JobService:
         await self._per_provider(accepted, problems, lambda a, jobs: a.resume(jobs))
         return Outcome(accepted, problems)
 
-    async def extend(
-        self, user: User, requests: Sequence[tuple[str, SimpleDuration]]
-    ) -> Outcome:
+    async def extend(self, user: User, requests: Sequence[tuple[str, SimpleDuration]]) -> Outcome:
         duration_problems: list[UserProblem] = []
         for index, (_job_id, duration) in enumerate(requests):
             for part, message in duration.problems():
@@ -313,7 +309,7 @@ class JobService:
         accepted, problems = await self._load_for_action(
             user, ids, self._extendable, skip=bad_indexes
         )
-        durations = {job_id: duration for job_id, duration in requests}
+        durations = dict(requests)
         await self._per_provider(
             accepted,
             problems,
@@ -356,9 +352,9 @@ class JobService:
                     )
                 )
                 continue
-            problem = check(job)
-            if problem is not None:
-                problems.append(dataclasses.replace(problem, index=index, job_id=job_id))
+            refusal = check(job)
+            if refusal is not None:
+                problems.append(dataclasses.replace(refusal, index=index, job_id=job_id))
                 continue
             accepted.append(job)
         return accepted, problems

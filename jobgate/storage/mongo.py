@@ -16,7 +16,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -99,10 +98,14 @@ class MongoJobStore:
             if self._indexes_ready:
                 return
             jobs = self._jobs
-            await jobs.create_index([("createdBy", ASCENDING), ("project", ASCENDING)], name="owner")
+            await jobs.create_index(
+                [("createdBy", ASCENDING), ("project", ASCENDING)], name="owner"
+            )
             await jobs.create_index([("project", ASCENDING)], name="project")
             await jobs.create_index([("state", ASCENDING)], name="state")
-            await jobs.create_index([("provider", ASCENDING), ("state", ASCENDING)], name="provider")
+            await jobs.create_index(
+                [("provider", ASCENDING), ("state", ASCENDING)], name="provider"
+            )
             await jobs.create_index([("createdAt", DESCENDING)], name="created_at")
             await jobs.create_index([("lastSeq", ASCENDING)], name="last_seq")
             await self._submissions.create_index(
@@ -150,7 +153,9 @@ class MongoJobStore:
             number = first_number + offset
             status = JobStatus(time_allocation=spec.time_allocation)
             job = Job(str(number), submission.owner, spec, status, submission.created_at, 1)
-            request = UpdateRequest(job.id, state=JobState.IN_QUEUE, status=submission.initial_status)
+            request = UpdateRequest(
+                job.id, state=JobState.IN_QUEUE, status=submission.initial_status
+            )
             docs.append(
                 _job_to_doc(job, [_update_doc(first_seq + offset, job.created_at, request, status)])
             )
@@ -424,5 +429,3 @@ def _page_query(order: JobOrder, after: PageKey | None) -> Doc:
             {field: after.value, "_id": {op: after.job_number}},
         ]
     }
-
-

@@ -94,7 +94,9 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 """
 
-JOB_COLUMNS = "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec, jobs.status"
+JOB_COLUMNS = (
+    "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec, jobs.status"
+)
 
 
 class SqliteJobStore:
@@ -121,7 +123,9 @@ class SqliteJobStore:
             await self._reader.execute("PRAGMA busy_timeout=5000")
         except (sqlite3.OperationalError, OSError) as error:
             await self.close()
-            raise StoreUnavailable(f"cannot open the SQLite store at {self.path}: {error}") from error
+            raise StoreUnavailable(
+                f"cannot open the SQLite store at {self.path}: {error}"
+            ) from error
 
     async def close(self) -> None:
         for connection in (self._reader, self._writer):
