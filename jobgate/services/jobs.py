@@ -27,6 +27,7 @@ from jobgate.domain.validation import validate_specifications
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import (
     BadRequest,
+    IdempotencyKeyReused,
     JobgateError,
     StoreUnavailable,
     UserErrorCode,
@@ -198,15 +199,21 @@ class JobService:
         if problems:
             return Outcome([], problems)
 
-        created = await self.store.create_jobs(
-            NewSubmission(
-                owner=ResourceOwner(user.username, request.project),
-                specifications=specs,
-                created_at=self.clock(),
-                idempotency_key=request.idempotency_key,
-                request_hash=_request_hash(specs, request.project),
+        try:
+            created = await self.store.create_jobs(
+                NewSubmission(
+                    owner=ResourceOwner(user.username, request.project),
+                    specifications=specs,
+                    created_at=self.clock(),
+                    idempotency_key=request.idempotency_key,
+                    request_hash=_request_hash(specs, request.project),
+                )
             )
-        )
+        except IdempotencyKeyReused as error:
+            problem = UserProblem(
+                UserErrorCode.IDEMPOTENCY_KEY_REUSED, error.message, field=("idempotencyKey",)
+            )
+            return Outcome([], [problem])
         await self._ring()
         if not created.replayed:
             await self._dispatch(created.jobs)

@@ -1,0 +1,74 @@
+"""Fixtures shared by every suite: the real MongoDB-compatible server and per-test stores."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobgate.storage.base import JobStore
+from jobgate.storage.mongo import MongoJobStore
+from jobgate.storage.sqlite import SqliteJobStore
+from tests.gateway import Gateway, gateway_settings, running_gateway
+from tests.services import FerretDB
+
+STORE_KINDS = ["sqlite", "mongo"]
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`MONGODB_URL` if set (a real mongod), else a FerretDB v1 started for this session."""
+    url = os.environ.get("MONGODB_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    server = FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def fresh_database(server_url: str) -> str:
+    return f"{server_url}/jobgate_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=STORE_KINDS)
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL for an empty store of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path}/jobgate.db"
+    server: str = request.getfixturevalue("mongo_server")
+    return fresh_database(server)
+
+
+@pytest.fixture
+async def store(storage_url: str) -> AsyncIterator[JobStore]:
+    opened: JobStore
+    if storage_url.startswith("sqlite://"):
+        opened = SqliteJobStore(Path(storage_url.removeprefix("sqlite://")))
+    else:
+        opened = MongoJobStore(storage_url, server_selection_timeout_ms=3000)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def gateway(storage_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway on each store kind, with the test users, providers and applications."""
+    async with running_gateway(gateway_settings(tmp_path / "data", storage_url)) as running:
+        yield running
+
+
+@pytest.fixture
+async def sqlite_gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    """A gateway on SQLite, for behaviour that does not depend on the store."""
+    url = f"sqlite://{tmp_path}/jobgate.db"
+    async with running_gateway(gateway_settings(tmp_path / "data", url)) as running:
+        yield running

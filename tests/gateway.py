@@ -1,0 +1,234 @@
+"""A real gateway for API tests: uvicorn on a loopback port, and GraphQL clients for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+
+from jobgate.app import create_app
+from jobgate.schema.context import Services
+from jobgate.settings import Settings
+from tests.services import free_port
+
+ALICE, BOB, CAROL = "alice-secret", "bob-secret", "carol-secret"
+PROVIDER, OTHER_PROVIDER = "provider-secret", "other-provider-secret"
+
+Json = dict[str, Any]
+
+
+def gateway_settings(data_dir: Path, storage_url: str, **overrides: Any) -> Settings:
+    """The test setup: three users, two local providers and the demo-like catalog."""
+    support = {"logs": True, "timeExtension": True, "suspension": False}
+    data: Json = {
+        "storage": {"url": storage_url, "server_selection_timeout_ms": 1500},
+        "server": {"data_dir": str(data_dir)},
+        "feed": {"poll_interval_seconds": 0.5},
+        "users": [
+            {"username": "alice", "token": ALICE, "projects": ["proj-a"]},
+            {"username": "bob", "token": BOB, "projects": ["proj-b"]},
+            {"username": "carol", "token": CAROL, "projects": ["proj-a"]},
+        ],
+        "providers": [
+            {
+                "id": "local",
+                "kind": "local",
+                "token": PROVIDER,
+                "cancel_grace_seconds": 2,
+                "products": [
+                    {"name": "cpu-small", "category": "cpu", "cpu": 1, "support": support},
+                    {"name": "cpu-basic", "category": "cpu", "cpu": 1},
+                ],
+            },
+            {
+                "id": "other",
+                "kind": "local",
+                "token": OTHER_PROVIDER,
+                "products": [{"name": "cpu-other", "category": "cpu", "support": support}],
+            },
+        ],
+        "applications": [
+            {
+                "name": "echo",
+                "version": "1",
+                "command": ["echo", "{message}"],
+                "parameters": [{"name": "message", "type": "text"}],
+            },
+            {
+                "name": "sleep",
+                "version": "1",
+                "command": ["sleep", "{seconds}"],
+                "parameters": [{"name": "seconds", "type": "integer", "default": 30}],
+            },
+            {"name": "fail", "version": "1", "command": ["sh", "-c", "exit 3"]},
+            {
+                "name": "missing",
+                "version": "1",
+                "command": ["/nonexistent/jobgate-test-binary"],
+            },
+            {
+                "name": "shout",
+                "version": "2",
+                "command": ["printf", "%s|%s", "{word}", "--times={times}"],
+                "parameters": [
+                    {"name": "word", "type": "text"},
+                    {"name": "times", "type": "integer", "optional": True},
+                    {"name": "mode", "type": "enumeration", "options": ["a", "b"], "default": "a"},
+                    {"name": "loud", "type": "boolean", "optional": True},
+                ],
+            },
+        ],
+    }
+    data.update(overrides)
+    return Settings(**data)
+
+
+class Gateway:
+    """A running gateway; `services` reach inside for what a test must measure."""
+
+    def __init__(self, app: Starlette, port: int) -> None:
+        self.app = app
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/graphql"
+        self.ws_url = f"ws://127.0.0.1:{port}/graphql"
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    def client(self, token: str | None) -> GraphQLClient:
+        return GraphQLClient(self.url, token)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+    port = free_port()
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield Gateway(app, port)
+    finally:
+        server.should_exit = True
+        await task
+
+
+class GraphQLError(Exception):
+    def __init__(self, errors: list[Json]) -> None:
+        super().__init__(json.dumps(errors))
+        self.errors = errors
+
+    @property
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+
+class GraphQLClient:
+    """GraphQL over HTTP POST, the way a script would call it."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url
+        self.token = token
+
+    async def raw(self, query: str, variables: Json | None = None) -> Json:
+        headers = {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.post(
+                self.url, json={"query": query, "variables": variables or {}}, headers=headers
+            )
+        body: Json = response.json()
+        return body
+
+    async def execute(self, query: str, variables: Json | None = None) -> Json:
+        """The `data` of a response that must have no errors."""
+        body = await self.raw(query, variables)
+        if body.get("errors"):
+            raise GraphQLError(body["errors"])
+        data: Json = body["data"]
+        return data
+
+
+class Subscription:
+    """One GraphQL subscription over a WebSocket, in either protocol."""
+
+    def __init__(self, ws: ClientConnection, protocol: str) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self.completed = False
+
+    async def next(self, timeout: float = 20.0) -> Json:
+        """The next event's `data`; raises GraphQLError on an error, StopAsyncIteration at the end."""
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            kind = message["type"]
+            if kind in ("next", "data"):
+                payload = message["payload"]
+                if payload.get("errors"):
+                    raise GraphQLError(payload["errors"])
+                data: Json = payload["data"]
+                return data
+            if kind == "error":
+                errors = message["payload"]
+                raise GraphQLError(errors if isinstance(errors, list) else [errors])
+            if kind == "complete":
+                self.completed = True
+                raise StopAsyncIteration
+            # ka / ping / pong: keep-alives
+
+    async def take(self, count: int, timeout: float = 20.0) -> list[Json]:
+        return [await self.next(timeout) for _ in range(count)]
+
+    async def rest(self, timeout: float = 20.0) -> list[Json]:
+        """Every event until the server completes the stream."""
+        events = []
+        with contextlib.suppress(StopAsyncIteration):
+            while True:
+                events.append(await self.next(timeout))
+        return events
+
+
+@contextlib.asynccontextmanager
+async def subscribe(
+    gateway: Gateway,
+    query: str,
+    variables: Json | None = None,
+    *,
+    token: str | None = ALICE,
+    protocol: str = "graphql-transport-ws",
+    init_payload: Json | None = None,
+) -> AsyncIterator[Subscription]:
+    """Connect, authenticate in `connection_init` and start one subscription."""
+    payload = init_payload
+    if payload is None:
+        payload = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with connect(gateway.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if ack["type"] != "connection_ack":
+            raise GraphQLError([ack.get("payload") or {"message": ack["type"]}])
+        start = "subscribe" if protocol == "graphql-transport-ws" else "start"
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": start,
+                    "payload": {"query": query, "variables": variables or {}},
+                }
+            )
+        )
+        yield Subscription(ws, protocol)
