@@ -125,15 +125,21 @@ class MongoJobStore:
 
     async def _next_positions(self, counter: str, count: int) -> int:
         """Reserve `count` consecutive numbers of a counter; returns the first."""
-        async with self._call("counter"):
-            doc = await self._counters.find_one_and_update(
-                {"_id": counter},
-                {"$inc": {"value": count}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        assert doc is not None
-        return int(doc["value"]) - count + 1
+        for _attempt in range(3):
+            try:
+                async with self._call("counter"):
+                    doc = await self._counters.find_one_and_update(
+                        {"_id": counter},
+                        {"$inc": {"value": count}},
+                        upsert=True,
+                        return_document=ReturnDocument.AFTER,
+                    )
+            except DuplicateKeyError:
+                # Two first uses raced to create the counter; the loser just increments it.
+                continue
+            assert doc is not None
+            return int(doc["value"]) - count + 1
+        raise StoreUnavailable(f"could not take the next number of counter '{counter}'")
 
     # --- writing ------------------------------------------------------------------------------
 

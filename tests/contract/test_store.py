@@ -1,0 +1,252 @@
+"""The JobStore contract: every store passes the same suite, against real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from jobgate.domain.job import Job, JobStatus, UpdateRequest
+from jobgate.domain.states import ACTIVE_STATES, JobState
+from jobgate.errors import IdempotencyKeyReused
+from jobgate.storage.base import (
+    JobFilter,
+    JobOrder,
+    JobQuery,
+    JobStore,
+    LogQuery,
+    OrderField,
+    PageKey,
+    Visibility,
+    sort_key,
+)
+from tests.factories import spec, submission
+
+EVERYTHING = Visibility(everything=True)
+
+
+async def advance(store: JobStore, job: Job, state: JobState, at: int = 5_000) -> Job:
+    status = dataclasses.replace(job.status, state=state)
+    stored = await store.commit_update(job, UpdateRequest(job.id, state=state), status, at)
+    assert stored is not None
+    (fresh,) = await store.get_jobs([job.id])
+    return fresh
+
+
+async def ids(store: JobStore, query: JobQuery) -> list[str]:
+    return [job.id for job in (await store.find_jobs(query)).jobs]
+
+
+async def test_created_jobs_are_stored_with_their_in_queue_update(store: JobStore) -> None:
+    created = await store.create_jobs(submission(spec(name="a"), spec(name="b"), at=1234))
+    assert not created.replayed
+    assert [j.specification.name for j in created.jobs] == ["a", "b"]
+    fetched = {j.id: j for j in await store.get_jobs([j.id for j in created.jobs])}
+    assert fetched == {j.id: j for j in created.jobs}
+    updates = await store.updates_of([j.id for j in created.jobs])
+    for job in created.jobs:
+        (first,) = updates[job.id]
+        assert first.request.state is JobState.IN_QUEUE
+        assert first.timestamp == 1234
+        assert first.status_after.state is JobState.IN_QUEUE
+
+
+async def test_ids_that_name_no_job_are_ignored(store: JobStore) -> None:
+    assert await store.get_jobs(["999999", "not-a-number", ""]) == []
+
+
+async def test_an_idempotency_key_returns_the_first_jobs(store: JobStore) -> None:
+    first = await store.create_jobs(submission(spec(), spec(), key="k"))
+    again = await store.create_jobs(submission(spec(), spec(), key="k"))
+    assert again.replayed
+    assert [j.id for j in again.jobs] == [j.id for j in first.jobs]
+    everything = await store.find_jobs(JobQuery(EVERYTHING))
+    assert len(everything.jobs) == 2
+
+
+async def test_an_idempotency_key_is_per_user(store: JobStore) -> None:
+    mine = await store.create_jobs(submission(key="k", user="alice"))
+    theirs = await store.create_jobs(submission(key="k", user="bob"))
+    assert not theirs.replayed
+    assert mine.jobs[0].id != theirs.jobs[0].id
+
+
+async def test_reusing_a_key_for_another_request_is_refused(store: JobStore) -> None:
+    await store.create_jobs(submission(key="k", request_hash="one"))
+    with pytest.raises(IdempotencyKeyReused):
+        await store.create_jobs(submission(key="k", request_hash="two"))
+
+
+async def test_racing_submissions_with_one_key_create_one_set_of_jobs(store: JobStore) -> None:
+    results = await asyncio.gather(
+        *(store.create_jobs(submission(spec(), spec(), key="race")) for _ in range(5))
+    )
+    assert len({tuple(j.id for j in r.jobs) for r in results}) == 1
+    assert len((await store.find_jobs(JobQuery(EVERYTHING))).jobs) == 2
+
+
+async def test_an_update_is_stored_with_the_new_status_in_one_write(store: JobStore) -> None:
+    (job,) = (await store.create_jobs(submission())).jobs
+    status = JobStatus(JobState.RUNNING, started_at=42, provider_generated_id="p-1")
+    request = UpdateRequest(job.id, state=JobState.RUNNING, status="go")
+    stored = await store.commit_update(job, request, status, 42)
+    assert stored is not None
+    assert (stored.request, stored.status_after, stored.timestamp) == (request, status, 42)
+    (fresh,) = await store.get_jobs([job.id])
+    assert fresh.status == status
+    assert fresh.version == job.version + 1
+    history = (await store.updates_of([job.id]))[job.id]
+    assert [u.request.state for u in history] == [JobState.IN_QUEUE, JobState.RUNNING]
+
+
+async def test_a_write_from_a_stale_read_loses(store: JobStore) -> None:
+    (job,) = (await store.create_jobs(submission())).jobs
+    await advance(store, job, JobState.RUNNING)
+    stale = await store.commit_update(
+        job, UpdateRequest(job.id, state=JobState.FAILURE), JobStatus(JobState.FAILURE), 6_000
+    )
+    assert stale is None
+    (fresh,) = await store.get_jobs([job.id])
+    assert fresh.status.state is JobState.RUNNING
+    assert len((await store.updates_of([job.id]))[job.id]) == 2
+
+
+async def test_two_racing_writes_cannot_both_win(store: JobStore) -> None:
+    (job,) = (await store.create_jobs(submission())).jobs
+    results = await asyncio.gather(
+        *(
+            store.commit_update(job, UpdateRequest(job.id, state=s), JobStatus(s), 7_000)
+            for s in (JobState.SUCCESS, JobState.FAILURE)
+        )
+    )
+    assert sum(result is not None for result in results) == 1
+
+
+async def test_the_update_log_is_ordered_and_positions_are_cursors(store: JobStore) -> None:
+    a, b = (await store.create_jobs(submission(spec(), spec()))).jobs
+    await advance(store, b, JobState.RUNNING)
+    await advance(store, a, JobState.RUNNING)
+    log = await store.read_log(LogQuery(after=0))
+    assert [(e.update.job_id, e.update.request.state) for e in log] == [
+        (a.id, JobState.IN_QUEUE),
+        (b.id, JobState.IN_QUEUE),
+        (b.id, JobState.RUNNING),
+        (a.id, JobState.RUNNING),
+    ]
+    seqs = [e.update.seq for e in log]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert await store.latest_seq() == seqs[-1]
+    after_second = await store.read_log(LogQuery(after=seqs[1], up_to=seqs[2]))
+    assert [e.update.seq for e in after_second] == [seqs[2]]
+    assert log[2].job.status.state is JobState.RUNNING  # the job as of that update
+
+
+async def test_the_log_can_be_narrowed_to_jobs_or_to_what_a_caller_reads(store: JobStore) -> None:
+    (mine,) = (await store.create_jobs(submission(user="alice"))).jobs
+    (theirs,) = (await store.create_jobs(submission(user="bob"))).jobs
+    (shared,) = (await store.create_jobs(submission(user="bob", project="p"))).jobs
+    by_job = await store.read_log(LogQuery(after=0, job_ids=(theirs.id,)))
+    assert [e.update.job_id for e in by_job] == [theirs.id]
+    alice = Visibility.for_user("alice", frozenset({"p"}))
+    visible = await store.read_log(LogQuery(after=0, visibility=alice))
+    assert [e.update.job_id for e in visible] == [mine.id, shared.id]
+
+
+async def test_the_newest_updates_of_many_jobs_come_in_one_call(store: JobStore) -> None:
+    a, b = (await store.create_jobs(submission(spec(), spec()))).jobs
+    await advance(store, a, JobState.RUNNING)
+    before = store.round_trips.count
+    newest = await store.updates_of([a.id, b.id, "424242"], last=1)
+    assert store.round_trips.count == before + 1
+    assert [u.request.state for u in newest[a.id]] == [JobState.RUNNING]
+    assert [u.request.state for u in newest[b.id]] == [JobState.IN_QUEUE]
+    assert newest["424242"] == []
+
+
+async def test_users_see_their_personal_jobs_and_their_projects_jobs(store: JobStore) -> None:
+    (alice_own,) = (await store.create_jobs(submission(user="alice"))).jobs
+    (alice_a,) = (await store.create_jobs(submission(user="alice", project="a"))).jobs
+    (bob_own,) = (await store.create_jobs(submission(user="bob"))).jobs
+    (bob_a,) = (await store.create_jobs(submission(user="bob", project="a"))).jobs
+    (bob_b,) = (await store.create_jobs(submission(user="bob", project="b"))).jobs
+    alice = Visibility.for_user("alice", frozenset({"a"}))
+    assert set(await ids(store, JobQuery(alice))) == {alice_own.id, alice_a.id, bob_a.id}
+    assert await store.count_jobs(alice, JobFilter()) == 3
+    bob = Visibility.for_user("bob", frozenset({"b"}))
+    assert set(await ids(store, JobQuery(bob))) == {bob_own.id, bob_b.id}
+    assert bob_own.id not in await ids(store, JobQuery(alice))
+
+
+async def test_providers_see_the_jobs_on_their_products(store: JobStore) -> None:
+    (local,) = (await store.create_jobs(submission(spec(provider="local")))).jobs
+    await store.create_jobs(submission(spec(provider="other")))
+    assert await ids(store, JobQuery(Visibility.for_provider("local"))) == [local.id]
+
+
+async def test_every_filter_field_is_applied(store: JobStore) -> None:
+    a = (await store.create_jobs(submission(spec("echo", name="Alpha run"), at=1_000))).jobs[0]
+    b = (
+        await store.create_jobs(
+            submission(spec("sleep", name="beta", provider="other", product="big"), at=2_000)
+        )
+    ).jobs[0]
+    c = (await store.create_jobs(submission(spec("echo"), user="bob", project="p", at=3_000))).jobs[0]
+    b = await advance(store, b, JobState.RUNNING)
+    await store.commit_update(
+        b,
+        UpdateRequest(b.id, provider_generated_id="slurm-7"),
+        dataclasses.replace(b.status, provider_generated_id="slurm-7"),
+        9_000,
+    )
+
+    async def matching(**fields: object) -> set[str]:
+        query = JobQuery(EVERYTHING, JobFilter(**fields))  # type: ignore[arg-type]
+        found = set(await ids(store, query))
+        assert await store.count_jobs(EVERYTHING, query.filter) == len(found)
+        return found
+
+    assert await matching(states=frozenset({JobState.RUNNING})) == {b.id}
+    assert await matching(states=ACTIVE_STATES) == {a.id, b.id, c.id}
+    assert await matching(application="echo") == {a.id, c.id}
+    assert await matching(created_by="bob") == {c.id}
+    assert await matching(project="p") == {c.id}
+    assert await matching(provider="other") == {b.id}
+    assert await matching(product_id="big") == {b.id}
+    assert await matching(product_category="cpu") == {a.id, b.id, c.id}
+    assert await matching(created_after=2_000) == {b.id, c.id}
+    assert await matching(created_before=2_000) == {a.id, b.id}
+    assert await matching(ids=(a.id, c.id, "nope")) == {a.id, c.id}
+    assert await matching(provider_generated_id="slurm-7") == {b.id}
+    assert await matching(query="ALPHA") == {a.id}
+    assert await matching(query="slee") == {b.id}
+    assert await matching(query=c.id) >= {c.id}
+    assert await matching(application="echo", created_by="alice") == {a.id}
+
+
+@pytest.mark.parametrize("field", list(OrderField))
+@pytest.mark.parametrize("descending", [True, False])
+async def test_pages_follow_the_order_without_gaps_or_repeats(
+    store: JobStore, field: OrderField, descending: bool
+) -> None:
+    names = ["delta", "alpha", None, "Charlie", "bravo", "alpha"]
+    jobs: list[Job] = []
+    for number, name in enumerate(names):
+        user = "bob" if number % 2 else "alice"
+        created = await store.create_jobs(submission(spec(name=name), user=user, at=number // 2))
+        jobs.extend(created.jobs)
+    jobs[1] = await advance(store, jobs[1], JobState.RUNNING)
+    jobs[4] = await advance(store, jobs[4], JobState.SUCCESS)
+    order = JobOrder(field, descending)
+
+    expected = sorted(jobs, key=lambda j: (sort_key(j, field), int(j.id)), reverse=descending)
+    seen: list[str] = []
+    after: PageKey | None = None
+    while True:
+        page = await store.find_jobs(JobQuery(EVERYTHING, order=order, limit=4, after=after))
+        seen.extend(job.id for job in page.jobs)
+        if not page.has_next:
+            break
+        last = page.jobs[-1]
+        after = PageKey(sort_key(last, field), int(last.id))
+    assert seen == [job.id for job in expected]
