@@ -1,12 +1,20 @@
 """`MongoJobStore`: jobs in MongoDB through PyMongo's `AsyncMongoClient`.
 
-Each job is one document that embeds its updates, so a state change and its stored update are
-one guarded single-document write (`version` must still match): two racing writers cannot both
-win. Update-log positions come from a counter document. A position is taken before the write
-that uses it, so positions can commit out of order or be left unused by a lost race; readers of
-the log (the update feed) wait briefly at such gaps instead of skipping past in-flight writes.
+The update log is a collection of its own, and appending to it is the commit point of every
+change: one guarded single-document insert that holds the update and the job's status after it.
+Two guards make it safe on any MongoDB-compatible server, FerretDB v1 included (whose updates
+are a read followed by a write, not an atomic compare-and-set):
 
-Only operators that FerretDB v1 also honours are used: no `$slice` on `$push`, no transactions.
+- a unique index on (job, version): of two racing updates to one job, one insert wins;
+- the log position is the entry's `_id`, taken as the newest position plus one: a writer only
+  takes position n + 1 after it has seen n, so the log has no holes and becomes visible in order.
+
+The job document is then brought up to date (status, state, version) for queries. A writer that
+dies in between leaves its entry in the log; the next writer to that job finds it and rolls the
+job document forward. Job numbers come from blocks claimed with unique inserts (hi/lo), so two
+gateways never hand out the same number.
+
+Only operators that FerretDB v1 also honours are used: no `$slice`, no transactions.
 """
 
 from __future__ import annotations
@@ -14,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError
@@ -54,6 +64,13 @@ from jobgate.storage.sql_query import ids_to_numbers
 
 log = logging.getLogger(__name__)
 
+DUPLICATE_KEY = 11000
+# Job numbers are handed out from blocks of this size, each claimed by one process.
+NUMBER_BLOCK = 1000
+# A log entry whose job document is still behind after this long was left by a writer that died.
+ORPHAN_AGE_MS = 10_000
+MAX_APPEND_ATTEMPTS = 100
+
 ORDER_FIELDS = {
     OrderField.CREATED_AT: "createdAt",
     OrderField.NAME: "nameKey",
@@ -63,7 +80,7 @@ ORDER_FIELDS = {
 
 
 class MongoJobStore:
-    """Jobs (with embedded updates), idempotency claims and counters in one MongoDB database."""
+    """Jobs, the update log and idempotency claims in one MongoDB database."""
 
     def __init__(self, url: str, *, server_selection_timeout_ms: int = 5000) -> None:
         self.url = url
@@ -76,10 +93,13 @@ class MongoJobStore:
         )
         self._db: AsyncDatabase[Doc] = self._client.get_default_database("jobgate")
         self._jobs: AsyncCollection[Doc] = self._db["jobs"]
+        self._log: AsyncCollection[Doc] = self._db["update_log"]
         self._submissions: AsyncCollection[Doc] = self._db["submissions"]
-        self._counters: AsyncCollection[Doc] = self._db["counters"]
+        self._blocks: AsyncCollection[Doc] = self._db["number_blocks"]
         self._indexes_ready = False
         self._index_lock = asyncio.Lock()
+        self._numbers: list[int] = []
+        self._number_lock = asyncio.Lock()
 
     async def open(self) -> None:
         """Create the indexes; if the server is down, they are created on first use instead."""
@@ -107,7 +127,9 @@ class MongoJobStore:
                 [("provider", ASCENDING), ("state", ASCENDING)], name="provider"
             )
             await jobs.create_index([("createdAt", DESCENDING)], name="created_at")
-            await jobs.create_index([("lastSeq", ASCENDING)], name="last_seq")
+            await self._log.create_index(
+                [("job", ASCENDING), ("version", ASCENDING)], name="job_version", unique=True
+            )
             await self._submissions.create_index(
                 [("owner", ASCENDING), ("key", ASCENDING)], name="idempotency_key", unique=True
             )
@@ -123,23 +145,68 @@ class MongoJobStore:
             log.warning("MongoDB is unavailable: %s", error)
             raise StoreUnavailable("the job store (MongoDB) is unavailable") from error
 
-    async def _next_positions(self, counter: str, count: int) -> int:
-        """Reserve `count` consecutive numbers of a counter; returns the first."""
-        for _attempt in range(3):
+    # --- numbers and positions ------------------------------------------------------------------
+
+    async def _job_numbers(self, count: int) -> list[int]:
+        """`count` job numbers no other process hands out (from blocks claimed by insert)."""
+        async with self._number_lock:
+            while len(self._numbers) < count:
+                self._numbers.extend(await self._claim_block())
+            taken, self._numbers = self._numbers[:count], self._numbers[count:]
+            return taken
+
+    async def _claim_block(self) -> range:
+        async with self._call("claim_block"):
+            newest = await self._blocks.find_one(sort=[("_id", DESCENDING)])
+        block = 0 if newest is None else int(newest["_id"]) + 1
+        while True:
             try:
-                async with self._call("counter"):
-                    doc = await self._counters.find_one_and_update(
-                        {"_id": counter},
-                        {"$inc": {"value": count}},
-                        upsert=True,
-                        return_document=ReturnDocument.AFTER,
-                    )
+                async with self._call("claim_block"):
+                    await self._blocks.insert_one({"_id": block})
             except DuplicateKeyError:
-                # Two first uses raced to create the counter; the loser just increments it.
+                block += 1
                 continue
-            assert doc is not None
-            return int(doc["value"]) - count + 1
-        raise StoreUnavailable(f"could not take the next number of counter '{counter}'")
+            start = block * NUMBER_BLOCK + 1
+            return range(start, start + NUMBER_BLOCK)
+
+    async def _newest_position(self) -> int:
+        async with self._call("latest"):
+            newest = await self._log.find_one(projection={"_id": True}, sort=[("_id", DESCENDING)])
+        return 0 if newest is None else int(newest["_id"])
+
+    async def _append(self, entries: list[Doc]) -> list[int]:
+        """Append entries to the log at the next free positions, in order.
+
+        Raises `DuplicateKeyError` when an entry's (job, version) is taken: another write to that
+        job won. Entries before it are appended.
+        """
+        positions: list[int] = []
+        pending = entries
+        for _attempt in range(MAX_APPEND_ATTEMPTS):
+            first = await self._newest_position() + 1
+            docs = [{"_id": first + offset, **entry} for offset, entry in enumerate(pending)]
+            try:
+                async with self._call("append"):
+                    await self._log.insert_many(docs, ordered=True)
+                return positions + [doc["_id"] for doc in docs]
+            except BulkWriteError as error:
+                failure = error.details["writeErrors"][0]
+                done = failure["index"]
+                positions += [doc["_id"] for doc in docs[:done]]
+                pending = pending[done:]
+                if failure.get("code") != DUPLICATE_KEY:
+                    raise
+                if await self._version_taken(pending[0]):
+                    raise DuplicateKeyError("the job's version is taken", DUPLICATE_KEY) from error
+                # Only the position was taken, by another writer: try the next one.
+        raise StoreUnavailable("the update log is too busy to append to; try again")
+
+    async def _version_taken(self, entry: Doc) -> bool:
+        async with self._call("append"):
+            found = await self._log.find_one(
+                {"job": entry["job"], "version": entry["version"]}, projection={"_id": True}
+            )
+        return found is not None
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -151,20 +218,12 @@ class MongoJobStore:
             if earlier is not None:
                 return earlier
 
-        count = len(submission.specifications)
-        first_number = await self._next_positions("jobs", count)
-        first_seq = await self._next_positions("updates", count)
+        numbers = await self._job_numbers(len(submission.specifications))
         docs: list[Doc] = []
-        for offset, spec in enumerate(submission.specifications):
-            number = first_number + offset
+        for number, spec in zip(numbers, submission.specifications, strict=True):
             status = JobStatus(time_allocation=spec.time_allocation)
             job = Job(str(number), submission.owner, spec, status, submission.created_at, 1)
-            request = UpdateRequest(
-                job.id, state=JobState.IN_QUEUE, status=submission.initial_status
-            )
-            docs.append(
-                _job_to_doc(job, [_update_doc(first_seq + offset, job.created_at, request, status)])
-            )
+            docs.append(_job_to_doc(job))
 
         if submission.idempotency_key is not None:
             claim = {
@@ -172,6 +231,7 @@ class MongoJobStore:
                 "key": submission.idempotency_key,
                 "requestHash": submission.request_hash,
                 "jobs": docs,
+                "initialStatus": submission.initial_status,
             }
             try:
                 async with self._call("claim"):
@@ -181,7 +241,7 @@ class MongoJobStore:
                 earlier = await self._earlier_submission(owner_key, submission)
                 assert earlier is not None
                 return earlier
-        await self._insert_missing(docs)
+        await self._insert_jobs(docs, submission.initial_status)
         return CreatedJobs([_job_from_doc(doc) for doc in docs])
 
     async def _earlier_submission(
@@ -195,44 +255,74 @@ class MongoJobStore:
             return None
         if claim["requestHash"] != submission.request_hash:
             raise IdempotencyKeyReused("this idempotency key was used for a different request")
-        # A claim is written before its jobs: finish an insert that an earlier crash cut short.
-        await self._insert_missing(claim["jobs"])
-        jobs = await self.get_jobs([str(doc["_id"]) for doc in claim["jobs"]])
-        by_id = {job.id: job for job in jobs}
-        return CreatedJobs([by_id[str(doc["_id"])] for doc in claim["jobs"]], replayed=True)
+        # A claim is written before its jobs: finish what an earlier crash may have cut short.
+        await self._insert_jobs(claim["jobs"], claim["initialStatus"])
+        jobs = {job.id: job for job in await self.get_jobs([str(d["_id"]) for d in claim["jobs"]])}
+        return CreatedJobs([jobs[str(doc["_id"])] for doc in claim["jobs"]], replayed=True)
 
-    async def _insert_missing(self, docs: list[Doc]) -> None:
+    async def _insert_jobs(self, docs: list[Doc], initial_status: str) -> None:
+        """Insert the jobs, then their IN_QUEUE log entries; either may exist already."""
         try:
             async with self._call("insert_jobs"):
                 await self._jobs.insert_many(docs, ordered=False)
         except BulkWriteError as error:
-            duplicate_key = 11000
-            if any(e.get("code") != duplicate_key for e in error.details.get("writeErrors", [])):
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
+        entries = []
+        for doc in docs:
+            job = _job_from_doc(doc)
+            request = UpdateRequest(job.id, state=JobState.IN_QUEUE, status=initial_status)
+            entries.append(_log_entry(job, request, job.status, job.created_at, version=1))
+        while entries:
+            try:
+                await self._append(entries)
+                return
+            except DuplicateKeyError:
+                # Some entries were appended before (a retried claim): skip those and go on.
+                async with self._call("append"):
+                    present = await self._log.find(
+                        {"job": {"$in": [e["job"] for e in entries]}, "version": 1},
+                        projection={"job": True},
+                    ).to_list(None)
+                done = {doc["job"] for doc in present}
+                entries = [e for e in entries if e["job"] not in done]
 
     async def commit_update(
         self, job: Job, request: UpdateRequest, status_after: JobStatus, timestamp: int
     ) -> JobUpdate | None:
         await self._ensure_indexes()
-        seq = await self._next_positions("updates", 1)
+        entry = _log_entry(job, request, status_after, timestamp, version=job.version + 1)
+        try:
+            (seq,) = await self._append([entry])
+        except DuplicateKeyError:
+            await self._roll_forward(job)
+            return None
+        await self._apply_to_job(int(job.id), job.version, status_after)
+        return JobUpdate(seq, job.id, timestamp, request, status_after)
+
+    async def _apply_to_job(self, number: int, version: int, status: JobStatus) -> None:
         async with self._call("commit_update"):
-            result = await self._jobs.update_one(
-                {"_id": int(job.id), "version": job.version},
+            await self._jobs.update_one(
+                {"_id": number, "version": version},
                 {
                     "$set": {
-                        "state": status_after.state.value,
-                        "stateRank": status_after.state.lifecycle_rank,
-                        "providerGeneratedId": status_after.provider_generated_id,
-                        "status": status_to_doc(status_after),
-                        "lastSeq": seq,
-                    },
-                    "$inc": {"version": 1},
-                    "$push": {"updates": _update_doc(seq, timestamp, request, status_after)},
+                        "state": status.state.value,
+                        "stateRank": status.state.lifecycle_rank,
+                        "providerGeneratedId": status.provider_generated_id,
+                        "status": status_to_doc(status),
+                        "version": version + 1,
+                    }
                 },
             )
-        if result.matched_count != 1:
-            return None
-        return JobUpdate(seq, job.id, timestamp, request, status_after)
+
+    async def _roll_forward(self, job: Job) -> None:
+        """Bring a job document up to a log entry whose writer died before updating it."""
+        async with self._call("roll_forward"):
+            entry = await self._log.find_one({"job": int(job.id), "version": job.version + 1})
+        if entry is None or time.time() * 1000 - entry["timestamp"] < ORPHAN_AGE_MS:
+            return
+        log.warning("rolling job %s forward to version %s", job.id, job.version + 1)
+        await self._apply_to_job(int(job.id), job.version, status_from_doc(entry["statusAfter"]))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -241,9 +331,7 @@ class MongoJobStore:
         if not numbers:
             return []
         async with self._call("get_jobs"):
-            docs = await self._jobs.find(
-                {"_id": {"$in": numbers}}, projection={"updates": False}
-            ).to_list(None)
+            docs = await self._jobs.find({"_id": {"$in": numbers}}).to_list(None)
         return [_job_from_doc(doc) for doc in docs]
 
     async def find_jobs(self, query: JobQuery) -> JobPage:
@@ -256,7 +344,7 @@ class MongoJobStore:
         direction = DESCENDING if query.order.descending else ASCENDING
         async with self._call("find_jobs"):
             docs = (
-                await self._jobs.find({"$and": conditions}, projection={"updates": False})
+                await self._jobs.find({"$and": conditions})
                 .sort([(ORDER_FIELDS[query.order.field], direction), ("_id", direction)])
                 .limit(query.limit + 1)
                 .to_list(None)
@@ -274,63 +362,51 @@ class MongoJobStore:
         self, job_ids: Sequence[str], last: int | None = None
     ) -> dict[str, list[JobUpdate]]:
         numbers = ids_to_numbers(job_ids)
-        result: dict[str, list[JobUpdate]] = {str(n): [] for n in numbers}
-        if not numbers:
-            return result
-        async with self._call("updates_of"):
-            docs = await self._jobs.find(
-                {"_id": {"$in": numbers}}, projection={"updates": True}
-            ).to_list(None)
-        for doc in docs:
-            job_id = str(doc["_id"])
-            updates = sorted(
-                (_update_from_doc(job_id, u) for u in doc["updates"]), key=lambda u: u.seq
-            )
-            result[job_id] = updates if last is None else updates[-last:] if last > 0 else []
-        return result
+        result: dict[str, list[JobUpdate]] = defaultdict(list)
+        if numbers:
+            async with self._call("updates_of"):
+                docs = (
+                    await self._log.find({"job": {"$in": numbers}})
+                    .sort("_id", ASCENDING)
+                    .to_list(None)
+                )
+            for doc in docs:
+                result[str(doc["job"])].append(_update_from_entry(doc))
+        if last is not None:
+            for job_id, updates in result.items():
+                result[job_id] = updates[-last:] if last > 0 else []
+        return {str(n): result.get(str(n), []) for n in numbers}
 
     async def latest_seq(self) -> int:
-        async with self._call("latest"):
-            doc = await self._jobs.find_one(
-                {"lastSeq": {"$exists": True}},
-                projection={"lastSeq": True},
-                sort=[("lastSeq", DESCENDING)],
-            )
-        return 0 if doc is None else int(doc["lastSeq"])
+        return await self._newest_position()
 
     async def read_log(self, query: LogQuery) -> list[LogEntry]:
         await self._ensure_indexes()
-        job_match: list[Doc] = [{"lastSeq": {"$gt": query.after}}]
-        if query.job_ids is not None:
-            job_match.append({"_id": {"$in": ids_to_numbers(query.job_ids)}})
-        if query.visibility is not None:
-            job_match.append(_visibility_query(query.visibility))
-        seq_range: Doc = {"$gt": query.after}
+        conditions: list[Doc] = [{"_id": {"$gt": query.after}}]
         if query.up_to is not None:
-            seq_range["$lte"] = query.up_to
-        pipeline: list[Doc] = [
-            {"$match": {"$and": job_match}},
-            {"$unwind": "$updates"},
-            {"$match": {"updates.seq": seq_range}},
-            {"$sort": {"updates.seq": 1}},
-            {"$limit": query.limit},
-        ]
+            conditions.append({"_id": {"$lte": query.up_to}})
+        if query.job_ids is not None:
+            conditions.append({"job": {"$in": ids_to_numbers(query.job_ids)}})
+        if query.visibility is not None:
+            conditions.append(_visibility_query(query.visibility))
         async with self._call("read_log"):
-            cursor = await self._jobs.aggregate(pipeline)
-            docs = await cursor.to_list(None)
-        # FerretDB v1's $unwind keeps only `_id` and the unwound field, so the jobs' other fields
-        # come from a second query.
-        jobs = {job.id: job for job in await self.get_jobs([str(doc["_id"]) for doc in docs])}
+            docs = (
+                await self._log.find({"$and": conditions})
+                .sort("_id", ASCENDING)
+                .limit(query.limit)
+                .to_list(None)
+            )
+        jobs = {job.id: job for job in await self.get_jobs([str(doc["job"]) for doc in docs])}
         entries: list[LogEntry] = []
         for doc in docs:
-            update = _update_from_doc(str(doc["_id"]), doc["updates"])
+            update = _update_from_entry(doc)
             job = jobs[update.job_id]
             as_of = Job(job.id, job.owner, job.specification, update.status_after, job.created_at)
             entries.append(LogEntry(update, as_of))
         return entries
 
 
-def _job_to_doc(job: Job, updates: list[Doc]) -> Doc:
+def _job_to_doc(job: Job) -> Doc:
     spec = job.specification
     return {
         "_id": int(job.id),
@@ -350,8 +426,6 @@ def _job_to_doc(job: Job, updates: list[Doc]) -> Doc:
         "version": job.version,
         "spec": spec_to_doc(spec),
         "status": status_to_doc(job.status),
-        "lastSeq": max(u["seq"] for u in updates),
-        "updates": updates,
     }
 
 
@@ -366,18 +440,26 @@ def _job_from_doc(doc: Doc) -> Job:
     )
 
 
-def _update_doc(seq: int, timestamp: int, request: UpdateRequest, status_after: JobStatus) -> Doc:
+def _log_entry(
+    job: Job, request: UpdateRequest, status_after: JobStatus, timestamp: int, *, version: int
+) -> Doc:
+    # The owner fields are copied so that the log can be filtered by visibility on its own.
     return {
-        "seq": seq,
+        "job": int(job.id),
+        "version": version,
+        "createdBy": job.owner.created_by,
+        "project": job.owner.project,
+        "provider": job.provider,
         "timestamp": timestamp,
         "request": request_to_doc(request),
         "statusAfter": status_to_doc(status_after),
     }
 
 
-def _update_from_doc(job_id: str, doc: Doc) -> JobUpdate:
+def _update_from_entry(doc: Doc) -> JobUpdate:
+    job_id = str(doc["job"])
     return JobUpdate(
-        seq=doc["seq"],
+        seq=doc["_id"],
         job_id=job_id,
         timestamp=doc["timestamp"],
         request=request_from_doc(job_id, doc["request"]),

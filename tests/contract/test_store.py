@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,8 @@ from jobgate.storage.base import (
     Visibility,
     sort_key,
 )
+from jobgate.storage.mongo import MongoJobStore
+from jobgate.storage.sqlite import SqliteJobStore
 from tests.factories import spec, submission
 
 EVERYTHING = Visibility(everything=True)
@@ -191,7 +194,9 @@ async def test_every_filter_field_is_applied(store: JobStore) -> None:
             submission(spec("sleep", name="beta", provider="other", product="big"), at=2_000)
         )
     ).jobs[0]
-    c = (await store.create_jobs(submission(spec("echo"), user="bob", project="p", at=3_000))).jobs[0]
+    c = (await store.create_jobs(submission(spec("echo"), user="bob", project="p", at=3_000))).jobs[
+        0
+    ]
     b = await advance(store, b, JobState.RUNNING)
     await store.commit_update(
         b,
@@ -250,3 +255,38 @@ async def test_pages_follow_the_order_without_gaps_or_repeats(
         last = page.jobs[-1]
         after = PageKey(sort_key(last, field), int(last.id))
     assert seen == [job.id for job in expected]
+
+
+async def test_two_gateways_writing_at_once_share_one_dense_ordered_log(
+    store: JobStore, storage_url: str
+) -> None:
+    """Like two replicas on one database: no position is taken twice, none is skipped."""
+    other: JobStore
+    if storage_url.startswith("sqlite://"):
+        other = SqliteJobStore(Path(storage_url.removeprefix("sqlite://")))
+    else:
+        other = MongoJobStore(storage_url)
+    await other.open()
+    try:
+        jobs = (await store.create_jobs(submission(*(spec() for _ in range(6))))).jobs
+        more = (await other.create_jobs(submission(*(spec() for _ in range(6))))).jobs
+        assert not {j.id for j in jobs} & {j.id for j in more}
+
+        async def run(writer: JobStore, job: Job) -> None:
+            for state in (JobState.RUNNING, JobState.SUCCESS):
+                (current,) = await writer.get_jobs([job.id])
+                status = dataclasses.replace(current.status, state=state)
+                request = UpdateRequest(job.id, state=state)
+                assert await writer.commit_update(current, request, status, 8_000) is not None
+
+        await asyncio.gather(*(run(store, job) for job in jobs), *(run(other, job) for job in more))
+        log = await store.read_log(LogQuery(after=0, limit=1000))
+        seqs = [entry.update.seq for entry in log]
+        assert seqs == list(range(seqs[0], seqs[0] + 36))
+        for job in jobs + more:
+            states = [e.update.request.state for e in log if e.update.job_id == job.id]
+            assert states == [JobState.IN_QUEUE, JobState.RUNNING, JobState.SUCCESS]
+            (final,) = await store.get_jobs([job.id])
+            assert (final.status.state, final.version) == (JobState.SUCCESS, 3)
+    finally:
+        await other.close()

@@ -90,7 +90,9 @@ def test_allow_restart_is_accepted_with_success_failure_or_suspended(state: JobS
 
 @pytest.mark.parametrize("state", [None, JobState.RUNNING, JobState.EXPIRED, JobState.IN_QUEUE])
 def test_allow_restart_is_rejected_otherwise(state: JobState | None) -> None:
-    decision = apply_update(JobStatus(JobState.RUNNING), update(state=state, allow_restart=True), NOW)
+    decision = apply_update(
+        JobStatus(JobState.RUNNING), update(state=state, allow_restart=True), NOW
+    )
     assert isinstance(decision, Rejected)
     assert decision.code is UserErrorCode.INVALID_PARAMETER
 
@@ -114,5 +116,10 @@ def test_provider_generated_id_and_output_folder_are_recorded() -> None:
 
 def test_the_lifecycle_order_puts_active_states_first() -> None:
     ranks = sorted(JobState, key=lambda s: s.lifecycle_rank)
-    assert ranks[:4] == [JobState.IN_QUEUE, JobState.RUNNING, JobState.CANCELING, JobState.SUSPENDED]
+    assert ranks[:4] == [
+        JobState.IN_QUEUE,
+        JobState.RUNNING,
+        JobState.CANCELING,
+        JobState.SUSPENDED,
+    ]
     assert set(ranks[4:]) == FINAL_STATES

@@ -9,9 +9,9 @@ import pytest
 from jobgate.cli import main
 from jobgate.errors import ConfigError
 from jobgate.settings import load_settings
-from jobgate.wiring import build_catalog, build_store
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
+from jobgate.wiring import build_catalog, build_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,13 @@ import dataclasses
 
 import pytest
 
-from jobgate.domain.catalog import Application, ApplicationParameter, Catalog, ParameterType, Product
+from jobgate.domain.catalog import (
+    Application,
+    ApplicationParameter,
+    Catalog,
+    ParameterType,
+    Product,
+)
 from jobgate.domain.job import JobSpecification
 from jobgate.domain.validation import validate_specifications
 from jobgate.domain.values import (
@@ -27,7 +33,9 @@ APP = Application(
     (
         ApplicationParameter("word", ParameterType.TEXT),
         ApplicationParameter("times", ParameterType.INTEGER, optional=True, min=1, max=10),
-        ApplicationParameter("mode", ParameterType.ENUMERATION, default=TextValue("a"), options=("a", "b")),
+        ApplicationParameter(
+            "mode", ParameterType.ENUMERATION, default=TextValue("a"), options=("a", "b")
+        ),
     ),
 )
 PRODUCT = Product("cpu-small", "cpu", "local")
@@ -133,7 +141,9 @@ def test_peer_hostnames_must_be_dns_labels_and_unique() -> None:
 
 
 def test_every_problem_of_every_item_is_reported_with_its_index() -> None:
-    bad = dataclasses.replace(GOOD, replicas=0, name="no;", parameters=(("word", BooleanValue(True)),))
+    bad = dataclasses.replace(
+        GOOD, replicas=0, name="no;", parameters=(("word", BooleanValue(True)),)
+    )
     _, problems = validate_specifications([GOOD, bad], CATALOG)
     assert [(p.index, p.field) for p in problems] == [
         (1, ("name",)),

@@ -67,7 +67,11 @@ def test_update_cursors_are_log_positions() -> None:
 def test_commands_substitute_each_value_into_one_argument() -> None:
     argv = render_command(
         ["printf", "%s|%s", "{word}", "--times={times}", "{flag}"],
-        {"word": TextValue("$(rm -rf /); echo"), "times": IntegerValue(3), "flag": BooleanValue(True)},
+        {
+            "word": TextValue("$(rm -rf /); echo"),
+            "times": IntegerValue(3),
+            "flag": BooleanValue(True),
+        },
     )
     assert argv == ["printf", "%s|%s", "$(rm -rf /); echo", "--times=3", "true"]
 

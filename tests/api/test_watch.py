@@ -1,0 +1,124 @@
+"""jobUpdates: history, resume after a cursor, live updates and what a watcher may see."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.api.documents import CANCEL, WATCH, job_spec, submit, wait_for_state
+from tests.gateway import ALICE, BOB, CAROL, Gateway, GraphQLError, subscribe
+
+
+async def test_with_job_ids_the_whole_history_comes_then_the_stream_completes(
+    gateway: Gateway,
+) -> None:
+    alice = gateway.client(ALICE)
+    (job_id,) = await submit(alice, job_spec())
+    await wait_for_state(alice, job_id, "SUCCESS")
+    async with subscribe(gateway, WATCH, {"ids": [job_id]}) as stream:
+        events = await stream.rest()
+    assert [e["jobUpdates"]["update"]["state"] for e in events] == [
+        "IN_QUEUE",
+        "RUNNING",
+        "SUCCESS",
+    ]
+    assert stream.completed
+    # Replayed events carry the job as it is now.
+    assert {e["jobUpdates"]["job"]["status"]["state"] for e in events} == {"SUCCESS"}
+
+
+async def test_resuming_after_a_cursor_gives_exactly_what_came_after(gateway: Gateway) -> None:
+    alice = gateway.client(ALICE)
+    ids = await submit(alice, job_spec(message="1"), job_spec(message="2"))
+    for job_id in ids:
+        await wait_for_state(alice, job_id, "SUCCESS")
+    async with subscribe(gateway, WATCH, {"ids": ids}) as stream:
+        everything = await stream.rest()
+    cursors = [int(e["jobUpdates"]["cursor"]) for e in everything]
+    assert len(set(cursors)) == 6 and cursors == sorted(cursors), cursors
+    middle = everything[2]["jobUpdates"]["cursor"]
+    async with subscribe(gateway, WATCH, {"ids": ids, "after": middle}) as stream:
+        resumed = await stream.rest()
+    assert [e["jobUpdates"]["cursor"] for e in resumed] == [
+        e["jobUpdates"]["cursor"] for e in everything[3:]
+    ]
+
+
+async def test_list_then_subscribe_after_the_latest_cursor_misses_nothing(gateway: Gateway) -> None:
+    alice = gateway.client(ALICE)
+    (before,) = await submit(alice, job_spec(message="before"))
+    await wait_for_state(alice, before, "SUCCESS")
+    latest = (await alice.execute("{ latestUpdateCursor }"))["latestUpdateCursor"]
+    async with subscribe(gateway, WATCH, {"after": latest}) as stream:
+        (after,) = await submit(alice, job_spec(message="after"))
+        events = await stream.take(3)
+    assert [e["jobUpdates"]["jobId"] for e in events] == [after] * 3
+    assert [e["jobUpdates"]["stateAfter"] for e in events] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+    assert all(int(e["jobUpdates"]["cursor"]) > int(latest) for e in events)
+
+
+async def test_without_job_ids_a_watcher_sees_only_jobs_it_may_read(gateway: Gateway) -> None:
+    alice, bob = gateway.client(ALICE), gateway.client(BOB)
+    async with (
+        subscribe(gateway, WATCH, token=CAROL) as carol_stream,
+        subscribe(gateway, WATCH, token=BOB) as bob_stream,
+    ):
+        (secret,) = await submit(alice, job_spec(message="personal"))
+        (shared,) = await submit(alice, job_spec(message="project"), project="proj-a")
+        (bobs,) = await submit(bob, job_spec(message="bob"))
+        carol_events = await carol_stream.take(3)
+        bob_events = await bob_stream.take(3)
+        with pytest.raises(TimeoutError):
+            await carol_stream.next(timeout=1.0)
+    assert {e["jobUpdates"]["jobId"] for e in carol_events} == {shared}
+    assert {e["jobUpdates"]["jobId"] for e in bob_events} == {bobs}
+    assert secret not in {e["jobUpdates"]["jobId"] for e in carol_events + bob_events}
+
+
+async def test_the_legacy_graphql_ws_protocol_works_too(sqlite_gateway: Gateway) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    async with subscribe(sqlite_gateway, WATCH, protocol="graphql-ws") as stream:
+        (job_id,) = await submit(alice, job_spec())
+        events = await stream.take(3)
+    assert [e["jobUpdates"]["stateAfter"] for e in events] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+    assert {e["jobUpdates"]["jobId"] for e in events} == {job_id}
+
+
+async def test_a_bad_cursor_is_an_invalid_cursor_error(sqlite_gateway: Gateway) -> None:
+    with pytest.raises(GraphQLError) as bad:
+        async with subscribe(sqlite_gateway, WATCH, {"after": "yesterday"}) as stream:
+            await stream.next()
+    assert bad.value.codes == ["INVALID_CURSOR"]
+
+
+async def test_many_concurrent_jobs_reach_a_watcher_in_cursor_order(gateway: Gateway) -> None:
+    alice = gateway.client(ALICE)
+    async with subscribe(gateway, WATCH) as stream:
+        ids = await submit(alice, *(job_spec(message=str(n)) for n in range(10)))
+        events = await stream.take(30, timeout=30)
+    cursors = [int(e["jobUpdates"]["cursor"]) for e in events]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 30
+    for job_id in ids:
+        states = [
+            e["jobUpdates"]["stateAfter"] for e in events if e["jobUpdates"]["jobId"] == job_id
+        ]
+        assert states == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+
+
+async def test_a_watcher_that_falls_behind_catches_up_from_the_store(
+    sqlite_gateway: Gateway,
+) -> None:
+    feed = sqlite_gateway.services.feed
+    feed.max_queued = 2  # new subscriptions get a tiny queue
+    alice = sqlite_gateway.client(ALICE)
+    async with subscribe(sqlite_gateway, WATCH) as stream:
+        await asyncio.sleep(0.2)
+        ids = await submit(alice, *(job_spec(message=str(n)) for n in range(8)))
+        for job_id in ids:
+            await wait_for_state(alice, job_id, "SUCCESS")
+        events = await stream.take(24, timeout=30)
+    cursors = [int(e["jobUpdates"]["cursor"]) for e in events]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 24
+    assert {e["jobUpdates"]["jobId"] for e in events} == set(ids)
+    await alice.execute(CANCEL, {"ids": ids})
