@@ -122,7 +122,8 @@ async def test_parameters_reach_the_program_as_single_arguments(
     await wait_for_state(alice, job_id, "SUCCESS")
     workdir = tmp_path / "data" / "local" / "local" / job_id
     assert (workdir / "stdout-0.log").read_text() == f"{tricky}|--times=2"
-    assert not (workdir / "pwned").exists() and not (workdir / "pwned2").exists()
+    assert not (workdir / "pwned").exists()
+    assert not (workdir / "pwned2").exists()
 
 
 async def test_every_replica_runs(sqlite_gateway: Gateway, tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ async def test_resuming_after_a_cursor_gives_exactly_what_came_after(gateway: Ga
     async with subscribe(gateway, WATCH, {"ids": ids}) as stream:
         everything = await stream.rest()
     cursors = [int(e["jobUpdates"]["cursor"]) for e in everything]
-    assert len(set(cursors)) == 6 and cursors == sorted(cursors), cursors
+    assert len(set(cursors)) == 6, cursors
+    assert cursors == sorted(cursors)
     middle = everything[2]["jobUpdates"]["cursor"]
     async with subscribe(gateway, WATCH, {"ids": ids, "after": middle}) as stream:
         resumed = await stream.rest()
@@ -98,7 +99,8 @@ async def test_many_concurrent_jobs_reach_a_watcher_in_cursor_order(gateway: Gat
         ids = await submit(alice, *(job_spec(message=str(n)) for n in range(10)))
         events = await stream.take(30, timeout=30)
     cursors = [int(e["jobUpdates"]["cursor"]) for e in events]
-    assert cursors == sorted(cursors) and len(set(cursors)) == 30
+    assert cursors == sorted(cursors)
+    assert len(set(cursors)) == 30
     for job_id in ids:
         states = [
             e["jobUpdates"]["stateAfter"] for e in events if e["jobUpdates"]["jobId"] == job_id
@@ -119,6 +121,7 @@ async def test_a_watcher_that_falls_behind_catches_up_from_the_store(
             await wait_for_state(alice, job_id, "SUCCESS")
         events = await stream.take(24, timeout=30)
     cursors = [int(e["jobUpdates"]["cursor"]) for e in events]
-    assert cursors == sorted(cursors) and len(set(cursors)) == 24
+    assert cursors == sorted(cursors)
+    assert len(set(cursors)) == 24
     assert {e["jobUpdates"]["jobId"] for e in events} == set(ids)
     await alice.execute(CANCEL, {"ids": ids})

@@ -138,7 +138,8 @@ async def test_the_update_log_is_ordered_and_positions_are_cursors(store: JobSto
         (a.id, JobState.RUNNING),
     ]
     seqs = [e.update.seq for e in log]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 4
     assert await store.latest_seq() == seqs[-1]
     after_second = await store.read_log(LogQuery(after=seqs[1], up_to=seqs[2]))
     assert [e.update.seq for e in after_second] == [seqs[2]]

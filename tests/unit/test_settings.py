@@ -67,7 +67,9 @@ def test_the_documented_example_loads_exactly_as_written(tmp_path: Path) -> None
 
 def test_the_shipped_example_file_loads() -> None:
     settings = load_settings(ROOT / "examples" / "jobgate.toml")
-    assert settings.users and settings.providers and settings.applications
+    assert settings.users
+    assert settings.providers
+    assert settings.applications
 
 
 def test_environment_variables_override_the_file(
