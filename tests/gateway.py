@@ -49,6 +49,13 @@ def gateway_settings(data_dir: Path, storage_url: str, **overrides: Any) -> Sett
                 ],
             },
             {
+                # Runs one job at a time: the rest stay IN_QUEUE, a quiet backlog for tests.
+                "id": "batch",
+                "kind": "local",
+                "max_concurrent_jobs": 1,
+                "products": [{"name": "cpu-batch", "category": "cpu"}],
+            },
+            {
                 "id": "other",
                 "kind": "local",
                 "token": OTHER_PROVIDER,

@@ -51,13 +51,13 @@ class Query:
         info: Info,
         filter: JobFilter | None = None,
         order_by: JobOrder | None = None,
-        first: int = 50,
+        first: int | None = 50,
         after: str | None = None,
     ) -> JobConnection:
         job_filter = filter.to_domain() if filter is not None else StoreJobFilter()
         order = order_by.to_domain() if order_by is not None else StoreJobOrder()
         listing = await info.context.services.jobs.list_jobs(
-            info.context.caller(), job_filter, order, first, after
+            info.context.caller(), job_filter, order, 50 if first is None else first, after
         )
         edges = [
             JobEdge(cursor=cursor, node=Job.of(job))

@@ -100,6 +100,9 @@ class MongoJobStore:
         self._index_lock = asyncio.Lock()
         self._numbers: list[int] = []
         self._number_lock = asyncio.Lock()
+        self._append_lock = asyncio.Lock()
+        # The position this process expects to append at next; None means "read it first".
+        self._next_position: int | None = None
 
     async def open(self) -> None:
         """Create the indexes; if the server is down, they are created on first use instead."""
@@ -178,27 +181,38 @@ class MongoJobStore:
         """Append entries to the log at the next free positions, in order.
 
         Raises `DuplicateKeyError` when an entry's (job, version) is taken: another write to that
-        job won. Entries before it are appended.
+        job won. Entries before it are appended. Appends from this process take turns, so they
+        never race each other for a position; only another gateway's append can take one first.
         """
-        positions: list[int] = []
-        pending = entries
-        for _attempt in range(MAX_APPEND_ATTEMPTS):
-            first = await self._newest_position() + 1
-            docs = [{"_id": first + offset, **entry} for offset, entry in enumerate(pending)]
-            try:
-                async with self._call("append"):
-                    await self._log.insert_many(docs, ordered=True)
-                return positions + [doc["_id"] for doc in docs]
-            except BulkWriteError as error:
-                failure = error.details["writeErrors"][0]
-                done = failure["index"]
-                positions += [doc["_id"] for doc in docs[:done]]
-                pending = pending[done:]
-                if failure.get("code") != DUPLICATE_KEY:
+        async with self._append_lock:
+            positions: list[int] = []
+            pending = entries
+            for _attempt in range(MAX_APPEND_ATTEMPTS):
+                if self._next_position is None:
+                    self._next_position = await self._newest_position() + 1
+                first = self._next_position
+                docs = [{"_id": first + offset, **entry} for offset, entry in enumerate(pending)]
+                try:
+                    async with self._call("append"):
+                        await self._log.insert_many(docs, ordered=True)
+                except BulkWriteError as error:
+                    failure = error.details["writeErrors"][0]
+                    done = failure["index"]
+                    positions += [doc["_id"] for doc in docs[:done]]
+                    pending = pending[done:]
+                    self._next_position = None
+                    if failure.get("code") != DUPLICATE_KEY:
+                        raise
+                    if await self._version_taken(pending[0]):
+                        raise DuplicateKeyError(
+                            "the job's version is taken", DUPLICATE_KEY
+                        ) from error
+                    continue  # only the position was taken, by another gateway: take the next
+                except BaseException:
+                    self._next_position = None
                     raise
-                if await self._version_taken(pending[0]):
-                    raise DuplicateKeyError("the job's version is taken", DUPLICATE_KEY) from error
-                # Only the position was taken, by another writer: try the next one.
+                self._next_position = first + len(docs)
+                return positions + [doc["_id"] for doc in docs]
         raise StoreUnavailable("the update log is too busy to append to; try again")
 
     async def _version_taken(self, entry: Doc) -> bool:
