@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from tests.api.documents import JOBS, job_spec, submit
+from tests.api.documents import JOBS, job_spec, submit, wait_for_state
 from tests.gateway import ALICE, Gateway
 
 NESTED = """
@@ -28,9 +26,8 @@ async def test_nested_updates_cost_a_bounded_number_of_round_trips(gateway: Gate
         job_spec("sleep", provider="batch", product="cpu-batch", seconds=600) for _ in range(100)
     )
     await submit(alice, *backlog, project="proj-a")
-    running = {"filter": {"states": ["RUNNING"]}, "first": 1}
-    while (await alice.execute(JOBS, running))["jobs"]["totalCount"] < 1:
-        await asyncio.sleep(0.05)
+    first_id = await alice.execute(JOBS, {"orderBy": {"field": "CREATED_AT", "direction": "ASC"}})
+    await wait_for_state(alice, first_id["jobs"]["nodes"][0]["id"], "RUNNING")
     trips = gateway.services.store.round_trips
     costs = {}
     for first in (10, 100):
@@ -87,7 +84,9 @@ async def test_filters_narrow_the_list(gateway: Gateway) -> None:
         [echo_id, sleep_id]
     )
     assert await matching({"provider": "other"}) == []
-    await alice.execute("mutation($i: [ID!]!) { cancelJobs(input: {ids: $i}) { jobs { id } } }", {"i": [sleep_id]})
+    await alice.execute(
+        "mutation($i: [ID!]!) { cancelJobs(input: {ids: $i}) { jobs { id } } }", {"i": [sleep_id]}
+    )
 
 
 async def test_bad_listing_arguments_get_coded_errors(sqlite_gateway: Gateway) -> None:

@@ -48,9 +48,7 @@ def schemas() -> tuple[GraphQLSchema, GraphQLSchema]:
 
 def contract_types(contract: GraphQLSchema) -> list[str]:
     return sorted(
-        name
-        for name in contract.type_map
-        if not name.startswith("__") and name not in LATER_TYPES
+        name for name in contract.type_map if not name.startswith("__") and name not in LATER_TYPES
     )
 
 
