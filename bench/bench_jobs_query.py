@@ -1,0 +1,141 @@
+"""Benchmark: `jobs(first: 100)` through the whole stack, against a bare Starlette endpoint.
+
+Both servers run as separate processes on loopback and read the same 100 jobs (3 updates each)
+from the same SQLite file; one client process sends requests one after another. Reported as
+requests per second, and as ratios measured in this same run. Also reports the cost of a small
+query with and without Strawberry's parser and validation caches.
+
+    .venv/bin/python -m bench.bench_jobs_query [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.servers import QUERY
+from jobgate.domain.job import JobSpecification, JobStatus, UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.domain.values import NameAndVersion, ProductReference, ResourceOwner, TextValue
+from jobgate.storage.base import NewSubmission
+from jobgate.storage.sqlite import SqliteJobStore
+from tests.services import free_port, wait_for_port
+
+SMALL_QUERY = "query Small { latestUpdateCursor applications { name } }"
+
+
+async def seed(db: Path, count: int = 100) -> None:
+    store = SqliteJobStore(db)
+    await store.open()
+    spec = JobSpecification(
+        application=NameAndVersion("echo", "1"),
+        product=ProductReference("cpu-small", "cpu", "local"),
+        name="benchmark job",
+        parameters=(("message", TextValue("hello")),),
+    )
+    created = await store.create_jobs(
+        NewSubmission(
+            ResourceOwner("alice", "proj-a"), [spec] * count, created_at=1_700_000_000_000
+        )
+    )
+    for job in created.jobs:
+        running = JobStatus(JobState.RUNNING, started_at=1_700_000_001_000)
+        await store.commit_update(
+            job, UpdateRequest(job.id, state=JobState.RUNNING), running, 1_700_000_001_000
+        )
+        (job,) = await store.get_jobs([job.id])
+        done = JobStatus(JobState.SUCCESS, started_at=1_700_000_001_000)
+        request = UpdateRequest(job.id, state=JobState.SUCCESS, status="exit code 0")
+        await store.commit_update(job, request, done, 1_700_000_002_000)
+    await store.close()
+
+
+def start(mode: str, db: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.servers", mode, "--db", str(db), "--port", str(port)]
+    )
+    wait_for_port(port)
+    return process, port
+
+
+async def measure(url: str, body: dict[str, object] | None, requests: int) -> tuple[float, object]:
+    """(requests per second, the last response's JSON), after a warm-up."""
+    headers = {"Authorization": "Bearer bench-token"}
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def once() -> object:
+            if body is None:
+                response = await client.get(url)
+            else:
+                response = await client.post(url, json=body, headers=headers)
+            response.raise_for_status()
+            return response.json()
+
+        for _ in range(20):
+            await once()
+        samples = []
+        result: object = None
+        for _ in range(requests):
+            started = time.perf_counter()
+            result = await once()
+            samples.append(time.perf_counter() - started)
+    return 1 / statistics.mean(samples), result
+
+
+async def run(requests: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "bench.db"
+        await seed(db)
+        results: dict[str, float] = {}
+        answers: dict[str, object] = {}
+        for mode in ("bare", "graphql", "graphql-nocache"):
+            process, port = start(mode, db)
+            try:
+                if mode == "bare":
+                    url, body = f"http://127.0.0.1:{port}/jobs", None
+                    results[mode], answers[mode] = await measure(url, body, requests)
+                else:
+                    url = f"http://127.0.0.1:{port}/graphql"
+                    results[mode], answers[mode] = await measure(url, {"query": QUERY}, requests)
+                    small, _ = await measure(url, {"query": SMALL_QUERY}, requests)
+                    results[f"{mode} small query"] = small
+            finally:
+                process.terminate()
+                process.wait()
+        same = json.dumps(answers["bare"], sort_keys=True) == json.dumps(
+            answers["graphql"], sort_keys=True
+        )
+        print(f"jobs(first: 100), 100 jobs x 3 updates, {requests} sequential requests each")
+        print(f"  bare Starlette endpoint        {results['bare']:8.1f} req/s")
+        print(f"  jobgate GraphQL                {results['graphql']:8.1f} req/s")
+        print(f"  jobgate GraphQL, no caches     {results['graphql-nocache']:8.1f} req/s")
+        print(f"  ratio GraphQL / bare           {results['graphql'] / results['bare']:8.3f}")
+        print(f"  same JSON from both            {same}")
+        small, small_nc = results["graphql small query"], results["graphql-nocache small query"]
+        print("small query (latestUpdateCursor, applications)")
+        print(f"  with parser+validation caches  {1000 / small:8.3f} ms")
+        print(f"  without                        {1000 / small_nc:8.3f} ms")
+        print(f"  ratio cached / uncached time   {small_nc / small:8.3f}")
+        if not same:
+            raise SystemExit("the two servers answered differently")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(run(args.requests))
+
+
+if __name__ == "__main__":
+    main()
