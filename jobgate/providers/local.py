@@ -37,6 +37,7 @@ class _LocalJob:
     allocation: SimpleDuration | None
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
     deadline: float | None = None
+    started: bool = False  # every replica runs and RUNNING was reported
     cancelled: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -101,7 +102,11 @@ class LocalProvider:
                 await self._report(job.id, JobState.SUCCESS, "The job was cancelled")
                 continue
             local.cancelled = True
-            local.changed.set()
+            if local.started:
+                local.changed.set()  # the supervisor stops the processes and reports
+            else:
+                # Waiting for a slot, or starting: settle it now; `_run` will not start it.
+                await self._report(job.id, JobState.SUCCESS, "The job was cancelled by its user")
 
     async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
         for job, requested in requests:
@@ -143,7 +148,6 @@ class LocalProvider:
         try:
             async with self._slots:
                 if local.cancelled:
-                    await self._report(job.id, JobState.SUCCESS, "The job was cancelled")
                     return
                 if await self._launch(local):
                     await self._supervise(local)
@@ -195,6 +199,9 @@ class LocalProvider:
             await self._report(job.id, JobState.FAILURE, f"Could not start '{argv[0]}': {reason}")
             return False
         _write_marker(workdir, local.processes)
+        if local.cancelled:  # cancelled while its processes were starting
+            await self._terminate(local.processes)
+            return False
         if local.allocation is not None:
             local.deadline = asyncio.get_running_loop().time() + local.allocation.total_seconds
         count = len(local.processes)
@@ -203,6 +210,9 @@ class LocalProvider:
             JobState.RUNNING,
             f"Running on this host ({count} process{'es' if count > 1 else ''})",
         )
+        local.started = True
+        if local.cancelled:  # cancelled while RUNNING was being reported
+            local.changed.set()
         return True
 
     async def _supervise(self, local: _LocalJob) -> None:

@@ -35,13 +35,11 @@ def coded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any,
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
-        except JobgateError as error:
-            raise as_graphql_error(error) from error
-        except GraphQLError:
-            raise
         except Exception as error:
-            log.exception("unexpected error in %s", fn.__qualname__)
-            raise unexpected_error() from error
+            translated = _translated(error, fn.__qualname__)
+            if translated is error:
+                raise
+            raise translated from error
 
     return wrapper
 
@@ -55,12 +53,20 @@ def coded_stream(fn: Callable[P, AsyncIterator[T]]) -> Callable[P, AsyncIterator
         try:
             async for item in fn(*args, **kwargs):
                 yield item
-        except JobgateError as error:
-            raise as_graphql_error(error) from error
-        except GraphQLError:
-            raise
         except Exception as error:
-            log.exception("unexpected error in %s", fn.__qualname__)
-            raise unexpected_error() from error
+            translated = _translated(error, fn.__qualname__)
+            if translated is error:
+                raise
+            raise translated from error
 
     return wrapper
+
+
+def _translated(error: Exception, where: str) -> GraphQLError:
+    """The GraphQL error a resolver's exception leaves as."""
+    if isinstance(error, GraphQLError):
+        return error
+    if isinstance(error, JobgateError):
+        return as_graphql_error(error)
+    log.error("unexpected error in %s", where, exc_info=error)
+    return unexpected_error()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.api.documents import (
@@ -151,3 +152,27 @@ async def test_the_watch_of_a_cancelled_job_completes(gateway: Gateway) -> None:
     states = [e["jobUpdates"]["stateAfter"] for e in history + rest]
     assert states == ["IN_QUEUE", "RUNNING", "SUCCESS"]
     assert stream.completed
+
+
+async def test_a_job_waiting_for_a_slot_is_cancelled_at_once(
+    sqlite_gateway: Gateway, tmp_path: Path
+) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    batch = {"provider": "batch", "product": "cpu-batch"}
+    running, waiting = await submit(
+        alice, job_spec("sleep", seconds=600, **batch), job_spec("sleep", seconds=601, **batch)
+    )
+    await wait_for_state(alice, running, "RUNNING")
+    await alice.execute(CANCEL, {"ids": [waiting]})
+    job = await wait_for_state(alice, waiting, "SUCCESS", timeout=5)
+    assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "SUCCESS"]
+    assert "cancelled" in job["updates"][-1]["status"]
+    await alice.execute(CANCEL, {"ids": [running]})
+    await wait_for_state(alice, running, "SUCCESS")
+    # The cancelled job never started, not even after the slot came free.
+    await submit(alice, job_spec(provider="batch", product="cpu-batch"))
+    await asyncio.sleep(0.5)
+    assert not (tmp_path / "data" / "local" / "batch" / waiting).exists()
+    still = await get_job(alice, waiting)
+    assert still is not None
+    assert [u["state"] for u in still["updates"]] == ["IN_QUEUE", "SUCCESS"]
