@@ -158,9 +158,10 @@ async def test_a_job_waiting_for_a_slot_is_cancelled_at_once(
     sqlite_gateway: Gateway, tmp_path: Path
 ) -> None:
     alice = sqlite_gateway.client(ALICE)
-    batch = {"provider": "batch", "product": "cpu-batch"}
     running, waiting = await submit(
-        alice, job_spec("sleep", seconds=600, **batch), job_spec("sleep", seconds=601, **batch)
+        alice,
+        job_spec("sleep", provider="batch", product="cpu-batch", seconds=600),
+        job_spec("sleep", provider="batch", product="cpu-batch", seconds=601),
     )
     await wait_for_state(alice, running, "RUNNING")
     await alice.execute(CANCEL, {"ids": [waiting]})
