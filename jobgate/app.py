@@ -78,7 +78,6 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         store,
         bus,
         poll_interval=settings.feed.poll_interval_seconds,
-        gap_timeout=settings.feed.gap_timeout_seconds,
         max_queued=settings.feed.max_queued_events,
     )
     providers = ProviderRegistry(build_providers(settings))

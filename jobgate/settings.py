@@ -80,7 +80,6 @@ class ServerSettings(_Strict):
 
 class FeedSettings(_Strict):
     poll_interval_seconds: float = Field(default=1.0, gt=0)
-    gap_timeout_seconds: float = Field(default=2.0, gt=0)
     max_queued_events: int = Field(default=1000, ge=1)
 
 

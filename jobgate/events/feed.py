@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 
 from jobgate.errors import StoreUnavailable
@@ -56,7 +55,6 @@ class UpdateFeed:
         bus: JobEventBus,
         *,
         poll_interval: float = 1.0,
-        gap_timeout: float = 2.0,
         batch_size: int = 500,
         max_queued: int = 1000,
     ) -> None:
@@ -64,12 +62,10 @@ class UpdateFeed:
         self.bus = bus
         self.position = 0
         self.poll_interval = poll_interval
-        self.gap_timeout = gap_timeout
         self.batch_size = batch_size
         self.max_queued = max_queued
         self._subscriptions: set[FeedSubscription] = set()
         self._wake = asyncio.Event()
-        self._gap_seen_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
 
@@ -139,31 +135,15 @@ class UpdateFeed:
                 log.exception("the update feed failed to read the log; retrying")
 
     async def _catch_up(self) -> None:
+        # Stores assign log positions densely and make them visible in order (the JobStore
+        # contract), so reading "after the position" never skips a write still in flight.
         while True:
             entries = await self.store.read_log(
                 LogQuery(after=self.position, limit=self.batch_size)
             )
-            if not entries:
-                self._gap_seen_at = None
-                return
             for entry in entries:
-                seq = entry.update.seq
-                if seq != self.position + 1 and not self._gap_expired():
-                    # An earlier position is not readable yet: a write still in flight.
-                    asyncio.get_running_loop().call_later(0.02, self._wake.set)
-                    return
-                self._gap_seen_at = None
                 for subscription in list(self._subscriptions):
                     subscription.offer(entry)
-                self.position = seq
+                self.position = entry.update.seq
             if len(entries) < self.batch_size:
                 return
-
-    def _gap_expired(self) -> bool:
-        now = time.monotonic()
-        if self._gap_seen_at is None:
-            self._gap_seen_at = now
-        if now - self._gap_seen_at >= self.gap_timeout:
-            log.info("update log position %s was never written; moving past it", self.position + 1)
-            return True
-        return False

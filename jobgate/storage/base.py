@@ -2,6 +2,8 @@
 
 A store owns two things: the jobs, and one global, ordered log of their updates. Each stored
 update gets the next position (`seq`) in that log; the position is the update's cursor.
+Positions are dense and become readable in order: once position n can be read, so can every
+position before it. Readers of the log rely on that to never skip a write still in flight.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ class JobStore(Protocol):
         """
 
     async def latest_seq(self) -> int:
-        """The newest committed position of the update log (0 when empty)."""
+        """The newest readable position of the update log (0 when empty)."""
 
     async def read_log(self, query: LogQuery) -> list[LogEntry]:
         """Updates after `query.after` (up to `query.up_to`), ordered by position."""
