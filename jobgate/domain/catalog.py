@@ -173,9 +173,6 @@ class Catalog:
     def product(self, reference: ProductReference) -> Product | None:
         return self._products.get(reference)
 
-    def has_provider(self, provider: str) -> bool:
-        return any(ref.provider == provider for ref in self._products)
-
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

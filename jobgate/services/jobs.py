@@ -170,9 +170,6 @@ class JobService:
     async def count_jobs(self, identity: Identity, job_filter: JobFilter) -> int:
         return await self.store.count_jobs(identity.visibility, job_filter)
 
-    def product_of(self, job: Job) -> Product | None:
-        return self.catalog.product(job.specification.product)
-
     # --- submitting ---------------------------------------------------------------------------
 
     async def submit(self, user: User, request: SubmitRequest) -> Outcome:

@@ -35,11 +35,6 @@ def decode_cursor(cursor: str, job_filter: JobFilter, order: JobOrder) -> PageKe
     return PageKey(value, number)
 
 
-def encode_update_cursor(seq: int) -> str:
-    """An update cursor: the update's position in the global log."""
-    return str(seq)
-
-
 def decode_update_cursor(cursor: str) -> int:
     if not cursor.isdecimal() or len(cursor) > 18:
         raise InvalidCursor("an update cursor is a position from a JobUpdate.cursor")
