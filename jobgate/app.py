@@ -17,10 +17,12 @@ from strawberry.exceptions import ConnectionRejectionError
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.events.bus import JobEventBus
 from jobgate.events.feed import UpdateFeed
+from jobgate.events.logs import JobLogHub
 from jobgate.providers.base import ProviderContext
 from jobgate.schema.build import build_schema
 from jobgate.schema.context import Context, Services, identify
 from jobgate.services.jobs import JobService, ProviderRegistry
+from jobgate.services.logs import JobLogService
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import Settings
 from jobgate.wiring import build_authenticator, build_catalog, build_providers, build_store
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         poll_interval=settings.feed.poll_interval_seconds,
         max_queued=settings.feed.max_queued_events,
     )
+    logs = JobLogHub(tail_lines=settings.logs.tail_lines, max_jobs=settings.logs.max_jobs)
     providers = ProviderRegistry(build_providers(settings))
     jobs = JobService(store, catalog, providers, bus, feed)
     services = Services(
@@ -87,6 +90,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         jobs=jobs,
         watcher=JobWatcher(store, feed),
         feed=feed,
+        logs=logs,
+        job_logs=JobLogService(jobs, logs),
         authenticator=authenticator,
         catalog=catalog,
         providers=providers,
@@ -99,7 +104,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         await bus.connect()
         await feed.start()
         for adapter in providers.all:
-            await adapter.start(_provider_context(adapter.id, jobs, settings))
+            await adapter.start(_provider_context(adapter.id, jobs, logs, settings))
         log.info("jobgate is ready")
         try:
             yield
@@ -129,7 +134,9 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     return app
 
 
-def _provider_context(provider_id: str, jobs: JobService, settings: Settings) -> ProviderContext:
+def _provider_context(
+    provider_id: str, jobs: JobService, logs: JobLogHub, settings: Settings
+) -> ProviderContext:
     async def report(updates: Sequence[UpdateRequest]) -> None:
         for update in updates:
             await jobs.apply_update(update, provider_id=provider_id)
@@ -142,4 +149,5 @@ def _provider_context(provider_id: str, jobs: JobService, settings: Settings) ->
         active_jobs=active_jobs,
         catalog=jobs.catalog,
         data_dir=settings.server.data_dir,
+        logs=logs,
     )

@@ -67,6 +67,18 @@ class BadRequest(JobgateError):
     code = "BAD_USER_INPUT"
 
 
+class NotFound(JobgateError):
+    """The caller may not read this job, or it does not exist: the two look the same."""
+
+    code = "NOT_FOUND"
+
+
+class NotSupported(JobgateError):
+    """The job's product does not offer this ability."""
+
+    code = "NOT_SUPPORTED"
+
+
 class InvalidCursor(JobgateError):
     """A pagination or update cursor that this gateway did not issue for this query."""
 

@@ -83,6 +83,11 @@ class FeedSettings(_Strict):
     max_queued_events: int = Field(default=1000, ge=1)
 
 
+class LogSettings(_Strict):
+    tail_lines: int = Field(default=1000, ge=1)
+    max_jobs: int = Field(default=1000, ge=1)
+
+
 class UserSettings(_Strict):
     username: str = Field(min_length=1)
     token: SecretStr
@@ -146,6 +151,7 @@ class Settings(BaseSettings):
     bus: BusSettings = BusSettings()
     server: ServerSettings = ServerSettings()
     feed: FeedSettings = FeedSettings()
+    logs: LogSettings = LogSettings()
     users: list[UserSettings] = []
     providers: list[ProviderSettings] = []
     applications: list[ApplicationSettings] = []

@@ -77,6 +77,18 @@ def gateway_settings(data_dir: Path, storage_url: str, **overrides: Any) -> Sett
             },
             {"name": "fail", "version": "1", "command": ["sh", "-c", "exit 3"]},
             {
+                "name": "chatty",
+                "version": "1",
+                "command": ["sh", "-c", "echo one; echo two >&2; sleep {pause}; echo three"],
+                "parameters": [{"name": "pause", "type": "integer", "default": 1}],
+            },
+            {
+                "name": "count",
+                "version": "1",
+                "command": ["seq", "1", "{to}"],
+                "parameters": [{"name": "to", "type": "integer"}],
+            },
+            {
                 "name": "missing",
                 "version": "1",
                 "command": ["/nonexistent/jobgate-test-binary"],

@@ -10,6 +10,7 @@ from typing import Protocol
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.values import SimpleDuration
+from jobgate.events.logs import JobLogHub
 
 ReportUpdates = Callable[[Sequence[UpdateRequest]], Awaitable[None]]
 ListJobs = Callable[[], Awaitable[list[Job]]]
@@ -23,6 +24,7 @@ class ProviderContext:
     active_jobs: ListJobs
     catalog: Catalog
     data_dir: Path
+    logs: JobLogHub
 
 
 class ProviderAdapter(Protocol):
@@ -61,3 +63,7 @@ class ProviderAdapter(Protocol):
 
     async def resume(self, jobs: Sequence[Job]) -> None:
         """Continue suspended jobs."""
+
+    async def backfill_logs(self, job: Job) -> None:
+        """Put the tail of an ended job's output into the log hub, from wherever the back end
+        kept it (for products with `logs` support), and close that log."""

@@ -29,6 +29,11 @@ from jobgate.providers.base import ProviderContext
 log = logging.getLogger(__name__)
 
 MARKER = "processes.json"
+# A longer run of output without a newline is passed on in pieces of this size.
+MAX_LINE_BYTES = 16 * 1024
+READ_CHUNK = 64 * 1024
+# How long output may keep flowing after the processes ended (a pipe held by a leftover child).
+DRAIN_SECONDS = 2.0
 
 
 @dataclass(eq=False)
@@ -36,6 +41,7 @@ class _LocalJob:
     job: Job
     allocation: SimpleDuration | None
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
     deadline: float | None = None
     started: bool = False  # every replica runs and RUNNING was reported
     cancelled: bool = False
@@ -158,6 +164,10 @@ class LocalProvider:
             await self._report(job.id, JobState.FAILURE, "The local provider failed internally")
         finally:
             self._jobs.pop(job.id, None)
+            for pump in local.pumps:
+                pump.cancel()
+            assert self._context is not None
+            self._context.logs.close(job.id)
 
     async def _launch(self, local: _LocalJob) -> bool:
         assert self._context is not None
@@ -170,6 +180,7 @@ class LocalProvider:
         argv = render_command(app.command, dict(spec.parameters))
         workdir = self.workdir(job.id)
         workdir.mkdir(parents=True, exist_ok=True)
+        self._context.logs.open(job.id)
         try:
             for rank in range(spec.replicas):
                 env = {
@@ -178,21 +189,21 @@ class LocalProvider:
                     "JOBGATE_RANK": str(rank),
                     "JOBGATE_REPLICAS": str(spec.replicas),
                 }
-                # Creating two empty files on a local disk does not block the loop noticeably.
-                with (
-                    open(workdir / f"stdout-{rank}.log", "wb") as out,  # noqa: ASYNC230
-                    open(workdir / f"stderr-{rank}.log", "wb") as err,  # noqa: ASYNC230
-                ):
-                    process = await asyncio.create_subprocess_exec(
-                        *argv,
-                        cwd=workdir,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=err,
-                        env=env,
-                        start_new_session=True,
-                    )
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=workdir,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=env,
+                    start_new_session=True,
+                )
                 local.processes.append(process)
+                assert process.stdout is not None
+                assert process.stderr is not None
+                for channel, stream in (("stdout", process.stdout), ("stderr", process.stderr)):
+                    pump = self._pump(job.id, rank, channel, stream, workdir)
+                    local.pumps.append(asyncio.create_task(pump))
         except OSError as error:
             _signal_groups(local.processes, signal.SIGKILL)
             reason = error.strerror or str(error)
@@ -228,16 +239,19 @@ class LocalProvider:
                 )
                 changed.cancel()
                 if exited in done:
+                    await self._drain(local)
                     break
                 local.changed.clear()
                 if local.cancelled:
                     await self._terminate(local.processes)
+                    await self._drain(local)
                     await self._report(
                         local.job.id, JobState.SUCCESS, "The job was cancelled by its user"
                     )
                     return
                 if local.deadline is not None and loop.time() >= local.deadline:
                     await self._terminate(local.processes)
+                    await self._drain(local)
                     allocation = _describe(local.allocation or SimpleDuration())
                     await self._report(
                         local.job.id,
@@ -254,6 +268,57 @@ class LocalProvider:
         else:
             message = "The programs exited with codes " + ", ".join(map(str, codes))
         await self._report(local.job.id, JobState.SUCCESS, message)
+
+    async def _pump(
+        self, job_id: str, rank: int, channel: str, stream: asyncio.StreamReader, workdir: Path
+    ) -> None:
+        """Copy one output stream to its file and, line by line, to the log hub."""
+        assert self._context is not None
+        logs = self._context.logs
+
+        def emit(raw: bytes) -> None:
+            text = raw.decode("utf-8", errors="replace").removesuffix("\r")
+            if channel == "stdout":
+                logs.append(job_id, rank, stdout=text)
+            else:
+                logs.append(job_id, rank, stderr=text)
+
+        # Writes to a local file are short; they do not hold up the loop noticeably.
+        with open(workdir / f"{channel}-{rank}.log", "wb") as copy:  # noqa: ASYNC230
+            pending = b""
+            while chunk := await stream.read(READ_CHUNK):
+                copy.write(chunk)
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    emit(raw)
+                while len(pending) > MAX_LINE_BYTES:
+                    emit(pending[:MAX_LINE_BYTES])
+                    pending = pending[MAX_LINE_BYTES:]
+            if pending:
+                emit(pending)
+
+    async def _drain(self, local: _LocalJob) -> None:
+        """Wait until the output the processes wrote has been read, within reason."""
+        if local.pumps:
+            await asyncio.wait(local.pumps, timeout=DRAIN_SECONDS)
+
+    async def backfill_logs(self, job: Job) -> None:
+        """The tail of each output file of an ended job, replica by replica."""
+        assert self._context is not None
+        logs = self._context.logs
+        workdir = self.workdir(job.id)
+        for rank in range(job.specification.replicas):
+            for channel in ("stdout", "stderr"):
+                path = workdir / f"{channel}-{rank}.log"
+                if not path.exists():
+                    continue
+                lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+                for text in lines[-logs.tail_lines :]:
+                    if channel == "stdout":
+                        logs.append(job.id, rank, stdout=text)
+                    else:
+                        logs.append(job.id, rank, stderr=text)
+        logs.close(job.id)
 
     async def _terminate(self, processes: list[asyncio.subprocess.Process]) -> None:
         """SIGTERM each process group, then SIGKILL what is left after the grace period."""

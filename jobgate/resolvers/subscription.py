@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import strawberry
 
 from jobgate.resolvers.errors import coded_stream
-from jobgate.schema.payloads import JobUpdateEvent
+from jobgate.schema.payloads import JobLogEvent, JobUpdateEvent
 from jobgate.schema.types import Info
-from jobgate.services.pagination import decode_update_cursor
+from jobgate.services.pagination import decode_position
 
 
 @strawberry.type
@@ -30,7 +30,20 @@ class Subscription:
         after: str | None = None,
     ) -> AsyncIterator[JobUpdateEvent]:
         identity = info.context.caller()
-        position = None if after is None else decode_update_cursor(after)
+        position = None if after is None else decode_position(after)
         ids = None if job_ids is None else [str(job_id) for job_id in job_ids]
         async for event in info.context.services.watcher.watch(identity, ids, position):
             yield JobUpdateEvent.of(event)
+
+    @strawberry.subscription(
+        description="Log lines of a job whose product supports logs: the kept tail (or after "
+        "`after`), then live; completes when the job is final."
+    )
+    @coded_stream
+    async def job_logs(
+        self, info: Info, job_id: strawberry.ID, after: str | None = None
+    ) -> AsyncIterator[JobLogEvent]:
+        identity = info.context.caller()
+        position = None if after is None else decode_position(after)
+        async for line in info.context.services.job_logs.follow(identity, str(job_id), position):
+            yield JobLogEvent.of(line)

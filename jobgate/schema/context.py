@@ -16,7 +16,9 @@ from jobgate.domain.catalog import Catalog
 from jobgate.domain.job import JobUpdate
 from jobgate.errors import Forbidden, Unauthenticated
 from jobgate.events.feed import UpdateFeed
+from jobgate.events.logs import JobLogHub
 from jobgate.services.jobs import JobService, ProviderRegistry
+from jobgate.services.logs import JobLogService
 from jobgate.services.watch import JobWatcher
 from jobgate.storage.base import JobStore
 
@@ -31,6 +33,8 @@ class Services:
     jobs: JobService
     watcher: JobWatcher
     feed: UpdateFeed
+    logs: JobLogHub
+    job_logs: JobLogService
     authenticator: Authenticator
     catalog: Catalog
     providers: ProviderRegistry

@@ -5,7 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from jobgate.errors import UserProblem
+from jobgate.events.logs import LogLine
 from jobgate.schema.enums import JobState, UpdateOutcome, UserErrorCode
+from jobgate.schema.scalars import DateTime
 from jobgate.schema.types import Job, JobUpdate
 from jobgate.services.jobs import UpdateResult
 from jobgate.services.watch import UpdateEvent
@@ -112,4 +114,27 @@ class JobUpdateEvent:
             update=JobUpdate.of(event.update),
             state_after=event.update.status_after.state,
             job=Job.of(event.job),
+        )
+
+
+@strawberry.type
+class JobLogEvent:
+    cursor: str
+    job_id: strawberry.ID
+    rank: int
+    timestamp: DateTime
+    stdout: str | None
+    stderr: str | None
+    channel: str | None
+
+    @classmethod
+    def of(cls, line: LogLine) -> JobLogEvent:
+        return cls(
+            cursor=str(line.seq),
+            job_id=strawberry.ID(line.job_id),
+            rank=line.rank,
+            timestamp=DateTime(line.timestamp),
+            stdout=line.stdout,
+            stderr=line.stderr,
+            channel=line.channel,
         )

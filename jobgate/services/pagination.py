@@ -35,7 +35,8 @@ def decode_cursor(cursor: str, job_filter: JobFilter, order: JobOrder) -> PageKe
     return PageKey(value, number)
 
 
-def decode_update_cursor(cursor: str) -> int:
+def decode_position(cursor: str) -> int:
+    """An event cursor (of an update or a log line): a position given out by this gateway."""
     if not cursor.isdecimal() or len(cursor) > 18:
-        raise InvalidCursor("an update cursor is a position from a JobUpdate.cursor")
+        raise InvalidCursor("a cursor is the `cursor` of an event this gateway sent")
     return int(cursor)

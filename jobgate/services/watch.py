@@ -12,15 +12,11 @@ from dataclasses import dataclass
 
 from jobgate.auth import Identity
 from jobgate.domain.job import Job, JobUpdate
-from jobgate.errors import JobgateError
+from jobgate.errors import NotFound
 from jobgate.events.feed import FeedSubscription, UpdateFeed
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
 
 REPLAY_BATCH = 500
-
-
-class JobsNotFound(JobgateError):
-    code = "NOT_FOUND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +52,7 @@ class JobWatcher:
             jobs = {job.id: job for job in await self.store.get_jobs(list(wanted))}
             missing = [i for i in wanted if i not in jobs or not visibility.allows(jobs[i])]
             if missing:
-                raise JobsNotFound(f"no such job: {', '.join(sorted(missing))}")
+                raise NotFound(f"no such job: {', '.join(sorted(missing))}")
             unfinished = {i for i, job in jobs.items() if not job.status.state.is_final}
 
         def interesting(entry: LogEntry) -> bool:

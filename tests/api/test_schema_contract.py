@@ -21,7 +21,6 @@ CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "api" / "schema.grap
 
 # Parts the contract marks [live] or [providers]: they arrive with later issues.
 LATER_TYPES = {
-    "JobLogEvent",
     "ProviderCommandKind",
     "ProviderCommand",
     "JobLogInput",
@@ -33,7 +32,6 @@ LATER_TYPES = {
 LATER_FIELDS = {
     ("Mutation", "reportJobLogs"),
     ("Mutation", "acknowledgeProviderCommands"),
-    ("Subscription", "jobLogs"),
     ("Subscription", "providerCommands"),
 }
 

@@ -19,7 +19,7 @@ from jobgate.domain.values import (
 )
 from jobgate.errors import InvalidCursor
 from jobgate.schema.scalars import parse_bigint, parse_datetime, serialize_datetime
-from jobgate.services.pagination import decode_cursor, decode_update_cursor, encode_cursor
+from jobgate.services.pagination import decode_cursor, decode_position, encode_cursor
 from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey
 
 
@@ -58,10 +58,10 @@ def test_job_cursors_are_tied_to_their_filter_and_order() -> None:
 
 
 def test_update_cursors_are_log_positions() -> None:
-    assert decode_update_cursor("42") == 42
+    assert decode_position("42") == 42
     for bad in ("-1", "x", "1" * 19):
         with pytest.raises(InvalidCursor):
-            decode_update_cursor(bad)
+            decode_position(bad)
 
 
 def test_commands_substitute_each_value_into_one_argument() -> None:

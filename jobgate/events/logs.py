@@ -1,0 +1,123 @@
+"""`JobLogHub`: the output lines of running jobs, kept as a bounded tail and streamed live.
+
+Providers append lines as their jobs write them and close a job's log when the job ends. A
+watcher gets the kept tail first (or the lines after its cursor), then new lines as they come,
+and its stream ends when the log is closed. Each job keeps at most `tail_lines` lines, and the
+hub keeps the tails of at most `max_jobs` jobs, dropping the longest-finished first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from jobgate.errors import JobgateError
+
+
+class LogLagging(JobgateError):
+    """A watcher fell so far behind that lines it has not read left the kept tail."""
+
+    code = "LAGGING"
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a job wrote. `seq` counts the job's lines from 1; it is the line's cursor."""
+
+    seq: int
+    job_id: str
+    rank: int
+    timestamp: int
+    stdout: str | None = None
+    stderr: str | None = None
+    channel: str | None = None
+
+
+@dataclass(eq=False)
+class _JobLog:
+    tail: deque[LogLine]
+    next_seq: int = 1
+    closed: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class JobLogHub:
+    """In-process log tails and live log streams, per job."""
+
+    def __init__(self, *, tail_lines: int = 1000, max_jobs: int = 1000) -> None:
+        self.tail_lines = tail_lines
+        self.max_jobs = max_jobs
+        self._logs: OrderedDict[str, _JobLog] = OrderedDict()
+
+    def _log(self, job_id: str) -> _JobLog:
+        log = self._logs.get(job_id)
+        if log is None:
+            log = self._logs[job_id] = _JobLog(deque(maxlen=self.tail_lines))
+            self._forget_old()
+        return log
+
+    def _forget_old(self) -> None:
+        # Keep every open log; past the limit, drop the oldest closed ones.
+        excess = len(self._logs) - self.max_jobs
+        for job_id in [j for j, log in self._logs.items() if log.closed][: max(excess, 0)]:
+            del self._logs[job_id]
+
+    def append(
+        self, job_id: str, rank: int, *, stdout: str | None = None, stderr: str | None = None
+    ) -> None:
+        """Record one line of a job's standard output or standard error."""
+        log = self._log(job_id)
+        line = LogLine(
+            seq=log.next_seq,
+            job_id=job_id,
+            rank=rank,
+            timestamp=time.time_ns() // 1_000_000,
+            stdout=stdout,
+            stderr=stderr,
+            channel="stdout" if stdout is not None else "stderr",
+        )
+        log.next_seq += 1
+        log.tail.append(line)
+        log.changed.set()
+
+    def open(self, job_id: str) -> None:
+        """Start (or restart) a job's log, so watchers wait for its lines."""
+        log = self._log(job_id)
+        log.closed = False
+
+    def knows(self, job_id: str) -> bool:
+        """Whether the hub holds lines (or an open log) of this job."""
+        return job_id in self._logs
+
+    def close(self, job_id: str) -> None:
+        """The job ended: its watchers get what is left, then their streams end."""
+        log = self._log(job_id)
+        log.closed = True
+        log.changed.set()
+        self._logs.move_to_end(job_id)
+        self._forget_old()
+
+    async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[LogLine]:
+        """The kept lines after `after`, then new ones, until the job's log is closed.
+
+        Raises `LogLagging` when lines after `after` are no longer kept.
+        """
+        log = self._log(job_id)
+        seen = after
+        first = True
+        while True:
+            log.changed.clear()
+            # The first read may start at the kept tail; after that, a line that left the tail
+            # unread would be lost, and a watcher is told rather than silently skipped ahead.
+            if not first and log.tail and seen < log.tail[0].seq - 1:
+                raise LogLagging("log lines were dropped before this watcher read them")
+            first = False
+            for line in [line for line in log.tail if line.seq > seen]:
+                yield line
+                seen = line.seq
+            if log.closed and seen >= log.next_seq - 1:
+                return
+            await log.changed.wait()
