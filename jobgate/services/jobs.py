@@ -211,7 +211,7 @@ class JobService:
                 UserErrorCode.IDEMPOTENCY_KEY_REUSED, error.message, field=("idempotencyKey",)
             )
             return Outcome([], [problem])
-        await self._ring()
+        self._ring()
         if not created.replayed:
             await self._dispatch(created.jobs)
         return Outcome(created.jobs, [])
@@ -459,7 +459,7 @@ class JobService:
                     case Applied(status=status):
                         stored = await self.store.commit_update(job, request, status, now)
                         if stored is not None:
-                            await self._ring()
+                            self._ring()
                             return UpdateResult(
                                 index, request.job_id, UpdateOutcome.APPLIED, update=stored
                             )
@@ -486,11 +486,11 @@ class JobService:
             last = page.jobs[-1]
             key = PageKey(sort_key(last, order.field), int(last.id))
 
-    async def _ring(self) -> None:
+    def _ring(self) -> None:
         """Tell this process's feed and, through the bus, every replica that the log grew."""
         if self.feed is not None:
             self.feed.poke()
-        await self.bus.ring()
+        self.bus.ring()
 
 
 def _rejected(
