@@ -7,7 +7,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import uvicorn
@@ -221,9 +221,16 @@ class Subscription:
         return events
 
 
+class WebSocketTarget(Protocol):
+    """Anything serving GraphQL over a WebSocket: a gateway in this process or another."""
+
+    @property
+    def ws_url(self) -> str: ...
+
+
 @contextlib.asynccontextmanager
 async def subscribe(
-    gateway: Gateway,
+    gateway: WebSocketTarget,
     query: str,
     variables: Json | None = None,
     *,

@@ -6,85 +6,22 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.api.documents import JOBS, get_job, job_spec, submit, wait_for_state
-from tests.gateway import ALICE, GraphQLClient, gateway_settings, running_gateway
-from tests.services import FerretDB, free_port, wait_for_port
-
-JOBGATE = Path(sys.executable).parent / "jobgate"
-
-CONFIG = """
-[server]
-data_dir = "{data}"
-
-[storage]
-url = "{storage}"
-server_selection_timeout_ms = 1500
-
-[[users]]
-username = "alice"
-token = "alice-secret"
-projects = ["proj-a"]
-
-[[providers]]
-id = "local"
-kind = "local"
-token = "provider-secret"
-
-[[providers.products]]
-name = "cpu-small"
-category = "cpu"
-cpu = 1
-memoryInGigs = 1
-support = {{ logs = true, timeExtension = true, suspension = false }}
-
-[[applications]]
-name = "echo"
-version = "1"
-command = ["echo", "{{message}}"]
-parameters = [{{ name = "message", type = "text" }}]
-
-[[applications]]
-name = "sleep"
-version = "1"
-command = ["sleep", "{{seconds}}"]
-parameters = [{{ name = "seconds", type = "integer" }}]
-"""
-
-
-class ServeProcess:
-    """`jobgate serve --config FILE --port P` as a separate process."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> GraphQLClient:
-        self.process = subprocess.Popen(
-            [str(JOBGATE), "serve", "--config", str(self.config), "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-        return GraphQLClient(f"http://127.0.0.1:{self.port}/graphql", ALICE)
-
-    def stop(self, signum: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signum)
-            self.process.wait(20)
+from tests.gateway import ALICE, gateway_settings, running_gateway
+from tests.processes import ServeProcess, write_config
+from tests.services import FerretDB
 
 
 @pytest.fixture
 def serve(tmp_path: Path, storage_url: str) -> Iterator[ServeProcess]:
-    config = tmp_path / "jobgate.toml"
-    config.write_text(CONFIG.format(data=tmp_path / "data", storage=storage_url))
+    config = write_config(
+        tmp_path / "jobgate.toml", data_dir=tmp_path / "data", storage=storage_url
+    )
     process = ServeProcess(config)
     try:
         yield process
