@@ -21,6 +21,7 @@ from tests.services import free_port
 
 ALICE, BOB, CAROL = "alice-secret", "bob-secret", "carol-secret"
 PROVIDER, OTHER_PROVIDER = "provider-secret", "other-provider-secret"
+BATCH_PROVIDER = "batch-provider-secret"
 
 Json = dict[str, Any]
 
@@ -52,6 +53,7 @@ def gateway_settings(data_dir: Path, storage_url: str, **overrides: Any) -> Sett
                 # Runs one job at a time: the rest stay IN_QUEUE, a quiet backlog for tests.
                 "id": "batch",
                 "kind": "local",
+                "token": BATCH_PROVIDER,
                 "max_concurrent_jobs": 1,
                 "products": [{"name": "cpu-batch", "category": "cpu"}],
             },
@@ -242,7 +244,13 @@ async def subscribe(
     payload = init_payload
     if payload is None:
         payload = {} if token is None else {"Authorization": f"Bearer {token}"}
-    async with connect(gateway.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
+    async with connect(
+        gateway.ws_url,
+        subprotocols=[protocol],  # type: ignore[list-item]
+        open_timeout=5,
+        # Frames a test leaves unread must not stall the closing handshake behind them.
+        max_queue=None,
+    ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
         if ack["type"] != "connection_ack":
