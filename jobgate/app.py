@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from importlib import resources
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -30,17 +34,33 @@ from jobgate.wiring import build_authenticator, build_catalog, build_providers, 
 log = logging.getLogger(__name__)
 
 
-class JobgateGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with jobgate's context and WebSocket authentication."""
+GRAPHIQL = resources.files("jobgate") / "static" / "graphiql"
 
-    def __init__(self, services: Services, *, graphiql: bool, caches: bool = True) -> None:
+
+class JobgateGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with jobgate's context, WebSocket authentication and a GraphiQL
+    page whose assets the gateway serves itself."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        graphiql: bool,
+        allowed_origins: Sequence[str] = (),
+        caches: bool = True,
+    ) -> None:
         super().__init__(
             build_schema(caches=caches),
             graphql_ide="graphiql" if graphiql else None,
             keep_alive=True,
             keep_alive_interval=15,
+            allowed_origins=allowed_origins,
         )
         self.services = services
+        self._graphiql_page = (GRAPHIQL / "index.html").read_text(encoding="utf-8")
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self._graphiql_page)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -96,7 +116,10 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         catalog=catalog,
         providers=providers,
     )
-    graphql = JobgateGraphQL(services, graphiql=settings.server.graphiql, caches=caches)
+    origins = settings.server.allowed_origins
+    graphql = JobgateGraphQL(
+        services, graphiql=settings.server.graphiql, allowed_origins=origins, caches=caches
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -127,7 +150,18 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Route("/healthz", health),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
         ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type"],
+            )
+        ]
+        if origins
+        else [],
         lifespan=lifespan,
     )
     app.state.services = services

@@ -76,6 +76,11 @@ class ServerSettings(_Strict):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("jobgate-data")
     graphiql: bool = True
+    allowed_origins: list[str] = Field(
+        default=[],
+        description="Other origins whose pages may call the API (HTTP CORS and WebSocket), "
+        "e.g. a frontend's dev server: https://localhost:5173; '*' allows any",
+    )
 
 
 class FeedSettings(_Strict):
