@@ -262,6 +262,8 @@ class LocalProvider:
         finally:
             if not exited.done():
                 exited.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await exited
         codes = [p.returncode for p in local.processes]
         if len(codes) == 1:
             message = f"The program exited with code {codes[0]}"

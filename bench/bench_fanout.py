@@ -1,0 +1,178 @@
+"""Benchmark: fan-out of one update to N idle WebSocket subscribers, and end-to-end latency.
+
+A `jobgate serve` process (SQLite, memory bus) on loopback; this process holds N
+graphql-transport-ws subscriptions to `jobUpdates` (every job the user may read) and measures:
+
+- memory per idle subscriber: the server's resident memory, before and after connecting N;
+- fan-out: one provider update (`reportJobUpdates`), and the time until each subscriber has it,
+  reported at p50 and p99 (this client reads all N sockets on one core: its own time is in it);
+- end to end: with one subscriber, `reportJobUpdates` to the event's arrival, p50 and p99.
+
+    .venv/bin/python -m bench.bench_fanout [--subscribers 1000 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.processes import JOBGATE
+from tests.services import free_port, wait_for_port
+
+TOKEN, PROVIDER_TOKEN = "bench-user", "bench-provider"
+SUBSCRIPTION = "subscription { jobUpdates { cursor } }"
+REPORT = """mutation($u: [JobUpdateInput!]!) {
+  reportJobUpdates(input: {updates: $u}) { results { outcome } } }"""
+SUBMIT = """mutation { submitJobs(input: {jobs: [{
+  application: {name: "sleep", version: "1"},
+  product: {id: "cpu", category: "cpu", provider: "local"},
+  parameters: [{name: "seconds", value: {integer: 3600}}]}]}) { jobs { id } } }"""
+
+CONFIG = f"""
+[server]
+data_dir = "{{data}}"
+graphiql = false
+[[users]]
+username = "bench"
+token = "{TOKEN}"
+[[providers]]
+id = "local"
+kind = "local"
+token = "{PROVIDER_TOKEN}"
+[[providers.products]]
+name = "cpu"
+category = "cpu"
+[[applications]]
+name = "sleep"
+version = "1"
+command = ["sleep", "{{{{seconds}}}}"]
+parameters = [{{{{ name = "seconds", type = "integer" }}}}]
+"""
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def open_subscription(url: str) -> ClientConnection:
+    ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None, open_timeout=60)  # type: ignore[list-item]
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {TOKEN}"}})
+    )
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
+    return ws
+
+
+async def next_event(ws: ClientConnection) -> float:
+    while True:
+        message = json.loads(await ws.recv())
+        if message["type"] == "next":
+            return time.perf_counter()
+
+
+async def report(http: httpx.AsyncClient, url: str, job_id: str, n: int) -> None:
+    response = await http.post(
+        url,
+        json={"query": REPORT, "variables": {"u": [{"jobId": job_id, "status": f"tick {n}"}]}},
+        headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
+    )
+    response.raise_for_status()
+
+
+async def run(counts: list[int], rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "jobgate.toml"
+        config.write_text(CONFIG.format(data=Path(folder) / "data"))
+        port = free_port()
+        server = subprocess.Popen(  # noqa: ASYNC220  # started once, before anything is measured
+            [
+                str(JOBGATE),
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
+        )
+        try:
+            wait_for_port(port)
+            http_url, ws_url = f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql"
+            async with httpx.AsyncClient(timeout=120) as http:
+                created = await http.post(
+                    http_url, json={"query": SUBMIT}, headers={"Authorization": f"Bearer {TOKEN}"}
+                )
+                job_id = created.json()["data"]["submitJobs"]["jobs"][0]["id"]
+                await asyncio.sleep(1)
+
+                # End to end, one subscriber.
+                ws = await open_subscription(ws_url)
+                await asyncio.sleep(0.5)
+                latencies = []
+                for n in range(200):
+                    started = time.perf_counter()
+                    await report(http, http_url, job_id, n)
+                    latencies.append(await next_event(ws) - started)
+                await ws.close()
+                print("end to end, reportJobUpdates -> subscriber, 200 updates")
+                print(
+                    f"  p50 {percentile(latencies, 0.5) * 1000:7.2f} ms   p99 {percentile(latencies, 0.99) * 1000:7.2f} ms"
+                )
+
+                for count in counts:
+                    await asyncio.sleep(1)
+                    before = rss_kib(server.pid)
+                    sockets: list[ClientConnection] = []
+                    for start in range(0, count, 200):
+                        sockets += await asyncio.gather(
+                            *(open_subscription(ws_url) for _ in range(min(200, count - start)))
+                        )
+                    await asyncio.sleep(2)
+                    per_subscriber = (rss_kib(server.pid) - before) / count
+                    fanouts: list[float] = []
+                    for n in range(rounds):
+                        waiting = [asyncio.create_task(next_event(s)) for s in sockets]
+                        started = time.perf_counter()
+                        await report(http, http_url, job_id, 1000 + n)
+                        arrived = await asyncio.gather(*waiting)
+                        fanouts += [t - started for t in arrived]
+                        await asyncio.sleep(0.5)
+                    print(f"fan-out to {count} idle subscribers ({rounds} updates)")
+                    print(
+                        f"  p50 {percentile(fanouts, 0.5) * 1000:7.1f} ms   p99 {percentile(fanouts, 0.99) * 1000:7.1f} ms"
+                    )
+                    print(f"  server memory per idle subscriber: {per_subscriber:.1f} KiB")
+                    await asyncio.gather(*(s.close() for s in sockets))
+        finally:
+            server.terminate()
+            server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(run(args.subscribers, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
