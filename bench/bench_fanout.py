@@ -87,14 +87,12 @@ async def next_event(ws: ClientConnection) -> float:
             return time.perf_counter()
 
 
-async def report(url: str, job_id: str, n: int) -> None:
-    # A fresh connection each time: a pooled one may have idled out while sockets were opening.
-    async with httpx.AsyncClient(timeout=120) as http:
-        response = await http.post(
-            url,
-            json={"query": REPORT, "variables": {"u": [{"jobId": job_id, "status": f"tick {n}"}]}},
-            headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
-        )
+async def report(http: httpx.AsyncClient, url: str, job_id: str, n: int) -> None:
+    response = await http.post(
+        url,
+        json={"query": REPORT, "variables": {"u": [{"jobId": job_id, "status": f"tick {n}"}]}},
+        headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
+    )
     response.raise_for_status()
 
 
@@ -131,7 +129,7 @@ async def run(counts: list[int], rounds: int) -> None:
                 latencies = []
                 for n in range(200):
                     started = time.perf_counter()
-                    await report(http_url, job_id, n)
+                    await report(http, http_url, job_id, n)
                     latencies.append(await next_event(ws) - started)
                 await ws.close()
                 print("end to end, reportJobUpdates -> subscriber, 200 updates")
@@ -152,8 +150,10 @@ async def run(counts: list[int], rounds: int) -> None:
                     fanouts: list[float] = []
                     for n in range(rounds):
                         waiting = [asyncio.create_task(next_event(s)) for s in sockets]
-                        started = time.perf_counter()
-                        await report(http_url, job_id, 1000 + n)
+                        # A fresh connection: a pooled one may have idled out meanwhile.
+                        async with httpx.AsyncClient(timeout=120) as fresh:
+                            started = time.perf_counter()
+                            await report(fresh, http_url, job_id, 1000 + n)
                         arrived = await asyncio.gather(*waiting)
                         fanouts += [t - started for t in arrived]
                         await asyncio.sleep(0.5)
