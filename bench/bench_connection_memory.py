@@ -1,0 +1,87 @@
+"""Where a WebSocket subscriber's server memory goes: per connection, after `connection_init`,
+and with one `jobUpdates` subscription, for each of uvicorn's WebSocket implementations.
+
+    .venv/bin/python -m bench.bench_connection_memory [--connections 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.bench_fanout import CONFIG, SUBSCRIPTION, TOKEN, rss_kib
+from tests.services import free_port, wait_for_port
+
+SERVER = """
+import sys, uvicorn
+from pathlib import Path
+from jobgate.app import create_app
+from jobgate.settings import load_settings
+app = create_app(load_settings(Path(sys.argv[1])))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), ws=sys.argv[3], log_level="warning")
+"""
+STAGES = ("open", "connection_init", "subscribed")
+
+
+async def open_to(url: str, stage: int) -> ClientConnection:
+    ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)  # type: ignore[list-item]
+    if stage >= 1:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {TOKEN}"}}
+        await ws.send(json.dumps(init))
+        await ws.recv()
+    if stage >= 2:
+        start = {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}
+        await ws.send(json.dumps(start))
+    return ws
+
+
+async def measure(ws_impl: str, stage: int, count: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "jobgate.toml"
+        config.write_text(CONFIG.format(data=Path(folder) / "data"))
+        port = free_port()
+        server = subprocess.Popen(  # noqa: ASYNC220  # started before anything is measured
+            [sys.executable, "-c", SERVER, str(config), str(port), ws_impl]
+        )
+        try:
+            wait_for_port(port)
+            await asyncio.sleep(1)
+            before = rss_kib(server.pid)
+            sockets: list[ClientConnection] = []
+            for start in range(0, count, 200):
+                batch = min(200, count - start)
+                sockets += await asyncio.gather(
+                    *(open_to(f"ws://127.0.0.1:{port}/graphql", stage) for _ in range(batch))
+                )
+            await asyncio.sleep(2)
+            per_connection = (rss_kib(server.pid) - before) / count
+            await asyncio.gather(*(ws.close() for ws in sockets))
+            return per_connection
+        finally:
+            server.terminate()
+            server.wait()
+
+
+async def run(count: int) -> None:
+    print(f"server memory per connection (KiB), {count} connections")
+    print(f"  {'uvicorn ws':18} " + " ".join(f"{s:>16}" for s in STAGES))
+    for ws_impl in ("websockets-sansio", "websockets", "wsproto"):
+        figures = [await measure(ws_impl, stage, count) for stage in range(len(STAGES))]
+        print(f"  {ws_impl:18} " + " ".join(f"{f:16.1f}" for f in figures))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connections", type=int, default=1000)
+    asyncio.run(run(parser.parse_args().connections))
+
+
+if __name__ == "__main__":
+    main()
