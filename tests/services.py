@@ -30,13 +30,36 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-class FerretDB:
+class LoopbackServer:
+    """A server process on a loopback port, stopped by its PID."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _run(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+class FerretDB(LoopbackServer):
     """A FerretDB v1 server (SQLite handler) on a loopback port, with its data in `data_dir`."""
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        super().__init__(port)
         self.data_dir = data_dir
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -49,7 +72,7 @@ class FerretDB:
                 "MONGODB_URL to a MongoDB server"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
+        self._run(
             [
                 str(FERRETDB_BIN),
                 "--handler=sqlite",
@@ -58,33 +81,13 @@ class FerretDB:
                 "--telemetry=disable",
                 "--debug-addr=-",
                 f"--state-dir={self.data_dir}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ]
         )
-        wait_for_port(self.port)
         return self
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
 
-    def remove_data(self) -> None:
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-class RedisServer:
+class RedisServer(LoopbackServer):
     """A throwaway redis-server on a loopback port (no persistence)."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -94,7 +97,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is missing: run scripts/test, which installs it")
-        self.process = subprocess.Popen(
+        self._run(
             [
                 binary,
                 "--port",
@@ -105,15 +108,6 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ]
         )
-        wait_for_port(self.port)
         return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None

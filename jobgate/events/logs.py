@@ -13,8 +13,11 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from jobgate.errors import JobgateError
+
+Channel = Literal["stdout", "stderr"]
 
 
 class LogLagging(JobgateError):
@@ -65,19 +68,17 @@ class JobLogHub:
         for job_id in [j for j, log in self._logs.items() if log.closed][: max(excess, 0)]:
             del self._logs[job_id]
 
-    def append(
-        self, job_id: str, rank: int, *, stdout: str | None = None, stderr: str | None = None
-    ) -> None:
-        """Record one line of a job's standard output or standard error."""
+    def append(self, job_id: str, rank: int, channel: Channel, text: str) -> None:
+        """Record one line a job's replica wrote on its standard output or error."""
         log = self._log(job_id)
         line = LogLine(
             seq=log.next_seq,
             job_id=job_id,
             rank=rank,
             timestamp=time.time_ns() // 1_000_000,
-            stdout=stdout,
-            stderr=stderr,
-            channel="stdout" if stdout is not None else "stderr",
+            stdout=text if channel == "stdout" else None,
+            stderr=text if channel == "stderr" else None,
+            channel=channel,
         )
         log.next_seq += 1
         log.tail.append(line)

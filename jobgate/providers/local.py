@@ -24,6 +24,7 @@ from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import JobgateError, ProviderError
+from jobgate.events.logs import Channel
 from jobgate.providers.base import ProviderContext
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,11 @@ class LocalProvider:
                 local.processes.append(process)
                 assert process.stdout is not None
                 assert process.stderr is not None
-                for channel, stream in (("stdout", process.stdout), ("stderr", process.stderr)):
+                streams: tuple[tuple[Channel, asyncio.StreamReader], ...] = (
+                    ("stdout", process.stdout),
+                    ("stderr", process.stderr),
+                )
+                for channel, stream in streams:
                     pump = self._pump(job.id, rank, channel, stream, workdir)
                     local.pumps.append(asyncio.create_task(pump))
         except OSError as error:
@@ -272,18 +277,16 @@ class LocalProvider:
         await self._report(local.job.id, JobState.SUCCESS, message)
 
     async def _pump(
-        self, job_id: str, rank: int, channel: str, stream: asyncio.StreamReader, workdir: Path
+        self, job_id: str, rank: int, channel: Channel, stream: asyncio.StreamReader, workdir: Path
     ) -> None:
         """Copy one output stream to its file and, line by line, to the log hub."""
         assert self._context is not None
         logs = self._context.logs
 
         def emit(raw: bytes) -> None:
-            text = raw.decode("utf-8", errors="replace").removesuffix("\r")
-            if channel == "stdout":
-                logs.append(job_id, rank, stdout=text)
-            else:
-                logs.append(job_id, rank, stderr=text)
+            logs.append(
+                job_id, rank, channel, raw.decode("utf-8", errors="replace").removesuffix("\r")
+            )
 
         # Writes to a local file are short; they do not hold up the loop noticeably.
         with open(workdir / f"{channel}-{rank}.log", "wb") as copy:  # noqa: ASYNC230
@@ -309,17 +312,15 @@ class LocalProvider:
         assert self._context is not None
         logs = self._context.logs
         workdir = self.workdir(job.id)
+        channels: tuple[Channel, ...] = ("stdout", "stderr")
         for rank in range(job.specification.replicas):
-            for channel in ("stdout", "stderr"):
+            for channel in channels:
                 path = workdir / f"{channel}-{rank}.log"
                 if not path.exists():
                     continue
                 lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
                 for text in lines[-logs.tail_lines :]:
-                    if channel == "stdout":
-                        logs.append(job.id, rank, stdout=text)
-                    else:
-                        logs.append(job.id, rank, stderr=text)
+                    logs.append(job.id, rank, channel, text)
         logs.close(job.id)
 
     async def _terminate(self, processes: list[asyncio.subprocess.Process]) -> None:
