@@ -20,6 +20,8 @@ from jobgate.storage.base import JobStore, LogEntry, LogQuery
 log = logging.getLogger(__name__)
 
 Predicate = Callable[[LogEntry], bool]
+# How long a watcher waits for a feed that cannot read the store yet (at start, store down).
+READY_TIMEOUT = 5.0
 
 
 class FeedSubscription:
@@ -68,6 +70,7 @@ class UpdateFeed:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
+        self._store_failing = False
 
     async def start(self) -> None:
         self._tasks = [
@@ -84,8 +87,11 @@ class UpdateFeed:
         self._tasks = []
 
     async def ready(self) -> None:
-        """Wait until the feed knows its starting position."""
-        await self._started.wait()
+        """Wait until the feed knows its starting position; `StoreUnavailable` if it cannot."""
+        try:
+            await asyncio.wait_for(self._started.wait(), READY_TIMEOUT)
+        except TimeoutError as error:
+            raise StoreUnavailable("the update feed cannot read the store yet") from error
 
     def attach(self, predicate: Predicate) -> FeedSubscription:
         """Subscribe to every entry after the current position that `predicate` accepts."""
@@ -130,9 +136,16 @@ class UpdateFeed:
             try:
                 await self._catch_up()
             except StoreUnavailable:
-                log.warning("the update feed cannot read the store; retrying")
+                if not self._store_failing:
+                    log.warning("the update feed cannot read the store; retrying until it can")
+                self._store_failing = True
+                continue
             except Exception:
                 log.exception("the update feed failed to read the log; retrying")
+                continue
+            if self._store_failing:
+                log.warning("the update feed reads the store again")
+            self._store_failing = False
 
     async def _catch_up(self) -> None:
         # Stores assign log positions densely and make them visible in order (the JobStore

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.documents import JOBS, get_job, job_spec, submit, wait_for_state
-from tests.gateway import ALICE, gateway_settings, running_gateway
+from tests.api.documents import JOBS, WATCH, get_job, job_spec, submit, wait_for_state
+from tests.gateway import ALICE, GraphQLError, gateway_settings, running_gateway, subscribe
 from tests.processes import ServeProcess, write_config
 from tests.services import FerretDB
 
@@ -83,5 +83,26 @@ async def test_the_gateway_reports_an_unreachable_database_and_recovers(tmp_path
             assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
             listed = await alice.execute(JOBS)
             assert listed["jobs"]["totalCount"] == 1
+    finally:
+        database.stop()
+
+
+async def test_a_gateway_started_before_its_database_answers_watchers_and_recovers(
+    tmp_path: Path,
+) -> None:
+    database = FerretDB(tmp_path / "ferretdb")  # not started yet
+    try:
+        settings = gateway_settings(tmp_path / "data", f"{database.url}/jobgate")
+        async with running_gateway(settings) as gateway:
+            with pytest.raises(GraphQLError) as waiting:
+                async with subscribe(gateway, WATCH) as stream:
+                    await stream.next(timeout=15)
+            assert waiting.value.codes == ["STORE_UNAVAILABLE"]
+            database.start()
+            alice = gateway.client(ALICE)
+            async with subscribe(gateway, WATCH) as stream:
+                (job_id,) = await submit(alice, job_spec())
+                events = await stream.take(3)
+            assert [e["jobUpdates"]["jobId"] for e in events] == [job_id] * 3
     finally:
         database.stop()
