@@ -1,5 +1,6 @@
 """Where a WebSocket subscriber's server memory goes: per connection, after `connection_init`,
-and with one `jobUpdates` subscription, for each of uvicorn's WebSocket implementations.
+and with one `jobUpdates` subscription, for each of uvicorn's WebSocket implementations, with
+permessage-deflate off (jobgate's default) and on.
 
     .venv/bin/python -m bench.bench_connection_memory [--connections 1000]
 """
@@ -25,7 +26,14 @@ from pathlib import Path
 from jobgate.app import create_app
 from jobgate.settings import load_settings
 app = create_app(load_settings(Path(sys.argv[1])))
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), ws=sys.argv[3], log_level="warning")
+uvicorn.run(
+    app,
+    host="127.0.0.1",
+    port=int(sys.argv[2]),
+    ws=sys.argv[3],
+    ws_per_message_deflate=sys.argv[4] == "on",
+    log_level="warning",
+)
 """
 STAGES = ("open", "connection_init", "subscribed")
 
@@ -42,13 +50,13 @@ async def open_to(url: str, stage: int) -> ClientConnection:
     return ws
 
 
-async def measure(ws_impl: str, stage: int, count: int) -> float:
+async def measure(ws_impl: str, compression: str, stage: int, count: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "jobgate.toml"
         config.write_text(CONFIG.format(data=Path(folder) / "data"))
         port = free_port()
         server = subprocess.Popen(  # noqa: ASYNC220  # started before anything is measured
-            [sys.executable, "-c", SERVER, str(config), str(port), ws_impl]
+            [sys.executable, "-c", SERVER, str(config), str(port), ws_impl, compression]
         )
         try:
             wait_for_port(port)
@@ -71,10 +79,14 @@ async def measure(ws_impl: str, stage: int, count: int) -> float:
 
 async def run(count: int) -> None:
     print(f"server memory per connection (KiB), {count} connections")
-    print(f"  {'uvicorn ws':18} " + " ".join(f"{s:>16}" for s in STAGES))
+    print(f"  {'uvicorn ws, deflate':26} " + " ".join(f"{s:>16}" for s in STAGES))
     for ws_impl in ("websockets-sansio", "websockets", "wsproto"):
-        figures = [await measure(ws_impl, stage, count) for stage in range(len(STAGES))]
-        print(f"  {ws_impl:18} " + " ".join(f"{f:16.1f}" for f in figures))
+        for compression in ("off", "on"):
+            figures = [
+                await measure(ws_impl, compression, stage, count) for stage in range(len(STAGES))
+            ]
+            label = f"{ws_impl}, {compression}"
+            print(f"  {label:26} " + " ".join(f"{f:16.1f}" for f in figures))
 
 
 def main() -> None:

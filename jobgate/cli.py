@@ -48,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"jobgate: {error.message}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=server.host, port=server.port, log_level=args.log_level)
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level=args.log_level,
+        ws_per_message_deflate=server.websocket_compression,
+    )
     return 0
 
 

@@ -76,6 +76,9 @@ class ServerSettings(_Strict):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("jobgate-data")
     graphiql: bool = True
+    # Off by default: events are small JSON, and each compressing connection holds zlib state
+    # (~40 KiB measured) and spends CPU on every event it is sent.
+    websocket_compression: bool = False
     allowed_origins: list[str] = Field(
         default=[],
         description="Other origins whose pages may call the API (HTTP CORS and WebSocket), "
