@@ -143,3 +143,9 @@ async def wait_for_state(
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} is {job['status']['state']}, not {states}")
         await asyncio.sleep(0.05)
+
+
+async def latest_cursor(client: GraphQLClient) -> str:
+    """Where a watch that must miss nothing from now on starts (`jobUpdates(after: ...)`)."""
+    cursor: str = (await client.execute("{ latestUpdateCursor }"))["latestUpdateCursor"]
+    return cursor

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.documents import REPORT, WATCH, job_spec, submit, wait_for_state
+from tests.api.documents import REPORT, WATCH, job_spec, latest_cursor, submit, wait_for_state
 from tests.conftest import fresh_database
 from tests.gateway import PROVIDER, subscribe
 from tests.processes import ServeProcess, write_config
@@ -55,7 +55,8 @@ async def test_a_watcher_on_one_replica_sees_every_update_applied_through_anothe
 ) -> None:
     a, b = replicas
     alice_b, provider_b = b.client(), b.client(PROVIDER)
-    async with subscribe(a, WATCH) as stream:
+    after = {"after": await latest_cursor(a.client())}
+    async with subscribe(a, WATCH, after) as stream:
         ids = await submit(alice_b, *(job_spec(message=str(n)) for n in range(3)))
         (sleeper,) = await submit(alice_b, job_spec("sleep", seconds=120))
         await wait_for_state(alice_b, sleeper, "RUNNING")
@@ -82,7 +83,8 @@ async def test_watchers_keep_their_stream_through_a_redis_restart_and_catch_up(
 ) -> None:
     a, b = replicas
     alice_b = b.client()
-    async with subscribe(a, WATCH) as stream:
+    after = {"after": await latest_cursor(a.client())}
+    async with subscribe(a, WATCH, after) as stream:
         (before,) = await submit(alice_b, job_spec(message="before"))
         first = await stream.take(3, timeout=15)
         assert {e["jobUpdates"]["jobId"] for e in first} == {before}

@@ -100,7 +100,9 @@ async def test_a_gateway_started_before_its_database_answers_watchers_and_recove
             assert waiting.value.codes == ["STORE_UNAVAILABLE"]
             database.start()
             alice = gateway.client(ALICE)
-            async with subscribe(gateway, WATCH) as stream:
+            # The documented way to miss nothing: take the latest cursor, then subscribe after it.
+            latest = (await alice.execute("{ latestUpdateCursor }"))["latestUpdateCursor"]
+            async with subscribe(gateway, WATCH, {"after": latest}) as stream:
                 (job_id,) = await submit(alice, job_spec())
                 events = await stream.take(3)
             assert [e["jobUpdates"]["jobId"] for e in events] == [job_id] * 3

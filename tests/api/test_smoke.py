@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.api.documents import latest_cursor
 from tests.gateway import ALICE, Gateway, subscribe
 
 SUBMIT = """
@@ -33,7 +34,8 @@ def echo(message: str = "hello") -> dict[str, object]:
 
 async def test_echo_runs_and_the_subscription_sees_running_then_success(gateway: Gateway) -> None:
     alice = gateway.client(ALICE)
-    async with subscribe(gateway, WATCH) as live:
+    after = await latest_cursor(alice)
+    async with subscribe(gateway, WATCH, {"after": after}) as live:
         submitted = await alice.execute(SUBMIT, {"input": {"jobs": [echo()]}})
         job_id = submitted["submitJobs"]["jobs"][0]["id"]
         events = await live.take(3)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.api.documents import CANCEL, WATCH, job_spec, submit, wait_for_state
+from tests.api.documents import CANCEL, WATCH, job_spec, latest_cursor, submit, wait_for_state
 from tests.gateway import ALICE, BOB, CAROL, Gateway, GraphQLError, subscribe
 
 
@@ -61,9 +61,10 @@ async def test_list_then_subscribe_after_the_latest_cursor_misses_nothing(gatewa
 
 async def test_without_job_ids_a_watcher_sees_only_jobs_it_may_read(gateway: Gateway) -> None:
     alice, bob = gateway.client(ALICE), gateway.client(BOB)
+    after = {"after": await latest_cursor(alice)}
     async with (
-        subscribe(gateway, WATCH, token=CAROL) as carol_stream,
-        subscribe(gateway, WATCH, token=BOB) as bob_stream,
+        subscribe(gateway, WATCH, after, token=CAROL) as carol_stream,
+        subscribe(gateway, WATCH, after, token=BOB) as bob_stream,
     ):
         (secret,) = await submit(alice, job_spec(message="personal"))
         (shared,) = await submit(alice, job_spec(message="project"), project="proj-a")
@@ -79,7 +80,8 @@ async def test_without_job_ids_a_watcher_sees_only_jobs_it_may_read(gateway: Gat
 
 async def test_the_legacy_graphql_ws_protocol_works_too(sqlite_gateway: Gateway) -> None:
     alice = sqlite_gateway.client(ALICE)
-    async with subscribe(sqlite_gateway, WATCH, protocol="graphql-ws") as stream:
+    after = {"after": await latest_cursor(alice)}
+    async with subscribe(sqlite_gateway, WATCH, after, protocol="graphql-ws") as stream:
         (job_id,) = await submit(alice, job_spec())
         events = await stream.take(3)
     assert [e["jobUpdates"]["stateAfter"] for e in events] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
@@ -95,7 +97,7 @@ async def test_a_bad_cursor_is_an_invalid_cursor_error(sqlite_gateway: Gateway) 
 
 async def test_many_concurrent_jobs_reach_a_watcher_in_cursor_order(gateway: Gateway) -> None:
     alice = gateway.client(ALICE)
-    async with subscribe(gateway, WATCH) as stream:
+    async with subscribe(gateway, WATCH, {"after": await latest_cursor(alice)}) as stream:
         ids = await submit(alice, *(job_spec(message=str(n)) for n in range(10)))
         events = await stream.take(30, timeout=30)
     cursors = [int(e["jobUpdates"]["cursor"]) for e in events]
@@ -114,7 +116,8 @@ async def test_a_watcher_that_falls_behind_catches_up_from_the_store(
     feed = sqlite_gateway.services.feed
     feed.max_queued = 2  # new subscriptions get a tiny queue
     alice = sqlite_gateway.client(ALICE)
-    async with subscribe(sqlite_gateway, WATCH) as stream:
+    after = {"after": await latest_cursor(alice)}
+    async with subscribe(sqlite_gateway, WATCH, after) as stream:
         await asyncio.sleep(0.2)
         ids = await submit(alice, *(job_spec(message=str(n)) for n in range(8)))
         for job_id in ids:
