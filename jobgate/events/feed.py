@@ -154,8 +154,9 @@ class UpdateFeed:
             entries = await self.store.read_log(
                 LogQuery(after=self.position, limit=self.batch_size)
             )
+            # `offer` never awaits, so no subscription comes or goes during this loop.
             for entry in entries:
-                for subscription in list(self._subscriptions):
+                for subscription in self._subscriptions:
                     subscription.offer(entry)
                 self.position = entry.update.seq
             if len(entries) < self.batch_size:

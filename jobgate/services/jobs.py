@@ -247,44 +247,36 @@ class JobService:
         return problems
 
     async def _dispatch(self, jobs: Sequence[Job]) -> None:
-        by_provider: dict[str, list[Job]] = defaultdict(list)
-        for job in jobs:
-            by_provider[job.provider].append(job)
-        for provider_id, group in by_provider.items():
-            adapter = self.providers.get(provider_id)
-            try:
-                if adapter is None:
-                    raise JobgateError(f"provider '{provider_id}' is not running")
-                await adapter.submit(group)
-            except Exception as error:
-                reason = error.message if isinstance(error, JobgateError) else "internal error"
-                if not isinstance(error, JobgateError):
-                    log.exception("provider %s failed to accept jobs", provider_id)
-                for job in group:
-                    await self.apply_update(
-                        UpdateRequest(
-                            job.id,
-                            state=JobState.FAILURE,
-                            status=f"Provider '{provider_id}' did not accept the job: {reason}",
-                            expected_state=JobState.IN_QUEUE,
-                        )
+        refusals = await self._per_provider(jobs, lambda adapter, group: adapter.submit(group))
+        for provider_id, group, error in refusals:
+            reason = error.message if isinstance(error, JobgateError) else "internal error"
+            if not isinstance(error, JobgateError):
+                log.error("provider %s failed to accept jobs", provider_id, exc_info=error)
+            for job in group:
+                await self.apply_update(
+                    UpdateRequest(
+                        job.id,
+                        state=JobState.FAILURE,
+                        status=f"Provider '{provider_id}' did not accept the job: {reason}",
+                        expected_state=JobState.IN_QUEUE,
                     )
+                )
 
     # --- acting -------------------------------------------------------------------------------
 
     async def cancel(self, user: User, job_ids: Sequence[str]) -> Outcome:
         accepted, problems = await self._load_for_action(user, job_ids, _cancellable)
-        await self._per_provider(accepted, problems, lambda a, jobs: a.cancel(jobs))
+        await self._act(accepted, problems, lambda a, jobs: a.cancel(jobs))
         return Outcome(accepted, problems)
 
     async def suspend(self, user: User, job_ids: Sequence[str]) -> Outcome:
         accepted, problems = await self._load_for_action(user, job_ids, self._suspendable)
-        await self._per_provider(accepted, problems, lambda a, jobs: a.suspend(jobs))
+        await self._act(accepted, problems, lambda a, jobs: a.suspend(jobs))
         return Outcome(accepted, problems)
 
     async def resume(self, user: User, job_ids: Sequence[str]) -> Outcome:
         accepted, problems = await self._load_for_action(user, job_ids, self._resumable)
-        await self._per_provider(accepted, problems, lambda a, jobs: a.resume(jobs))
+        await self._act(accepted, problems, lambda a, jobs: a.resume(jobs))
         return Outcome(accepted, problems)
 
     async def extend(self, user: User, requests: Sequence[tuple[str, SimpleDuration]]) -> Outcome:
@@ -314,7 +306,7 @@ class JobService:
             user, ids, self._extendable, skip=bad_indexes
         )
         durations = dict(requests)
-        await self._per_provider(
+        await self._act(
             accepted,
             problems,
             lambda a, jobs: a.extend([(job, durations[job.id]) for job in jobs]),
@@ -365,30 +357,43 @@ class JobService:
 
     async def _per_provider(
         self,
-        jobs: list[Job],
-        problems: list[UserProblem],
+        jobs: Sequence[Job],
         command: Callable[[ProviderAdapter, list[Job]], Awaitable[None]],
-    ) -> None:
-        """One call per provider; jobs of a provider that fails move from `jobs` to `problems`."""
+    ) -> list[tuple[str, list[Job], Exception]]:
+        """One call per provider; returns each provider that failed, its jobs and the error."""
         by_provider: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
             by_provider[job.provider].append(job)
+        failures: list[tuple[str, list[Job], Exception]] = []
         for provider_id, group in by_provider.items():
             adapter = self.providers.get(provider_id)
             try:
                 if adapter is None:
                     raise JobgateError(f"provider '{provider_id}' is not running")
                 await command(adapter, group)
-            except JobgateError as error:
-                for job in group:
-                    jobs.remove(job)
-                    problems.append(
-                        UserProblem(
-                            UserErrorCode.PRECONDITION_FAILED,
-                            f"provider '{provider_id}': {error.message}",
-                            job_id=job.id,
-                        )
+            except Exception as error:
+                failures.append((provider_id, group, error))
+        return failures
+
+    async def _act(
+        self,
+        jobs: list[Job],
+        problems: list[UserProblem],
+        command: Callable[[ProviderAdapter, list[Job]], Awaitable[None]],
+    ) -> None:
+        """Send a user's action; jobs of a provider that refuses move from `jobs` to `problems`."""
+        for provider_id, group, error in await self._per_provider(jobs, command):
+            if not isinstance(error, JobgateError):
+                raise error
+            for job in group:
+                jobs.remove(job)
+                problems.append(
+                    UserProblem(
+                        UserErrorCode.PRECONDITION_FAILED,
+                        f"provider '{provider_id}': {error.message}",
+                        job_id=job.id,
                     )
+                )
 
     def _support(self, job: Job) -> Product | None:
         return self.catalog.product(job.specification.product)
