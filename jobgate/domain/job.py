@@ -6,6 +6,7 @@ layer turns them into RFC 3339 strings.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from jobgate.domain.states import JobState
@@ -100,3 +101,7 @@ class Job:
     @property
     def provider(self) -> str:
         return self.specification.product.provider
+
+    def as_of(self, update: JobUpdate) -> Job:
+        """The job as it was right after `update` (its version then is not known: 0)."""
+        return dataclasses.replace(self, status=update.status_after, version=0)

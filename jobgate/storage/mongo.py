@@ -414,9 +414,7 @@ class MongoJobStore:
         entries: list[LogEntry] = []
         for doc in docs:
             update = _update_from_entry(doc)
-            job = jobs[update.job_id]
-            as_of = Job(job.id, job.owner, job.specification, update.status_after, job.created_at)
-            entries.append(LogEntry(update, as_of))
+            entries.append(LogEntry(update, jobs[update.job_id].as_of(update)))
         return entries
 
 

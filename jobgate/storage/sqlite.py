@@ -8,6 +8,7 @@ serves reads; with WAL it never waits for the writer and sees only committed dat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -223,7 +224,7 @@ class SqliteJobStore:
                         json.dumps(status_to_doc(status)),
                     ),
                 )
-                created.append(_with_id(job, job_id))
+                created.append(dataclasses.replace(job, id=job_id))
             if submission.idempotency_key is not None:
                 await db.execute(
                     "INSERT INTO submissions (owner, idempotency_key, request_hash, job_nums)"
@@ -381,20 +382,12 @@ class SqliteJobStore:
         for row in rows:
             update = _update_from_row(row[:5])
             job = _job_from_row(row[5:])
-            entries.append(LogEntry(update, _as_of(job, update)))
+            entries.append(LogEntry(update, job.as_of(update)))
         return entries
 
 
 def _owner_key(owner: ResourceOwner) -> str:
     return f"{owner.created_by}\x00{owner.project or ''}"
-
-
-def _with_id(job: Job, job_id: str) -> Job:
-    return Job(job_id, job.owner, job.specification, job.status, job.created_at, job.version)
-
-
-def _as_of(job: Job, update: JobUpdate) -> Job:
-    return Job(job.id, job.owner, job.specification, update.status_after, job.created_at, 0)
 
 
 def _job_from_row(row: Sequence[Any]) -> Job:
