@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -118,13 +118,56 @@ class ProductSettings(_Strict):
     support: SupportSettings = SupportSettings()
 
 
-class ProviderSettings(_Strict):
+class _ProviderBase(_Strict):
     id: str = Field(min_length=1, pattern=r"^[\w.-]+$")
-    kind: Literal["local"]
     token: SecretStr | None = None
     products: list[ProductSettings] = Field(min_length=1)
+
+
+class LocalProviderSettings(_ProviderBase):
+    """Subprocesses on the gateway's own host."""
+
+    kind: Literal["local"]
     max_concurrent_jobs: int = Field(default=64, ge=1)
     cancel_grace_seconds: float = Field(default=5.0, ge=0)
+
+
+class SlurmProviderSettings(_ProviderBase):
+    """A Slurm cluster whose client commands work where the gateway (or agent) runs."""
+
+    kind: Literal["slurm"]
+    partition: str | None = Field(default=None, description="Slurm's default partition if unset")
+    account: str | None = None
+    workdir: Path | None = Field(
+        default=None,
+        description="Job folders (scripts, output); must be shared with the compute nodes. "
+        "Default: <data_dir>/slurm/<id>",
+    )
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    submit_concurrency: int = Field(default=8, ge=1)
+
+
+class RemoteProviderSettings(_ProviderBase):
+    """A provider whose `jobgate agent` connects out to the gateway."""
+
+    kind: Literal["remote"]
+
+
+ProviderSettings = Annotated[
+    LocalProviderSettings | SlurmProviderSettings | RemoteProviderSettings,
+    Field(discriminator="kind"),
+]
+
+
+class ReconcileSettings(_Strict):
+    """UCloud's verify: providers are asked about their active jobs every so often."""
+
+    interval_seconds: float = Field(default=60.0, gt=0)
+    grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Jobs younger than this, or updated more recently, are not verified",
+    )
 
 
 class ParameterSettings(_Strict):
@@ -160,6 +203,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     feed: FeedSettings = FeedSettings()
     logs: LogSettings = LogSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     users: list[UserSettings] = []
     providers: list[ProviderSettings] = []
     applications: list[ApplicationSettings] = []

@@ -26,7 +26,14 @@ from jobgate.domain.values import (
 from jobgate.errors import ConfigError
 from jobgate.providers.base import ProviderAdapter
 from jobgate.providers.local import LocalProvider
-from jobgate.settings import ApplicationSettings, ProviderSettings, Settings
+from jobgate.providers.slurm import SlurmProvider
+from jobgate.settings import (
+    ApplicationSettings,
+    LocalProviderSettings,
+    ProviderSettings,
+    SlurmProviderSettings,
+    Settings,
+)
 from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
@@ -65,17 +72,31 @@ def products_of(provider: ProviderSettings) -> list[Product]:
 
 
 def build_providers(settings: Settings) -> list[ProviderAdapter]:
-    adapters: list[ProviderAdapter] = []
-    for provider in settings.providers:
-        adapters.append(
-            LocalProvider(
+    return [build_adapter(provider) for provider in settings.providers]
+
+
+def build_adapter(provider: ProviderSettings) -> ProviderAdapter:
+    """The adapter for one `[[providers]]` entry."""
+    products = products_of(provider)
+    match provider:
+        case LocalProviderSettings():
+            return LocalProvider(
                 provider.id,
-                products_of(provider),
+                products,
                 max_concurrent_jobs=provider.max_concurrent_jobs,
                 cancel_grace_seconds=provider.cancel_grace_seconds,
             )
-        )
-    return adapters
+        case SlurmProviderSettings():
+            return SlurmProvider(
+                provider.id,
+                products,
+                partition=provider.partition,
+                account=provider.account,
+                workdir=provider.workdir,
+                poll_interval_seconds=provider.poll_interval_seconds,
+                submit_concurrency=provider.submit_concurrency,
+            )
+    raise ConfigError(f"providers: kind '{provider.kind}' has no adapter")
 
 
 def build_catalog(settings: Settings) -> Catalog:

@@ -111,3 +111,132 @@ class RedisServer(LoopbackServer):
             ]
         )
         return self
+
+
+SLURM_CONF_TEMPLATE = """\
+# A throwaway single-node Slurm for jobgate's tests (after ../shared/design/slurm-local.md):
+# no munge, no cgroups, no slurmdbd; everything under {root}.
+ClusterName=jobgatetest
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/none
+CredType=cred/none
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0
+MpiDefault=none
+SwitchType=switch/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc={root}/jobcomp.txt
+# Finished jobs leave slurmctld's memory after a few seconds, so the adapter's sacct -c path
+# (for jobs purged while nobody looked) is exercised too.
+MinJobAge={min_job_age}
+MailProg=/bin/true
+ReturnToService=2
+EnforcePartLimits=ALL
+# More CPUs than the machine has, so many small test jobs run at once (config_overrides keeps
+# slurmd from draining the node for the mismatch).
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory=16000 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+class SlurmCluster:
+    """A real single-node Slurm (slurmctld + slurmd, Debian's packages) under `root`.
+
+    Clients find it through `SLURM_CONF`, which `env` carries. Stopping cancels every job first,
+    because running jobs outlive the daemons.
+    """
+
+    def __init__(self, root: Path, *, cpus: int = 16, min_job_age: int = 5) -> None:
+        self.root = root
+        self.cpus = cpus
+        self.min_job_age = min_job_age
+        self.ctld_port = free_port()
+        self.d_port = free_port()
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "slurm.conf"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def start(self) -> SlurmCluster:
+        for binary in ("slurmctld", "slurmd", "sbatch"):
+            if shutil.which(binary) is None:
+                raise RuntimeError(f"{binary} is missing: run scripts/test, which installs Slurm")
+        for folder in ("state", "spool", "log"):
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(
+            SLURM_CONF_TEMPLATE.format(
+                root=self.root,
+                ctld_port=self.ctld_port,
+                d_port=self.d_port,
+                cpus=self.cpus,
+                min_job_age=self.min_job_age,
+            )
+        )
+        for command in (["slurmctld", "-D", "-c"], ["slurmd", "-D", "-N", "localhost"]):
+            with open(self.root / "log" / f"{command[0]}.stdout", "ab") as out:
+                self.processes.append(
+                    subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+                )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = self.run("sinfo", "-h", "-n", "localhost", "-o", "%T", check=False)
+            if state.strip() == "idle":
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the Slurm node is not idle after 30 s; logs in {self.root}/log")
+
+    def run(self, *command: str, check: bool = True) -> str:
+        """A Slurm client command against this cluster; its standard output."""
+        result = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def job_ids(self) -> list[str]:
+        return self.run("squeue", "-h", "-o", "%i", check=False).split()
+
+    def cancel_all(self) -> None:
+        ids = self.job_ids()
+        if ids:
+            self.run("scancel", *ids, check=False)
+        deadline = time.monotonic() + 15
+        while self.job_ids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if any(process.poll() is None for process in self.processes):
+            self.cancel_all()
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes = []

@@ -64,6 +64,9 @@ class ProviderAdapter(Protocol):
     async def resume(self, jobs: Sequence[Job]) -> None:
         """Continue suspended jobs."""
 
+    async def verify(self, jobs: Sequence[Job]) -> list[Job]:
+        """Of these active jobs, the ones the back end no longer knows (UCloud's verify)."""
+
     async def backfill_logs(self, job: Job) -> None:
         """Put the tail of an ended job's output into the log hub, from wherever the back end
         kept it (for products with `logs` support), and close that log."""

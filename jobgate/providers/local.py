@@ -142,6 +142,10 @@ class LocalProvider:
     async def resume(self, jobs: Sequence[Job]) -> None:
         raise ProviderError("the local provider cannot resume jobs")
 
+    async def verify(self, jobs: Sequence[Job]) -> list[Job]:
+        """Jobs this gateway's processes do not run (and that are not waiting for a slot)."""
+        return [job for job in jobs if job.id not in self._jobs]
+
     # --- running ------------------------------------------------------------------------------
 
     def _spawn(self, work: object) -> None:

@@ -1,0 +1,392 @@
+"""`SlurmProvider`: each job is a Slurm batch job; one `squeue` call follows all of them.
+
+Submitting writes the job's batch script into its own folder under `workdir` and hands it to
+`sbatch --parsable`; Slurm's job id becomes the job's `providerGeneratedId`, and the script's
+`--comment` names the jobgate job, so a job submitted just before a crash is found again. A poll
+loop reads every tracked job's state with one `squeue -h -t all` call, takes exit codes from
+`scontrol -o show job`, and from `sacct -c` once slurmctld has forgotten a job. Output files are
+tailed into the log hub while a job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobgate.domain.catalog import Product, render_command
+from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.domain.values import SimpleDuration
+from jobgate.errors import JobgateError, ProviderError
+from jobgate.providers.base import ProviderContext
+from jobgate.providers.slurm import commands
+from jobgate.providers.slurm.commands import JobDetails, SlurmCommandError
+from jobgate.providers.slurm.logs import OutputTail
+from jobgate.providers.slurm.script import (
+    ScriptOptions,
+    batch_script,
+    comment_for,
+    time_limit_minutes,
+)
+from jobgate.providers.slurm.states import Translation, translate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Tracked:
+    job: Job
+    slurm_id: str
+    reported: JobState
+    tail: OutputTail | None = None
+    cancelled: bool = False
+
+
+class SlurmProvider:
+    """Jobs on a Slurm cluster, through sbatch, squeue, scontrol, scancel and sacct -c."""
+
+    kind = "slurm"
+
+    def __init__(
+        self,
+        provider_id: str,
+        products: list[Product],
+        *,
+        partition: str | None = None,
+        account: str | None = None,
+        workdir: Path | None = None,
+        poll_interval_seconds: float = 2.0,
+        submit_concurrency: int = 8,
+    ) -> None:
+        self.id = provider_id
+        self.products = products
+        self.options = ScriptOptions(partition=partition, account=account)
+        self._workdir = workdir
+        self.poll_interval = poll_interval_seconds
+        self._submit_slots = asyncio.Semaphore(submit_concurrency)
+        self._tracked: dict[str, _Tracked] = {}  # by Slurm job id
+        self._by_job: dict[str, str] = {}  # jobgate id -> Slurm id
+        self._submitting: set[str] = set()  # sbatch is on its way
+        self._cancel_when_submitted: set[str] = set()
+        self._context: ProviderContext | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._poke = asyncio.Event()
+
+    @property
+    def online(self) -> bool:
+        return True
+
+    @property
+    def root(self) -> Path:
+        """Where job folders live: `workdir`, or the data folder's `slurm/<provider>`.
+
+        On a real cluster this must be a file system the compute nodes share.
+        """
+        if self._workdir is not None:
+            return self._workdir
+        assert self._context is not None, "start() sets the context"
+        return self._context.data_dir / "slurm" / self.id
+
+    def job_folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, context: ProviderContext) -> None:
+        self._context = context
+        self._spawn(self._reattach_then_poll())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def submit(self, jobs: Sequence[Job]) -> None:
+        """sbatch every job (a few at a time); a job Slurm refuses becomes FAILURE."""
+        for job in jobs:
+            self._submitting.add(job.id)
+        try:
+            results = await asyncio.gather(*(self._sbatch(job) for job in jobs))
+        finally:
+            for job in jobs:
+                self._submitting.discard(job.id)
+        updates = [update for update in results if update is not None]
+        if updates:
+            # Recording the ids is not needed to follow the jobs (the comment finds them after a
+            # crash), so the caller does not wait for these writes.
+            self._spawn(self._send(updates))
+        self._poke.set()
+
+    async def _sbatch(self, job: Job) -> UpdateRequest | None:
+        assert self._context is not None
+        app = self._context.catalog.application(job.specification.application)
+        if app is None:
+            return _final(job.id, JobState.FAILURE, "The application is no longer offered")
+        folder = self.job_folder(job.id)
+        argv = render_command(app.command, dict(job.specification.parameters))
+        product = self._context.catalog.product(job.specification.product)
+        script = batch_script(job, argv, folder, product, self.id, self.options)
+        async with self._submit_slots:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "job.sh").write_text(script)
+                slurm_id = await commands.sbatch(folder / "job.sh")
+            except (SlurmCommandError, OSError) as error:
+                reason = error.message if isinstance(error, JobgateError) else str(error)
+                return _final(job.id, JobState.FAILURE, f"Slurm refused the job: {reason}")
+        self._track(job, slurm_id, JobState.IN_QUEUE)
+        if job.id in self._cancel_when_submitted:
+            self._cancel_when_submitted.discard(job.id)
+            self._tracked[slurm_id].cancelled = True
+            await commands.scancel([slurm_id])
+        return UpdateRequest(
+            job.id,
+            status=f"Submitted to Slurm as job {slurm_id}",
+            provider_generated_id=slurm_id,
+        )
+
+    async def cancel(self, jobs: Sequence[Job]) -> None:
+        slurm_ids: list[str] = []
+        for job in jobs:
+            slurm_id = self._slurm_id(job)
+            if slurm_id is None and job.id in self._submitting:
+                self._cancel_when_submitted.add(job.id)
+                continue
+            if slurm_id is None:
+                # Never reached Slurm: nothing runs, so it is settled here.
+                await self._send([_final(job.id, JobState.SUCCESS, "The job was cancelled")])
+                continue
+            if slurm_id in self._tracked:
+                self._tracked[slurm_id].cancelled = True
+            slurm_ids.append(slurm_id)
+        if slurm_ids:
+            await commands.scancel(slurm_ids)
+            self._poke.set()
+
+    async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
+        for job, requested in requests:
+            slurm_id = self._require_slurm_id(job)
+            # An absolute limit, so a repeated command does not add the time twice.
+            target = (job.status.time_allocation or SimpleDuration()) + requested
+            await commands.set_time_limit(slurm_id, time_limit_minutes(target))
+            await self._send(
+                [
+                    UpdateRequest(
+                        job.id,
+                        status=f"Slurm's time limit of job {slurm_id} is now "
+                        f"{time_limit_minutes(target)} minutes",
+                        new_time_allocation=target,
+                    )
+                ]
+            )
+
+    async def suspend(self, jobs: Sequence[Job]) -> None:
+        await commands.suspend([self._require_slurm_id(job) for job in jobs])
+        await self._report_now(jobs, JobState.SUSPENDED, "Suspended by its user", JobState.RUNNING)
+
+    async def resume(self, jobs: Sequence[Job]) -> None:
+        await commands.resume([self._require_slurm_id(job) for job in jobs])
+        await self._report_now(jobs, JobState.RUNNING, "Resumed by its user", JobState.SUSPENDED)
+
+    async def _report_now(
+        self, jobs: Sequence[Job], state: JobState, status: str, expected: JobState
+    ) -> None:
+        for job in jobs:
+            tracked = self._tracked.get(self._slurm_id(job) or "")
+            if tracked is not None:
+                tracked.reported = state
+        await self._send(
+            [UpdateRequest(job.id, state=state, status=status, expected_state=expected) for job in jobs]
+        )
+
+    async def verify(self, jobs: Sequence[Job]) -> list[Job]:
+        """The jobs Slurm no longer knows: not in its queue, not in its completion log."""
+        candidates = [job for job in jobs if job.id not in self._submitting]
+        with_ids = {job.id: self._slurm_id(job) for job in candidates}
+        known = await commands.squeue([sid for sid in with_ids.values() if sid is not None])
+        unknown: list[Job] = []
+        for job in candidates:
+            slurm_id = with_ids[job.id]
+            if slurm_id is None:
+                if job.id not in self._by_job:
+                    unknown.append(job)
+                continue
+            if slurm_id in known or await commands.sacct_completed(slurm_id) is not None:
+                continue
+            unknown.append(job)
+        return unknown
+
+    async def backfill_logs(self, job: Job) -> None:
+        assert self._context is not None
+        tail = OutputTail(self.job_folder(job.id), job.id, job.specification.replicas)
+        tail.read_last(self._context.logs)
+        self._context.logs.close(job.id)
+
+    # --- following ----------------------------------------------------------------------------
+
+    def _slurm_id(self, job: Job) -> str | None:
+        return self._by_job.get(job.id) or job.status.provider_generated_id
+
+    def _require_slurm_id(self, job: Job) -> str:
+        slurm_id = self._slurm_id(job)
+        if slurm_id is None:
+            raise ProviderError(f"job {job.id} has not reached Slurm yet")
+        return slurm_id
+
+    def _track(self, job: Job, slurm_id: str, reported: JobState) -> None:
+        assert self._context is not None
+        tail = None
+        product = self._context.catalog.product(job.specification.product)
+        if product is not None and product.support.logs:
+            tail = OutputTail(self.job_folder(job.id), job.id, job.specification.replicas)
+            self._context.logs.open(job.id)
+        self._tracked[slurm_id] = _Tracked(job, slurm_id, reported, tail)
+        self._by_job[job.id] = slurm_id
+
+    def _untrack(self, tracked: _Tracked) -> None:
+        assert self._context is not None
+        self._tracked.pop(tracked.slurm_id, None)
+        self._by_job.pop(tracked.job.id, None)
+        if tracked.tail is not None:
+            tracked.tail.read_new(self._context.logs, final=True)
+            self._context.logs.close(tracked.job.id)
+
+    async def _reattach_then_poll(self) -> None:
+        await self._reattach()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.poll_interval)
+            self._poke.clear()
+            try:
+                await self._poll()
+            except SlurmCommandError as error:
+                log.warning("cannot read Slurm's queue for provider %s: %s", self.id, error.message)
+            except Exception:
+                log.exception("the Slurm provider %s failed to follow its jobs", self.id)
+
+    async def _reattach(self) -> None:
+        """Follow the jobs a previous gateway left; submit those that never reached Slurm."""
+        assert self._context is not None
+        delay = 0.5
+        while True:
+            try:
+                jobs = await self._context.active_jobs()
+                queue = await commands.squeue()
+                break
+            except JobgateError as error:
+                log.warning("provider %s cannot re-attach yet: %s", self.id, error.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        by_comment = {entry.comment: entry.slurm_id for entry in queue.values()}
+        unsubmitted: list[Job] = []
+        found: list[UpdateRequest] = []
+        for job in jobs:
+            if job.id in self._by_job or job.id in self._submitting:
+                continue
+            slurm_id = job.status.provider_generated_id
+            if slurm_id is None:
+                slurm_id = by_comment.get(comment_for(self.id, job.id))
+                if slurm_id is not None:
+                    found.append(
+                        UpdateRequest(
+                            job.id,
+                            status=f"Found again in Slurm as job {slurm_id}",
+                            provider_generated_id=slurm_id,
+                        )
+                    )
+            if slurm_id is None:
+                if job.status.state is JobState.IN_QUEUE:
+                    unsubmitted.append(job)
+                continue  # not in Slurm and not queued: reconciliation settles it
+            self._track(job, slurm_id, job.status.state)
+        if found:
+            await self._send(found)
+        if unsubmitted:
+            await self.submit(unsubmitted)
+
+    async def _poll(self) -> None:
+        if not self._tracked:
+            return
+        queue = await commands.squeue(list(self._tracked))
+        updates: list[UpdateRequest] = []
+        for tracked in list(self._tracked.values()):
+            entry = queue.get(tracked.slurm_id)
+            if entry is None:
+                details = await commands.sacct_completed(tracked.slurm_id)
+                if details is None:
+                    continue  # unknown to Slurm now; reconciliation decides
+            elif translate(entry.state, entry.reason).state.is_final:
+                details = await commands.show_job(tracked.slurm_id) or JobDetails(
+                    entry.state, entry.reason, None
+                )
+            else:
+                details = JobDetails(entry.state, entry.reason, None)
+            translation = translate(details.state, details.reason, details.exit_code)
+            if tracked.tail is not None and translation.state is not JobState.IN_QUEUE:
+                assert self._context is not None
+                tracked.tail.read_new(self._context.logs)
+            if translation.state is tracked.reported:
+                continue
+            if _ran_unseen(tracked.reported, details.state, translation.state):
+                # It started and ended between two polls: users still see that it ran.
+                updates.append(self._update_for(tracked, translate("RUNNING")))
+            updates.append(self._update_for(tracked, translation))
+            tracked.reported = translation.state
+            if translation.state.is_final:
+                self._untrack(tracked)
+        if updates:
+            await self._send(updates)
+
+    def _update_for(self, tracked: _Tracked, translation: Translation) -> UpdateRequest:
+        status = translation.status
+        if translation.state is JobState.SUCCESS and tracked.cancelled:
+            status = "The job was cancelled by its user"
+        elif translation.state is JobState.RUNNING:
+            status = f"Running as Slurm job {tracked.slurm_id}"
+        return UpdateRequest(
+            tracked.job.id,
+            state=translation.state,
+            status=status,
+            expected_different_state=True,
+        )
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def _spawn(self, work: object) -> None:
+        assert asyncio.iscoroutine(work)
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, updates: list[UpdateRequest]) -> None:
+        """Report updates, retrying while the gateway's store is unavailable."""
+        assert self._context is not None
+        delay = 0.2
+        while True:
+            try:
+                await self._context.report(updates)
+                return
+            except JobgateError as error:
+                log.warning("provider %s could not report updates: %s", self.id, error.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def _ran_unseen(reported: JobState, slurm_state: str, state: JobState) -> bool:
+    return (
+        reported is JobState.IN_QUEUE
+        and state in (JobState.SUCCESS, JobState.EXPIRED)
+        and not slurm_state.startswith("CANCELLED")
+    )
+
+
+def _final(job_id: str, state: JobState, status: str) -> UpdateRequest:
+    return UpdateRequest(job_id, state=state, status=status, expected_different_state=True)

@@ -1,0 +1,161 @@
+"""Slurm's command-line clients, run without a shell: sbatch, squeue, scontrol, scancel, sacct.
+
+Slurm finds its cluster through `SLURM_CONF` (or its default config), which the gateway's
+environment carries, as for any Slurm user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobgate.errors import ProviderError
+from jobgate.providers.slurm.states import ExitCode
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT = 60.0
+# squeue's fields, separated by a character no field contains.
+SQUEUE_FORMAT = "%i\x1f%T\x1f%r\x1f%k"
+
+
+class SlurmCommandError(ProviderError):
+    """A Slurm command failed; the message is what it printed."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One line of `squeue -t all`."""
+
+    slurm_id: str
+    state: str
+    reason: str
+    comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetails:
+    """The parts of `scontrol -o show job` (or `sacct -c`) the adapter uses."""
+
+    state: str
+    reason: str | None
+    exit_code: ExitCode | None
+    time_limit: str | None = None
+
+
+async def run(*command: str) -> str:
+    """Run one command; its standard output, or `SlurmCommandError` with what it said."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as error:
+        raise SlurmCommandError(f"cannot run {command[0]}: {error.strerror}") from error
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
+    except TimeoutError as error:
+        process.kill()
+        await process.wait()
+        raise SlurmCommandError(f"{command[0]} did not answer in {COMMAND_TIMEOUT:.0f} s") from error
+    if process.returncode != 0:
+        message = err.decode(errors="replace").strip() or f"exit status {process.returncode}"
+        raise SlurmCommandError(f"{command[0]}: {message}")
+    return out.decode(errors="replace")
+
+
+async def sbatch(script: Path) -> str:
+    """Submit a batch script; Slurm's job id."""
+    out = await run("sbatch", "--parsable", str(script))
+    # --parsable prints "<id>" or "<id>;<cluster>".
+    return out.strip().split(";")[0]
+
+
+async def squeue(slurm_ids: Sequence[str] = ()) -> dict[str, QueueEntry]:
+    """Every job slurmctld still holds (finished ones too, for MinJobAge), in one call.
+
+    With `slurm_ids`, only those; ids Slurm no longer knows are simply absent.
+    """
+    command = ["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT]
+    if slurm_ids:
+        command += ["-j", ",".join(slurm_ids)]
+    try:
+        out = await run(*command)
+    except SlurmCommandError as error:
+        # One unknown id alone makes squeue fail instead of printing nothing.
+        if "Invalid job id" in error.message:
+            return {}
+        raise
+    entries: dict[str, QueueEntry] = {}
+    for line in out.splitlines():
+        parts = line.split("\x1f")
+        if len(parts) != 4:
+            continue
+        slurm_id, state, reason, comment = parts
+        entries[slurm_id] = QueueEntry(slurm_id, state, reason, comment)
+    return entries
+
+
+async def show_job(slurm_id: str) -> JobDetails | None:
+    """`scontrol -o show job`; None once slurmctld has forgotten the job."""
+    try:
+        out = await run("scontrol", "-o", "show", "job", slurm_id)
+    except SlurmCommandError as error:
+        if "Invalid job id" in error.message:
+            return None
+        raise
+    fields = _key_values(out)
+    return JobDetails(
+        state=fields.get("JobState", "UNKNOWN"),
+        reason=fields.get("Reason"),
+        exit_code=ExitCode.parse(fields.get("ExitCode")),
+        time_limit=fields.get("TimeLimit"),
+    )
+
+
+async def sacct_completed(slurm_id: str) -> JobDetails | None:
+    """A finished job's record from the job completion log (`sacct -c`); None if absent.
+
+    `sacct -c` reads jobcomp/filetxt and needs no slurmdbd, so it also works on small clusters.
+    """
+    try:
+        out = await run("sacct", "-c", "-j", slurm_id, "-o", "JobID,State,ExitCode", "-n", "-P")
+    except SlurmCommandError as error:
+        log.warning("sacct -c failed for Slurm job %s: %s", slurm_id, error.message)
+        return None
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3 and parts[0] == slurm_id:
+            return JobDetails(state=parts[1], reason=None, exit_code=ExitCode.parse(parts[2]))
+    return None
+
+
+async def scancel(slurm_ids: Sequence[str]) -> None:
+    await run("scancel", *slurm_ids)
+
+
+async def set_time_limit(slurm_id: str, minutes: int) -> None:
+    await run("scontrol", "update", f"JobId={slurm_id}", f"TimeLimit={minutes}")
+
+
+async def suspend(slurm_ids: Sequence[str]) -> None:
+    await run("scontrol", "suspend", ",".join(slurm_ids))
+
+
+async def resume(slurm_ids: Sequence[str]) -> None:
+    await run("scontrol", "resume", ",".join(slurm_ids))
+
+
+def _key_values(line: str) -> dict[str, str]:
+    """`Key=Value Key=Value ...` as scontrol -o prints it (values hold no spaces but Command)."""
+    fields: dict[str, str] = {}
+    for token in line.split():
+        key, sep, value = token.partition("=")
+        if sep and key not in fields:
+            fields[key] = value
+    return fields

@@ -1,0 +1,166 @@
+"""The slurm adapter against a real single-node Slurm: every path a user of a cluster takes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.documents import CANCEL, EXTEND, RESUME, SUSPEND, get_job, submit, wait_for_state
+from tests.api.test_logs import LOGS, lines
+from tests.gateway import ALICE, Gateway, running_gateway, subscribe
+from tests.services import SlurmCluster
+from tests.slurm.setup import hpc_spec, slurm_settings
+
+
+@pytest.fixture
+async def hpc(tmp_path: Path, clean_queue: SlurmCluster) -> AsyncIterator[Gateway]:
+    url = f"sqlite://{tmp_path}/jobgate.db"
+    async with running_gateway(slurm_settings(tmp_path / "data", url)) as gateway:
+        yield gateway
+
+
+def slurm_job(cluster: SlurmCluster, slurm_id: str) -> dict[str, str]:
+    """`scontrol -o show job` as a dict, to check what Slurm was asked for."""
+    fields: dict[str, str] = {}
+    for token in cluster.run("scontrol", "-o", "show", "job", slurm_id).split():
+        key, _, value = token.partition("=")
+        fields.setdefault(key, value)
+    return fields
+
+
+def last_status(job: dict[str, Any]) -> str:
+    status: str = job["updates"][-1]["status"]
+    return status
+
+
+async def test_a_job_runs_as_a_batch_job_with_its_arguments_quoted(
+    hpc: Gateway, clean_queue: SlurmCluster, tmp_path: Path
+) -> None:
+    alice = hpc.client(ALICE)
+    message = "it's $(touch pwned) `id` ; \"done\""
+    (job_id,) = await submit(alice, hpc_spec(message=message, minutes=90, name="my run"))
+    job = await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+    slurm_id = job["providerGeneratedId"]
+    assert slurm_id and slurm_id.isdigit()
+    assert [u["state"] for u in job["updates"] if u["state"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+    assert last_status(job) == "The program exited with code 0"
+
+    folder = tmp_path / "data" / "slurm" / "hpc" / job_id
+    assert (folder / "stdout-0.log").read_text() == message + "\n"
+    assert not list(tmp_path.rglob("pwned"))
+    details = slurm_job(clean_queue, slurm_id)
+    assert details["JobName"] == "my-run"
+    assert details["TimeLimit"] == "01:30:00"
+    assert details["WorkDir"] == str(folder)
+    assert details["Partition"] == "debug"
+    assert details["Comment"] == f"jobgate:hpc:{job_id}"
+
+
+async def test_replicas_become_tasks_with_one_output_file_each(
+    hpc: Gateway, tmp_path: Path
+) -> None:
+    alice = hpc.client(ALICE)
+    (job_id,) = await submit(alice, hpc_spec("count", to=3, replicas=2))
+    await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+    folder = tmp_path / "data" / "slurm" / "hpc" / job_id
+    for rank in (0, 1):
+        assert (folder / f"stdout-{rank}.log").read_text() == "1\n2\n3\n"
+
+
+async def test_a_non_zero_exit_is_success_with_the_code(hpc: Gateway) -> None:
+    alice = hpc.client(ALICE)
+    (job_id,) = await submit(alice, hpc_spec("fail"))
+    job = await wait_for_state(alice, job_id, "SUCCESS", "FAILURE", timeout=30)
+    assert job["status"]["state"] == "SUCCESS"
+    assert last_status(job) == "The program exited with code 3"
+
+
+async def test_a_job_slurm_refuses_fails_with_slurms_reason(hpc: Gateway) -> None:
+    alice = hpc.client(ALICE)
+    (job_id,) = await submit(alice, hpc_spec(product="hpc-huge"))
+    job = await wait_for_state(alice, job_id, "FAILURE", timeout=30)
+    assert last_status(job).startswith("Slurm refused the job: sbatch: ")
+    assert job["providerGeneratedId"] is None
+
+
+async def test_cancel_is_scancel_and_ends_in_success_cancelled(
+    hpc: Gateway, clean_queue: SlurmCluster
+) -> None:
+    alice = hpc.client(ALICE)
+    (job_id,) = await submit(alice, hpc_spec("sleep", seconds=300))
+    job = await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+    data = await alice.execute(CANCEL, {"ids": [job_id]})
+    assert data["cancelJobs"]["userErrors"] == []
+    job = await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+    assert last_status(job) == "The job was cancelled by its user"
+    states = clean_queue.run("squeue", "-h", "-t", "all", "-j", job["providerGeneratedId"], "-o", "%T")
+    assert states.strip() == "CANCELLED"
+
+
+async def test_extend_sets_slurms_time_limit_and_is_confirmed(
+    hpc: Gateway, clean_queue: SlurmCluster
+) -> None:
+    alice = hpc.client(ALICE)
+    (job_id,) = await submit(alice, hpc_spec("sleep", seconds=300, minutes=10))
+    job = await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+    data = await alice.execute(
+        EXTEND, {"requests": [{"jobId": job_id, "requestedTime": {"hours": 1, "minutes": 5, "seconds": 0}}]}
+    )
+    assert data["extendJobs"]["userErrors"] == []
+    job = await get_job(alice, job_id)
+    assert job is not None
+    assert job["updates"][-1]["newTimeAllocation"] == {"hours": 1, "minutes": 15, "seconds": 0}
+    assert slurm_job(clean_queue, job["providerGeneratedId"])["TimeLimit"] == "01:15:00"
+
+
+async def test_suspend_and_resume_where_the_product_supports_them(
+    hpc: Gateway, clean_queue: SlurmCluster
+) -> None:
+    alice = hpc.client(ALICE)
+    (job_id, basic_id) = await submit(
+        alice, hpc_spec("sleep", seconds=300), hpc_spec("sleep", product="hpc-basic", seconds=300)
+    )
+    job = await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+    basic = await wait_for_state(alice, basic_id, "RUNNING", timeout=30)
+
+    refused = (await alice.execute(SUSPEND, {"ids": [basic_id]}))["suspendJobs"]
+    assert [e["code"] for e in refused["userErrors"]] == ["NOT_SUPPORTED"]
+    assert slurm_job(clean_queue, basic["providerGeneratedId"])["JobState"] == "RUNNING"
+
+    assert (await alice.execute(SUSPEND, {"ids": [job_id]}))["suspendJobs"]["userErrors"] == []
+    await wait_for_state(alice, job_id, "SUSPENDED")
+    assert slurm_job(clean_queue, job["providerGeneratedId"])["JobState"] == "SUSPENDED"
+
+    assert (await alice.execute(RESUME, {"ids": [job_id]}))["resumeJobs"]["userErrors"] == []
+    await wait_for_state(alice, job_id, "RUNNING")
+    assert slurm_job(clean_queue, job["providerGeneratedId"])["JobState"] == "RUNNING"
+    job = await get_job(alice, job_id)
+    assert job is not None
+    assert [u["state"] for u in job["updates"] if u["state"]] == [
+        "IN_QUEUE",
+        "RUNNING",
+        "SUSPENDED",
+        "RUNNING",
+    ]
+
+
+async def test_job_logs_tail_the_output_files(hpc: Gateway) -> None:
+    alice = hpc.client(ALICE)
+    (job_id,) = await submit(alice, hpc_spec("chatty", pause=2))
+    await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+    async with subscribe(hpc, LOGS, {"id": job_id}) as stream:
+        events = await stream.rest(timeout=30)
+    assert stream.completed
+    assert sorted(lines(events)) == [(0, "stderr", "two"), (0, "stdout", "one"), (0, "stdout", "three")]
+
+
+@pytest.mark.timeout(240)
+async def test_a_job_past_its_time_limit_expires(hpc: Gateway) -> None:
+    alice = hpc.client(ALICE)
+    # Slurm's smallest limit is one minute, and it checks limits about every 30 s.
+    (job_id,) = await submit(alice, hpc_spec("sleep", seconds=600, minutes=1))
+    job = await wait_for_state(alice, job_id, "EXPIRED", timeout=200)
+    assert last_status(job) == "The job's time allocation ran out"
