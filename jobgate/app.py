@@ -20,16 +20,25 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.events.bus import JobEventBus
+from jobgate.events.commands import CommandSignal
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.providers.base import ProviderContext
 from jobgate.schema.build import build_schema
 from jobgate.schema.context import Context, Services, identify
-from jobgate.services.jobs import JobService, ProviderRegistry
+from jobgate.services.commands import CommandService
+from jobgate.services.jobs import JobService, ProviderRegistry, now_ms
 from jobgate.services.logs import JobLogService
+from jobgate.services.reconcile import Reconciler
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import Settings
-from jobgate.wiring import build_authenticator, build_catalog, build_providers, build_store
+from jobgate.wiring import (
+    CommandQueue,
+    build_authenticator,
+    build_catalog,
+    build_providers,
+    build_store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +112,17 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         max_queued=settings.feed.max_queued_events,
     )
     logs = JobLogHub(tail_lines=settings.logs.tail_lines, max_jobs=settings.logs.max_jobs)
-    providers = ProviderRegistry(build_providers(settings))
+    signal = CommandSignal()
+    feed.ring_listeners.append(signal.notify)
+    providers = ProviderRegistry(
+        build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms))
+    )
     jobs = JobService(store, catalog, providers, bus, feed)
+    reconciler = Reconciler(
+        jobs,
+        interval=settings.reconcile.interval_seconds,
+        grace=settings.reconcile.grace_seconds,
+    )
     services = Services(
         store=store,
         jobs=jobs,
@@ -115,6 +133,9 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         authenticator=authenticator,
         catalog=catalog,
         providers=providers,
+        commands=CommandService(
+            store, providers, signal, poll_interval=settings.feed.poll_interval_seconds
+        ),
     )
     origins = settings.server.allowed_origins
     graphql = JobgateGraphQL(
@@ -128,10 +149,12 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         await feed.start()
         for adapter in providers.all:
             await adapter.start(_provider_context(adapter.id, jobs, logs, settings))
+        reconciler.start()
         log.info("jobgate is ready")
         try:
             yield
         finally:
+            await reconciler.stop()
             for adapter in providers.all:
                 await adapter.stop()
             await feed.stop()

@@ -257,6 +257,10 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 def _describe(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        parts = [str(part) for part in problem["loc"]]
+        if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # The problem is the tag (`kind`), so name that key.
+            parts.append(str(problem.get("ctx", {}).get("discriminator", "")).strip("'"))
+        key = ".".join(parts) or "(top level)"
         lines.append(f"{key}: {problem['msg']}")
     return "invalid configuration: " + "; ".join(lines)

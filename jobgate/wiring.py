@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +26,18 @@ from jobgate.domain.values import (
     TextValue,
 )
 from jobgate.errors import ConfigError
+from jobgate.events.commands import CommandSignal
 from jobgate.providers.base import ProviderAdapter
 from jobgate.providers.local import LocalProvider
+from jobgate.providers.remote import RemoteProvider
 from jobgate.providers.slurm import SlurmProvider
 from jobgate.settings import (
     ApplicationSettings,
     LocalProviderSettings,
     ProviderSettings,
-    SlurmProviderSettings,
+    RemoteProviderSettings,
     Settings,
+    SlurmProviderSettings,
 )
 from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
@@ -71,14 +76,33 @@ def products_of(provider: ProviderSettings) -> list[Product]:
     ]
 
 
-def build_providers(settings: Settings) -> list[ProviderAdapter]:
-    return [build_adapter(provider) for provider in settings.providers]
+@dataclass(frozen=True, slots=True)
+class CommandQueue:
+    """What remote providers need to store commands and wake agents' streams."""
+
+    store: JobStore
+    signal: CommandSignal
+    ring: Callable[[], None]
+    clock: Callable[[], int]
 
 
-def build_adapter(provider: ProviderSettings) -> ProviderAdapter:
-    """The adapter for one `[[providers]]` entry."""
+def build_providers(settings: Settings, commands: CommandQueue) -> list[ProviderAdapter]:
+    return [build_adapter(provider, commands) for provider in settings.providers]
+
+
+def build_adapter(provider: ProviderSettings, commands: CommandQueue | None) -> ProviderAdapter:
+    """The adapter for one `[[providers]]` entry (remote ones need the gateway's `commands`)."""
     products = products_of(provider)
     match provider:
+        case RemoteProviderSettings() if commands is not None:
+            return RemoteProvider(
+                provider.id,
+                products,
+                store=commands.store,
+                signal=commands.signal,
+                ring=commands.ring,
+                clock=commands.clock,
+            )
         case LocalProviderSettings():
             return LocalProvider(
                 provider.id,
@@ -96,7 +120,7 @@ def build_adapter(provider: ProviderSettings) -> ProviderAdapter:
                 poll_interval_seconds=provider.poll_interval_seconds,
                 submit_concurrency=provider.submit_concurrency,
             )
-    raise ConfigError(f"providers: kind '{provider.kind}' has no adapter")
+    raise ConfigError(f"providers: kind '{provider.kind}' cannot run here")
 
 
 def build_catalog(settings: Settings) -> Catalog:

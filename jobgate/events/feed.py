@@ -71,6 +71,8 @@ class UpdateFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
         self._store_failing = False
+        # Called on every doorbell: other readers of the store (agents' command streams) use it.
+        self.ring_listeners: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         self._tasks = [
@@ -116,6 +118,8 @@ class UpdateFeed:
                 async with self.bus.doorbells() as doorbells:
                     async for _ring in doorbells:
                         self._wake.set()
+                        for listener in self.ring_listeners:
+                            listener()
             except asyncio.CancelledError:
                 raise
             except Exception:

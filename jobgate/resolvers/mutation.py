@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import strawberry
 
+from jobgate.errors import BadRequest
 from jobgate.resolvers.errors import coded
 from jobgate.schema.inputs import (
+    AcknowledgeProviderCommandsInput,
     ExtendJobsInput,
     JobIdsInput,
     ReportJobUpdatesInput,
     SubmitJobsInput,
 )
 from jobgate.schema.payloads import (
+    AcknowledgeProviderCommandsPayload,
     JobsPayload,
     JobUpdateResult,
     ReportJobUpdatesPayload,
@@ -82,3 +85,17 @@ class Mutation:
             info.context.provider(), [update.to_domain() for update in input.updates]
         )
         return ReportJobUpdatesPayload(results=[JobUpdateResult.of(r) for r in results])
+
+    @strawberry.mutation(
+        description="[providers] Mark delivered commands as done; unacknowledged ones are "
+        "delivered again."
+    )
+    @coded
+    async def acknowledge_provider_commands(
+        self, info: Info, input: AcknowledgeProviderCommandsInput
+    ) -> AcknowledgeProviderCommandsPayload:
+        if not all(str(command_id).isdecimal() for command_id in input.ids):
+            raise BadRequest("ids are the `id`s of commands providerCommands delivered")
+        seqs = [int(command_id) for command_id in input.ids]
+        count = await info.context.services.commands.acknowledge(info.context.provider(), seqs)
+        return AcknowledgeProviderCommandsPayload(acknowledged=count)

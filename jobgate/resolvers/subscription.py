@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import strawberry
 
 from jobgate.resolvers.errors import coded_stream
-from jobgate.schema.payloads import JobLogEvent, JobUpdateEvent
+from jobgate.schema.payloads import JobLogEvent, JobUpdateEvent, ProviderCommand
 from jobgate.schema.types import Info
 from jobgate.services.pagination import decode_position
 
@@ -47,3 +47,16 @@ class Subscription:
         position = None if after is None else decode_position(after)
         async for line in info.context.services.job_logs.follow(identity, str(job_id), position):
             yield JobLogEvent.of(line)
+
+    @strawberry.subscription(
+        description="[providers] Commands for the calling provider: unacknowledged ones first, "
+        "then new ones as they come."
+    )
+    @coded_stream
+    async def provider_commands(
+        self, info: Info, after: str | None = None
+    ) -> AsyncIterator[ProviderCommand]:
+        provider = info.context.provider()
+        position = 0 if after is None else decode_position(after)
+        async for command in info.context.services.commands.follow(provider, position):
+            yield ProviderCommand.of(command)

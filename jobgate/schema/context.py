@@ -17,6 +17,7 @@ from jobgate.domain.job import JobUpdate
 from jobgate.errors import Forbidden, Unauthenticated
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
+from jobgate.services.commands import CommandService
 from jobgate.services.jobs import JobService, ProviderRegistry
 from jobgate.services.logs import JobLogService
 from jobgate.services.watch import JobWatcher
@@ -38,6 +39,7 @@ class Services:
     authenticator: Authenticator
     catalog: Catalog
     providers: ProviderRegistry
+    commands: CommandService
 
 
 @dataclass

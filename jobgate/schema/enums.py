@@ -7,6 +7,7 @@ import enum
 import strawberry
 
 from jobgate.domain.catalog import ParameterType
+from jobgate.domain.commands import CommandKind
 from jobgate.domain.states import JobState
 from jobgate.errors import UserErrorCode
 from jobgate.services.jobs import UpdateOutcome
@@ -21,6 +22,7 @@ strawberry.enum(
     "state, through updates.",
 )
 strawberry.enum(ParameterType, name="ApplicationParameterType")
+strawberry.enum(CommandKind, name="ProviderCommandKind")
 strawberry.enum(UserErrorCode, name="UserErrorCode")
 strawberry.enum(
     UpdateOutcome,
@@ -52,6 +54,7 @@ class OrderDirection(enum.Enum):
 
 
 __all__ = [
+    "CommandKind",
     "JobState",
     "OrderDirection",
     "OrderField",

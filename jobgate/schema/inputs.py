@@ -212,6 +212,11 @@ class JobIdsInput:
     ids: list[strawberry.ID]
 
 
+@strawberry.input(description="Commands the agent has carried out; they are not sent again.")
+class AcknowledgeProviderCommandsInput:
+    ids: list[strawberry.ID]
+
+
 @strawberry.input
 class ExtendJobRequest:
     job_id: strawberry.ID

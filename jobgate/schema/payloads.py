@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
+from jobgate.domain import commands as domain_commands
 from jobgate.errors import UserProblem
 from jobgate.events.logs import LogLine
-from jobgate.schema.enums import JobState, UpdateOutcome, UserErrorCode
+from jobgate.schema.enums import CommandKind, JobState, UpdateOutcome, UserErrorCode
 from jobgate.schema.scalars import DateTime
-from jobgate.schema.types import Job, JobUpdate
+from jobgate.schema.types import Info, Job, JobUpdate, SimpleDuration
 from jobgate.services.jobs import UpdateResult
 from jobgate.services.watch import UpdateEvent
 
@@ -137,4 +138,37 @@ class JobLogEvent:
             stdout=line.stdout,
             stderr=line.stderr,
             channel=line.channel,
+        )
+
+
+@strawberry.type
+class AcknowledgeProviderCommandsPayload:
+    acknowledged: int
+
+
+@strawberry.type(description="Work for a remote provider's agent, stored until acknowledged.")
+class ProviderCommand:
+    id: strawberry.ID
+    cursor: str
+    created_at: DateTime
+    kind: CommandKind
+    requested_time: SimpleDuration | None = strawberry.field(
+        description="For EXTEND: the time to add."
+    )
+    _job_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def job(self, info: Info) -> Job:
+        jobs = await info.context.services.store.get_jobs([self._job_id])
+        return Job.of(jobs[0])
+
+    @classmethod
+    def of(cls, command: domain_commands.ProviderCommand) -> ProviderCommand:
+        return cls(
+            id=strawberry.ID(str(command.seq)),
+            cursor=str(command.seq),
+            created_at=DateTime(command.created_at),
+            kind=command.kind,
+            requested_time=SimpleDuration.of(command.requested_time),
+            _job_id=command.job_id,
         )

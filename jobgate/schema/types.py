@@ -240,6 +240,10 @@ class Application:
     title: str | None
     description: str | None
     parameters: list[ApplicationParameter]
+    command: list[str] = strawberry.field(
+        description="What a provider runs: the program and its arguments, each `{name}` "
+        "replaced by that parameter's value as one argument (no shell)."
+    )
 
     @classmethod
     def of(cls, app: domain_catalog.Application) -> Application:
@@ -248,6 +252,7 @@ class Application:
             version=app.version,
             title=app.title,
             description=app.description,
+            command=list(app.command),
             parameters=[
                 ApplicationParameter(
                     name=p.name,

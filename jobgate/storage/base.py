@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from jobgate.domain.commands import NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobSpecification, JobStatus, JobUpdate, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import ResourceOwner
@@ -212,3 +213,14 @@ class JobStore(Protocol):
 
     async def read_log(self, query: LogQuery) -> list[LogEntry]:
         """Updates after `query.after` (up to `query.up_to`), ordered by position."""
+
+    async def add_commands(self, commands: Sequence[NewCommand]) -> list[ProviderCommand]:
+        """Store commands for providers' agents, in order; each gets a new, larger `seq`."""
+
+    async def pending_commands(
+        self, provider: str, after: int = 0, limit: int = 1000
+    ) -> list[ProviderCommand]:
+        """A provider's unacknowledged commands after `after`, oldest first."""
+
+    async def acknowledge_commands(self, provider: str, seqs: Sequence[int]) -> int:
+        """Forget the provider's commands among `seqs`; how many there were."""

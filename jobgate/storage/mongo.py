@@ -32,9 +32,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError
 
+from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
 from jobgate.domain.states import JobState
-from jobgate.domain.values import ResourceOwner
+from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
     CreatedJobs,
@@ -96,6 +97,9 @@ class MongoJobStore:
         self._log: AsyncCollection[Doc] = self._db["update_log"]
         self._submissions: AsyncCollection[Doc] = self._db["submissions"]
         self._blocks: AsyncCollection[Doc] = self._db["number_blocks"]
+        self._commands: AsyncCollection[Doc] = self._db["provider_commands"]
+        self._command_blocks: AsyncCollection[Doc] = self._db["command_number_blocks"]
+        self._command_numbers: list[int] = []
         self._indexes_ready = False
         self._index_lock = asyncio.Lock()
         self._numbers: list[int] = []
@@ -133,6 +137,9 @@ class MongoJobStore:
             await self._log.create_index(
                 [("job", ASCENDING), ("version", ASCENDING)], name="job_version", unique=True
             )
+            await self._commands.create_index(
+                [("provider", ASCENDING), ("_id", ASCENDING)], name="provider"
+            )
             await self._submissions.create_index(
                 [("owner", ASCENDING), ("key", ASCENDING)], name="idempotency_key", unique=True
             )
@@ -154,18 +161,18 @@ class MongoJobStore:
         """`count` job numbers no other process hands out (from blocks claimed by insert)."""
         async with self._number_lock:
             while len(self._numbers) < count:
-                self._numbers.extend(await self._claim_block())
+                self._numbers.extend(await self._claim_block(self._blocks))
             taken, self._numbers = self._numbers[:count], self._numbers[count:]
             return taken
 
-    async def _claim_block(self) -> range:
+    async def _claim_block(self, blocks: AsyncCollection[Doc]) -> range:
         async with self._call("claim_block"):
-            newest = await self._blocks.find_one(sort=[("_id", DESCENDING)])
+            newest = await blocks.find_one(sort=[("_id", DESCENDING)])
         block = 0 if newest is None else int(newest["_id"]) + 1
         while True:
             try:
                 async with self._call("claim_block"):
-                    await self._blocks.insert_one({"_id": block})
+                    await blocks.insert_one({"_id": block})
             except DuplicateKeyError:
                 block += 1
                 continue
@@ -417,6 +424,52 @@ class MongoJobStore:
             entries.append(LogEntry(update, jobs[update.job_id].as_of(update)))
         return entries
 
+    # --- provider commands --------------------------------------------------------------------
+    # Commands are numbered from their own hi/lo blocks: unique across gateways, increasing within
+    # one. Agents re-read every pending command, so an order that interleaves across gateways
+    # never hides one.
+
+    async def add_commands(self, commands: Sequence[NewCommand]) -> list[ProviderCommand]:
+        await self._ensure_indexes()
+        async with self._number_lock:
+            while len(self._command_numbers) < len(commands):
+                self._command_numbers.extend(await self._claim_block(self._command_blocks))
+            numbers = self._command_numbers[: len(commands)]
+            self._command_numbers = self._command_numbers[len(commands) :]
+        stored = [
+            ProviderCommand(
+                number,
+                command.provider,
+                command.kind,
+                command.job_id,
+                command.created_at,
+                command.requested_time,
+            )
+            for number, command in zip(numbers, commands, strict=True)
+        ]
+        if stored:
+            async with self._call("add_commands"):
+                await self._commands.insert_many([_command_to_doc(c) for c in stored])
+        return stored
+
+    async def pending_commands(
+        self, provider: str, after: int = 0, limit: int = 1000
+    ) -> list[ProviderCommand]:
+        async with self._call("pending_commands"):
+            docs = await self._commands.find(
+                {"provider": provider, "_id": {"$gt": after}}, sort=[("_id", ASCENDING)]
+            ).to_list(limit)
+        return [_command_from_doc(doc) for doc in docs]
+
+    async def acknowledge_commands(self, provider: str, seqs: Sequence[int]) -> int:
+        if not seqs:
+            return 0
+        async with self._call("acknowledge_commands"):
+            result = await self._commands.delete_many(
+                {"provider": provider, "_id": {"$in": list(seqs)}}
+            )
+        return result.deleted_count
+
 
 def _job_to_doc(job: Job) -> Doc:
     spec = job.specification
@@ -529,3 +582,27 @@ def _page_query(order: JobOrder, after: PageKey | None) -> Doc:
             {field: after.value, "_id": {op: after.job_number}},
         ]
     }
+
+
+def _command_to_doc(command: ProviderCommand) -> Doc:
+    requested = command.requested_time
+    return {
+        "_id": command.seq,
+        "provider": command.provider,
+        "kind": command.kind.value,
+        "job": command.job_id,
+        "createdAt": command.created_at,
+        "requestedSeconds": None if requested is None else requested.total_seconds,
+    }
+
+
+def _command_from_doc(doc: Doc) -> ProviderCommand:
+    requested = doc.get("requestedSeconds")
+    return ProviderCommand(
+        int(doc["_id"]),
+        doc["provider"],
+        CommandKind(doc["kind"]),
+        doc["job"],
+        doc["createdAt"],
+        None if requested is None else SimpleDuration.from_seconds(requested),
+    )

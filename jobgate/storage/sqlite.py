@@ -19,9 +19,10 @@ from typing import Any
 
 import aiosqlite
 
+from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
 from jobgate.domain.states import JobState
-from jobgate.domain.values import ResourceOwner
+from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
     CreatedJobs,
@@ -93,6 +94,15 @@ CREATE TABLE IF NOT EXISTS submissions (
     job_nums TEXT NOT NULL,
     PRIMARY KEY (owner, idempotency_key)
 );
+CREATE TABLE IF NOT EXISTS provider_commands (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    job_num INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    requested_seconds INTEGER
+);
+CREATE INDEX IF NOT EXISTS provider_commands_provider ON provider_commands (provider, seq);
 """
 
 JOB_COLUMNS = (
@@ -384,6 +394,70 @@ class SqliteJobStore:
             job = _job_from_row(row[5:])
             entries.append(LogEntry(update, job.as_of(update)))
         return entries
+
+    # --- provider commands --------------------------------------------------------------------
+
+    async def add_commands(self, commands: Sequence[NewCommand]) -> list[ProviderCommand]:
+        stored: list[ProviderCommand] = []
+        async with self._transaction() as db:
+            for command in commands:
+                requested = command.requested_time
+                cursor = await db.execute(
+                    "INSERT INTO provider_commands"
+                    " (provider, kind, job_num, created_at, requested_seconds) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        command.provider,
+                        command.kind.value,
+                        int(command.job_id),
+                        command.created_at,
+                        None if requested is None else requested.total_seconds,
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                stored.append(
+                    ProviderCommand(
+                        cursor.lastrowid,
+                        command.provider,
+                        command.kind,
+                        command.job_id,
+                        command.created_at,
+                        requested,
+                    )
+                )
+        return stored
+
+    async def pending_commands(
+        self, provider: str, after: int = 0, limit: int = 1000
+    ) -> list[ProviderCommand]:
+        rows = await self._fetch(
+            "SELECT seq, provider, kind, job_num, created_at, requested_seconds FROM provider_commands"
+            " WHERE provider = ? AND seq > ? ORDER BY seq LIMIT ?",
+            [provider, after, limit],
+            "pending_commands",
+        )
+        return [
+            ProviderCommand(
+                seq,
+                provider_id,
+                CommandKind(kind),
+                str(job_num),
+                created_at,
+                None
+                if requested_seconds is None
+                else SimpleDuration.from_seconds(requested_seconds),
+            )
+            for seq, provider_id, kind, job_num, created_at, requested_seconds in rows
+        ]
+
+    async def acknowledge_commands(self, provider: str, seqs: Sequence[int]) -> int:
+        if not seqs:
+            return 0
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"DELETE FROM provider_commands WHERE provider = ? AND seq IN ({placeholders(len(seqs))})",
+                (provider, *seqs),
+            )
+            return cursor.rowcount
 
 
 def _owner_key(owner: ResourceOwner) -> str:

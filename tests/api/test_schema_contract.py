@@ -21,18 +21,12 @@ CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "api" / "schema.grap
 
 # Parts the contract marks [live] or [providers]: they arrive with later issues.
 LATER_TYPES = {
-    "ProviderCommandKind",
-    "ProviderCommand",
     "JobLogInput",
     "ReportJobLogsInput",
     "ReportJobLogsPayload",
-    "AcknowledgeProviderCommandsInput",
-    "AcknowledgeProviderCommandsPayload",
 }
 LATER_FIELDS = {
     ("Mutation", "reportJobLogs"),
-    ("Mutation", "acknowledgeProviderCommands"),
-    ("Subscription", "providerCommands"),
 }
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from jobgate.domain.commands import CommandKind, NewCommand
 from jobgate.domain.job import Job, JobStatus, UpdateRequest
 from jobgate.domain.states import ACTIVE_STATES, JobState
+from jobgate.domain.values import SimpleDuration
 from jobgate.errors import IdempotencyKeyReused
 from jobgate.storage.base import (
     JobFilter,
@@ -291,3 +293,35 @@ async def test_two_gateways_writing_at_once_share_one_dense_ordered_log(
             assert (final.status.state, final.version) == (JobState.SUCCESS, 3)
     finally:
         await other.close()
+
+
+async def test_provider_commands_wait_until_acknowledged(store: JobStore) -> None:
+    created = await store.create_jobs(submission(spec(), spec()))
+    first, second = (job.id for job in created.jobs)
+    extend = SimpleDuration(minutes=5)
+    stored = await store.add_commands(
+        [
+            NewCommand("remote", CommandKind.SUBMIT, first, 10),
+            NewCommand("other", CommandKind.SUBMIT, second, 11),
+            NewCommand("remote", CommandKind.EXTEND, first, 12, extend),
+        ]
+    )
+    assert stored[0].seq < stored[2].seq
+    pending = await store.pending_commands("remote")
+    assert [(c.kind, c.job_id, c.requested_time) for c in pending] == [
+        (CommandKind.SUBMIT, first, None),
+        (CommandKind.EXTEND, first, extend),
+    ]
+    assert await store.pending_commands("remote", after=pending[0].seq) == pending[1:]
+
+    # Another provider's ids acknowledge nothing here.
+    assert await store.acknowledge_commands("remote", [stored[1].seq]) == 0
+    assert await store.acknowledge_commands("remote", [pending[0].seq, pending[0].seq]) == 1
+    assert await store.pending_commands("remote") == pending[1:]
+    assert await store.acknowledge_commands("remote", [pending[0].seq]) == 0
+    later = await store.add_commands([NewCommand("remote", CommandKind.CANCEL, first, 13)])
+    assert later[0].seq > pending[1].seq
+    assert [c.kind for c in await store.pending_commands("remote")] == [
+        CommandKind.EXTEND,
+        CommandKind.CANCEL,
+    ]

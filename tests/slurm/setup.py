@@ -39,7 +39,8 @@ def hpc_provider(**overrides: Any) -> dict[str, Any]:
 
 
 def slurm_settings(data_dir: Path, storage_url: str, **overrides: Any) -> Settings:
-    return gateway_settings(data_dir, storage_url, providers=[hpc_provider(**overrides)])
+    """The test gateway with provider `hpc` only; `overrides` are top-level settings."""
+    return gateway_settings(data_dir, storage_url, providers=[hpc_provider()], **overrides)
 
 
 def hpc_spec(

@@ -40,17 +40,18 @@ async def test_a_job_runs_as_a_batch_job_with_its_arguments_quoted(
     hpc: Gateway, clean_queue: SlurmCluster, tmp_path: Path
 ) -> None:
     alice = hpc.client(ALICE)
-    message = "it's $(touch pwned) `id` ; \"done\""
+    message = 'it\'s $(touch pwned) `id` ; "done"'
     (job_id,) = await submit(alice, hpc_spec(message=message, minutes=90, name="my run"))
     job = await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
     slurm_id = job["providerGeneratedId"]
-    assert slurm_id and slurm_id.isdigit()
+    assert slurm_id is not None
+    assert slurm_id.isdigit()
     assert [u["state"] for u in job["updates"] if u["state"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
     assert last_status(job) == "The program exited with code 0"
 
     folder = tmp_path / "data" / "slurm" / "hpc" / job_id
     assert (folder / "stdout-0.log").read_text() == message + "\n"
-    assert not list(tmp_path.rglob("pwned"))
+    assert not list(tmp_path.rglob("pwned"))  # noqa: ASYNC240 (a test's small folder)
     details = slurm_job(clean_queue, slurm_id)
     assert details["JobName"] == "my-run"
     assert details["TimeLimit"] == "01:30:00"
@@ -96,7 +97,9 @@ async def test_cancel_is_scancel_and_ends_in_success_cancelled(
     assert data["cancelJobs"]["userErrors"] == []
     job = await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
     assert last_status(job) == "The job was cancelled by its user"
-    states = clean_queue.run("squeue", "-h", "-t", "all", "-j", job["providerGeneratedId"], "-o", "%T")
+    states = clean_queue.run(
+        "squeue", "-h", "-t", "all", "-j", job["providerGeneratedId"], "-o", "%T"
+    )
     assert states.strip() == "CANCELLED"
 
 
@@ -107,12 +110,17 @@ async def test_extend_sets_slurms_time_limit_and_is_confirmed(
     (job_id,) = await submit(alice, hpc_spec("sleep", seconds=300, minutes=10))
     job = await wait_for_state(alice, job_id, "RUNNING", timeout=30)
     data = await alice.execute(
-        EXTEND, {"requests": [{"jobId": job_id, "requestedTime": {"hours": 1, "minutes": 5, "seconds": 0}}]}
+        EXTEND,
+        {
+            "requests": [
+                {"jobId": job_id, "requestedTime": {"hours": 1, "minutes": 5, "seconds": 0}}
+            ]
+        },
     )
     assert data["extendJobs"]["userErrors"] == []
-    job = await get_job(alice, job_id)
-    assert job is not None
-    assert job["updates"][-1]["newTimeAllocation"] == {"hours": 1, "minutes": 15, "seconds": 0}
+    extended = await get_job(alice, job_id)
+    assert extended is not None
+    assert extended["updates"][-1]["newTimeAllocation"] == {"hours": 1, "minutes": 15, "seconds": 0}
     assert slurm_job(clean_queue, job["providerGeneratedId"])["TimeLimit"] == "01:15:00"
 
 
@@ -137,9 +145,9 @@ async def test_suspend_and_resume_where_the_product_supports_them(
     assert (await alice.execute(RESUME, {"ids": [job_id]}))["resumeJobs"]["userErrors"] == []
     await wait_for_state(alice, job_id, "RUNNING")
     assert slurm_job(clean_queue, job["providerGeneratedId"])["JobState"] == "RUNNING"
-    job = await get_job(alice, job_id)
-    assert job is not None
-    assert [u["state"] for u in job["updates"] if u["state"]] == [
+    final = await get_job(alice, job_id)
+    assert final is not None
+    assert [u["state"] for u in final["updates"] if u["state"]] == [
         "IN_QUEUE",
         "RUNNING",
         "SUSPENDED",
@@ -154,7 +162,11 @@ async def test_job_logs_tail_the_output_files(hpc: Gateway) -> None:
     async with subscribe(hpc, LOGS, {"id": job_id}) as stream:
         events = await stream.rest(timeout=30)
     assert stream.completed
-    assert sorted(lines(events)) == [(0, "stderr", "two"), (0, "stdout", "one"), (0, "stdout", "three")]
+    assert sorted(lines(events)) == [
+        (0, "stderr", "two"),
+        (0, "stdout", "one"),
+        (0, "stdout", "three"),
+    ]
 
 
 @pytest.mark.timeout(240)

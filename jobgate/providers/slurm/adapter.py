@@ -204,7 +204,10 @@ class SlurmProvider:
             if tracked is not None:
                 tracked.reported = state
         await self._send(
-            [UpdateRequest(job.id, state=state, status=status, expected_state=expected) for job in jobs]
+            [
+                UpdateRequest(job.id, state=state, status=status, expected_state=expected)
+                for job in jobs
+            ]
         )
 
     async def verify(self, jobs: Sequence[Job]) -> list[Job]:

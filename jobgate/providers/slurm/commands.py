@@ -62,7 +62,9 @@ async def run(*command: str) -> str:
     except TimeoutError as error:
         process.kill()
         await process.wait()
-        raise SlurmCommandError(f"{command[0]} did not answer in {COMMAND_TIMEOUT:.0f} s") from error
+        raise SlurmCommandError(
+            f"{command[0]} did not answer in {COMMAND_TIMEOUT:.0f} s"
+        ) from error
     if process.returncode != 0:
         message = err.decode(errors="replace").strip() or f"exit status {process.returncode}"
         raise SlurmCommandError(f"{command[0]}: {message}")

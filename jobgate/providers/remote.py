@@ -1,0 +1,129 @@
+"""`RemoteProvider`: the gateway's side of a provider whose `jobgate agent` connects out to it.
+
+Every command becomes a stored `ProviderCommand`, kept until the agent acknowledges it, so an agent
+that is offline receives what it missed when it connects. The agent runs the work through its own
+local or slurm adapter and reports with `reportJobUpdates`, as any provider does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+from jobgate.domain.catalog import Product
+from jobgate.domain.commands import CommandKind, NewCommand
+from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.values import SimpleDuration
+from jobgate.events.commands import CommandSignal
+from jobgate.providers.base import ProviderContext
+from jobgate.storage.base import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class RemoteProvider:
+    """Stores commands for an agent; online while at least one agent stream is open here."""
+
+    kind = "remote"
+
+    def __init__(
+        self,
+        provider_id: str,
+        products: list[Product],
+        *,
+        store: JobStore,
+        signal: CommandSignal,
+        ring: Callable[[], None],
+        clock: Callable[[], int],
+    ) -> None:
+        self.id = provider_id
+        self.products = products
+        self.store = store
+        self.signal = signal
+        self._ring = ring
+        self._clock = clock
+        self._agents = 0
+        self._context: ProviderContext | None = None
+
+    @property
+    def online(self) -> bool:
+        return self._agents > 0
+
+    @contextlib.contextmanager
+    def agent_connected(self) -> Iterator[None]:
+        """Held by an agent's command stream while it is open."""
+        self._agents += 1
+        if self._agents == 1:
+            log.info("the agent of provider %s connected", self.id)
+        try:
+            yield
+        finally:
+            self._agents -= 1
+            if self._agents == 0:
+                log.info("the agent of provider %s disconnected", self.id)
+
+    async def start(self, context: ProviderContext) -> None:
+        self._context = context
+
+    async def stop(self) -> None:
+        return None
+
+    async def _store(
+        self,
+        kind: CommandKind,
+        jobs: Sequence[Job],
+        requested: Sequence[SimpleDuration | None] | None = None,
+    ) -> None:
+        now = self._clock()
+        times = requested if requested is not None else [None] * len(jobs)
+        await self.store.add_commands(
+            [
+                NewCommand(self.id, kind, job.id, now, time)
+                for job, time in zip(jobs, times, strict=True)
+            ]
+        )
+        self.signal.notify(self.id)
+        self._ring()  # agents connected to other replicas
+
+    async def submit(self, jobs: Sequence[Job]) -> None:
+        await self._store(CommandKind.SUBMIT, jobs)
+        if not self.online:
+            assert self._context is not None
+            await self._context.report(
+                [
+                    UpdateRequest(
+                        job.id,
+                        status=f"Waiting for the agent of provider '{self.id}' to connect",
+                    )
+                    for job in jobs
+                ]
+            )
+
+    async def cancel(self, jobs: Sequence[Job]) -> None:
+        await self._store(CommandKind.CANCEL, jobs)
+
+    async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
+        await self._store(
+            CommandKind.EXTEND, [job for job, _ in requests], [time for _, time in requests]
+        )
+
+    async def suspend(self, jobs: Sequence[Job]) -> None:
+        await self._store(CommandKind.SUSPEND, jobs)
+
+    async def resume(self, jobs: Sequence[Job]) -> None:
+        await self._store(CommandKind.RESUME, jobs)
+
+    async def verify(self, jobs: Sequence[Job]) -> list[Job]:
+        """Ask the agent (VERIFY commands); it reports the jobs its back end lost as FAILURE."""
+        pending = await self.store.pending_commands(self.id)
+        asked = {c.job_id for c in pending if c.kind is CommandKind.VERIFY}
+        unasked = [job for job in jobs if job.id not in asked]
+        if unasked:
+            await self._store(CommandKind.VERIFY, unasked)
+        return []
+
+    async def backfill_logs(self, job: Job) -> None:
+        """Lines of remote jobs live with the agent; the gateway has none to add."""
+        assert self._context is not None
+        self._context.logs.close(job.id)

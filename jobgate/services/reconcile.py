@@ -1,0 +1,76 @@
+"""`Reconciler`: UCloud's verify. Every so often each provider is asked about its active jobs.
+
+A job its back end no longer knows (lost with a node, purged by an operator, never submitted) would
+otherwise stay RUNNING forever; it becomes FAILURE with a status saying why. The update expects
+the state the job had when it was checked, so a job that moved on meanwhile is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from jobgate.domain.job import UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.errors import JobgateError
+from jobgate.providers.base import ProviderAdapter
+from jobgate.services.jobs import JobService
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    """Runs `verify` on every online provider each `interval` seconds."""
+
+    def __init__(self, jobs: JobService, *, interval: float, grace: float) -> None:
+        self.jobs = jobs
+        self.interval = interval
+        self.grace_ms = int(grace * 1000)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            for adapter in self.jobs.providers.all:
+                try:
+                    await self.reconcile(adapter)
+                except JobgateError as error:
+                    log.warning("cannot verify the jobs of provider %s: %s", adapter.id, error)
+                except Exception:
+                    log.exception("verifying the jobs of provider %s failed", adapter.id)
+
+    async def reconcile(self, adapter: ProviderAdapter) -> int:
+        """Verify one provider's active jobs; how many became FAILURE."""
+        if not adapter.online:
+            return 0  # nobody to ask; its jobs wait for its agent
+        now = self.jobs.clock()
+        active = [
+            job
+            for job in await self.jobs.active_jobs_of(adapter.id)
+            if now - job.created_at >= self.grace_ms
+        ]
+        if not active:
+            return 0
+        failed = 0
+        for job in await adapter.verify(active):
+            log.warning("provider %s no longer knows job %s", adapter.id, job.id)
+            result = await self.jobs.apply_update(
+                UpdateRequest(
+                    job.id,
+                    state=JobState.FAILURE,
+                    status=f"Provider '{adapter.id}' no longer knows this job",
+                    expected_state=job.status.state,
+                )
+            )
+            failed += result.update is not None
+        return failed
