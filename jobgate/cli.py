@@ -1,14 +1,20 @@
-"""The `jobgate` command: `serve` runs the gateway, `schema` prints its SDL."""
+"""The `jobgate` command: `serve` runs the gateway, `agent` a remote provider's agent, `schema`
+prints the GraphQL SDL."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
 import uvicorn
 
+from jobgate.agent.client import GatewayRefused
+from jobgate.agent.runner import Agent
+from jobgate.agent.settings import load_agent_settings
 from jobgate.app import create_app
 from jobgate.demo import DEMO_USER, demo_settings
 from jobgate.errors import ConfigError
@@ -24,12 +30,25 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--log-level", default="info", help="uvicorn's log level")
+    agent = commands.add_parser(
+        "agent", help="run a remote provider's agent, which connects out to the gateway"
+    )
+    agent.add_argument("--gateway", required=True, help="the gateway's /graphql URL")
+    agent.add_argument(
+        "--token",
+        default=os.environ.get("JOBGATE_AGENT_TOKEN"),
+        help="the provider's token (default: $JOBGATE_AGENT_TOKEN, which keeps it out of `ps`)",
+    )
+    agent.add_argument("--config", type=Path, required=True, help="agent.toml")
+    agent.add_argument("--log-level", default="info")
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     args = parser.parse_args(argv)
 
     if args.command == "schema":
         sys.stdout.write(build_schema().as_str() + "\n")
         return 0
+    if args.command == "agent":
+        return _agent(args)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -55,6 +74,38 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         ws_per_message_deflate=server.websocket_compression,
     )
+    return 0
+
+
+def _agent(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if not args.token:
+        print(
+            "jobgate agent: give the provider's token with --token or JOBGATE_AGENT_TOKEN",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.gateway.startswith(("http://", "https://")):
+        print(
+            "jobgate agent: --gateway is the gateway's http(s)://.../graphql URL", file=sys.stderr
+        )
+        return 2
+    try:
+        settings = load_agent_settings(args.config)
+        return asyncio.run(_run_agent(Agent(settings, args.gateway, args.token)))
+    except ConfigError as error:
+        print(f"jobgate agent: {error.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _run_agent(agent: Agent) -> int:
+    try:
+        await agent.run()
+    except GatewayRefused as error:
+        print(f"jobgate agent: {error.message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -142,6 +142,10 @@ class LocalProvider:
     async def resume(self, jobs: Sequence[Job]) -> None:
         raise ProviderError("the local provider cannot resume jobs")
 
+    def tracks(self, job_id: str) -> bool:
+        """Whether this job runs here or waits for a slot."""
+        return job_id in self._jobs
+
     async def verify(self, jobs: Sequence[Job]) -> list[Job]:
         """Jobs this gateway's processes do not run (and that are not waiting for a slot)."""
         return [job for job in jobs if job.id not in self._jobs]

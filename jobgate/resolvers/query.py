@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from jobgate.auth import ProviderIdentity
+from jobgate.providers.base import ProviderAdapter
 from jobgate.resolvers.errors import coded
 from jobgate.schema.inputs import JobFilter, JobOrder
 from jobgate.schema.payloads import JobEdge, PageInfo
@@ -107,12 +109,25 @@ class Query:
     @coded
     async def providers(self, info: Info) -> list[Provider]:
         info.context.caller()
-        return [
-            Provider(
-                id=strawberry.ID(adapter.id),
-                kind=adapter.kind,
-                online=adapter.online,
-                products=[Product.of(product) for product in adapter.products],
-            )
-            for adapter in info.context.services.providers.all
-        ]
+        return [_provider(adapter) for adapter in info.context.services.providers.all]
+
+    @strawberry.field(
+        description="For a provider's token: the provider it acts for (agents ask this first). "
+        "Null for users."
+    )
+    @coded
+    async def my_provider(self, info: Info) -> Provider | None:
+        identity = info.context.caller()
+        if not isinstance(identity, ProviderIdentity):
+            return None
+        adapter = info.context.services.providers.get(identity.provider_id)
+        return None if adapter is None else _provider(adapter)
+
+
+def _provider(adapter: ProviderAdapter) -> Provider:
+    return Provider(
+        id=strawberry.ID(adapter.id),
+        kind=adapter.kind,
+        online=adapter.online,
+        products=[Product.of(product) for product in adapter.products],
+    )

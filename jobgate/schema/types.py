@@ -331,6 +331,9 @@ class JobStatus:
         description="startedAt + timeAllocation, when both are known."
     )
     allow_restart: bool
+    time_allocation: SimpleDuration | None = strawberry.field(
+        description="The time allocation now: the requested one plus every confirmed extension."
+    )
     _job: strawberry.Private[domain.Job]
 
     @strawberry.field
@@ -352,6 +355,7 @@ class JobStatus:
             started_at=None if status.started_at is None else DateTime(status.started_at),
             expires_at=None if status.expires_at is None else DateTime(status.expires_at),
             allow_restart=status.allow_restart,
+            time_allocation=SimpleDuration.of(status.time_allocation),
             _job=job,
         )
 

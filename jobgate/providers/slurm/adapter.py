@@ -210,6 +210,10 @@ class SlurmProvider:
             ]
         )
 
+    def tracks(self, job_id: str) -> bool:
+        """Whether this job is in Slurm (as far as the adapter knows) or on its way there."""
+        return job_id in self._by_job or job_id in self._submitting
+
     async def verify(self, jobs: Sequence[Job]) -> list[Job]:
         """The jobs Slurm no longer knows: not in its queue, not in its completion log."""
         candidates = [job for job in jobs if job.id not in self._submitting]
@@ -310,10 +314,12 @@ class SlurmProvider:
                     unsubmitted.append(job)
                 continue  # not in Slurm and not queued: reconciliation settles it
             self._track(job, slurm_id, job.status.state)
-        if found:
-            await self._send(found)
+        # Submitting first: nothing between the checks above and submit() may yield, or a SUBMIT
+        # arriving meanwhile (through an agent) could send the same job twice.
         if unsubmitted:
             await self.submit(unsubmitted)
+        if found:
+            await self._send(found)
 
     async def _poll(self) -> None:
         if not self._tracked:

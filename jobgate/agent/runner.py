@@ -1,0 +1,316 @@
+"""`Agent`: receives a remote provider's commands and carries them out through a local adapter.
+
+It connects out to the gateway (so a cluster behind a firewall needs no inbound port), subscribes
+to `providerCommands` over graphql-transport-ws, runs each command through its `local` or `slurm`
+adapter, notes it in its journal and acknowledges it. Updates go back with `reportJobUpdates`;
+the adapters use `expectedState`/`expectedDifferentState`, so a repeated report changes nothing.
+When the connection drops it reconnects with exponential backoff; the gateway kept every command
+it had not acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+from websockets.typing import Subprotocol
+
+from jobgate.agent import decode
+from jobgate.agent.client import GatewayClient, GatewayRefused, GatewayUnavailable
+from jobgate.agent.journal import CommandJournal
+from jobgate.agent.settings import AgentSettings, LocalAdapterSettings
+from jobgate.domain.catalog import Catalog, Product
+from jobgate.domain.commands import CommandKind
+from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.states import ACTIVE_STATES, JobState
+from jobgate.errors import JobgateError
+from jobgate.events.logs import JobLogHub
+from jobgate.providers.base import ProviderAdapter, ProviderContext
+from jobgate.providers.local import LocalProvider
+from jobgate.providers.slurm import SlurmProvider
+
+log = logging.getLogger(__name__)
+
+COMMANDS = f"""
+subscription Commands {{
+  providerCommands {{ id cursor kind requestedTime {decode.DURATION} job {{ {decode.JOB_FIELDS} }} }}
+}}
+"""
+REPORT = """
+mutation Report($updates: [JobUpdateInput!]!) {
+  reportJobUpdates(input: {updates: $updates}) { results { jobId outcome code message } }
+}
+"""
+ACKNOWLEDGE = """
+mutation Ack($ids: [ID!]!) { acknowledgeProviderCommands(input: {ids: $ids}) { acknowledged } }
+"""
+ACTIVE_JOBS = f"""
+query Active($states: [JobState!], $after: String) {{
+  jobs(filter: {{states: $states}}, first: 500, after: $after) {{
+    nodes {{ {decode.JOB_FIELDS} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}
+"""
+# Acknowledgements wait this long for more commands to go with them in one call.
+ACK_DELAY = 0.05
+ACK_BATCH = 200
+
+
+class AgentAdapter(ProviderAdapter, Protocol):
+    def tracks(self, job_id: str) -> bool:
+        """Whether the adapter already follows this job (so a repeated SUBMIT is ignored)."""
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, gateway_url: str, token: str) -> None:
+        self.settings = settings
+        self.client = GatewayClient(gateway_url, token)
+        self.token = token
+        self.journal = CommandJournal(settings.folder / "agent-journal.txt")
+        self.adapter: AgentAdapter | None = None
+        self.provider_id = ""
+        self._backoff = 0.5
+
+    # --- the gateway's side of the adapter ----------------------------------------------------
+
+    async def report(self, updates: Sequence[UpdateRequest]) -> None:
+        """Send updates; raises `GatewayUnavailable` (the adapters retry) while it is away."""
+        for start in range(0, len(updates), 500):
+            chunk = updates[start : start + 500]
+            data = await self.client.execute(REPORT, {"updates": [_update_input(u) for u in chunk]})
+            for result in data["reportJobUpdates"]["results"]:
+                if result["outcome"] == "REJECTED":
+                    log.warning(
+                        "the gateway rejected an update of job %s: %s %s",
+                        result["jobId"],
+                        result["code"],
+                        result["message"],
+                    )
+
+    async def active_jobs(self) -> list[Job]:
+        jobs: list[Job] = []
+        after: str | None = None
+        states = [state.value for state in ACTIVE_STATES]
+        while True:
+            data = await self.client.execute(ACTIVE_JOBS, {"states": states, "after": after})
+            page = data["jobs"]
+            jobs += [decode.job(node) for node in page["nodes"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return jobs
+            after = page["pageInfo"]["endCursor"]
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, start the adapter, then follow commands for ever, reconnecting as needed."""
+        catalog, products = await self._retrying(self._load_catalog)
+        self.adapter = self._build_adapter(products)
+        await self.adapter.start(
+            ProviderContext(
+                report=self.report,
+                active_jobs=self.active_jobs,
+                catalog=catalog,
+                data_dir=self.settings.folder,
+                logs=JobLogHub(),
+            )
+        )
+        log.info("agent of provider %s started (%s adapter)", self.provider_id, self.adapter.kind)
+        try:
+            while True:
+                try:
+                    await self._session()
+                except (OSError, WebSocketException, GatewayUnavailable, TimeoutError) as error:
+                    log.warning(
+                        "lost the gateway (%s); reconnecting", error or type(error).__name__
+                    )
+                await self._wait_to_reconnect()
+        finally:
+            await self.adapter.stop()
+            await self.client.close()
+
+    async def _retrying(self, call: Any) -> Any:
+        while True:
+            try:
+                return await call()
+            except GatewayUnavailable as error:
+                log.warning("%s; retrying", error.message)
+                await self._wait_to_reconnect()
+
+    async def _wait_to_reconnect(self) -> None:
+        delay = self._backoff * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not secrecy)
+        await asyncio.sleep(delay)
+        self._backoff = min(self._backoff * 2, self.settings.reconnect_max_seconds)
+
+    async def _load_catalog(self) -> tuple[Catalog, list[Product]]:
+        data = await self.client.execute(decode.CATALOG)
+        mine = data["myProvider"]
+        if mine is None:
+            raise GatewayRefused("the token is not a provider's token", ["FORBIDDEN"])
+        if mine["kind"] != "remote":
+            raise GatewayRefused(
+                f"provider '{mine['id']}' is not configured as kind = \"remote\" at the gateway",
+                ["NOT_SUPPORTED"],
+            )
+        self.provider_id = mine["id"]
+        products = decode.products(mine["products"])
+        return Catalog(decode.applications(data["applications"]), products), products
+
+    def _build_adapter(self, products: list[Product]) -> AgentAdapter:
+        adapter = self.settings.adapter
+        if isinstance(adapter, LocalAdapterSettings):
+            return LocalProvider(
+                self.provider_id,
+                products,
+                max_concurrent_jobs=adapter.max_concurrent_jobs,
+                cancel_grace_seconds=adapter.cancel_grace_seconds,
+            )
+        return SlurmProvider(
+            self.provider_id,
+            products,
+            partition=adapter.partition,
+            account=adapter.account,
+            workdir=self.settings.folder / "slurm",
+            poll_interval_seconds=adapter.poll_interval_seconds,
+            submit_concurrency=adapter.submit_concurrency,
+        )
+
+    async def _session(self) -> None:
+        """One connection: subscribe, then carry out commands as they arrive."""
+        async with connect(
+            self.client.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            open_timeout=10,
+        ) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "connection_init",
+                        "payload": {"Authorization": f"Bearer {self.token}"},
+                    }
+                )
+            )
+            ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if ack["type"] != "connection_ack":
+                raise GatewayRefused(
+                    f"the gateway refused the connection: {ack}", ["UNAUTHENTICATED"]
+                )
+            await ws.send(
+                json.dumps({"id": "commands", "type": "subscribe", "payload": {"query": COMMANDS}})
+            )
+            log.info("connected to the gateway; waiting for commands")
+            self._backoff = 0.5
+            await self._follow(ws)
+
+    async def _follow(self, ws: ClientConnection) -> None:
+        unacknowledged: list[str] = []
+        while True:
+            try:
+                timeout = ACK_DELAY if unacknowledged else None
+                raw = await asyncio.wait_for(ws.recv(), timeout)
+            except TimeoutError:
+                await self._acknowledge(unacknowledged)
+                continue
+            message = json.loads(raw)
+            match message["type"]:
+                case "next":
+                    command = message["payload"]["data"]["providerCommands"]
+                    await self._carry_out(command)
+                    unacknowledged.append(command["id"])
+                    if len(unacknowledged) >= ACK_BATCH:
+                        await self._acknowledge(unacknowledged)
+                case "ping":
+                    await ws.send(json.dumps({"type": "pong"}))
+                case "error":
+                    raise GatewayRefused(f"providerCommands failed: {message['payload']}", [])
+                case "complete":
+                    return
+
+    async def _acknowledge(self, ids: list[str]) -> None:
+        if ids:
+            await self.client.execute(ACKNOWLEDGE, {"ids": ids})
+            ids.clear()
+
+    async def _carry_out(self, command: dict[str, Any]) -> None:
+        seq = int(command["id"])
+        if seq in self.journal:
+            return  # done before the last connection dropped; only its acknowledgement was lost
+        assert self.adapter is not None
+        kind = CommandKind(command["kind"])
+        job = decode.job(command["job"])
+        try:
+            await self._dispatch(kind, job, command)
+        except JobgateError as error:
+            if isinstance(error, GatewayUnavailable):
+                raise
+            log.warning("%s of job %s failed: %s", kind, job.id, error.message)
+            await self.report(
+                [
+                    UpdateRequest(
+                        job.id,
+                        status=f"The provider could not {kind.lower()} the job: {error.message}",
+                    )
+                ]
+            )
+        self.journal.record(seq)
+
+    async def _dispatch(self, kind: CommandKind, job: Job, command: dict[str, Any]) -> None:
+        adapter = self.adapter
+        assert adapter is not None
+        match kind:
+            case CommandKind.SUBMIT:
+                if job.status.state is JobState.IN_QUEUE and not adapter.tracks(job.id):
+                    await adapter.submit([job])
+            case CommandKind.CANCEL:
+                if not job.status.state.is_final:
+                    await adapter.cancel([job])
+            case CommandKind.EXTEND:
+                requested = decode.duration(command["requestedTime"])
+                if requested is not None and not job.status.state.is_final:
+                    await adapter.extend([(job, requested)])
+            case CommandKind.SUSPEND:
+                await adapter.suspend([job])
+            case CommandKind.RESUME:
+                await adapter.resume([job])
+            case CommandKind.VERIFY:
+                if job.status.state.is_final:
+                    return
+                for lost in await adapter.verify([job]):
+                    await self.report(
+                        [
+                            UpdateRequest(
+                                lost.id,
+                                state=JobState.FAILURE,
+                                status=f"Provider '{self.provider_id}' no longer knows this job",
+                                expected_state=lost.status.state,
+                            )
+                        ]
+                    )
+
+
+def _update_input(update: UpdateRequest) -> dict[str, Any]:
+    """`JobUpdateInput` for an update, leaving out what does not change."""
+    fields: dict[str, Any] = {
+        "jobId": update.job_id,
+        "state": None if update.state is None else update.state.value,
+        "status": update.status,
+        "outputFolder": update.output_folder,
+        "expectedState": None if update.expected_state is None else update.expected_state.value,
+        "expectedDifferentState": update.expected_different_state,
+        "allowRestart": update.allow_restart,
+        "providerGeneratedId": update.provider_generated_id,
+    }
+    if update.new_time_allocation is not None:
+        time = update.new_time_allocation
+        fields["newTimeAllocation"] = {
+            "hours": time.hours,
+            "minutes": time.minutes,
+            "seconds": time.seconds,
+        }
+    return {key: value for key, value in fields.items() if value is not None}

@@ -1,0 +1,84 @@
+"""`agent.toml`: which adapter the agent runs its jobs through, and where it keeps its files.
+
+```toml
+[adapter]
+kind = "slurm"                # or "local"
+workdir = "/scratch/jobgate"  # job folders; for Slurm, shared with the compute nodes
+partition = "debug"           # slurm only, optional
+account = "proj-a"            # slurm only, optional
+```
+`workdir` may also stand at the top level. The agent's own journal lives there too.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from jobgate.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalAdapterSettings(_Strict):
+    kind: Literal["local"]
+    workdir: Path | None = None
+    max_concurrent_jobs: int = Field(default=64, ge=1)
+    cancel_grace_seconds: float = Field(default=5.0, ge=0)
+
+
+class SlurmAdapterSettings(_Strict):
+    kind: Literal["slurm"]
+    workdir: Path | None = None
+    partition: str | None = None
+    account: str | None = None
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    submit_concurrency: int = Field(default=8, ge=1)
+
+
+AdapterSettings = Annotated[
+    LocalAdapterSettings | SlurmAdapterSettings, Field(discriminator="kind")
+]
+
+
+class AgentSettings(_Strict):
+    adapter: AdapterSettings
+    workdir: Path | None = None
+    reconnect_max_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _has_workdir(self) -> AgentSettings:
+        if self.adapter.workdir is None and self.workdir is None:
+            raise ValueError("adapter.workdir: set the folder the agent keeps its jobs in")
+        return self
+
+    @property
+    def folder(self) -> Path:
+        folder = self.adapter.workdir or self.workdir
+        assert folder is not None
+        return folder
+
+
+def load_agent_settings(path: Path) -> AgentSettings:
+    """Read `agent.toml`; `ConfigError` names the offending key."""
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    try:
+        return AgentSettings(**data)
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+            problems.append(f"{key}: {problem['msg']}")
+        raise ConfigError(
+            f"invalid agent configuration in {path}: " + "; ".join(problems)
+        ) from error

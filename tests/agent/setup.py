@@ -1,0 +1,119 @@
+"""A gateway with a remote provider and `jobgate agent` processes for it, as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.processes import JOBGATE
+
+EDGE = "edge-secret"
+
+GATEWAY_CONFIG = """
+[server]
+data_dir = "{data}"
+
+[storage]
+url = "sqlite://{db}"
+
+[feed]
+poll_interval_seconds = 0.5
+
+[reconcile]
+interval_seconds = {reconcile}
+grace_seconds = 0
+
+[[users]]
+username = "alice"
+token = "alice-secret"
+projects = ["proj-a"]
+
+[[providers]]
+id = "edge"
+kind = "remote"
+token = "{token}"
+
+[[providers.products]]
+name = "edge-cpu"
+category = "cpu"
+cpu = 1
+memoryInGigs = 1
+support = {{ logs = false, timeExtension = true, suspension = true }}
+
+[[applications]]
+name = "echo"
+version = "1"
+command = ["echo", "{{message}}"]
+parameters = [{{ name = "message", type = "text" }}]
+
+[[applications]]
+name = "sleep"
+version = "1"
+command = ["sleep", "{{seconds}}"]
+parameters = [{{ name = "seconds", type = "integer", default = 30 }}]
+"""
+
+AGENT_CONFIG = """
+[adapter]
+kind = "{kind}"
+workdir = "{workdir}"
+{extra}
+"""
+
+
+def write_gateway_config(folder: Path, *, reconcile_seconds: float = 3600) -> Path:
+    path = folder / "gateway.toml"
+    path.write_text(
+        GATEWAY_CONFIG.format(
+            data=folder / "data", db=folder / "jobgate.db", token=EDGE, reconcile=reconcile_seconds
+        )
+    )
+    return path
+
+
+def write_agent_config(folder: Path, kind: str) -> Path:
+    extra = 'partition = "debug"\npoll_interval_seconds = 0.3' if kind == "slurm" else ""
+    path = folder / "agent.toml"
+    path.write_text(AGENT_CONFIG.format(kind=kind, workdir=folder / "agent-work", extra=extra))
+    return path
+
+
+class AgentProcess:
+    """`jobgate agent --gateway URL --token T --config agent.toml`, output in `agent.log`."""
+
+    def __init__(self, config: Path, gateway_url: str, token: str = EDGE) -> None:
+        self.config = config
+        self.gateway_url = gateway_url
+        self.token = token
+        self.log_file = config.with_suffix(".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> AgentProcess:
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(JOBGATE),
+                    "agent",
+                    "--gateway",
+                    self.gateway_url,
+                    "--token",
+                    self.token,
+                    "--config",
+                    str(self.config),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=os.environ.copy(),
+            )
+        return self
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+            self.process.wait(20)
+        self.process = None
+
+    def output(self) -> str:
+        return self.log_file.read_text(errors="replace")

@@ -1,0 +1,144 @@
+"""Remote providers: `jobgate serve` and `jobgate agent` as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobgate.storage.sqlite import SqliteJobStore
+from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
+from tests.api.documents import CANCEL, EXTEND, get_job, job_spec, submit, wait_for_state
+from tests.factories import spec, submission
+from tests.gateway import GraphQLClient
+from tests.processes import ServeProcess
+
+PROVIDERS = "{ providers { id kind online } }"
+
+
+def edge_spec(app: str = "echo", **parameters: Any) -> dict[str, Any]:
+    return job_spec(app, provider="edge", product="edge-cpu", **parameters)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(write_gateway_config(tmp_path, reconcile_seconds=1))
+    try:
+        yield process
+    finally:
+        process.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def local_agent(tmp_path: Path, serve: ServeProcess) -> Iterator[AgentProcess]:
+    agent = AgentProcess(write_agent_config(tmp_path, "local"), serve.url)
+    try:
+        yield agent
+    finally:
+        agent.stop(signal.SIGKILL)
+
+
+async def online(client: GraphQLClient) -> bool:
+    (provider,) = (await client.execute(PROVIDERS))["providers"]
+    assert provider["kind"] == "remote"
+    value: bool = provider["online"]
+    return value
+
+
+async def wait_online(client: GraphQLClient, expected: bool, timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if await online(client) is expected:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"Provider.online did not become {expected}")
+
+
+def states(job: dict[str, Any]) -> list[str]:
+    return [u["state"] for u in job["updates"] if u["state"]]
+
+
+async def pending_commands(db: Path) -> list[Any]:
+    store = SqliteJobStore(db)
+    await store.open()
+    try:
+        return list(await store.pending_commands("edge"))
+    finally:
+        await store.close()
+
+
+async def test_a_job_waits_for_an_offline_agent_and_starts_when_it_connects(
+    serve: ServeProcess, local_agent: AgentProcess, tmp_path: Path
+) -> None:
+    alice = serve.start()
+    assert await online(alice) is False
+    (job_id,) = await submit(alice, edge_spec(message="from afar"))
+    await asyncio.sleep(1)
+    waiting = await get_job(alice, job_id)
+    assert waiting is not None
+    assert waiting["status"]["state"] == "IN_QUEUE"
+    assert waiting["updates"][-1]["status"] == "Waiting for the agent of provider 'edge' to connect"
+
+    local_agent.start()
+    await wait_online(alice, True)
+    done = await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+    assert states(done) == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+    assert done["updates"][-1]["status"] == "The program exited with code 0"
+    output = tmp_path / "agent-work" / "local" / "edge" / job_id / "stdout-0.log"
+    assert output.read_text() == "from afar\n"
+    for _ in range(50):
+        if not await pending_commands(tmp_path / "jobgate.db"):
+            break
+        await asyncio.sleep(0.1)
+    assert await pending_commands(tmp_path / "jobgate.db") == []
+
+    local_agent.stop()
+    await wait_online(alice, False)
+
+
+async def test_cancel_and_extend_reach_the_agent(
+    serve: ServeProcess, local_agent: AgentProcess
+) -> None:
+    alice = serve.start()
+    local_agent.start()
+    await wait_online(alice, True)
+    (job_id,) = await submit(alice, edge_spec("sleep", seconds=60))
+    await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+    requests = [{"jobId": job_id, "requestedTime": {"hours": 0, "minutes": 30, "seconds": 0}}]
+    assert (await alice.execute(EXTEND, {"requests": requests}))["extendJobs"]["userErrors"] == []
+    for _ in range(100):
+        job = await get_job(alice, job_id)
+        assert job is not None
+        if job["updates"][-1]["newTimeAllocation"] is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert job["updates"][-1]["newTimeAllocation"] == {"hours": 0, "minutes": 30, "seconds": 0}
+
+    assert (await alice.execute(CANCEL, {"ids": [job_id]}))["cancelJobs"]["userErrors"] == []
+    cancelled = await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+    assert cancelled["updates"][-1]["status"] == "The job was cancelled by its user"
+
+
+async def test_a_job_the_agent_does_not_know_becomes_failure(
+    serve: ServeProcess, local_agent: AgentProcess, tmp_path: Path
+) -> None:
+    alice = serve.start()
+    local_agent.start()
+    await wait_online(alice, True)
+    (running,) = await submit(alice, edge_spec("sleep", seconds=60))
+    await wait_for_state(alice, running, "RUNNING", timeout=30)
+    # In the gateway's store, but never sent to the agent.
+    store = SqliteJobStore(tmp_path / "jobgate.db")
+    await store.open()
+    created = await store.create_jobs(submission(spec(provider="edge", product="edge-cpu")))
+    await store.close()
+    (ghost,) = (job.id for job in created.jobs)
+
+    lost = await wait_for_state(alice, ghost, "FAILURE", timeout=30)
+    assert lost["updates"][-1]["status"] == "Provider 'edge' no longer knows this job"
+    still = await get_job(alice, running)
+    assert still is not None
+    assert still["status"]["state"] == "RUNNING"
