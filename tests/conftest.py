@@ -13,7 +13,7 @@ from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.gateway import Gateway, gateway_settings, running_gateway
-from tests.services import FerretDB
+from tests.services import FerretDB, SlurmCluster
 
 STORE_KINDS = ["sqlite", "mongo"]
 
@@ -72,3 +72,26 @@ async def sqlite_gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     url = f"sqlite://{tmp_path}/jobgate.db"
     async with running_gateway(gateway_settings(tmp_path / "data", url)) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """slurmctld + slurmd on loopback; `SLURM_CONF` points this process's clients at it."""
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+
+
+@pytest.fixture
+def clean_queue(slurm: SlurmCluster) -> Iterator[SlurmCluster]:
+    """The cluster, with every job a test left behind cancelled afterwards."""
+    yield slurm
+    slurm.cancel_all()

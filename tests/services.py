@@ -155,6 +155,7 @@ EnforcePartLimits=ALL
 SlurmdParameters=config_overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} Sockets=1 CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory=16000 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+{extra}
 """
 
 
@@ -165,8 +166,11 @@ class SlurmCluster:
     because running jobs outlive the daemons.
     """
 
-    def __init__(self, root: Path, *, cpus: int = 16, min_job_age: int = 5) -> None:
+    def __init__(
+        self, root: Path, *, cpus: int = 16, min_job_age: int = 5, extra_conf: str = ""
+    ) -> None:
         self.root = root
+        self.extra_conf = extra_conf
         self.cpus = cpus
         self.min_job_age = min_job_age
         self.ctld_port = free_port()
@@ -194,6 +198,7 @@ class SlurmCluster:
                 d_port=self.d_port,
                 cpus=self.cpus,
                 min_job_age=self.min_job_age,
+                extra=self.extra_conf,
             )
         )
         for command in (["slurmctld", "-D", "-c"], ["slurmd", "-D", "-N", "localhost"]):

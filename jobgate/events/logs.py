@@ -65,6 +65,8 @@ class JobLogHub:
     def _forget_old(self) -> None:
         # Keep every open log; past the limit, drop the oldest closed ones.
         excess = len(self._logs) - self.max_jobs
+        if excess <= 0:
+            return
         for job_id in [j for j, log in self._logs.items() if log.closed][: max(excess, 0)]:
             del self._logs[job_id]
 

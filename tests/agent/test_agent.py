@@ -12,10 +12,20 @@ import pytest
 
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
-from tests.api.documents import CANCEL, EXTEND, get_job, job_spec, submit, wait_for_state
+from tests.api.documents import (
+    CANCEL,
+    EXTEND,
+    RESUME,
+    SUSPEND,
+    get_job,
+    job_spec,
+    submit,
+    wait_for_state,
+)
 from tests.factories import spec, submission
 from tests.gateway import GraphQLClient
 from tests.processes import ServeProcess
+from tests.services import SlurmCluster
 
 PROVIDERS = "{ providers { id kind online } }"
 
@@ -115,6 +125,7 @@ async def test_cancel_and_extend_reach_the_agent(
         if job["updates"][-1]["newTimeAllocation"] is not None:
             break
         await asyncio.sleep(0.1)
+    assert job is not None
     assert job["updates"][-1]["newTimeAllocation"] == {"hours": 0, "minutes": 30, "seconds": 0}
 
     assert (await alice.execute(CANCEL, {"ids": [job_id]}))["cancelJobs"]["userErrors"] == []
@@ -142,3 +153,55 @@ async def test_a_job_the_agent_does_not_know_becomes_failure(
     still = await get_job(alice, running)
     assert still is not None
     assert still["status"]["state"] == "RUNNING"
+
+
+@pytest.mark.timeout(180)
+async def test_killing_a_slurm_agent_mid_job_loses_and_repeats_nothing(
+    serve: ServeProcess, tmp_path: Path, clean_queue: SlurmCluster
+) -> None:
+    alice = serve.start()
+    agent = AgentProcess(write_agent_config(tmp_path, "slurm"), serve.url).start()
+    try:
+        await wait_online(alice, True)
+        (first,) = await submit(alice, edge_spec("sleep", seconds=6))
+        await wait_for_state(alice, first, "RUNNING", timeout=30)
+
+        agent.stop(signal.SIGKILL)  # mid-job: the Slurm job runs on without its agent
+        await wait_online(alice, False)
+        (second,) = await submit(alice, edge_spec(message="while away"))
+        (suspended,) = await submit(alice, edge_spec("sleep", seconds=300))
+        await asyncio.sleep(1)
+        assert (await get_job(alice, second) or {})["status"]["state"] == "IN_QUEUE"
+
+        agent.start()
+        await wait_online(alice, True)
+        for job_id in (first, second):
+            done = await wait_for_state(alice, job_id, "SUCCESS", timeout=60)
+            assert states(done) == ["IN_QUEUE", "RUNNING", "SUCCESS"], done["updates"]
+            assert done["updates"][-1]["status"] == "The program exited with code 0"
+
+        # Suspend and resume go through the agent to scontrol.
+        await wait_for_state(alice, suspended, "RUNNING", timeout=30)
+        assert (await alice.execute(SUSPEND, {"ids": [suspended]}))["suspendJobs"][
+            "userErrors"
+        ] == []
+        await wait_for_state(alice, suspended, "SUSPENDED", timeout=30)
+        assert (await alice.execute(RESUME, {"ids": [suspended]}))["resumeJobs"]["userErrors"] == []
+        await wait_for_state(alice, suspended, "RUNNING", timeout=30)
+        assert (await alice.execute(CANCEL, {"ids": [suspended]}))["cancelJobs"]["userErrors"] == []
+        await wait_for_state(alice, suspended, "SUCCESS", timeout=30)
+    finally:
+        agent.stop(signal.SIGKILL)
+
+    # Each job went to Slurm exactly once (the adapter reports every sbatch), and every
+    # command was acknowledged.
+    for job_id in (first, second, suspended):
+        job = await get_job(alice, job_id)
+        assert job is not None
+        submitted = [u for u in job["updates"] if (u["status"] or "").startswith("Submitted to")]
+        assert len(submitted) == 1, job["updates"]
+    for _ in range(50):
+        if not await pending_commands(tmp_path / "jobgate.db"):
+            break
+        await asyncio.sleep(0.1)
+    assert await pending_commands(tmp_path / "jobgate.db") == []

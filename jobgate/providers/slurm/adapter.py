@@ -136,8 +136,9 @@ class SlurmProvider:
         script = batch_script(job, argv, folder, product, self.id, self.options)
         async with self._submit_slots:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / "job.sh").write_text(script)
+                # In a thread: on a shared file system these are round trips, and while one job's
+                # folder is written the other slots' sbatch calls go on.
+                await asyncio.to_thread(_write_script, folder, script)
                 slurm_id = await commands.sbatch(folder / "job.sh")
             except (SlurmCommandError, OSError) as error:
                 reason = error.message if isinstance(error, JobgateError) else str(error)
@@ -387,6 +388,11 @@ class SlurmProvider:
                 log.warning("provider %s could not report updates: %s", self.id, error.message)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+
+def _write_script(folder: Path, script: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "job.sh").write_text(script)
 
 
 def _ran_unseen(reported: JobState, slurm_state: str, state: JobState) -> bool:
