@@ -241,7 +241,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
         overrides = EnvSettingsSource(Settings)()
         return Settings(**_deep_merge(data, overrides))
     except ValidationError as error:
-        raise ConfigError(_describe(error)) from error
+        raise ConfigError(describe(error)) from error
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +254,8 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(error: ValidationError) -> str:
+def describe(error: ValidationError) -> str:
+    """A validation error as `key: problem; ...`, naming the offending keys."""
     lines = []
     for problem in error.errors():
         parts = [str(part) for part in problem["loc"]]

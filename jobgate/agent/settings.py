@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobgate.errors import ConfigError
+from jobgate.settings import describe
 
 
 class _Strict(BaseModel):
@@ -75,10 +76,4 @@ def load_agent_settings(path: Path) -> AgentSettings:
     try:
         return AgentSettings(**data)
     except ValidationError as error:
-        problems = []
-        for problem in error.errors():
-            key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-            problems.append(f"{key}: {problem['msg']}")
-        raise ConfigError(
-            f"invalid agent configuration in {path}: " + "; ".join(problems)
-        ) from error
+        raise ConfigError(f"{path}: {describe(error)}") from error
