@@ -123,13 +123,15 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         interval=settings.reconcile.interval_seconds,
         grace=settings.reconcile.grace_seconds,
     )
+    job_logs = JobLogService(jobs, logs)
+    jobs.on_final.append(job_logs.job_ended)
     services = Services(
         store=store,
         jobs=jobs,
         watcher=JobWatcher(store, feed),
         feed=feed,
         logs=logs,
-        job_logs=JobLogService(jobs, logs),
+        job_logs=job_logs,
         authenticator=authenticator,
         catalog=catalog,
         providers=providers,

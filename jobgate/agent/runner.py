@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import random
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -30,7 +31,7 @@ from jobgate.domain.commands import CommandKind
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.errors import JobgateError
-from jobgate.events.logs import JobLogHub
+from jobgate.events.logs import JobLogHub, LogLine
 from jobgate.providers.base import ProviderAdapter, ProviderContext
 from jobgate.providers.local import LocalProvider
 from jobgate.providers.slurm import SlurmProvider
@@ -47,6 +48,11 @@ mutation Report($updates: [JobUpdateInput!]!) {
   reportJobUpdates(input: {updates: $updates}) { results { jobId outcome code message } }
 }
 """
+REPORT_LOGS = """
+mutation Logs($lines: [JobLogInput!]!) {
+  reportJobLogs(input: {lines: $lines}) { accepted userErrors { code message jobId } }
+}
+"""
 ACKNOWLEDGE = """
 mutation Ack($ids: [ID!]!) { acknowledgeProviderCommands(input: {ids: $ids}) { acknowledged } }
 """
@@ -61,6 +67,9 @@ query Active($states: [JobState!], $after: String) {{
 # Acknowledgements wait this long for more commands to go with them in one call.
 ACK_DELAY = 0.05
 ACK_BATCH = 200
+# Output lines go to the gateway in batches this often; at most this many wait while it is away.
+LOG_FLUSH_SECONDS = 0.2
+MAX_BUFFERED_LINES = 10_000
 
 
 class AgentAdapter(ProviderAdapter, Protocol):
@@ -77,11 +86,19 @@ class Agent:
         self.adapter: AgentAdapter | None = None
         self.provider_id = ""
         self._backoff = 0.5
+        self.logs = JobLogHub()
+        self.logs.listeners.append(self._buffer_line)
+        self._lines: deque[LogLine] = deque(maxlen=MAX_BUFFERED_LINES)
+        self._log_lock = asyncio.Lock()
 
     # --- the gateway's side of the adapter ----------------------------------------------------
 
     async def report(self, updates: Sequence[UpdateRequest]) -> None:
-        """Send updates; raises `GatewayUnavailable` (the adapters retry) while it is away."""
+        """Send updates; raises `GatewayUnavailable` (the adapters retry) while it is away.
+
+        Output lines go first: a final update ends the job's log streams at the gateway.
+        """
+        await self._flush_logs()
         for start in range(0, len(updates), 500):
             chunk = updates[start : start + 500]
             data = await self.client.execute(REPORT, {"updates": [_update_input(u) for u in chunk]})
@@ -93,6 +110,38 @@ class Agent:
                         result["code"],
                         result["message"],
                     )
+
+    def _buffer_line(self, line: LogLine) -> None:
+        if len(self._lines) == self._lines.maxlen:
+            log.warning("the gateway is away too long; dropping the oldest buffered output line")
+        self._lines.append(line)
+
+    async def _flush_logs(self) -> None:
+        async with self._log_lock:
+            while self._lines:
+                batch = [self._lines[i] for i in range(min(len(self._lines), 1000))]
+                data = await self.client.execute(
+                    REPORT_LOGS, {"lines": [_log_input(line) for line in batch]}
+                )
+                for _ in batch:
+                    self._lines.popleft()
+                for problem in data["reportJobLogs"]["userErrors"]:
+                    log.warning(
+                        "the gateway refused a log line of job %s: %s",
+                        problem["jobId"],
+                        problem["message"],
+                    )
+
+    async def _forward_logs(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_FLUSH_SECONDS)
+            try:
+                await self._flush_logs()
+            except GatewayUnavailable:
+                continue  # kept; sent once the gateway is back
+            except GatewayRefused as error:
+                log.warning("the gateway refused output lines: %s", error.message)
+                self._lines.clear()
 
     async def active_jobs(self) -> list[Job]:
         jobs: list[Job] = []
@@ -118,9 +167,10 @@ class Agent:
                 active_jobs=self.active_jobs,
                 catalog=catalog,
                 data_dir=self.settings.folder,
-                logs=JobLogHub(),
+                logs=self.logs,
             )
         )
+        forwarder = asyncio.create_task(self._forward_logs())
         log.info("agent of provider %s started (%s adapter)", self.provider_id, self.adapter.kind)
         try:
             while True:
@@ -132,6 +182,7 @@ class Agent:
                     )
                 await self._wait_to_reconnect()
         finally:
+            forwarder.cancel()
             await self.adapter.stop()
             await self.client.close()
 
@@ -292,6 +343,16 @@ class Agent:
                             )
                         ]
                     )
+
+
+def _log_input(line: LogLine) -> dict[str, Any]:
+    return {
+        "jobId": line.job_id,
+        "rank": line.rank,
+        "stdout": line.stdout,
+        "stderr": line.stderr,
+        "channel": line.channel,
+    }
 
 
 def _update_input(update: UpdateRequest) -> dict[str, Any]:

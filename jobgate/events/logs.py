@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,6 +54,8 @@ class JobLogHub:
         self.tail_lines = tail_lines
         self.max_jobs = max_jobs
         self._logs: OrderedDict[str, _JobLog] = OrderedDict()
+        # Called with every appended line (an agent forwards them to its gateway).
+        self.listeners: list[Callable[[LogLine], None]] = []
 
     def _log(self, job_id: str) -> _JobLog:
         log = self._logs.get(job_id)
@@ -70,8 +72,13 @@ class JobLogHub:
         for job_id in [j for j, log in self._logs.items() if log.closed][: max(excess, 0)]:
             del self._logs[job_id]
 
-    def append(self, job_id: str, rank: int, channel: Channel, text: str) -> None:
-        """Record one line a job's replica wrote on its standard output or error."""
+    def append(
+        self, job_id: str, rank: int, channel: Channel, text: str, label: str | None = None
+    ) -> None:
+        """Record one line a job's replica wrote on its standard output or error.
+
+        `label` names the channel when it is more specific than stdout/stderr.
+        """
         log = self._log(job_id)
         line = LogLine(
             seq=log.next_seq,
@@ -80,11 +87,13 @@ class JobLogHub:
             timestamp=time.time_ns() // 1_000_000,
             stdout=text if channel == "stdout" else None,
             stderr=text if channel == "stderr" else None,
-            channel=channel,
+            channel=label or channel,
         )
         log.next_seq += 1
         log.tail.append(line)
         log.changed.set()
+        for listener in self.listeners:
+            listener(line)
 
     def open(self, job_id: str) -> None:
         """Start (or restart) a job's log, so watchers wait for its lines."""

@@ -10,6 +10,7 @@ from jobgate.schema.inputs import (
     AcknowledgeProviderCommandsInput,
     ExtendJobsInput,
     JobIdsInput,
+    ReportJobLogsInput,
     ReportJobUpdatesInput,
     SubmitJobsInput,
 )
@@ -17,12 +18,14 @@ from jobgate.schema.payloads import (
     AcknowledgeProviderCommandsPayload,
     JobsPayload,
     JobUpdateResult,
+    ReportJobLogsPayload,
     ReportJobUpdatesPayload,
     SubmitJobsPayload,
     UserError,
 )
 from jobgate.schema.types import Info, Job
 from jobgate.services.jobs import Outcome, SubmitRequest
+from jobgate.services.logs import ReportedLine
 
 
 def _jobs_payload(outcome: Outcome) -> JobsPayload:
@@ -85,6 +88,22 @@ class Mutation:
             info.context.provider(), [update.to_domain() for update in input.updates]
         )
         return ReportJobUpdatesPayload(results=[JobUpdateResult.of(r) for r in results])
+
+    @strawberry.mutation(
+        description="[live] [providers] Log lines of jobs on the caller's products, for jobLogs."
+    )
+    @coded
+    async def report_job_logs(self, info: Info, input: ReportJobLogsInput) -> ReportJobLogsPayload:
+        lines = [
+            ReportedLine(str(line.job_id), line.rank, line.stdout, line.stderr, line.channel)
+            for line in input.lines
+        ]
+        accepted, problems = await info.context.services.job_logs.report(
+            info.context.provider(), lines
+        )
+        return ReportJobLogsPayload(
+            accepted=accepted, user_errors=[UserError.of(problem) for problem in problems]
+        )
 
     @strawberry.mutation(
         description="[providers] Mark delivered commands as done; unacknowledged ones are "

@@ -212,6 +212,20 @@ class JobIdsInput:
     ids: list[strawberry.ID]
 
 
+@strawberry.input
+class JobLogInput:
+    job_id: strawberry.ID
+    rank: int = 0
+    stdout: str | None = None
+    stderr: str | None = None
+    channel: str | None = None
+
+
+@strawberry.input
+class ReportJobLogsInput:
+    lines: list[JobLogInput]
+
+
 @strawberry.input(description="Commands the agent has carried out; they are not sent again.")
 class AcknowledgeProviderCommandsInput:
     ids: list[strawberry.ID]

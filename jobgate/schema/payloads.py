@@ -142,6 +142,12 @@ class JobLogEvent:
 
 
 @strawberry.type
+class ReportJobLogsPayload:
+    accepted: int
+    user_errors: list[UserError]
+
+
+@strawberry.type
 class AcknowledgeProviderCommandsPayload:
     acknowledged: int
 

@@ -135,6 +135,8 @@ class JobService:
         self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        # Called with the id of each job an applied update made final (ends its log streams).
+        self.on_final: list[Callable[[str], None]] = []
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -465,6 +467,9 @@ class JobService:
                         stored = await self.store.commit_update(job, request, status, now)
                         if stored is not None:
                             self._ring()
+                            if status.state.is_final and not job.status.state.is_final:
+                                for callback in self.on_final:
+                                    callback(job.id)
                             return UpdateResult(
                                 index, request.job_id, UpdateOutcome.APPLIED, update=stored
                             )

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from jobgate.auth import Identity
-from jobgate.errors import NotFound, NotSupported
+from jobgate.auth import Identity, ProviderIdentity
+from jobgate.errors import BadRequest, NotFound, NotSupported, UserErrorCode, UserProblem
 from jobgate.events.logs import JobLogHub, LogLine
 from jobgate.services.jobs import JobService
+
+MAX_LINES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedLine:
+    """One line a provider reports: stdout and/or stderr text of one rank of a job."""
+
+    job_id: str
+    rank: int = 0
+    stdout: str | None = None
+    stderr: str | None = None
+    channel: str | None = None
 
 
 class JobLogService:
@@ -34,3 +49,47 @@ class JobLogService:
                 return
         async for line in self.logs.follow(job.id, after or 0):
             yield line
+
+    async def report(
+        self, provider: ProviderIdentity, lines: list[ReportedLine]
+    ) -> tuple[int, list[UserProblem]]:
+        """Take lines a provider (a remote agent) reports; how many, and the refused ones."""
+        if not 1 <= len(lines) <= MAX_LINES:
+            raise BadRequest(f"report between 1 and {MAX_LINES} lines at a time")
+        jobs = {
+            job.id: job
+            for job in await self.jobs.store.get_jobs(list({line.job_id for line in lines}))
+        }
+        accepted = 0
+        problems: list[UserProblem] = []
+        for index, line in enumerate(lines):
+            job = jobs.get(line.job_id)
+            problem = None
+            if job is None:
+                problem = UserProblem(UserErrorCode.NOT_FOUND, "no such job", index)
+            elif job.provider != provider.provider_id:
+                problem = UserProblem(
+                    UserErrorCode.FORBIDDEN, "the job is not on your provider", index
+                )
+            else:
+                product = self.jobs.catalog.product(job.specification.product)
+                if product is None or not product.support.logs:
+                    problem = UserProblem(
+                        UserErrorCode.NOT_SUPPORTED,
+                        "the job's product does not support logs",
+                        index,
+                    )
+            if problem is not None:
+                problems.append(dataclasses.replace(problem, job_id=line.job_id))
+                continue
+            if line.stdout is not None:
+                self.logs.append(line.job_id, line.rank, "stdout", line.stdout, line.channel)
+            if line.stderr is not None:
+                self.logs.append(line.job_id, line.rank, "stderr", line.stderr, line.channel)
+            accepted += 1
+        return accepted, problems
+
+    def job_ended(self, job_id: str) -> None:
+        """A job reached a final state: end its log streams (lines reported after it are kept)."""
+        if self.logs.knows(job_id):
+            self.logs.close(job_id)

@@ -40,7 +40,7 @@ name = "edge-cpu"
 category = "cpu"
 cpu = 1
 memoryInGigs = 1
-support = {{ logs = false, timeExtension = true, suspension = true }}
+support = {{ logs = true, timeExtension = true, suspension = true }}
 
 [[applications]]
 name = "echo"

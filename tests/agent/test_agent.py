@@ -22,8 +22,9 @@ from tests.api.documents import (
     submit,
     wait_for_state,
 )
+from tests.api.test_logs import LOGS, lines
 from tests.factories import spec, submission
-from tests.gateway import GraphQLClient
+from tests.gateway import GraphQLClient, subscribe
 from tests.processes import ServeProcess
 from tests.services import SlurmCluster
 
@@ -99,6 +100,11 @@ async def test_a_job_waits_for_an_offline_agent_and_starts_when_it_connects(
     assert done["updates"][-1]["status"] == "The program exited with code 0"
     output = tmp_path / "agent-work" / "local" / "edge" / job_id / "stdout-0.log"
     assert output.read_text() == "from afar\n"
+    # The agent forwarded the job's output: jobLogs at the gateway has it, and ends.
+    async with subscribe(serve, LOGS, {"id": job_id}) as stream:
+        events = await stream.rest(timeout=15)
+    assert stream.completed
+    assert lines(events) == [(0, "stdout", "from afar")]
     for _ in range(50):
         if not await pending_commands(tmp_path / "jobgate.db"):
             break

@@ -11,6 +11,7 @@ from tests.api.documents import job_spec, submit, wait_for_state
 from tests.gateway import (
     ALICE,
     BOB,
+    PROVIDER,
     Gateway,
     GraphQLError,
     gateway_settings,
@@ -120,3 +121,42 @@ async def test_another_users_job_logs_are_not_found(sqlite_gateway: Gateway) -> 
         async with subscribe(sqlite_gateway, LOGS, {"id": job_id}, token=ALICE) as stream:
             await stream.next()
     assert refused.value.codes == ["NOT_FOUND"]
+
+
+REPORT_LOGS = """
+mutation($lines: [JobLogInput!]!) {
+  reportJobLogs(input: {lines: $lines}) { accepted userErrors { index code jobId } }
+}
+"""
+
+
+async def test_providers_report_lines_of_their_own_jobs_with_log_support(
+    sqlite_gateway: Gateway,
+) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    mine, no_logs = await submit(
+        alice, job_spec("sleep", seconds=30), job_spec("sleep", product="cpu-basic", seconds=30)
+    )
+    (theirs,) = await submit(alice, job_spec("sleep", provider="other", product="cpu-other"))
+    await wait_for_state(alice, mine, "RUNNING")
+    lines_in = [
+        {"jobId": mine, "rank": 1, "stdout": "reported", "channel": "progress"},
+        {"jobId": theirs, "stdout": "not mine"},
+        {"jobId": "999999", "stderr": "nobody's"},
+        {"jobId": no_logs, "stdout": "no logs here"},
+    ]
+    data = await sqlite_gateway.client(PROVIDER).execute(REPORT_LOGS, {"lines": lines_in})
+    payload = data["reportJobLogs"]
+    assert payload["accepted"] == 1
+    assert [(e["index"], e["code"]) for e in payload["userErrors"]] == [
+        (1, "FORBIDDEN"),
+        (2, "NOT_FOUND"),
+        (3, "NOT_SUPPORTED"),
+    ]
+    await alice.execute(
+        "mutation($ids: [ID!]!) { cancelJobs(input: {ids: $ids}) { jobs { id } } }",
+        {"ids": [mine, no_logs, theirs]},
+    )
+    async with subscribe(sqlite_gateway, LOGS, {"id": mine}) as stream:
+        events = await stream.rest(timeout=15)
+    assert (1, "progress", "reported") in lines(events)

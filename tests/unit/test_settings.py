@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from jobgate.agent.settings import load_agent_settings
 from jobgate.cli import main
 from jobgate.errors import ConfigError
-from jobgate.settings import load_settings
+from jobgate.settings import RemoteProviderSettings, SlurmProviderSettings, load_settings
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from jobgate.wiring import build_catalog, build_store
@@ -134,3 +135,17 @@ def test_the_committed_schema_is_what_the_code_serves(capsys: pytest.CaptureFixt
     served = capsys.readouterr().out
     committed = (ROOT / "schema.graphql").read_text()
     assert served == committed, "run `jobgate schema > schema.graphql` and commit it"
+
+
+def test_the_cluster_example_loads_with_a_slurm_and_a_remote_provider() -> None:
+    settings = load_settings(ROOT / "examples" / "jobgate-cluster.toml")
+    slurm, remote = settings.providers
+    assert isinstance(slurm, SlurmProviderSettings)
+    assert (slurm.id, slurm.partition, slurm.account) == ("hpc", "debug", "proj-a")
+    assert slurm.products[0].support.suspension is True
+    assert isinstance(remote, RemoteProviderSettings)
+
+
+def test_the_agent_example_loads() -> None:
+    settings = load_agent_settings(ROOT / "examples" / "agent.toml")
+    assert settings.adapter.kind == "slurm"
