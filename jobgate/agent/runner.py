@@ -279,7 +279,11 @@ class Agent:
                 case "ping":
                     await ws.send(json.dumps({"type": "pong"}))
                 case "error":
-                    raise GatewayRefused(f"providerCommands failed: {message['payload']}", [])
+                    errors = message["payload"]
+                    codes = [str(e.get("extensions", {}).get("code")) for e in errors]
+                    if "STORE_UNAVAILABLE" in codes:  # passing: reconnect and try again
+                        raise GatewayUnavailable(f"providerCommands: {errors[0]['message']}")
+                    raise GatewayRefused(f"providerCommands failed: {errors}", codes)
                 case "complete":
                     return
 

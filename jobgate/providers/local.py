@@ -366,7 +366,7 @@ class LocalProvider:
             await self._report(
                 job.id,
                 JobState.FAILURE,
-                "The gateway restarted and the job's local process no longer exists",
+                "The provider restarted (gateway or agent) and the job's local process no longer exists",
             )
 
     # --- reporting ------------------------------------------------------------------------------
