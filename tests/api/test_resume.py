@@ -51,8 +51,10 @@ class Watcher:
                     asyncio.timeout(10),
                     subscribe(gateway, FEED, {"after": self.cursor}) as stream,
                 ):
-                    for _ in range(wanted):
-                        event = await stream.next(timeout=0.5)
+                    for number in range(wanted):
+                        # The replay that opens a visit may take a while (FerretDB scans the log
+                        # for it, slowly under load); later events come from the live feed.
+                        event = await stream.next(timeout=5 if number == 0 else 0.5)
                         self.cursor = event["jobUpdates"]["cursor"]
                         self.seen.append(int(self.cursor))
             await asyncio.sleep(self.random.random() * 0.05)
