@@ -25,6 +25,7 @@ from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import JobgateError, ProviderError
 from jobgate.events.logs import Channel
+from jobgate.providers.background import TaskSet, report_until_stored
 from jobgate.providers.base import ProviderContext
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class LocalProvider:
         self._slots = asyncio.Semaphore(max_concurrent_jobs)
         self._grace = cancel_grace_seconds
         self._jobs: dict[str, _LocalJob] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._context: ProviderContext | None = None
 
     @property
@@ -85,21 +86,17 @@ class LocalProvider:
 
     async def start(self, context: ProviderContext) -> None:
         self._context = context
-        self._spawn(self._settle_after_restart())
+        self._tasks.spawn(self._settle_after_restart())
 
     async def stop(self) -> None:
         for local in list(self._jobs.values()):
             _signal_groups(local.processes, signal.SIGKILL)
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
 
     async def submit(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             self._jobs[job.id] = _LocalJob(job, job.status.time_allocation)
-            self._spawn(self._run(self._jobs[job.id]))
+            self._tasks.spawn(self._run(self._jobs[job.id]))
 
     async def cancel(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
@@ -151,12 +148,6 @@ class LocalProvider:
         return [job for job in jobs if job.id not in self._jobs]
 
     # --- running ------------------------------------------------------------------------------
-
-    def _spawn(self, work: object) -> None:
-        assert asyncio.iscoroutine(work)
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, local: _LocalJob) -> None:
         job = local.job
@@ -377,17 +368,8 @@ class LocalProvider:
         )
 
     async def _send(self, update: UpdateRequest) -> None:
-        """Report one update, retrying while the store is unavailable, so no outcome is lost."""
         assert self._context is not None
-        delay = 0.2
-        while True:
-            try:
-                await self._context.report([update])
-                return
-            except JobgateError as error:
-                log.warning("could not report an update of job %s: %s", update.job_id, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await report_until_stored(self._context, self.id, [update])
 
 
 def _describe(duration: SimpleDuration) -> str:

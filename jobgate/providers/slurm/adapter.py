@@ -22,6 +22,7 @@ from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import JobgateError, ProviderError
+from jobgate.providers.background import TaskSet, report_until_stored
 from jobgate.providers.base import ProviderContext
 from jobgate.providers.slurm import commands
 from jobgate.providers.slurm.commands import JobDetails, SlurmCommandError
@@ -73,7 +74,7 @@ class SlurmProvider:
         self._submitting: set[str] = set()  # sbatch is on its way
         self._cancel_when_submitted: set[str] = set()
         self._context: ProviderContext | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self._poke = asyncio.Event()
 
     @property
@@ -98,14 +99,10 @@ class SlurmProvider:
 
     async def start(self, context: ProviderContext) -> None:
         self._context = context
-        self._spawn(self._reattach_then_poll())
+        self._tasks.spawn(self._reattach_then_poll())
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -122,7 +119,7 @@ class SlurmProvider:
         if updates:
             # Recording the ids is not needed to follow the jobs (the comment finds them after a
             # crash), so the caller does not wait for these writes.
-            self._spawn(self._send(updates))
+            self._tasks.spawn(self._send(updates))
         self._poke.set()
 
     async def _sbatch(self, job: Job) -> UpdateRequest | None:
@@ -370,24 +367,9 @@ class SlurmProvider:
 
     # --- reporting ----------------------------------------------------------------------------
 
-    def _spawn(self, work: object) -> None:
-        assert asyncio.iscoroutine(work)
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _send(self, updates: list[UpdateRequest]) -> None:
-        """Report updates, retrying while the gateway's store is unavailable."""
         assert self._context is not None
-        delay = 0.2
-        while True:
-            try:
-                await self._context.report(updates)
-                return
-            except JobgateError as error:
-                log.warning("provider %s could not report updates: %s", self.id, error.message)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await report_until_stored(self._context, self.id, updates)
 
 
 def _write_script(folder: Path, script: str) -> None:
