@@ -45,6 +45,9 @@ class _Tracked:
     reported: JobState
     tail: OutputTail | None = None
     cancelled: bool = False
+    # Bumped by suspend/resume: a poll that read Slurm before the action must not report a
+    # state the action has already replaced.
+    actions: int = 0
 
 
 class SlurmProvider:
@@ -201,6 +204,7 @@ class SlurmProvider:
             tracked = self._tracked.get(self._slurm_id(job) or "")
             if tracked is not None:
                 tracked.reported = state
+                tracked.actions += 1
         await self._send(
             [
                 UpdateRequest(job.id, state=state, status=status, expected_state=expected)
@@ -322,9 +326,12 @@ class SlurmProvider:
     async def _poll(self) -> None:
         if not self._tracked:
             return
+        actions = {slurm_id: tracked.actions for slurm_id, tracked in self._tracked.items()}
         queue = await commands.squeue(list(self._tracked))
         updates: list[UpdateRequest] = []
         for tracked in list(self._tracked.values()):
+            if actions.get(tracked.slurm_id, tracked.actions) != tracked.actions:
+                continue  # suspended or resumed meanwhile: the next poll reads it afresh
             entry = queue.get(tracked.slurm_id)
             if entry is None:
                 details = await commands.sacct_completed(tracked.slurm_id)
@@ -337,6 +344,8 @@ class SlurmProvider:
             else:
                 details = JobDetails(entry.state, entry.reason, None)
             translation = translate(details.state, details.reason, details.exit_code)
+            if actions.get(tracked.slurm_id, tracked.actions) != tracked.actions:
+                continue  # an action came in while Slurm was asked about this job
             if tracked.tail is not None and translation.state is not JobState.IN_QUEUE:
                 assert self._context is not None
                 tracked.tail.read_new(self._context.logs)
