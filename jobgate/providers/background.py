@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from jobgate.domain.job import UpdateRequest
+from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.providers.base import ProviderContext
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 10.0
+T = TypeVar("T")
 
 
 class TaskSet:
@@ -36,17 +38,27 @@ class TaskSet:
                 await task
 
 
-async def report_until_stored(
-    context: ProviderContext, provider_id: str, updates: Sequence[UpdateRequest]
-) -> None:
-    """Report updates, retrying with backoff while the gateway (or its store) is unavailable,
-    so no outcome is lost. Updates carry expectations, so a repeat changes nothing."""
+async def until_available(call: Callable[[], Awaitable[T]], provider_id: str, what: str) -> T:
+    """`call()`, retried with backoff while the gateway (or its store) is unavailable."""
     delay = 0.2
     while True:
         try:
-            await context.report(updates)
-            return
+            return await call()
         except JobgateError as error:
-            log.warning("provider %s could not report updates: %s", provider_id, error.message)
+            log.warning("provider %s cannot %s yet: %s", provider_id, what, error.message)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY)
+
+
+async def report_until_stored(
+    context: ProviderContext, provider_id: str, updates: Sequence[UpdateRequest]
+) -> None:
+    """Report updates, retrying while the gateway (or its store) is unavailable, so no outcome
+    is lost. Updates carry expectations, so a repeat changes nothing."""
+    await until_available(lambda: context.report(updates), provider_id, "report updates")
+
+
+def state_change(job_id: str, state: JobState, status: str) -> UpdateRequest:
+    """An update to `state` that applies once: a repeat (after a retry, a restart or a
+    redelivered command) finds the job already there and is skipped."""
+    return UpdateRequest(job_id, state=state, status=status, expected_different_state=True)

@@ -23,9 +23,14 @@ from jobgate.domain.catalog import Product, render_command
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
-from jobgate.errors import JobgateError, ProviderError
+from jobgate.errors import ProviderError
 from jobgate.events.logs import Channel
-from jobgate.providers.background import TaskSet, report_until_stored
+from jobgate.providers.background import (
+    TaskSet,
+    report_until_stored,
+    state_change,
+    until_available,
+)
 from jobgate.providers.base import ProviderContext
 
 log = logging.getLogger(__name__)
@@ -336,15 +341,7 @@ class LocalProvider:
 
     async def _settle_after_restart(self) -> None:
         assert self._context is not None
-        delay = 0.5
-        while True:
-            try:
-                jobs = await self._context.active_jobs()
-                break
-            except JobgateError as error:
-                log.warning("cannot list active jobs of provider %s yet: %s", self.id, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        jobs = await until_available(self._context.active_jobs, self.id, "list its active jobs")
         for job in jobs:
             if job.id in self._jobs:
                 continue
@@ -363,9 +360,7 @@ class LocalProvider:
     # --- reporting ------------------------------------------------------------------------------
 
     async def _report(self, job_id: str, state: JobState, status: str) -> None:
-        await self._send(
-            UpdateRequest(job_id, state=state, status=status, expected_different_state=True)
-        )
+        await self._send(state_change(job_id, state, status))
 
     async def _send(self, update: UpdateRequest) -> None:
         assert self._context is not None

@@ -22,7 +22,12 @@ from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import JobgateError, ProviderError
-from jobgate.providers.background import TaskSet, report_until_stored
+from jobgate.providers.background import (
+    TaskSet,
+    report_until_stored,
+    state_change,
+    until_available,
+)
 from jobgate.providers.base import ProviderContext
 from jobgate.providers.slurm import commands
 from jobgate.providers.slurm.commands import JobDetails, SlurmCommandError
@@ -129,7 +134,7 @@ class SlurmProvider:
         assert self._context is not None
         app = self._context.catalog.application(job.specification.application)
         if app is None:
-            return _final(job.id, JobState.FAILURE, "The application is no longer offered")
+            return state_change(job.id, JobState.FAILURE, "The application is no longer offered")
         folder = self.job_folder(job.id)
         argv = render_command(app.command, dict(job.specification.parameters))
         product = self._context.catalog.product(job.specification.product)
@@ -142,7 +147,7 @@ class SlurmProvider:
                 slurm_id = await commands.sbatch(folder / "job.sh")
             except (SlurmCommandError, OSError) as error:
                 reason = error.message if isinstance(error, JobgateError) else str(error)
-                return _final(job.id, JobState.FAILURE, f"Slurm refused the job: {reason}")
+                return state_change(job.id, JobState.FAILURE, f"Slurm refused the job: {reason}")
         self._track(job, slurm_id, JobState.IN_QUEUE)
         if job.id in self._cancel_when_submitted:
             self._cancel_when_submitted.discard(job.id)
@@ -163,7 +168,7 @@ class SlurmProvider:
                 continue
             if slurm_id is None:
                 # Never reached Slurm: nothing runs, so it is settled here.
-                await self._send([_final(job.id, JobState.SUCCESS, "The job was cancelled")])
+                await self._send([state_change(job.id, JobState.SUCCESS, "The job was cancelled")])
                 continue
             if slurm_id in self._tracked:
                 self._tracked[slurm_id].cancelled = True
@@ -177,13 +182,13 @@ class SlurmProvider:
             slurm_id = self._require_slurm_id(job)
             # An absolute limit, so a repeated command does not add the time twice.
             target = (job.status.time_allocation or SimpleDuration()) + requested
-            await commands.set_time_limit(slurm_id, time_limit_minutes(target))
+            minutes = time_limit_minutes(target)
+            await commands.set_time_limit(slurm_id, minutes)
             await self._send(
                 [
                     UpdateRequest(
                         job.id,
-                        status=f"Slurm's time limit of job {slurm_id} is now "
-                        f"{time_limit_minutes(target)} minutes",
+                        status=f"Slurm's time limit of job {slurm_id} is now {minutes} minutes",
                         new_time_allocation=target,
                     )
                 ]
@@ -224,13 +229,11 @@ class SlurmProvider:
         unknown: list[Job] = []
         for job in candidates:
             slurm_id = with_ids[job.id]
-            if slurm_id is None:
-                if job.id not in self._by_job:
-                    unknown.append(job)
-                continue
-            if slurm_id in known or await commands.sacct_completed(slurm_id) is not None:
-                continue
-            unknown.append(job)
+            # Not on its way to Slurm (filtered above) and no Slurm id: Slurm cannot know it.
+            if slurm_id is None or (
+                slurm_id not in known and await commands.sacct_completed(slurm_id) is None
+            ):
+                unknown.append(job)
         return unknown
 
     async def backfill_logs(self, job: Job) -> None:
@@ -284,16 +287,8 @@ class SlurmProvider:
     async def _reattach(self) -> None:
         """Follow the jobs a previous gateway left; submit those that never reached Slurm."""
         assert self._context is not None
-        delay = 0.5
-        while True:
-            try:
-                jobs = await self._context.active_jobs()
-                queue = await commands.squeue()
-                break
-            except JobgateError as error:
-                log.warning("provider %s cannot re-attach yet: %s", self.id, error.message)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        jobs = await until_available(self._context.active_jobs, self.id, "list its active jobs")
+        queue = await until_available(commands.squeue, self.id, "read Slurm's queue")
         by_comment = {entry.comment: entry.slurm_id for entry in queue.values()}
         unsubmitted: list[Job] = []
         found: list[UpdateRequest] = []
@@ -367,12 +362,7 @@ class SlurmProvider:
             status = "The job was cancelled by its user"
         elif translation.state is JobState.RUNNING:
             status = f"Running as Slurm job {tracked.slurm_id}"
-        return UpdateRequest(
-            tracked.job.id,
-            state=translation.state,
-            status=status,
-            expected_different_state=True,
-        )
+        return state_change(tracked.job.id, translation.state, status)
 
     # --- reporting ----------------------------------------------------------------------------
 
@@ -392,7 +382,3 @@ def _ran_unseen(reported: JobState, slurm_state: str, state: JobState) -> bool:
         and state in (JobState.SUCCESS, JobState.EXPIRED)
         and not slurm_state.startswith("CANCELLED")
     )
-
-
-def _final(job_id: str, state: JobState, status: str) -> UpdateRequest:
-    return UpdateRequest(job_id, state=state, status=status, expected_different_state=True)
