@@ -32,6 +32,7 @@ from jobgate.providers.background import (
     until_available,
 )
 from jobgate.providers.base import ProviderContext
+from jobgate.providers.output import OutputTail
 
 log = logging.getLogger(__name__)
 
@@ -314,18 +315,9 @@ class LocalProvider:
     async def backfill_logs(self, job: Job) -> None:
         """The tail of each output file of an ended job, replica by replica."""
         assert self._context is not None
-        logs = self._context.logs
-        workdir = self.workdir(job.id)
-        channels: tuple[Channel, ...] = ("stdout", "stderr")
-        for rank in range(job.specification.replicas):
-            for channel in channels:
-                path = workdir / f"{channel}-{rank}.log"
-                if not path.exists():
-                    continue
-                lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
-                for text in lines[-logs.tail_lines :]:
-                    logs.append(job.id, rank, channel, text)
-        logs.close(job.id)
+        tail = OutputTail(self.workdir(job.id), job.id, job.specification.replicas)
+        tail.read_last(self._context.logs)
+        self._context.logs.close(job.id)
 
     async def _terminate(self, processes: list[asyncio.subprocess.Process]) -> None:
         """SIGTERM each process group, then SIGKILL what is left after the grace period."""

@@ -29,9 +29,9 @@ from jobgate.providers.background import (
     until_available,
 )
 from jobgate.providers.base import ProviderContext
+from jobgate.providers.output import OutputTail
 from jobgate.providers.slurm import commands
 from jobgate.providers.slurm.commands import JobDetails, SlurmCommandError
-from jobgate.providers.slurm.logs import OutputTail
 from jobgate.providers.slurm.script import (
     ScriptOptions,
     batch_script,

@@ -1,4 +1,6 @@
-"""`OutputTail`: a running Slurm job's output files, read as they grow, into the log hub."""
+"""`OutputTail`: a job's output files, `stdout-<rank>.log` and `stderr-<rank>.log` in its folder
+(the layout of the local and slurm adapters), read into the log hub as they grow or after the
+job ended."""
 
 from __future__ import annotations
 
