@@ -32,6 +32,7 @@ from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.errors import JobgateError
 from jobgate.events.logs import JobLogHub, LogLine
+from jobgate.providers.background import no_longer_known
 from jobgate.providers.base import ProviderAdapter, ProviderContext
 from jobgate.providers.local import LocalProvider
 from jobgate.providers.slurm import SlurmProvider
@@ -159,7 +160,7 @@ class Agent:
 
     async def run(self) -> None:
         """Connect, start the adapter, then follow commands for ever, reconnecting as needed."""
-        catalog, products = await self._retrying(self._load_catalog)
+        catalog, products = await self._catalog_when_reachable()
         self.adapter = self._build_adapter(products)
         await self.adapter.start(
             ProviderContext(
@@ -186,10 +187,11 @@ class Agent:
             await self.adapter.stop()
             await self.client.close()
 
-    async def _retrying(self, call: Any) -> Any:
+    async def _catalog_when_reachable(self) -> tuple[Catalog, list[Product]]:
+        """The catalog, asked again with backoff until the gateway answers."""
         while True:
             try:
-                return await call()
+                return await self._load_catalog()
             except GatewayUnavailable as error:
                 log.warning("%s; retrying", error.message)
                 await self._wait_to_reconnect()
@@ -336,17 +338,9 @@ class Agent:
             case CommandKind.VERIFY:
                 if job.status.state.is_final:
                     return
-                for lost in await adapter.verify([job]):
-                    await self.report(
-                        [
-                            UpdateRequest(
-                                lost.id,
-                                state=JobState.FAILURE,
-                                status=f"Provider '{self.provider_id}' no longer knows this job",
-                                expected_state=lost.status.state,
-                            )
-                        ]
-                    )
+                lost = await adapter.verify([job])
+                if lost:
+                    await self.report([no_longer_known(self.provider_id, j) for j in lost])
 
 
 def _log_input(line: LogLine) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What in-process adapters share: their background tasks, and reports that must not be lost."""
+"""What adapters and their hosts (the gateway, an agent) share: background tasks, reports that
+must not be lost, and the updates they send."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from jobgate.domain.job import UpdateRequest
+from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.providers.base import ProviderContext
@@ -62,3 +63,14 @@ def state_change(job_id: str, state: JobState, status: str) -> UpdateRequest:
     """An update to `state` that applies once: a repeat (after a retry, a restart or a
     redelivered command) finds the job already there and is skipped."""
     return UpdateRequest(job_id, state=state, status=status, expected_different_state=True)
+
+
+def no_longer_known(provider_id: str, job: Job) -> UpdateRequest:
+    """The verify outcome for a job its back end has lost: FAILURE, unless the job moved on
+    since it was checked (the update expects the state it had then)."""
+    return UpdateRequest(
+        job.id,
+        state=JobState.FAILURE,
+        status=f"Provider '{provider_id}' no longer knows this job",
+        expected_state=job.status.state,
+    )

@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import logging
 
-from jobgate.domain.job import UpdateRequest
-from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
+from jobgate.providers.background import no_longer_known
 from jobgate.providers.base import ProviderAdapter
 from jobgate.services.jobs import JobService
 
@@ -64,13 +63,6 @@ class Reconciler:
         failed = 0
         for job in await adapter.verify(active):
             log.warning("provider %s no longer knows job %s", adapter.id, job.id)
-            result = await self.jobs.apply_update(
-                UpdateRequest(
-                    job.id,
-                    state=JobState.FAILURE,
-                    status=f"Provider '{adapter.id}' no longer knows this job",
-                    expected_state=job.status.state,
-                )
-            )
+            result = await self.jobs.apply_update(no_longer_known(adapter.id, job))
             failed += result.update is not None
         return failed
