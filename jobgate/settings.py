@@ -124,18 +124,16 @@ class _ProviderBase(_Strict):
     products: list[ProductSettings] = Field(min_length=1)
 
 
-class LocalProviderSettings(_ProviderBase):
-    """Subprocesses on the gateway's own host."""
+class LocalAdapterOptions(_Strict):
+    """How the local adapter runs jobs, in a gateway or in an agent."""
 
-    kind: Literal["local"]
     max_concurrent_jobs: int = Field(default=64, ge=1)
     cancel_grace_seconds: float = Field(default=5.0, ge=0)
 
 
-class SlurmProviderSettings(_ProviderBase):
-    """A Slurm cluster whose client commands work where the gateway (or agent) runs."""
+class SlurmAdapterOptions(_Strict):
+    """How the slurm adapter submits and follows jobs, in a gateway or in an agent."""
 
-    kind: Literal["slurm"]
     partition: str | None = Field(default=None, description="Slurm's default partition if unset")
     account: str | None = None
     workdir: Path | None = Field(
@@ -145,6 +143,18 @@ class SlurmProviderSettings(_ProviderBase):
     )
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     submit_concurrency: int = Field(default=8, ge=1)
+
+
+class LocalProviderSettings(LocalAdapterOptions, _ProviderBase):
+    """Subprocesses on the gateway's own host."""
+
+    kind: Literal["local"]
+
+
+class SlurmProviderSettings(SlurmAdapterOptions, _ProviderBase):
+    """A Slurm cluster whose client commands work where the gateway runs."""
+
+    kind: Literal["slurm"]
 
 
 class RemoteProviderSettings(_ProviderBase):

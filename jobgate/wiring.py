@@ -33,10 +33,12 @@ from jobgate.providers.remote import RemoteProvider
 from jobgate.providers.slurm import SlurmProvider
 from jobgate.settings import (
     ApplicationSettings,
+    LocalAdapterOptions,
     LocalProviderSettings,
     ProviderSettings,
     RemoteProviderSettings,
     Settings,
+    SlurmAdapterOptions,
     SlurmProviderSettings,
 )
 from jobgate.storage.base import JobStore
@@ -104,23 +106,37 @@ def build_adapter(provider: ProviderSettings, commands: CommandQueue | None) -> 
                 clock=commands.clock,
             )
         case LocalProviderSettings():
-            return LocalProvider(
-                provider.id,
-                products,
-                max_concurrent_jobs=provider.max_concurrent_jobs,
-                cancel_grace_seconds=provider.cancel_grace_seconds,
-            )
+            return local_adapter(provider.id, products, provider)
         case SlurmProviderSettings():
-            return SlurmProvider(
-                provider.id,
-                products,
-                partition=provider.partition,
-                account=provider.account,
-                workdir=provider.workdir,
-                poll_interval_seconds=provider.poll_interval_seconds,
-                submit_concurrency=provider.submit_concurrency,
-            )
+            return slurm_adapter(provider.id, products, provider, workdir=provider.workdir)
     raise ConfigError(f"providers: kind '{provider.kind}' cannot run here")
+
+
+def local_adapter(
+    provider_id: str, products: list[Product], options: LocalAdapterOptions
+) -> LocalProvider:
+    """A local adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`."""
+    return LocalProvider(
+        provider_id,
+        products,
+        max_concurrent_jobs=options.max_concurrent_jobs,
+        cancel_grace_seconds=options.cancel_grace_seconds,
+    )
+
+
+def slurm_adapter(
+    provider_id: str, products: list[Product], options: SlurmAdapterOptions, *, workdir: Path | None
+) -> SlurmProvider:
+    """A slurm adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`."""
+    return SlurmProvider(
+        provider_id,
+        products,
+        partition=options.partition,
+        account=options.account,
+        workdir=workdir,
+        poll_interval_seconds=options.poll_interval_seconds,
+        submit_concurrency=options.submit_concurrency,
+    )
 
 
 def build_catalog(settings: Settings) -> Catalog:

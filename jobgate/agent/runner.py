@@ -34,8 +34,7 @@ from jobgate.errors import JobgateError
 from jobgate.events.logs import JobLogHub, LogLine
 from jobgate.providers.background import no_longer_known
 from jobgate.providers.base import ProviderAdapter, ProviderContext
-from jobgate.providers.local import LocalProvider
-from jobgate.providers.slurm import SlurmProvider
+from jobgate.wiring import local_adapter, slurm_adapter
 
 log = logging.getLogger(__name__)
 
@@ -218,20 +217,9 @@ class Agent:
     def _build_adapter(self, products: list[Product]) -> AgentAdapter:
         adapter = self.settings.adapter
         if isinstance(adapter, LocalAdapterSettings):
-            return LocalProvider(
-                self.provider_id,
-                products,
-                max_concurrent_jobs=adapter.max_concurrent_jobs,
-                cancel_grace_seconds=adapter.cancel_grace_seconds,
-            )
-        return SlurmProvider(
-            self.provider_id,
-            products,
-            partition=adapter.partition,
-            account=adapter.account,
-            workdir=self.settings.folder / "slurm",
-            poll_interval_seconds=adapter.poll_interval_seconds,
-            submit_concurrency=adapter.submit_concurrency,
+            return local_adapter(self.provider_id, products, adapter)
+        return slurm_adapter(
+            self.provider_id, products, adapter, workdir=self.settings.folder / "slurm"
         )
 
     async def _session(self) -> None:

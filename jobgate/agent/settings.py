@@ -19,27 +19,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobgate.errors import ConfigError
-from jobgate.settings import describe
+from jobgate.settings import LocalAdapterOptions, SlurmAdapterOptions, describe
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class LocalAdapterSettings(_Strict):
+class LocalAdapterSettings(LocalAdapterOptions):
     kind: Literal["local"]
     workdir: Path | None = None
-    max_concurrent_jobs: int = Field(default=64, ge=1)
-    cancel_grace_seconds: float = Field(default=5.0, ge=0)
 
 
-class SlurmAdapterSettings(_Strict):
+class SlurmAdapterSettings(SlurmAdapterOptions):
     kind: Literal["slurm"]
-    workdir: Path | None = None
-    partition: str | None = None
-    account: str | None = None
-    poll_interval_seconds: float = Field(default=2.0, gt=0)
-    submit_concurrency: int = Field(default=8, ge=1)
 
 
 AdapterSettings = Annotated[
