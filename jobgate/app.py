@@ -32,6 +32,8 @@ from jobgate.services.logs import JobLogService
 from jobgate.services.reconcile import Reconciler
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import Settings
+from jobgate.streaming.handler import JobgateTransportWSHandler, LiveWatches
+from jobgate.streaming.plan import WatchPlanner
 from jobgate.wiring import (
     CommandQueue,
     build_authenticator,
@@ -47,8 +49,10 @@ GRAPHIQL = resources.files("jobgate") / "static" / "graphiql"
 
 
 class JobgateGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with jobgate's context, WebSocket authentication and a GraphiQL
-    page whose assets the gateway serves itself."""
+    """Strawberry's ASGI view with jobgate's context, WebSocket authentication, a lean path for
+    `jobUpdates` subscriptions and a GraphiQL page whose assets the gateway serves itself."""
+
+    graphql_transport_ws_handler_class = JobgateTransportWSHandler
 
     def __init__(
         self,
@@ -58,14 +62,16 @@ class JobgateGraphQL(GraphQL[Context, None]):
         allowed_origins: Sequence[str] = (),
         caches: bool = True,
     ) -> None:
+        schema = build_schema(caches=caches)
         super().__init__(
-            build_schema(caches=caches),
+            schema,
             graphql_ide="graphiql" if graphiql else None,
             keep_alive=True,
             keep_alive_interval=15,
             allowed_origins=allowed_origins,
         )
         self.services = services
+        self.live_watches = LiveWatches(WatchPlanner(schema))
         self._graphiql_page = (GRAPHIQL / "index.html").read_text(encoding="utf-8")
 
     async def render_graphql_ide(self, request: Request) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from jobgate.errors import StoreUnavailable
@@ -25,27 +26,54 @@ READY_TIMEOUT = 5.0
 
 
 class FeedSubscription:
-    """A watcher's view of the feed: entries after `start`, or a lagging flag."""
+    """A watcher's view of the feed: entries after `start`, or a lagging flag.
+
+    Thousands of these live at once, one per idle subscriber, so it holds no `asyncio.Queue`
+    or `Event` (each allocates several deques): the deque is made on the first entry, and
+    the future exists only while the watcher waits.
+    """
+
+    __slots__ = ("_entries", "_max_queued", "_waiter", "lagging", "predicate", "start")
 
     def __init__(self, predicate: Predicate, start: int, max_queued: int) -> None:
         self.predicate = predicate
         self.start = start
-        self.queue: asyncio.Queue[LogEntry] = asyncio.Queue(max_queued)
         self.lagging = False
-        self.wakeup = asyncio.Event()
+        self._max_queued = max_queued
+        self._entries: deque[LogEntry] | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, entry: LogEntry) -> None:
         if self.lagging or not self.predicate(entry):
             return
-        try:
-            self.queue.put_nowait(entry)
-        except asyncio.QueueFull:
+        if self._entries is None:
+            self._entries = deque()
+        if len(self._entries) >= self._max_queued:
             self.lagging = True
-        self.wakeup.set()
+        else:
+            self._entries.append(entry)
+        self._wake()
+
+    def take(self) -> LogEntry | None:
+        """The oldest queued entry, if any."""
+        return self._entries.popleft() if self._entries else None
+
+    async def wait(self) -> None:
+        """Until an entry is queued or the subscription lags (returns at once if so already)."""
+        if self._entries or self.lagging:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def drain(self) -> None:
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        self._entries = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class UpdateFeed:

@@ -36,10 +36,10 @@ def coded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any,
         try:
             return await fn(*args, **kwargs)
         except Exception as error:
-            translated = _translated(error, fn.__qualname__)
-            if translated is error:
+            leaving = translated(error, fn.__qualname__)
+            if leaving is error:
                 raise
-            raise translated from error
+            raise leaving from error
 
     return wrapper
 
@@ -54,15 +54,15 @@ def coded_stream(fn: Callable[P, AsyncIterator[T]]) -> Callable[P, AsyncIterator
             async for item in fn(*args, **kwargs):
                 yield item
         except Exception as error:
-            translated = _translated(error, fn.__qualname__)
-            if translated is error:
+            leaving = translated(error, fn.__qualname__)
+            if leaving is error:
                 raise
-            raise translated from error
+            raise leaving from error
 
     return wrapper
 
 
-def _translated(error: Exception, where: str) -> GraphQLError:
+def translated(error: Exception, where: str) -> GraphQLError:
     """The GraphQL error a resolver's exception leaves as."""
     if isinstance(error, GraphQLError):
         return error

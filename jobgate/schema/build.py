@@ -35,10 +35,10 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            result.errors = [_with_code(error) for error in errors]
+            result.errors = [with_code(error) for error in errors]
 
 
-def _with_code(error: GraphQLError) -> GraphQLError:
+def with_code(error: GraphQLError) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
     original = error.original_error

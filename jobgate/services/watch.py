@@ -7,7 +7,7 @@ entries, all of which come after P. A watcher that lags catches up from the stor
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from jobgate.auth import Identity
@@ -21,10 +21,14 @@ REPLAY_BATCH = 500
 
 @dataclass(frozen=True, slots=True)
 class UpdateEvent:
-    """One update for a watcher, with the job as of that update (live) or as of now (replay)."""
+    """One update for a watcher, with the job as of that update (live) or as of now (replay).
+
+    Live events are the same for every watcher of the update: renderers may share them.
+    """
 
     update: JobUpdate
     job: Job
+    live: bool = False
 
     @property
     def cursor(self) -> str:
@@ -38,7 +42,7 @@ class JobWatcher:
 
     async def watch(
         self, identity: Identity, job_ids: Sequence[str] | None, after: int | None
-    ) -> AsyncIterator[UpdateEvent]:
+    ) -> AsyncGenerator[UpdateEvent, None]:
         """Every update the caller may read (of `job_ids`, if given) after `after`, then live.
 
         Without `after`: with `job_ids`, each job's whole history; without, live only. With
@@ -75,7 +79,7 @@ class JobWatcher:
             if wanted is not None and not unfinished:
                 return
             async for entry in self._live(subscription, max(seen, start), ids, identity):
-                yield UpdateEvent(entry.update, entry.job)
+                yield UpdateEvent(entry.update, entry.job, live=True)
                 if wanted is not None and entry.update.status_after.state.is_final:
                     unfinished.discard(entry.update.job_id)
                     if not unfinished:
@@ -146,11 +150,10 @@ class JobWatcher:
                     yield entry
                 seen = max(seen, target)
                 continue
-            if subscription.queue.empty():
-                subscription.wakeup.clear()
-                await subscription.wakeup.wait()
+            queued = subscription.take()
+            if queued is None:
+                await subscription.wait()
                 continue
-            entry = subscription.queue.get_nowait()
-            if entry.update.seq > seen:
-                seen = entry.update.seq
-                yield entry
+            if queued.update.seq > seen:
+                seen = queued.update.seq
+                yield queued

@@ -7,13 +7,13 @@ import logging
 import pytest
 from graphql import GraphQLError
 
-from jobgate.schema.build import _with_code
+from jobgate.schema.build import with_code
 
 
 def test_an_unexpected_error_is_masked_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR)
     error = GraphQLError("db password is hunter2", original_error=RuntimeError("boom"))
-    masked = _with_code(error)
+    masked = with_code(error)
     assert masked.message == "Unexpected error."
     assert masked.extensions == {"code": "INTERNAL_SERVER_ERROR"}
     assert "boom" in caplog.text
@@ -21,13 +21,13 @@ def test_an_unexpected_error_is_masked_and_logged(caplog: pytest.LogCaptureFixtu
 
 def test_coded_errors_pass_unchanged() -> None:
     error = GraphQLError("no", extensions={"code": "FORBIDDEN"})
-    assert _with_code(error) is error
+    assert with_code(error) is error
 
 
 def test_graphql_own_errors_get_a_code() -> None:
-    assert _with_code(GraphQLError("Cannot query field 'x'")).extensions == {
+    assert with_code(GraphQLError("Cannot query field 'x'")).extensions == {
         "code": "GRAPHQL_VALIDATION_FAILED"
     }
-    assert _with_code(GraphQLError("Variable '$a' got invalid value")).extensions == {
+    assert with_code(GraphQLError("Variable '$a' got invalid value")).extensions == {
         "code": "BAD_USER_INPUT"
     }

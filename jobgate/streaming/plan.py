@@ -1,0 +1,102 @@
+"""`WatchPlan`: a `jobUpdates` subscription the lean path can serve, or `None` for the rest.
+
+A subscribe message qualifies when its document is valid (the same rules Strawberry applies),
+its operation is a subscription whose root selection is the `jobUpdates` field alone with no
+directive on it, and its variables coerce. Everything else, including every document with an
+error, goes through Strawberry's own path, so errors keep exactly the shape they have there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationType,
+    get_argument_values,
+    get_operation_ast,
+    parse,
+    specified_rules,
+)
+from strawberry.schema.schema import validate_document
+
+ROOT_FIELD = "jobUpdates"
+DOCUMENT_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WatchPlan:
+    """What one subscriber asked for: the document to render each event with, and the
+    arguments of `jobUpdates`. Subscribers with equal `key`s get equal payloads (given the
+    same caller), so they share one rendering per event."""
+
+    document: DocumentNode
+    operation_name: str | None
+    variables: dict[str, Any]
+    job_ids: list[str] | None
+    after: str | None
+    key: tuple[str, str | None, str]
+
+
+class WatchPlanner:
+    """Parses and validates documents once per distinct text (an LRU, as Strawberry's caches)."""
+
+    def __init__(self, schema: strawberry.Schema) -> None:
+        # graphql-core's schema behind Strawberry's: the lean path executes against it directly.
+        self.graphql_schema: GraphQLSchema = schema._schema
+        self.executor_class = schema.execution_context_class
+        self._document = functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)(self._valid_document)
+
+    def plan(
+        self, query: str, variables: dict[str, Any] | None, operation_name: str | None
+    ) -> WatchPlan | None:
+        document = self._document(query)
+        if document is None:
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+            return None
+        selections = operation.selection_set.selections
+        if len(selections) != 1:
+            return None
+        field = selections[0]
+        if not isinstance(field, FieldNode) or field.name.value != ROOT_FIELD or field.directives:
+            return None
+        executor = self.executor_class.build(
+            self.graphql_schema, document, None, None, variables, operation_name
+        )
+        if isinstance(executor, list):
+            return None  # variables that do not coerce: Strawberry reports them
+        subscription = self.graphql_schema.subscription_type
+        assert subscription is not None
+        try:
+            arguments = get_argument_values(
+                subscription.fields[ROOT_FIELD], field, executor.variable_values
+            )
+        except GraphQLError:
+            return None
+        job_ids = arguments.get("jobIds")
+        canonical = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
+        return WatchPlan(
+            document=document,
+            operation_name=operation_name,
+            variables=dict(variables or {}),
+            job_ids=None if job_ids is None else [str(job_id) for job_id in job_ids],
+            after=arguments.get("after"),
+            key=(query, operation_name, canonical),
+        )
+
+    def _valid_document(self, query: str) -> DocumentNode | None:
+        try:
+            document = parse(query)
+        except GraphQLError:
+            return None
+        errors = validate_document(self.graphql_schema, document, tuple(specified_rules))
+        return None if errors else document

@@ -1,0 +1,112 @@
+"""`EventRenderer`: a `jobUpdates` event as the JSON payload of a `next` message.
+
+Every subscriber with the same plan and the same caller would get the same bytes for a live
+event, so those subscribers share one renderer, and it executes the selection set and encodes
+the result once per live event, however many subscribers it serves. Replayed events carry the
+job as it is now, which differs with the moment each subscriber replays: they are rendered
+for the subscriber that asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import OrderedDict
+from inspect import isawaitable
+from typing import Any
+
+from graphql import ExecutionResult, execute_subscription_event
+from graphql.execution import Executor
+
+from jobgate.auth import Identity
+from jobgate.schema.build import with_code
+from jobgate.schema.context import Context
+from jobgate.schema.payloads import JobUpdateEvent
+from jobgate.services.watch import UpdateEvent
+from jobgate.streaming.plan import WatchPlan, WatchPlanner
+
+# Live events a renderer remembers: subscribers read each event within moments of each other;
+# one that falls further behind than this renders its own copies (same bytes, more work).
+SHARED_EVENTS = 64
+
+RendererKey = tuple[tuple[str, str | None, str], Identity]
+
+
+class EventRenderer:
+    """Renders events for one plan and one caller; shared by every subscriber with both."""
+
+    def __init__(self, planner: WatchPlanner, plan: WatchPlan, context: Context) -> None:
+        executor = planner.executor_class.build(
+            planner.graphql_schema,
+            plan.document,
+            None,
+            context,
+            plan.variables,
+            plan.operation_name,
+        )
+        assert not isinstance(executor, list), "the planner only admits coercible variables"
+        self._executor: Executor[Context] = executor
+        self._live: OrderedDict[int, asyncio.Future[str]] = OrderedDict()
+        self.users = 0
+
+    async def render(self, event: UpdateEvent) -> str:
+        """The `payload` of the `next` message for `event`, as JSON text."""
+        if not event.live:
+            return await self._rendering(event)
+        seq = event.update.seq
+        shared = self._live.get(seq)
+        if shared is None:
+            shared = self._rendering(event)
+            self._live[seq] = shared
+            while len(self._live) > SHARED_EVENTS:
+                self._live.popitem(last=False)
+        # Shielded: a subscriber that leaves mid-render must not cancel the others' copy.
+        return await asyncio.shield(shared)
+
+    def _rendering(self, event: UpdateEvent) -> asyncio.Future[str]:
+        """The payload, done already when no selected field had to wait for the store."""
+        per_event = self._executor.build_per_event_executor(JobUpdateEvent.of(event))
+        result = execute_subscription_event(per_event)
+        if isawaitable(result):
+            return asyncio.ensure_future(self._encode_later(result))
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        done.set_result(_encode(result))
+        return done
+
+    async def _encode_later(self, result: Any) -> str:
+        return _encode(await result)
+
+
+class RendererPool:
+    """One renderer per (plan, caller) while any subscriber uses it."""
+
+    def __init__(self, planner: WatchPlanner) -> None:
+        self.planner = planner
+        self._renderers: dict[RendererKey, EventRenderer] = {}
+
+    def acquire(self, plan: WatchPlan, context: Context, identity: Identity) -> EventRenderer:
+        key = (plan.key, identity)
+        renderer = self._renderers.get(key)
+        if renderer is None:
+            # Its own context: resolvers see the caller, not the subscriber who came first.
+            own = Context(context.services, context.request, identity)
+            renderer = self._renderers[key] = EventRenderer(self.planner, plan, own)
+        renderer.users += 1
+        return renderer
+
+    def release(self, plan: WatchPlan, identity: Identity) -> None:
+        key = (plan.key, identity)
+        renderer = self._renderers[key]
+        renderer.users -= 1
+        if renderer.users == 0:
+            del self._renderers[key]
+
+    def __len__(self) -> int:
+        return len(self._renderers)
+
+
+def _encode(result: ExecutionResult) -> str:
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [with_code(error).formatted for error in result.errors]
+    return json.dumps(payload, separators=(",", ":"))
