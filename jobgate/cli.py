@@ -19,6 +19,7 @@ from jobgate.app import create_app
 from jobgate.demo import DEMO_USER, demo_settings
 from jobgate.errors import ConfigError
 from jobgate.schema.build import build_schema
+from jobgate.server.config import tune_garbage_collector, uvicorn_config
 from jobgate.settings import Settings, load_settings
 
 
@@ -67,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"jobgate: {error.message}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=server.host,
-        port=server.port,
-        log_level=args.log_level,
-        ws_per_message_deflate=server.websocket_compression,
-    )
+    tune_garbage_collector()
+    uvicorn.Server(uvicorn_config(app, server, log_level=args.log_level)).run()
     return 0
 
 

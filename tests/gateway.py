@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from jobgate.app import create_app
 from jobgate.schema.context import Services
+from jobgate.server.config import uvicorn_config
 from jobgate.settings import Settings
 from tests.services import free_port
 
@@ -134,9 +135,9 @@ class Gateway:
 async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     port = free_port()
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    # The same uvicorn setup as `jobgate serve`, so tests run its WebSocket protocol too.
+    listen = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
+    server = uvicorn.Server(uvicorn_config(app, listen, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

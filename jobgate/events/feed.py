@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from jobgate.errors import StoreUnavailable
 from jobgate.events.bus import JobEventBus
@@ -58,15 +58,17 @@ class FeedSubscription:
         """The oldest queued entry, if any."""
         return self._entries.popleft() if self._entries else None
 
-    async def wait(self) -> None:
-        """Until an entry is queued or the subscription lags (returns at once if so already)."""
+    def wait(self) -> Awaitable[None]:
+        """Until an entry is queued or the subscription lags (done at once if so already).
+
+        A plain future, not a coroutine: one object fewer per wait, per watcher.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._entries or self.lagging:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+            waiter.set_result(None)
+        else:
+            self._waiter = waiter
+        return waiter
 
     def drain(self) -> None:
         self._entries = None
@@ -74,6 +76,7 @@ class FeedSubscription:
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        self._waiter = None
 
 
 class UpdateFeed:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from jobgate.auth import Identity
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.errors import NotFound
-from jobgate.events.feed import FeedSubscription, UpdateFeed
+from jobgate.events.feed import UpdateFeed
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
 
 REPLAY_BATCH = 500
@@ -48,16 +48,11 @@ class JobWatcher:
         Without `after`: with `job_ids`, each job's whole history; without, live only. With
         `job_ids`, the stream ends once all of them are final.
         """
+        # This frame lives as long as the subscription, often idle among thousands: it keeps
+        # no more than it needs (no job objects, no spent replay generators).
         visibility = identity.visibility
-        wanted: frozenset[str] | None = None
-        unfinished: set[str] = set()
-        if job_ids is not None:
-            wanted = frozenset(job_ids)
-            jobs = {job.id: job for job in await self.store.get_jobs(list(wanted))}
-            missing = [i for i in wanted if i not in jobs or not visibility.allows(jobs[i])]
-            if missing:
-                raise NotFound(f"no such job: {', '.join(sorted(missing))}")
-            unfinished = {i for i, job in jobs.items() if not job.status.state.is_final}
+        wanted = None if job_ids is None else frozenset(job_ids)
+        unfinished = None if wanted is None else await self._unfinished(wanted, identity)
 
         def interesting(entry: LogEntry) -> bool:
             if wanted is not None:
@@ -70,22 +65,49 @@ class JobWatcher:
             start = subscription.start
             seen = start if after is None and wanted is None else (after or 0)
             ids = None if wanted is None else tuple(wanted)
-            replayed = self._stored(seen, start, ids, identity)
-            async for event in self._with_current_jobs(replayed):
+            async for event in self._with_current_jobs(self._stored(seen, start, ids, identity)):
                 seen = event.update.seq
-                if event.job.status.state.is_final:
+                if unfinished is not None and event.job.status.state.is_final:
                     unfinished.discard(event.job.id)
                 yield event
-            if wanted is not None and not unfinished:
+            if unfinished is not None and not unfinished:
                 return
-            async for entry in self._live(subscription, max(seen, start), ids, identity):
-                yield UpdateEvent(entry.update, entry.job, live=True)
-                if wanted is not None and entry.update.status_after.state.is_final:
-                    unfinished.discard(entry.update.job_id)
-                    if not unfinished:
+            # Live: the feed's entries after `seen`. Inline rather than a generator of its own:
+            # every layer of async generator is objects made again for every event, for every
+            # one of thousands of watchers.
+            seen = max(seen, start)
+            while True:
+                if subscription.lagging:
+                    # Fell behind: forget the queue and read what was missed from the store.
+                    # Entries the feed offers from now on come after `target`: no gap.
+                    target = self.feed.position
+                    subscription.drain()
+                    subscription.lagging = False
+                    async for entry in self._stored(seen, target, ids, identity):
+                        seen = entry.update.seq
+                        yield UpdateEvent(entry.update, entry.job, live=True)
+                        if unfinished is not None and _ends(entry, unfinished):
+                            return
+                    seen = max(seen, target)
+                    continue
+                queued = subscription.take()
+                if queued is None:
+                    await subscription.wait()
+                elif queued.update.seq > seen:
+                    seen = queued.update.seq
+                    yield UpdateEvent(queued.update, queued.job, live=True)
+                    if unfinished is not None and _ends(queued, unfinished):
                         return
         finally:
             self.feed.detach(subscription)
+
+    async def _unfinished(self, wanted: frozenset[str], identity: Identity) -> set[str]:
+        """Which of `wanted` are not final yet; `NotFound` if any is not there for the caller."""
+        jobs = {job.id: job for job in await self.store.get_jobs(list(wanted))}
+        missing = [i for i in wanted if i not in jobs or not identity.visibility.allows(jobs[i])]
+        if missing:
+            raise NotFound(f"no such job: {', '.join(sorted(missing))}")
+        return {i for i, job in jobs.items() if not job.status.state.is_final}
 
     async def _stored(
         self, after: int, up_to: int, job_ids: tuple[str, ...] | None, identity: Identity
@@ -130,30 +152,9 @@ class JobWatcher:
             for event in await flush():
                 yield event
 
-    async def _live(
-        self,
-        subscription: FeedSubscription,
-        seen: int,
-        job_ids: tuple[str, ...] | None,
-        identity: Identity,
-    ) -> AsyncIterator[LogEntry]:
-        """Entries after `seen` from the feed, or from the store when the watcher lagged."""
-        while True:
-            if subscription.lagging:
-                # Fell behind: forget the queue and read what was missed from the store. Entries
-                # the feed offers from now on come after `target`, so nothing falls in between.
-                target = self.feed.position
-                subscription.drain()
-                subscription.lagging = False
-                async for entry in self._stored(seen, target, job_ids, identity):
-                    seen = entry.update.seq
-                    yield entry
-                seen = max(seen, target)
-                continue
-            queued = subscription.take()
-            if queued is None:
-                await subscription.wait()
-                continue
-            if queued.update.seq > seen:
-                seen = queued.update.seq
-                yield queued
+
+def _ends(entry: LogEntry, unfinished: set[str]) -> bool:
+    """Whether `entry` finishes the last of the watched jobs (and takes it off `unfinished`)."""
+    if entry.update.status_after.state.is_final:
+        unfinished.discard(entry.update.job_id)
+    return not unfinished

@@ -24,6 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
 from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
@@ -49,6 +50,12 @@ class ServesLiveWatches(Protocol):
 
 
 class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_init_received:
+            # Cancelled by now; Strawberry would keep the task object for the connection's life.
+            self.connection_init_timeout_task = None
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         live = cast(ServesLiveWatches, self.view).live_watches
         plan = live.planner.plan(operation.query, operation.variables, operation.operation_name)

@@ -1,0 +1,1 @@
+"""Serving the app: uvicorn's configuration and the WebSocket protocol it runs."""
