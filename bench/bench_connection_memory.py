@@ -1,6 +1,7 @@
 """Where a WebSocket subscriber's server memory goes: per connection, after `connection_init`,
-and with one `jobUpdates` subscription, for each of uvicorn's WebSocket implementations, with
-permessage-deflate off (jobgate's default) and on.
+and with one `jobUpdates` subscription, for jobgate's protocol (`lean`, what `jobgate serve`
+runs) and each of uvicorn's WebSocket implementations, with permessage-deflate off (jobgate's
+default) and on.
 
     .venv/bin/python -m bench.bench_connection_memory [--connections 1000]
 """
@@ -24,13 +25,14 @@ SERVER = """
 import sys, uvicorn
 from pathlib import Path
 from jobgate.app import create_app
+from jobgate.server.protocol import LeanWebSocketProtocol
 from jobgate.settings import load_settings
 app = create_app(load_settings(Path(sys.argv[1])))
 uvicorn.run(
     app,
     host="127.0.0.1",
     port=int(sys.argv[2]),
-    ws=sys.argv[3],
+    ws=LeanWebSocketProtocol if sys.argv[3] == "lean" else sys.argv[3],
     ws_per_message_deflate=sys.argv[4] == "on",
     log_level="warning",
 )
@@ -80,7 +82,7 @@ async def measure(ws_impl: str, compression: str, stage: int, count: int) -> flo
 async def run(count: int) -> None:
     print(f"server memory per connection (KiB), {count} connections")
     print(f"  {'uvicorn ws, deflate':26} " + " ".join(f"{s:>16}" for s in STAGES))
-    for ws_impl in ("websockets-sansio", "websockets", "wsproto"):
+    for ws_impl in ("lean", "websockets-sansio", "websockets", "wsproto"):
         for compression in ("off", "on"):
             figures = [
                 await measure(ws_impl, compression, stage, count) for stage in range(len(STAGES))

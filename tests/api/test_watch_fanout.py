@@ -1,0 +1,129 @@
+"""jobUpdates over graphql-transport-ws takes jobgate's lean path (one rendering per event for
+every watcher asking the same thing); these check that nobody can tell, except by its speed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from tests.api.documents import JOB_FIELDS, job_spec, latest_cursor, submit, wait_for_state
+from tests.gateway import ALICE, CAROL, Gateway, Json, subscribe
+
+# Everything a frontend might select, `updates` aside: a live event's `updates` are read when
+# it is rendered, so two renderings a moment apart may differ. Replays of final jobs may have it.
+UPDATE_FIELDS = "cursor jobId stateAfter update { cursor state status timestamp }"
+LIVE = f"""
+subscription Live($after: String) {{
+  jobUpdates(after: $after) {{ {UPDATE_FIELDS} job {{ {JOB_FIELDS.split("  updates")[0]} }} }}
+}}
+"""
+HISTORY = f"""
+subscription History($ids: [ID!]) {{
+  jobUpdates(jobIds: $ids) {{ {UPDATE_FIELDS} job {{ {JOB_FIELDS} }} }}
+}}
+"""
+MINE = """
+subscription Mine($after: String) { jobUpdates(after: $after) { jobId job { permissions { myself } } } }
+"""
+THROUGH_A_FRAGMENT = """
+subscription Fragment($after: String) { ...Updates }
+fragment Updates on Subscription { jobUpdates(after: $after) { jobId stateAfter } }
+"""
+
+
+async def test_both_websocket_protocols_deliver_the_same_events(gateway: Gateway) -> None:
+    """graphql-ws runs on Strawberry's own path: the lean path must send the same data."""
+    alice = gateway.client(ALICE)
+    (finished,) = await submit(alice, job_spec(message="history"))
+    await wait_for_state(alice, finished, "SUCCESS")
+    after = {"after": await latest_cursor(alice)}
+    async with (
+        subscribe(gateway, LIVE, after) as lean,
+        subscribe(gateway, LIVE, after, protocol="graphql-ws") as strawberry,
+        subscribe(gateway, HISTORY, {"ids": [finished]}) as lean_history,
+        subscribe(gateway, HISTORY, {"ids": [finished]}, protocol="graphql-ws") as history,
+    ):
+        (live,) = await submit(alice, job_spec(message="live"), project="proj-a")
+        lean_events, strawberry_events = await lean.take(3), await strawberry.take(3)
+        lean_replay, replay = await lean_history.rest(), await history.rest()
+    assert [e["jobUpdates"]["jobId"] for e in lean_events] == [live] * 3
+    assert lean_events == strawberry_events
+    assert len(lean_replay) == 3
+    assert lean_replay[0]["jobUpdates"]["job"]["updates"]
+    assert lean_replay == replay
+    assert lean_history.completed
+    assert history.completed
+
+
+async def test_watchers_with_one_document_still_see_their_own_permissions(
+    gateway: Gateway,
+) -> None:
+    alice = gateway.client(ALICE)
+    after = {"after": await latest_cursor(alice)}
+    async with (
+        subscribe(gateway, MINE, after) as owner,
+        subscribe(gateway, MINE, after, token=CAROL) as member,
+        subscribe(gateway, MINE, after) as owner_again,
+    ):
+        (shared,) = await submit(alice, job_spec(), project="proj-a")
+        seen = [await stream.take(3) for stream in (owner, member, owner_again)]
+    for events in seen:
+        assert [e["jobUpdates"]["jobId"] for e in events] == [shared] * 3
+    mine, carols, mine_again = (
+        [e["jobUpdates"]["job"]["permissions"]["myself"] for e in s] for s in seen
+    )
+    assert mine == mine_again == [["ADMIN", "READ", "EDIT"]] * 3
+    assert carols == [["READ", "EDIT"]] * 3
+
+
+async def test_a_watcher_that_stops_leaves_the_others_streaming(gateway: Gateway) -> None:
+    alice = gateway.client(ALICE)
+    feed = gateway.services.feed
+    after = {"after": await latest_cursor(alice)}
+    async with (
+        subscribe(gateway, MINE, after) as staying,
+        subscribe(gateway, MINE, after) as leaving,
+    ):
+        await _until(lambda: feed.subscriber_count == 2)
+        (first,) = await submit(alice, job_spec(message="one"))
+        assert (await leaving.next())["jobUpdates"]["jobId"] == first
+        await leaving.ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await _until(lambda: feed.subscriber_count == 1)
+        (second,) = await submit(alice, job_spec(message="two"))
+        events = await staying.take(6)
+        assert [e["jobUpdates"]["jobId"] for e in events] == [first] * 3 + [second] * 3
+        # The stopped one hears nothing more for its id (keep-alives aside).
+        with pytest.raises(TimeoutError):
+            await _next_message_for(leaving.ws, "1", timeout=1.0)
+    await _until(lambda: feed.subscriber_count == 0)
+
+
+async def test_a_subscription_the_lean_path_does_not_take_still_streams(
+    sqlite_gateway: Gateway,
+) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    after = {"after": await latest_cursor(alice)}
+    async with subscribe(sqlite_gateway, THROUGH_A_FRAGMENT, after) as stream:
+        (job_id,) = await submit(alice, job_spec())
+        events = await stream.take(3)
+    assert [e["jobUpdates"]["stateAfter"] for e in events] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+    assert {e["jobUpdates"]["jobId"] for e in events} == {job_id}
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll: the feed's count has no event to wait on, and this is the test's view of it."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def _next_message_for(ws: ClientConnection, operation_id: str, timeout: float) -> Json:
+    async with asyncio.timeout(timeout):
+        while True:
+            message: Json = json.loads(await ws.recv())
+            if message.get("id") == operation_id:
+                return message
