@@ -33,6 +33,7 @@ from jobgate.services.reconcile import Reconciler
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import Settings
 from jobgate.streaming.handler import JobgateTransportWSHandler, LiveWatches
+from jobgate.streaming.legacy import JobgateGraphQLWSHandler
 from jobgate.streaming.plan import WatchPlanner
 from jobgate.wiring import (
     CommandQueue,
@@ -53,6 +54,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
     `jobUpdates` subscriptions and a GraphiQL page whose assets the gateway serves itself."""
 
     graphql_transport_ws_handler_class = JobgateTransportWSHandler
+    graphql_ws_handler_class = JobgateGraphQLWSHandler
 
     def __init__(
         self,

@@ -38,17 +38,18 @@ class ErrorCodes(SchemaExtension):
             result.errors = [with_code(error) for error in errors]
 
 
+def document_error_code(message: str) -> str:
+    """The code of graphql-core's own error: variables that do not fit, or a document that does
+    not fit the schema."""
+    return "BAD_USER_INPUT" if message.startswith("Variable") else "GRAPHQL_VALIDATION_FAILED"
+
+
 def with_code(error: GraphQLError) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        code = (
-            "BAD_USER_INPUT"
-            if error.message.startswith("Variable")
-            else ("GRAPHQL_VALIDATION_FAILED")
-        )
-        message = error.message
+        code, message = document_error_code(error.message), error.message
     else:
         log.error("unexpected error", exc_info=original)
         code, message = "INTERNAL_SERVER_ERROR", UNEXPECTED_MESSAGE

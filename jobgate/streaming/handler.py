@@ -8,7 +8,8 @@ too much for ten thousand watchers of one job. Here a qualifying `jobUpdates` op
 in the task Strawberry made for it as one loop over `JobWatcher.watch`, sending each event as
 JSON text that subscribers asking the same thing share (`EventRenderer`). The messages are
 the ones Strawberry would send: `next` per event, `next` with coded errors when the stream
-fails, `complete` at the end. Operations that do not qualify take Strawberry's path unchanged.
+fails, `complete` at the end. Operations that do not qualify take Strawberry's path unchanged,
+except that the `error` message refusing an invalid one carries codes too (`codes.py`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+)
 
 from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
 from jobgate.services.pagination import decode_position
+from jobgate.streaming.codes import coded
 from jobgate.streaming.plan import WatchPlan, WatchPlanner
 from jobgate.streaming.render import RendererPool
 
@@ -55,6 +60,11 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_init_received:
             # Cancelled by now; Strawberry would keep the task object for the connection's life.
             self.connection_init_timeout_task = None
+
+    async def send_message(self, message: Message) -> None:
+        if message["type"] == "error":
+            message = {**message, "payload": [coded(error) for error in message["payload"]]}
+        await super().send_message(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         live = cast(ServesLiveWatches, self.view).live_watches

@@ -128,3 +128,20 @@ async def test_a_watcher_that_falls_behind_catches_up_from_the_store(
     assert len(set(cursors)) == 24
     assert {e["jobUpdates"]["jobId"] for e in events} == set(ids)
     await alice.execute(CANCEL, {"ids": ids})
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+@pytest.mark.parametrize(
+    ("document", "variables", "code"),
+    [
+        ("subscription { jobUpdates { cursor nope } }", {}, "GRAPHQL_VALIDATION_FAILED"),
+        (WATCH, {"after": 5}, "BAD_USER_INPUT"),
+    ],
+)
+async def test_a_subscription_refused_before_it_runs_says_why_with_a_code(
+    sqlite_gateway: Gateway, protocol: str, document: str, variables: dict[str, object], code: str
+) -> None:
+    with pytest.raises(GraphQLError) as refused:
+        async with subscribe(sqlite_gateway, document, variables, protocol=protocol) as stream:
+            await stream.next()
+    assert refused.value.codes == [code]
