@@ -3,7 +3,8 @@
 A `jobgate serve` process (SQLite, memory bus) on loopback; this process holds N
 graphql-transport-ws subscriptions to `jobUpdates` (every job the user may read) and measures:
 
-- memory per idle subscriber: the server's resident memory, before and after connecting N;
+- memory per idle subscriber: the server's resident memory before connecting N, halfway and
+  after, as an average over N and as the cost of each subscriber in the second half;
 - fan-out: one provider update (`reportJobUpdates`), and the time until each subscriber has it,
   reported at p50 and p99 (this client reads all N sockets on one core: its own time is in it);
 - end to end: with one subscriber, `reportJobUpdates` to the event's arrival, p50 and p99.
@@ -142,12 +143,20 @@ async def run(counts: list[int], rounds: int) -> None:
                     await asyncio.sleep(1)
                     before = rss_kib(server.pid)
                     sockets: list[ClientConnection] = []
+                    half, at_half = 0, 0
                     for start in range(0, count, 200):
                         sockets += await asyncio.gather(
                             *(open_subscription(ws_url) for _ in range(min(200, count - start)))
                         )
+                        if not half and len(sockets) >= count // 2:
+                            await asyncio.sleep(2)
+                            half, at_half = len(sockets), rss_kib(server.pid)
                     await asyncio.sleep(2)
-                    per_subscriber = (rss_kib(server.pid) - before) / count
+                    after = rss_kib(server.pid)
+                    average = (after - before) / count
+                    # The second half's growth: what one more subscriber costs, without the
+                    # one-off costs (allocator arenas, caches) the average spreads over N.
+                    marginal = (after - at_half) / (count - half)
                     # This client's own full collections (it holds N connections too) would
                     # show up as delivery latency: only the server's pauses belong in it.
                     gc.collect()
@@ -166,7 +175,10 @@ async def run(counts: list[int], rounds: int) -> None:
                     print(
                         f"  p50 {percentile(fanouts, 0.5) * 1000:7.1f} ms   p99 {percentile(fanouts, 0.99) * 1000:7.1f} ms"
                     )
-                    print(f"  server memory per idle subscriber: {per_subscriber:.1f} KiB")
+                    print(
+                        f"  server memory per idle subscriber: {average:.1f} KiB on average, "
+                        f"{marginal:.1f} KiB for each of the second {count - half}"
+                    )
                     await asyncio.gather(*(s.close() for s in sockets))
         finally:
             server.terminate()

@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -26,6 +26,7 @@ from jobgate.events.logs import JobLogHub
 from jobgate.providers.base import ProviderContext
 from jobgate.schema.build import build_schema
 from jobgate.schema.context import Context, Services, identify
+from jobgate.server.websocket_lane import WebSocketLane
 from jobgate.services.commands import CommandService
 from jobgate.services.jobs import JobService, ProviderRegistry, now_ms
 from jobgate.services.logs import JobLogService
@@ -182,19 +183,24 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Route("/", home),
             Route("/healthz", health),
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
         ],
         middleware=[
-            Middleware(
-                CORSMiddleware,
-                allow_origins=origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type"],
-            )
-        ]
-        if origins
-        else [],
+            # First, so a subscriber's connection keeps no frames of the rest (see the module).
+            Middleware(WebSocketLane, path="/graphql", endpoint=graphql),
+            *(
+                [
+                    Middleware(
+                        CORSMiddleware,
+                        allow_origins=origins,
+                        allow_methods=["GET", "POST"],
+                        allow_headers=["authorization", "content-type"],
+                    )
+                ]
+                if origins
+                else []
+            ),
+        ],
         lifespan=lifespan,
     )
     app.state.services = services
