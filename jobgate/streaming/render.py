@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import OrderedDict
 from inspect import isawaitable
 from typing import Any
 
@@ -24,10 +23,6 @@ from jobgate.schema.context import Context
 from jobgate.schema.payloads import JobUpdateEvent
 from jobgate.services.watch import UpdateEvent
 from jobgate.streaming.plan import WatchPlan, WatchPlanner
-
-# Live events a renderer remembers: subscribers read each event within moments of each other;
-# one that falls further behind than this renders its own copies (same bytes, more work).
-SHARED_EVENTS = 64
 
 RendererKey = tuple[tuple[str, str | None, str], Identity]
 
@@ -46,20 +41,23 @@ class EventRenderer:
         )
         assert not isinstance(executor, list), "the planner only admits coercible variables"
         self._executor: Executor[Context] = executor
-        self._live: OrderedDict[int, asyncio.Future[str]] = OrderedDict()
+        self._live: dict[int, asyncio.Future[str]] = {}
         self.users = 0
 
     async def render(self, event: UpdateEvent) -> str:
         """The `payload` of the `next` message for `event`, as JSON text."""
-        if not event.live:
+        if not event.live or self.users == 1:
             return await self._rendering(event)
         seq = event.update.seq
         shared = self._live.get(seq)
         if shared is None:
-            shared = self._rendering(event)
-            self._live[seq] = shared
-            while len(self._live) > SHARED_EVENTS:
-                self._live.popitem(last=False)
+            shared = self._live[seq] = self._rendering(event)
+            if len(self._live) == 1:
+                # The feed wakes every subscriber of an event in one pass, and each runs as soon
+                # as the loop gets to it, before this: renderings are kept that long, not longer
+                # (a renderer per caller, each keeping payloads, would add up). A subscriber
+                # that was busy meanwhile renders its own copy: the same bytes, more work.
+                asyncio.get_running_loop().call_soon(self._live.clear)
         # Shielded: a subscriber that leaves mid-render must not cancel the others' copy.
         return await asyncio.shield(shared)
 
