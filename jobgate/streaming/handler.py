@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from typing import Protocol, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -36,8 +35,6 @@ from jobgate.services.pagination import decode_position
 from jobgate.streaming.codes import coded
 from jobgate.streaming.plan import WatchPlan, WatchPlanner
 from jobgate.streaming.render import RendererPool
-
-log = logging.getLogger(__name__)
 
 
 class LiveWatches:
@@ -95,9 +92,8 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 renderers.release(plan, identity)
         except WebSocketDisconnect:
             return  # the connection is gone: the handler is shutting down
-        except (
-            Exception
-        ) as error:  # ends the stream as Strawberry would: a coded error, then complete
+        except Exception as error:
+            # The stream ends as Strawberry ends it: a `next` with the coded error, then complete.
             failure = translated(error, "Subscription.job_updates")
             with contextlib.suppress(WebSocketDisconnect):
                 await websocket.send_text(
