@@ -9,7 +9,7 @@ graphql-transport-ws subscriptions to `jobUpdates` (every job the user may read)
   reported at p50 and p99 (this client reads all N sockets on one core: its own time is in it);
 - end to end: with one subscriber, `reportJobUpdates` to the event's arrival, p50 and p99.
 
-    .venv/bin/python -m bench.bench_fanout [--subscribers 1000 10000]
+    .venv/bin/python -m bench.bench_fanout [--subscribers 1000 10000] [--distinct-callers]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ TOKEN, PROVIDER_TOKEN = "bench-user", "bench-provider"
 SUBSCRIPTION = "subscription { jobUpdates { cursor } }"
 REPORT = """mutation($u: [JobUpdateInput!]!) {
   reportJobUpdates(input: {updates: $u}) { results { outcome } } }"""
-SUBMIT = """mutation { submitJobs(input: {jobs: [{
+SUBMIT = """mutation { submitJobs(input: {project: "lab", jobs: [{
   application: {name: "sleep", version: "1"},
   product: {id: "cpu", category: "cpu", provider: "local"},
   parameters: [{name: "seconds", value: {integer: 3600}}]}]}) { jobs { id } } }"""
@@ -45,6 +45,7 @@ graphiql = false
 [[users]]
 username = "bench"
 token = "{TOKEN}"
+projects = ["lab"]
 [[providers]]
 id = "local"
 kind = "local"
@@ -60,6 +61,18 @@ parameters = [{{{{ name = "seconds", type = "integer" }}}}]
 """
 
 
+def member_tokens(count: int) -> list[str]:
+    return [f"bench-member-{n}" for n in range(count)]
+
+
+def members_config(count: int) -> str:
+    """`count` more users in the job's project, each watching as themselves."""
+    return "".join(
+        f'[[users]]\nusername = "member-{n}"\ntoken = "{token}"\nprojects = ["lab"]\n'
+        for n, token in enumerate(member_tokens(count))
+    )
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -72,10 +85,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def open_subscription(url: str) -> ClientConnection:
+async def open_subscription(url: str, token: str = TOKEN) -> ClientConnection:
     ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None, open_timeout=60)  # type: ignore[list-item]
     await ws.send(
-        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {TOKEN}"}})
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
     )
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
@@ -98,10 +111,11 @@ async def report(http: httpx.AsyncClient, url: str, job_id: str, n: int) -> None
     response.raise_for_status()
 
 
-async def run(counts: list[int], rounds: int) -> None:
+async def run(counts: list[int], rounds: int, distinct_callers: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "jobgate.toml"
-        config.write_text(CONFIG.format(data=Path(folder) / "data"))
+        members = members_config(max(counts)) if distinct_callers else ""
+        config.write_text(CONFIG.format(data=Path(folder) / "data") + members)
         port = free_port()
         server = subprocess.Popen(  # noqa: ASYNC220  # started once, before anything is measured
             [
@@ -144,9 +158,10 @@ async def run(counts: list[int], rounds: int) -> None:
                     before = rss_kib(server.pid)
                     sockets: list[ClientConnection] = []
                     half, at_half = 0, 0
+                    tokens = member_tokens(count) if distinct_callers else [TOKEN] * count
                     for start in range(0, count, 200):
                         sockets += await asyncio.gather(
-                            *(open_subscription(ws_url) for _ in range(min(200, count - start)))
+                            *(open_subscription(ws_url, t) for t in tokens[start : start + 200])
                         )
                         if not half and len(sockets) >= count // 2:
                             await asyncio.sleep(2)
@@ -171,7 +186,8 @@ async def run(counts: list[int], rounds: int) -> None:
                         arrived = await asyncio.gather(*waiting)
                         fanouts += [t - started for t in arrived]
                         await asyncio.sleep(0.5)
-                    print(f"fan-out to {count} idle subscribers ({rounds} updates)")
+                    callers = "each its own caller" if distinct_callers else "one caller"
+                    print(f"fan-out to {count} idle subscribers, {callers} ({rounds} updates)")
                     print(
                         f"  p50 {percentile(fanouts, 0.5) * 1000:7.1f} ms   p99 {percentile(fanouts, 0.99) * 1000:7.1f} ms"
                     )
@@ -189,8 +205,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--distinct-callers",
+        action="store_true",
+        help="every subscriber a different user of the job's project (no two share a rendering)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.subscribers, args.rounds))
+    asyncio.run(run(args.subscribers, args.rounds, args.distinct_callers))
 
 
 if __name__ == "__main__":

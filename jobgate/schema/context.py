@@ -25,6 +25,12 @@ from jobgate.storage.base import JobStore
 
 UpdatesKey = tuple[str, int | None]
 
+# Field metadata: the field's value depends on who asks (it reads `Context.identity`). Fields
+# without it answer the same for every caller who may see the object, which lets subscribers
+# share renderings of an event (`jobgate/streaming/`); a test holds resolvers to it.
+READS_CALLER_KEY = "jobgate.reads_caller"
+READS_CALLER = {READS_CALLER_KEY: True}
+
 
 @dataclass(frozen=True, slots=True)
 class Services:

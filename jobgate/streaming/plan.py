@@ -20,12 +20,18 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     OperationType,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
     get_argument_values,
     get_operation_ast,
     parse,
     specified_rules,
+    visit,
 )
 from strawberry.schema.schema import validate_document
+
+from jobgate.schema.context import READS_CALLER_KEY
 
 ROOT_FIELD = "jobUpdates"
 DOCUMENT_CACHE_SIZE = 1024
@@ -43,6 +49,7 @@ class WatchPlan:
     job_ids: list[str] | None
     after: str | None
     key: tuple[str, str | None, str]
+    reads_caller: bool
 
 
 class WatchPlanner:
@@ -91,7 +98,17 @@ class WatchPlanner:
             job_ids=None if job_ids is None else [str(job_id) for job_id in job_ids],
             after=arguments.get("after"),
             key=(query, operation_name, canonical),
+            reads_caller=self._reads_caller(query),
         )
+
+    def _reads_caller(self, query: str) -> bool:
+        """Whether any field the document selects (in any fragment, too) depends on who asks."""
+        document = self._document(query)
+        assert document is not None
+        type_info = TypeInfo(self.graphql_schema)
+        finder = _CallerDependentField(type_info)
+        visit(document, TypeInfoVisitor(type_info, finder))
+        return finder.found
 
     def _valid_document(self, query: str) -> DocumentNode | None:
         try:
@@ -100,3 +117,21 @@ class WatchPlanner:
             return None
         errors = validate_document(self.graphql_schema, document, tuple(specified_rules))
         return None if errors else document
+
+
+class _CallerDependentField(Visitor):
+    """Finds a selected field whose Strawberry definition carries `READS_CALLER`."""
+
+    def __init__(self, type_info: TypeInfo) -> None:
+        super().__init__()
+        self.type_info = type_info
+        self.found = False
+
+    def enter_field(self, *_args: object) -> None:
+        definition = self.type_info.get_field_def()
+        strawberry_field = (
+            None if definition is None else definition.extensions.get("strawberry-definition")
+        )
+        metadata = getattr(strawberry_field, "metadata", None) or {}
+        if metadata.get(READS_CALLER_KEY):
+            self.found = True

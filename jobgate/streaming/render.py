@@ -1,8 +1,9 @@
 """`EventRenderer`: a `jobUpdates` event as the JSON payload of a `next` message.
 
-Every subscriber with the same plan and the same caller would get the same bytes for a live
-event, so those subscribers share one renderer, and it executes the selection set and encodes
-the result once per live event, however many subscribers it serves. Replayed events carry the
+Every subscriber with the same plan would get the same bytes for a live event (the same
+caller, too, when the document selects a field marked `READS_CALLER`), so those subscribers
+share one renderer, and it executes the selection set and encodes the result once per live
+event, however many subscribers it serves. Replayed events carry the
 job as it is now, which differs with the moment each subscriber replays: they are rendered
 for the subscriber that asks.
 """
@@ -24,7 +25,7 @@ from jobgate.schema.payloads import JobUpdateEvent
 from jobgate.services.watch import UpdateEvent
 from jobgate.streaming.plan import WatchPlan, WatchPlanner
 
-RendererKey = tuple[tuple[str, str | None, str], Identity]
+RendererKey = tuple[tuple[str, str | None, str], Identity | None]
 
 
 class EventRenderer:
@@ -83,17 +84,18 @@ class RendererPool:
         self._renderers: dict[RendererKey, EventRenderer] = {}
 
     def acquire(self, plan: WatchPlan, context: Context, identity: Identity) -> EventRenderer:
-        key = (plan.key, identity)
+        key = _key(plan, identity)
         renderer = self._renderers.get(key)
         if renderer is None:
-            # Its own context: resolvers see the caller, not the subscriber who came first.
+            # Its own context, not the first subscriber's connection's (its DataLoader, its
+            # connection parameters). With `reads_caller`, all users are this caller.
             own = Context(context.services, context.request, identity)
             renderer = self._renderers[key] = EventRenderer(self.planner, plan, own)
         renderer.users += 1
         return renderer
 
     def release(self, plan: WatchPlan, identity: Identity) -> None:
-        key = (plan.key, identity)
+        key = _key(plan, identity)
         renderer = self._renderers[key]
         renderer.users -= 1
         if renderer.users == 0:
@@ -101,6 +103,12 @@ class RendererPool:
 
     def __len__(self) -> int:
         return len(self._renderers)
+
+
+def _key(plan: WatchPlan, identity: Identity) -> RendererKey:
+    """Callers share a renderer unless the document selects a field that depends on the caller:
+    which events reach whom is the watcher's business, not the renderer's."""
+    return (plan.key, identity if plan.reads_caller else None)
 
 
 def _encode(result: ExecutionResult) -> str:

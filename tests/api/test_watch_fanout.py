@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from tests.api.documents import JOB_FIELDS, job_spec, latest_cursor, submit, wait_for_state
-from tests.gateway import ALICE, CAROL, Gateway, Json, subscribe
+from tests.gateway import ALICE, BOB, CAROL, Gateway, Json, subscribe
 
 # Everything a frontend might select, `updates` aside: a live event's `updates` are read when
 # it is rendered, so two renderings a moment apart may differ. Replays of final jobs may have it.
@@ -28,6 +28,11 @@ subscription History($ids: [ID!]) {{
 """
 MINE = """
 subscription Mine($after: String) { jobUpdates(after: $after) { jobId job { permissions { myself } } } }
+"""
+OWNERSHIP = """
+subscription Ownership($after: String) {
+  jobUpdates(after: $after) { jobId stateAfter job { id owner { createdBy project } } }
+}
 """
 THROUGH_A_FRAGMENT = """
 subscription Fragment($after: String) { ...Updates }
@@ -78,6 +83,34 @@ async def test_watchers_with_one_document_still_see_their_own_permissions(
     )
     assert mine == mine_again == [["ADMIN", "READ", "EDIT"]] * 3
     assert carols == [["READ", "EDIT"]] * 3
+
+
+async def test_callers_sharing_a_rendering_still_get_only_the_jobs_they_may_read(
+    gateway: Gateway,
+) -> None:
+    """No field of OWNERSHIP depends on the caller, so Alice and Carol share its renderings;
+    Bob, outside the project, asks the same and must still get nothing."""
+    alice = gateway.client(ALICE)
+    after = {"after": await latest_cursor(alice)}
+    async with (
+        subscribe(gateway, OWNERSHIP, after) as owner,
+        subscribe(gateway, OWNERSHIP, after, token=CAROL) as member,
+        subscribe(gateway, OWNERSHIP, after, token=BOB) as outsider,
+    ):
+        (shared,) = await submit(alice, job_spec(), project="proj-a")
+        seen_by_owner, seen_by_member = await owner.take(3), await member.take(3)
+        with pytest.raises(TimeoutError):
+            await outsider.next(timeout=1.0)
+    assert seen_by_owner == seen_by_member
+    assert [e["jobUpdates"]["stateAfter"] for e in seen_by_owner] == [
+        "IN_QUEUE",
+        "RUNNING",
+        "SUCCESS",
+    ]
+    assert seen_by_owner[0]["jobUpdates"]["job"] == {
+        "id": shared,
+        "owner": {"createdBy": "alice", "project": "proj-a"},
+    }
 
 
 async def test_a_watcher_that_stops_leaves_the_others_streaming(gateway: Gateway) -> None:
