@@ -85,13 +85,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def open_subscription(url: str, token: str = TOKEN) -> ClientConnection:
+async def open_subscription(
+    url: str, token: str = TOKEN, query: str = SUBSCRIPTION
+) -> ClientConnection:
     ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None, open_timeout=60)  # type: ignore[list-item]
     await ws.send(
         json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
     )
     assert json.loads(await ws.recv())["type"] == "connection_ack"
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
     return ws
 
 
@@ -111,7 +113,7 @@ async def report(http: httpx.AsyncClient, url: str, job_id: str, n: int) -> None
     response.raise_for_status()
 
 
-async def run(counts: list[int], rounds: int, distinct_callers: bool) -> None:
+async def run(counts: list[int], rounds: int, distinct_callers: bool, query: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "jobgate.toml"
         members = members_config(max(counts)) if distinct_callers else ""
@@ -161,7 +163,10 @@ async def run(counts: list[int], rounds: int, distinct_callers: bool) -> None:
                     tokens = member_tokens(count) if distinct_callers else [TOKEN] * count
                     for start in range(0, count, 200):
                         sockets += await asyncio.gather(
-                            *(open_subscription(ws_url, t) for t in tokens[start : start + 200])
+                            *(
+                                open_subscription(ws_url, t, query)
+                                for t in tokens[start : start + 200]
+                            )
                         )
                         if not half and len(sockets) >= count // 2:
                             await asyncio.sleep(2)
@@ -210,8 +215,14 @@ def main() -> None:
         action="store_true",
         help="every subscriber a different user of the job's project (no two share a rendering)",
     )
+    parser.add_argument(
+        "--subscription",
+        default=SUBSCRIPTION,
+        help="the document every subscriber sends, e.g. one selecting `job { permissions "
+        "{ myself } }`, which is rendered once per caller",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.subscribers, args.rounds, args.distinct_callers))
+    asyncio.run(run(args.subscribers, args.rounds, args.distinct_callers, args.subscription))
 
 
 if __name__ == "__main__":
