@@ -64,9 +64,10 @@ class WatchPlanner:
     def plan(
         self, query: str, variables: dict[str, Any] | None, operation_name: str | None
     ) -> WatchPlan | None:
-        document = self._document(query)
-        if document is None:
+        analysed = self._document(query)
+        if analysed is None:
             return None
+        document, reads_caller = analysed
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
             return None
@@ -98,25 +99,22 @@ class WatchPlanner:
             job_ids=None if job_ids is None else [str(job_id) for job_id in job_ids],
             after=arguments.get("after"),
             key=(query, operation_name, canonical),
-            reads_caller=self._reads_caller(query),
+            reads_caller=reads_caller,
         )
 
-    def _reads_caller(self, query: str) -> bool:
-        """Whether any field the document selects (in any fragment, too) depends on who asks."""
-        document = self._document(query)
-        assert document is not None
-        type_info = TypeInfo(self.graphql_schema)
-        finder = _CallerDependentField(type_info)
-        visit(document, TypeInfoVisitor(type_info, finder))
-        return finder.found
-
-    def _valid_document(self, query: str) -> DocumentNode | None:
+    def _valid_document(self, query: str) -> tuple[DocumentNode, bool] | None:
+        """The parsed document, if valid, and whether any field it selects (in any fragment,
+        too) depends on who asks."""
         try:
             document = parse(query)
         except GraphQLError:
             return None
-        errors = validate_document(self.graphql_schema, document, tuple(specified_rules))
-        return None if errors else document
+        if validate_document(self.graphql_schema, document, tuple(specified_rules)):
+            return None
+        type_info = TypeInfo(self.graphql_schema)
+        finder = _CallerDependentField(type_info)
+        visit(document, TypeInfoVisitor(type_info, finder))
+        return document, finder.found
 
 
 class _CallerDependentField(Visitor):
