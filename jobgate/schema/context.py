@@ -25,11 +25,13 @@ from jobgate.storage.base import JobStore
 
 UpdatesKey = tuple[str, int | None]
 
-# Field metadata: the field's value depends on who asks (it reads `Context.identity`). Fields
-# without it answer the same for every caller who may see the object, which lets subscribers
-# share renderings of an event (`jobgate/streaming/`); a test holds resolvers to it.
-READS_CALLER_KEY = "jobgate.reads_caller"
-READS_CALLER = {READS_CALLER_KEY: True}
+# Field metadata: the field's value depends on who asks, and only through the caller's
+# permissions on the job (`auth.permissions_on`). Fields without it answer the same for every
+# caller who may see the object. Subscribers share renderings of an event on that basis
+# (`jobgate/streaming/render.py`); a test holds every resolver that reads the caller to the
+# mark. A field that depends on the caller in another way needs a new rule there first.
+PERMISSIONS_KEY = "jobgate.depends_on_permissions"
+DEPENDS_ON_PERMISSIONS = {PERMISSIONS_KEY: True}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from jobgate import auth
 from jobgate.domain import catalog as domain_catalog
 from jobgate.domain import job as domain
 from jobgate.domain import values as domain_values
-from jobgate.schema.context import READS_CALLER, Context
+from jobgate.schema.context import DEPENDS_ON_PERMISSIONS, Context
 from jobgate.schema.enums import JobState, Permission
 from jobgate.schema.scalars import BigInt, DateTime
 
@@ -451,7 +451,7 @@ class Job:
         updates = await info.context.updates.load((self._job.id, last))
         return [JobUpdate.of(update) for update in updates]
 
-    @strawberry.field(metadata=READS_CALLER)
+    @strawberry.field(metadata=DEPENDS_ON_PERMISSIONS)
     def permissions(self, info: Info) -> ResourcePermissions:
         identity = info.context.identity
         granted = [] if identity is None else auth.permissions_on(identity, self._job)

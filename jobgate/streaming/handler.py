@@ -86,10 +86,10 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 events = context.services.watcher.watch(identity, plan.job_ids, after)
                 async with contextlib.aclosing(events):
                     async for event in events:
-                        payload = await renderer.render(event)
+                        payload = await renderer.render(event, identity)
                         await websocket.send_text(prefix + payload + "}")
             finally:
-                renderers.release(plan, identity)
+                renderers.release(plan)
         except WebSocketDisconnect:
             return  # the connection is gone: the handler is shutting down
         except Exception as error:

@@ -31,7 +31,7 @@ from graphql import (
 )
 from strawberry.schema.schema import validate_document
 
-from jobgate.schema.context import READS_CALLER_KEY
+from jobgate.schema.context import PERMISSIONS_KEY
 
 ROOT_FIELD = "jobUpdates"
 DOCUMENT_CACHE_SIZE = 1024
@@ -49,7 +49,7 @@ class WatchPlan:
     job_ids: list[str] | None
     after: str | None
     key: tuple[str, str | None, str]
-    reads_caller: bool
+    depends_on_permissions: bool
 
 
 class WatchPlanner:
@@ -67,7 +67,7 @@ class WatchPlanner:
         analysed = self._document(query)
         if analysed is None:
             return None
-        document, reads_caller = analysed
+        document, depends_on_permissions = analysed
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
             return None
@@ -99,7 +99,7 @@ class WatchPlanner:
             job_ids=None if job_ids is None else [str(job_id) for job_id in job_ids],
             after=arguments.get("after"),
             key=(query, operation_name, canonical),
-            reads_caller=reads_caller,
+            depends_on_permissions=depends_on_permissions,
         )
 
     def _valid_document(self, query: str) -> tuple[DocumentNode, bool] | None:
@@ -118,7 +118,7 @@ class WatchPlanner:
 
 
 class _CallerDependentField(Visitor):
-    """Finds a selected field whose Strawberry definition carries `READS_CALLER`."""
+    """Finds a selected field whose Strawberry definition carries `DEPENDS_ON_PERMISSIONS`."""
 
     def __init__(self, type_info: TypeInfo) -> None:
         super().__init__()
@@ -131,5 +131,5 @@ class _CallerDependentField(Visitor):
             None if definition is None else definition.extensions.get("strawberry-definition")
         )
         metadata = getattr(strawberry_field, "metadata", None) or {}
-        if metadata.get(READS_CALLER_KEY):
+        if metadata.get(PERMISSIONS_KEY):
             self.found = True

@@ -1,5 +1,7 @@
-"""Subscribers share renderings of an event unless the document selects a field that depends on
-the caller; such fields must say so (`READS_CALLER`), or callers would see each other's view."""
+"""Subscribers share renderings of an event; a document selecting a field whose value depends on
+the caller is rendered once per permission set. Such fields must say so
+(`DEPENDS_ON_PERMISSIONS`) and depend on nothing else of the caller, or callers would see each
+other's view."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import inspect
 from graphql import GraphQLNamedType, GraphQLObjectType, GraphQLSchema, get_named_type
 
 from jobgate.schema.build import build_schema
-from jobgate.schema.context import READS_CALLER_KEY
+from jobgate.schema.context import PERMISSIONS_KEY
 from jobgate.streaming.plan import WatchPlanner
 
 CALLER_READS = ("context.identity", "context.caller(", "context.user(", "context.provider(")
@@ -42,23 +44,27 @@ def test_every_field_an_event_can_select_that_reads_the_caller_is_marked() -> No
             source = inspect.getsource(resolver.wrapped_func)
             if any(read in source for read in CALLER_READS):
                 reading.add(f"{object_type.name}.{name}")
-            if definition.metadata.get(READS_CALLER_KEY):
+            if definition.metadata.get(PERMISSIONS_KEY):
                 marked.add(f"{object_type.name}.{name}")
+                # What the caller may do is all it looks at.
+                assert "permissions_on(" in source, f"{object_type.name}.{name}"
     assert "Job.permissions" in reading  # the check sees what it must
     assert reading <= marked, reading - marked
 
 
-def test_a_document_selecting_a_marked_field_anywhere_is_rendered_per_caller() -> None:
+def test_a_document_selecting_a_marked_field_anywhere_is_rendered_per_permissions() -> None:
     planner = WatchPlanner(build_schema())
 
-    def reads_caller(query: str) -> bool:
+    def depends_on_permissions(query: str) -> bool:
         plan = planner.plan(query, None, None)
         assert plan is not None
-        return plan.reads_caller
+        return plan.depends_on_permissions
 
-    assert not reads_caller("subscription { jobUpdates { cursor job { id status { state } } } }")
-    assert reads_caller("subscription { jobUpdates { job { permissions { myself } } } }")
-    assert reads_caller(
+    assert not depends_on_permissions(
+        "subscription { jobUpdates { cursor job { id status { state } } } }"
+    )
+    assert depends_on_permissions("subscription { jobUpdates { job { permissions { myself } } } }")
+    assert depends_on_permissions(
         "subscription { jobUpdates { ...E } } "
         "fragment E on JobUpdateEvent { job { ...J } } fragment J on Job { permissions { myself } }"
     )
