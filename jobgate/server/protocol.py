@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from jobgate.server.primitives import OnDemandFlag, OnDemandQueue
@@ -34,7 +33,9 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         self.request = None  # type: ignore[assignment]  # the ASGI scope has what the app needs of it
 
-    async def send(self, message: ASGISendEvent) -> None:
-        await super().send(message)
-        if message["type"] == "websocket.accept":
-            self.response = None  # type: ignore[assignment]  # sent: nothing reads it again
+    def start_keepalive(self) -> None:
+        # uvicorn calls this once, right after it has sent the accepted handshake's response;
+        # nothing reads the response again. (Here rather than around `send`, which is on the
+        # path of every message to every subscriber.)
+        super().start_keepalive()
+        self.response = None  # type: ignore[assignment]

@@ -74,5 +74,12 @@ def test_uvicorn_uses_only_what_the_protocol_swaps_in() -> None:
         "self.request",
         "self.response",
     }
-    # The handshake's request is stored and never read; the response only until accepted.
+    # The handshake's request is stored and never read; the response only until accepted,
+    # after which uvicorn starts the keep-alive (where the protocol lets go of it), once.
     assert len(re.findall(r"self\.request\b", source)) == 1
+    assert re.findall(r"self\.start_keepalive\(\)", source) == ["self.start_keepalive()"]
+    accepting = source[source.index('if message["type"] == "websocket.accept":') :]
+    accepting = accepting[: accepting.index("self.start_keepalive()")]
+    assert "self.conn.send_response(self.response)" in accepting
+    after = source[source.index("self.start_keepalive()") :]
+    assert "self.response" not in after[: after.index("def ")]
