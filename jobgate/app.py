@@ -33,9 +33,10 @@ from jobgate.services.logs import JobLogService
 from jobgate.services.reconcile import Reconciler
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import Settings
-from jobgate.streaming.handler import JobgateTransportWSHandler, LiveWatches
+from jobgate.streaming.handler import JobgateTransportWSHandler
 from jobgate.streaming.legacy import JobgateGraphQLWSHandler
 from jobgate.streaming.plan import WatchPlanner
+from jobgate.streaming.render import RendererPool
 from jobgate.wiring import (
     CommandQueue,
     build_authenticator,
@@ -74,7 +75,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
             allowed_origins=allowed_origins,
         )
         self.services = services
-        self.live_watches = LiveWatches(WatchPlanner(schema))
+        self.watch_renderers = RendererPool(WatchPlanner(schema))
         self._graphiql_page = (GRAPHIQL / "index.html").read_text(encoding="utf-8")
 
     async def render_graphql_ide(self, request: Request) -> Response:

@@ -33,22 +33,15 @@ from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
 from jobgate.services.pagination import decode_position
 from jobgate.streaming.codes import coded
-from jobgate.streaming.plan import WatchPlan, WatchPlanner
+from jobgate.streaming.plan import WatchPlan
 from jobgate.streaming.render import RendererPool
 
 
-class LiveWatches:
-    """What the lean path shares across connections: the planner and the renderers."""
+class ServesWatches(Protocol):
+    """The view the handler is made by (`JobgateGraphQL`): it holds the renderers (and their
+    planner) that the lean path shares across connections."""
 
-    def __init__(self, planner: WatchPlanner) -> None:
-        self.planner = planner
-        self.renderers = RendererPool(planner)
-
-
-class ServesLiveWatches(Protocol):
-    """The view the handler is made by (`JobgateGraphQL`)."""
-
-    live_watches: LiveWatches
+    watch_renderers: RendererPool
 
 
 class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -64,12 +57,14 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().send_message(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        live = cast(ServesLiveWatches, self.view).live_watches
-        plan = live.planner.plan(operation.query, operation.variables, operation.operation_name)
+        renderers = cast(ServesWatches, self.view).watch_renderers
+        plan = renderers.planner.plan(
+            operation.query, operation.variables, operation.operation_name
+        )
         if plan is None:
             await super().run_operation(operation)
             return
-        await self._watch(operation, plan, live.renderers)
+        await self._watch(operation, plan, renderers)
 
     async def _watch(
         self, operation: Operation[Context, None], plan: WatchPlan, renderers: RendererPool

@@ -91,7 +91,7 @@ class EventRenderer:
 
 
 class RendererPool:
-    """One renderer per plan while any subscriber uses it."""
+    """One renderer per plan while any subscriber uses it; shared by every connection."""
 
     def __init__(self, planner: WatchPlanner) -> None:
         self.planner = planner
@@ -112,9 +112,6 @@ class RendererPool:
         renderer.users -= 1
         if renderer.users == 0:
             del self._renderers[plan.key]
-
-    def __len__(self) -> int:
-        return len(self._renderers)
 
 
 def _encode(result: ExecutionResult) -> str:
