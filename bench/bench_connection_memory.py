@@ -19,7 +19,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.bench_fanout import CONFIG, SUBSCRIPTION, TOKEN, rss_kib
-from tests.services import free_port, wait_for_port
+from tests.servers import free_port, wait_for_port
 
 SERVER = """
 import sys, uvicorn

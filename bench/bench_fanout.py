@@ -27,7 +27,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.processes import JOBGATE
-from tests.services import free_port, wait_for_port
+from tests.servers import free_port, wait_for_port
 
 TOKEN, PROVIDER_TOKEN = "bench-user", "bench-provider"
 SUBSCRIPTION = "subscription { jobUpdates { cursor } }"

@@ -28,7 +28,7 @@ from jobgate.domain.states import JobState
 from jobgate.domain.values import NameAndVersion, ProductReference, ResourceOwner, TextValue
 from jobgate.storage.base import NewSubmission
 from jobgate.storage.sqlite import SqliteJobStore
-from tests.services import free_port, wait_for_port
+from tests.servers import free_port, wait_for_port
 
 SMALL_QUERY = "query Small { latestUpdateCursor applications { name } }"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from tests.processes import JOBGATE
-from tests.services import SlurmCluster, free_port, wait_for_port
+from tests.servers import SlurmCluster, free_port, wait_for_port
 
 HELD = "PartitionName=held Nodes=localhost MaxTime=INFINITE State=DOWN"
 

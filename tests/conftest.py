@@ -13,7 +13,7 @@ from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.gateway import Gateway, gateway_settings, running_gateway
-from tests.services import FerretDB, SlurmCluster
+from tests.servers import FerretDB, SlurmCluster
 
 STORE_KINDS = ["sqlite", "mongo"]
 

@@ -18,7 +18,7 @@ from jobgate.app import create_app
 from jobgate.schema.context import Services
 from jobgate.server.config import uvicorn_config
 from jobgate.settings import Settings
-from tests.services import free_port
+from tests.servers import free_port
 
 ALICE, BOB, CAROL = "alice-secret", "bob-secret", "carol-secret"
 PROVIDER, OTHER_PROVIDER = "provider-secret", "other-provider-secret"

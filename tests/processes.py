@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.gateway import ALICE, GraphQLClient
-from tests.services import free_port, wait_for_port
+from tests.servers import free_port, wait_for_port
 
 JOBGATE = Path(sys.executable).parent / "jobgate"
 

@@ -26,7 +26,7 @@ from tests.api.test_logs import LOGS, lines
 from tests.factories import spec, submission
 from tests.gateway import GraphQLClient, subscribe
 from tests.processes import ServeProcess
-from tests.services import SlurmCluster
+from tests.servers import SlurmCluster
 
 PROVIDERS = "{ providers { id kind online } }"
 

@@ -11,7 +11,7 @@ from tests.api.documents import REPORT, WATCH, job_spec, latest_cursor, submit, 
 from tests.conftest import fresh_database
 from tests.gateway import PROVIDER, subscribe
 from tests.processes import ServeProcess, write_config
-from tests.services import RedisServer
+from tests.servers import RedisServer
 
 # Long enough that only the bus can deliver within the tests' waits: no help from polling.
 SLOW_POLL = 60.0

@@ -14,7 +14,7 @@ import pytest
 from tests.api.documents import JOBS, WATCH, get_job, job_spec, submit, wait_for_state
 from tests.gateway import ALICE, GraphQLError, gateway_settings, running_gateway, subscribe
 from tests.processes import ServeProcess, write_config
-from tests.services import FerretDB
+from tests.servers import FerretDB
 
 
 @pytest.fixture

@@ -1,4 +1,10 @@
-"""The served schema keeps every name and shape of the contract (../shared/api/schema.graphql)."""
+"""The served schema keeps every name and shape of the contract.
+
+The contract lives in the steering repository (`../shared/api/schema.graphql`); a copy of it is
+pinned here (`tests/api/contract.graphql`) so that a checkout standing alone tests against it
+too. Where `../shared` exists, the pinned copy must equal it and the served schema is compared
+with both.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
+    GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
@@ -17,46 +24,103 @@ from graphql import (
 
 from jobgate.schema.build import build_schema as build_jobgate_schema
 
-CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "api" / "schema.graphql"
+PINNED = Path(__file__).with_name("contract.graphql")
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "api" / "schema.graphql"
+CONTRACTS = [PINNED, *([SHARED] if SHARED.exists() else [])]
 
-# Parts the contract marks [live] or [providers]: they arrive with later issues.
-LATER_TYPES: set[str] = set()
-LATER_FIELDS: set[tuple[str, str]] = set()
+# Parts the contract marks for later issues: [identity] (identity and sharing) and [sessions]
+# (interactive sessions). They stay out of the served schema until their issues are done.
+LATER_TYPES: dict[str, set[str]] = {
+    "[identity]": {
+        "ProjectRole",
+        "ProjectMembership",
+        "Viewer",
+        "AccessToken",
+        "AclEntityInput",
+        "AclProjectGroupInput",
+        "AclEntryInput",
+        "JobAclChange",
+        "UpdateJobAclInput",
+        "CreateAccessTokenInput",
+        "CreateAccessTokenPayload",
+        "RevokeAccessTokenInput",
+        "RevokeAccessTokenPayload",
+    },
+    "[sessions]": {
+        "InteractiveSessionType",
+        "InteractiveSession",
+        "InteractiveSessionRequest",
+        "OpenInteractiveSessionsInput",
+        "OpenInteractiveSessionsPayload",
+    },
+}
+LATER_FIELDS: dict[str, set[tuple[str, str]]] = {
+    "[identity]": {
+        ("Query", "me"),
+        ("Query", "myAccessTokens"),
+        ("Mutation", "updateJobAcl"),
+        ("Mutation", "createAccessToken"),
+        ("Mutation", "revokeAccessToken"),
+    },
+    "[sessions]": {
+        ("Mutation", "openInteractiveSessions"),
+        ("ComputeSupport", "web"),
+        ("ComputeSupport", "terminal"),
+        ("ComputeSupport", "vnc"),
+    },
+}
+ALL_LATER_TYPES = set().union(*LATER_TYPES.values())
+ALL_LATER_FIELDS = set().union(*LATER_FIELDS.values())
 
 
 @pytest.fixture(scope="module")
-def schemas() -> tuple[GraphQLSchema, GraphQLSchema]:
-    if not CONTRACT.exists():
-        pytest.fail(f"the contract is missing at {CONTRACT}")
-    # Both from SDL: what a client sees when it introspects.
-    return build_schema(CONTRACT.read_text()), build_schema(build_jobgate_schema().as_str())
+def served() -> GraphQLSchema:
+    # From SDL: what a client sees when it introspects.
+    return build_schema(build_jobgate_schema().as_str())
+
+
+def contract_of(path: Path) -> GraphQLSchema:
+    return build_schema(path.read_text(encoding="utf-8"))
 
 
 def contract_types(contract: GraphQLSchema) -> list[str]:
     return sorted(
-        name for name in contract.type_map if not name.startswith("__") and name not in LATER_TYPES
+        name
+        for name in contract.type_map
+        if not name.startswith("__") and name not in ALL_LATER_TYPES
     )
 
 
+def test_the_pinned_contract_is_the_shared_one() -> None:
+    if SHARED.exists():
+        assert PINNED.read_text(encoding="utf-8") == SHARED.read_text(encoding="utf-8"), (
+            f"the contract changed: copy {SHARED} to {PINNED}"
+        )
+    # Standing alone, the pinned copy is the contract; it must at least be one.
+    assert "type Query" in PINNED.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
 def test_every_contract_type_is_served_with_the_same_kind(
-    schemas: tuple[GraphQLSchema, GraphQLSchema],
+    path: Path, served: GraphQLSchema
 ) -> None:
-    contract, served = schemas
+    contract = contract_of(path)
     for name in contract_types(contract):
         assert name in served.type_map, f"{name} is missing"
         assert type(served.type_map[name]) is type(contract.type_map[name]), name
 
 
+@pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
 def test_every_contract_field_and_argument_has_the_same_type(
-    schemas: tuple[GraphQLSchema, GraphQLSchema],
+    path: Path, served: GraphQLSchema
 ) -> None:
-    contract, served = schemas
+    contract = contract_of(path)
     for name in contract_types(contract):
         theirs, ours = contract.type_map[name], served.type_map[name]
         if isinstance(theirs, GraphQLObjectType | GraphQLInterfaceType):
             assert isinstance(ours, GraphQLObjectType | GraphQLInterfaceType)
             for field_name, field in theirs.fields.items():
-                if (name, field_name) in LATER_FIELDS:
+                if (name, field_name) in ALL_LATER_FIELDS:
                     continue
                 assert field_name in ours.fields, f"{name}.{field_name} is missing"
                 mine = ours.fields[field_name]
@@ -79,12 +143,39 @@ def test_every_contract_field_and_argument_has_the_same_type(
             assert {t.name for t in ours.types} == {t.name for t in theirs.types}, name
 
 
-def test_the_parts_for_later_issues_are_not_served_yet(
-    schemas: tuple[GraphQLSchema, GraphQLSchema],
-) -> None:
-    _, served = schemas
-    assert not LATER_TYPES & set(served.type_map)
-    for type_name, field_name in LATER_FIELDS:
+def _marked(description: str | None) -> str | None:
+    for mark in LATER_TYPES:
+        if description is not None and description.startswith(mark):
+            return mark
+    return None
+
+
+@pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
+def test_every_part_the_contract_marks_for_later_is_listed_here(path: Path) -> None:
+    contract = contract_of(path)
+    for name, named in contract.type_map.items():
+        mark = _marked(named.description)
+        if mark is not None:
+            assert name in LATER_TYPES[mark], f"{name} is marked {mark}"
+        if isinstance(named, GraphQLObjectType | GraphQLInputObjectType):
+            for field_name, field in named.fields.items():
+                mark = _marked(field.description)
+                if mark is not None and name not in ALL_LATER_TYPES:
+                    assert (name, field_name) in LATER_FIELDS[mark], f"{name}.{field_name}"
+    # ...and every listed part is in the contract, so a rename there shows here.
+    for name in ALL_LATER_TYPES:
+        assert name in contract.type_map, name
+    for type_name, field_name in ALL_LATER_FIELDS:
+        owner: GraphQLNamedType = contract.type_map[type_name]
+        assert isinstance(owner, GraphQLObjectType)
+        assert field_name in owner.fields, f"{type_name}.{field_name}"
+
+
+def test_the_parts_for_later_issues_are_not_served_yet(served: GraphQLSchema) -> None:
+    assert ALL_LATER_TYPES, "the later parts are listed"
+    for name in ALL_LATER_TYPES:
+        assert name not in served.type_map, f"{name} is served before its issue is done"
+    for type_name, field_name in ALL_LATER_FIELDS:
         root = served.type_map[type_name]
         assert isinstance(root, GraphQLObjectType)
-        assert field_name not in root.fields
+        assert field_name not in root.fields, f"{type_name}.{field_name} is served too early"

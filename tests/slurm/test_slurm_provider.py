@@ -11,7 +11,7 @@ import pytest
 from tests.api.documents import CANCEL, EXTEND, RESUME, SUSPEND, get_job, submit, wait_for_state
 from tests.api.test_logs import LOGS, lines
 from tests.gateway import ALICE, Gateway, running_gateway, subscribe
-from tests.services import SlurmCluster
+from tests.servers import SlurmCluster
 from tests.slurm.setup import hpc_spec, slurm_settings
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.api.documents import REPORT, get_job, submit, wait_for_state
 from tests.factories import spec, submission
 from tests.gateway import ALICE, running_gateway
-from tests.services import SlurmCluster
+from tests.servers import SlurmCluster
 from tests.slurm.setup import HPC, hpc_spec, slurm_settings
 
 

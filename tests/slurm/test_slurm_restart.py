@@ -10,7 +10,7 @@ from jobgate.storage.sqlite import SqliteJobStore
 from tests.api.documents import CANCEL, get_job, submit, wait_for_state
 from tests.factories import spec, submission
 from tests.gateway import ALICE, running_gateway
-from tests.services import SlurmCluster
+from tests.servers import SlurmCluster
 from tests.slurm.setup import hpc_spec, slurm_settings
 
 
