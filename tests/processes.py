@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -82,12 +83,14 @@ class ServeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/graphql"
 
-    def start(self, token: str = ALICE) -> GraphQLClient:
+    def start(self, token: str = ALICE, env: dict[str, str] | None = None) -> GraphQLClient:
+        """Start it (with `env` on top of this process's environment) and wait for its port."""
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 [str(JOBGATE), "serve", "--config", str(self.config), "--port", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=None if env is None else {**os.environ, **env},
             )
         wait_for_port(self.port)
         return self.client(token)

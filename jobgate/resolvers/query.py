@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from jobgate.auth import ProviderIdentity
+from jobgate.cursors import encode_position
 from jobgate.providers.base import ProviderAdapter
 from jobgate.resolvers.errors import coded
 from jobgate.schema.inputs import JobFilter, JobOrder
@@ -87,7 +88,7 @@ class Query:
         await feed.ready()
         # The feed's position, not the store's newest: every update up to it is readable, so a
         # subscription after it misses nothing that was still being written.
-        return str(feed.position)
+        return encode_position(feed.position)
 
     @strawberry.field
     @coded

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import strawberry
 
+from jobgate.cursors import decode_position
 from jobgate.resolvers.errors import coded_stream
 from jobgate.schema.payloads import JobLogEvent, JobUpdateEvent, ProviderCommand
 from jobgate.schema.types import Info
-from jobgate.services.pagination import decode_position
 
 
 @strawberry.type

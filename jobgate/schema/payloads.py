@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from jobgate.cursors import encode_position
 from jobgate.domain import commands as domain_commands
 from jobgate.errors import UserProblem
 from jobgate.events.logs import LogLine
@@ -131,7 +132,7 @@ class JobLogEvent:
     @classmethod
     def of(cls, line: LogLine) -> JobLogEvent:
         return cls(
-            cursor=str(line.seq),
+            cursor=encode_position(line.seq),
             job_id=strawberry.ID(line.job_id),
             rank=line.rank,
             timestamp=DateTime(line.timestamp),
@@ -171,8 +172,8 @@ class ProviderCommand:
     @classmethod
     def of(cls, command: domain_commands.ProviderCommand) -> ProviderCommand:
         return cls(
-            id=strawberry.ID(str(command.seq)),
-            cursor=str(command.seq),
+            id=strawberry.ID(encode_position(command.seq)),
+            cursor=encode_position(command.seq),
             created_at=DateTime(command.created_at),
             kind=command.kind,
             requested_time=SimpleDuration.of(command.requested_time),

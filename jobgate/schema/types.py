@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from jobgate import auth
+from jobgate.cursors import encode_position
 from jobgate.domain import catalog as domain_catalog
 from jobgate.domain import job as domain
 from jobgate.domain import values as domain_values
@@ -386,7 +387,7 @@ class JobUpdate:
     def of(cls, update: domain.JobUpdate) -> JobUpdate:
         request = update.request
         return cls(
-            cursor=str(update.seq),
+            cursor=encode_position(update.seq),
             timestamp=DateTime(update.timestamp),
             state=request.state,
             status=request.status,

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from jobgate.auth import Identity, Permission, ProviderIdentity, User, permissions_on
+from jobgate.cursors import decode_page_cursor, encode_page_cursor
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
 from jobgate.domain.rules import Applied, Rejected, Skipped, apply_update
@@ -36,7 +37,6 @@ from jobgate.errors import (
 from jobgate.events.bus import JobEventBus
 from jobgate.events.feed import UpdateFeed
 from jobgate.providers.base import ProviderAdapter
-from jobgate.services.pagination import decode_cursor, encode_cursor
 from jobgate.storage.base import (
     JobFilter,
     JobOrder,
@@ -159,12 +159,12 @@ class JobService:
             raise BadRequest(f"first must be between 1 and {MAX_PAGE_SIZE}")
         key: PageKey | None = None
         if after is not None:
-            key = decode_cursor(after, job_filter, order)
+            key = decode_page_cursor(after, job_filter, order)
         page = await self.store.find_jobs(
             JobQuery(identity.visibility, job_filter, order, first, key)
         )
         cursors = [
-            encode_cursor(PageKey(sort_key(job, order.field), int(job.id)), job_filter, order)
+            encode_page_cursor(PageKey(sort_key(job, order.field), int(job.id)), job_filter, order)
             for job in page.jobs
         ]
         return JobListing(page.jobs, cursors, page.has_next, key is not None)

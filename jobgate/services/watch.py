@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from jobgate.auth import Identity
+from jobgate.cursors import encode_position
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.errors import NotFound
 from jobgate.events.feed import UpdateFeed
@@ -32,7 +33,7 @@ class UpdateEvent:
 
     @property
     def cursor(self) -> str:
-        return str(self.update.seq)
+        return encode_position(self.update.seq)
 
 
 class JobWatcher:

@@ -29,9 +29,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
 )
 
+from jobgate.cursors import decode_position
 from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
-from jobgate.services.pagination import decode_position
 from jobgate.streaming.codes import coded
 from jobgate.streaming.plan import WatchPlan
 from jobgate.streaming.render import RendererPool

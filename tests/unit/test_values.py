@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobgate.auth import Authenticator, ProviderIdentity, User
+from jobgate.cursors import decode_page_cursor, decode_position, encode_page_cursor
 from jobgate.domain.catalog import render_command
 from jobgate.domain.values import (
     BooleanValue,
@@ -19,7 +20,6 @@ from jobgate.domain.values import (
 )
 from jobgate.errors import InvalidCursor
 from jobgate.schema.scalars import parse_bigint, parse_datetime, serialize_datetime
-from jobgate.services.pagination import decode_cursor, decode_position, encode_cursor
 from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey
 
 
@@ -47,14 +47,14 @@ def test_bigints_take_strings_and_ints_within_64_bits() -> None:
 
 def test_job_cursors_are_tied_to_their_filter_and_order() -> None:
     job_filter, order = JobFilter(application="echo"), JobOrder(OrderField.NAME)
-    cursor = encode_cursor(PageKey("abc", 7), job_filter, order)
-    assert decode_cursor(cursor, job_filter, order) == PageKey("abc", 7)
+    cursor = encode_page_cursor(PageKey("abc", 7), job_filter, order)
+    assert decode_page_cursor(cursor, job_filter, order) == PageKey("abc", 7)
     with pytest.raises(InvalidCursor):
-        decode_cursor(cursor, JobFilter(application="sleep"), order)
+        decode_page_cursor(cursor, JobFilter(application="sleep"), order)
     with pytest.raises(InvalidCursor):
-        decode_cursor(cursor, job_filter, JobOrder(OrderField.NAME, descending=False))
+        decode_page_cursor(cursor, job_filter, JobOrder(OrderField.NAME, descending=False))
     with pytest.raises(InvalidCursor):
-        decode_cursor("not-a-cursor", job_filter, order)
+        decode_page_cursor("not-a-cursor", job_filter, order)
 
 
 def test_update_cursors_are_log_positions() -> None:
