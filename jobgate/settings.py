@@ -223,6 +223,7 @@ class Settings(BaseSettings):
         _require_unique("users", [u.username for u in self.users])
         _require_unique("providers", [p.id for p in self.providers])
         _require_unique("applications", [f"{a.name}@{a.version}" for a in self.applications])
+        _require_unique_tokens(self)
         return self
 
 
@@ -232,6 +233,26 @@ def _require_unique(key: str, names: list[str]) -> None:
         if name in seen:
             raise ValueError(f"{key}: '{name}' appears more than once")
         seen.add(name)
+
+
+def _require_unique_tokens(settings: Settings) -> None:
+    """Every token, of users and providers alike, names one identity; the error names both
+    entries and never the token."""
+    holders: dict[str, str] = {}
+    entries = [
+        (f"users.{index} ({user.username})", user.token)
+        for index, user in enumerate(settings.users)
+    ] + [
+        (f"providers.{index} ({provider.id})", provider.token)
+        for index, provider in enumerate(settings.providers)
+    ]
+    for entry, token in entries:
+        if token is None:
+            continue
+        secret = token.get_secret_value()
+        if secret in holders:
+            raise ValueError(f"{entry} has the same token as {holders[secret]}")
+        holders[secret] = entry
 
 
 def load_settings(config_file: Path | None = None) -> Settings:

@@ -150,14 +150,12 @@ def build_authenticator(settings: Settings) -> Authenticator:
     for user in settings.users:
         tokens[user.token.get_secret_value()] = User(user.username, frozenset(user.projects))
     for provider in settings.providers:
-        if provider.token is None:
-            continue
-        token = provider.token.get_secret_value()
-        if token in tokens:
-            raise ConfigError(f"providers: the token of provider '{provider.id}' is not unique")
-        tokens[token] = ProviderIdentity(provider.id)
-    if len(tokens) < len(settings.users):
-        raise ConfigError("users: two users have the same token")
+        if provider.token is not None:
+            tokens[provider.token.get_secret_value()] = ProviderIdentity(provider.id)
+    # Settings refuse a repeated token, so no identity can shadow another here.
+    assert len(tokens) == len(settings.users) + sum(
+        p.token is not None for p in settings.providers
+    )
     return Authenticator(tokens)
 
 

@@ -149,3 +149,41 @@ def test_the_cluster_example_loads_with_a_slurm_and_a_remote_provider() -> None:
 def test_the_agent_example_loads() -> None:
     settings = load_agent_settings(ROOT / "examples" / "agent.toml")
     assert settings.adapter.kind == "slurm"
+
+
+USERS_AND_PROVIDER = """
+[[users]]
+username = "alice"
+token = "{alice}"
+
+[[users]]
+username = "bob"
+token = "{bob}"
+
+[[providers]]
+id = "local"
+kind = "local"
+token = "{provider}"
+products = [{{ name = "cpu", category = "cpu" }}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("tokens", "entries"),
+    [
+        ({"alice": "same", "bob": "same", "provider": "p"}, ("users.0 (alice)", "users.1 (bob)")),
+        (
+            {"alice": "a", "bob": "same", "provider": "same"},
+            ("users.1 (bob)", "providers.0 (local)"),
+        ),
+    ],
+)
+def test_every_token_is_unique_and_the_error_names_both_entries_not_the_token(
+    tmp_path: Path, tokens: dict[str, str], entries: tuple[str, str]
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, USERS_AND_PROVIDER.format(**tokens)))
+    message = raised.value.message
+    for entry in entries:
+        assert entry in message
+    assert "same" not in message.replace("the same token", "")
