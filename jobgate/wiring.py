@@ -153,9 +153,7 @@ def build_authenticator(settings: Settings) -> Authenticator:
         if provider.token is not None:
             tokens[provider.token.get_secret_value()] = ProviderIdentity(provider.id)
     # Settings refuse a repeated token, so no identity can shadow another here.
-    assert len(tokens) == len(settings.users) + sum(
-        p.token is not None for p in settings.providers
-    )
+    assert len(tokens) == len(settings.users) + sum(p.token is not None for p in settings.providers)
     return Authenticator(tokens)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.gateway import Gateway, gateway_settings, running_gateway
-from tests.servers import FerretDB, SlurmCluster
+from tests.servers import FerretDB, SlurmCluster, fresh_database
 
 STORE_KINDS = ["sqlite", "mongo"]
 
@@ -30,10 +29,6 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
-
-
-def fresh_database(server_url: str) -> str:
-    return f"{server_url}/jobgate_test_{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(params=STORE_KINDS)

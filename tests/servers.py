@@ -7,10 +7,16 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FERRETDB_BIN = Path(os.environ.get("JOBGATE_FERRETDB_BIN", ROOT / ".test-services/bin/ferretdb"))
+
+
+def fresh_database(server_url: str) -> str:
+    """A new, empty database's URL on the MongoDB server at `server_url`."""
+    return f"{server_url}/jobgate_test_{uuid.uuid4().hex[:12]}"
 
 
 def free_port() -> int:

@@ -237,7 +237,8 @@ class Agent:
                     }
                 )
             )
-            ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            async with asyncio.timeout(10):
+                ack = json.loads(await ws.recv())
             if ack["type"] != "connection_ack":
                 raise GatewayRefused(
                     f"the gateway refused the connection: {ack}", ["UNAUTHENTICATED"]
@@ -254,7 +255,8 @@ class Agent:
         while True:
             try:
                 timeout = ACK_DELAY if unacknowledged else None
-                raw = await asyncio.wait_for(ws.recv(), timeout)
+                async with asyncio.timeout(timeout):
+                    raw = await ws.recv()
             except TimeoutError:
                 await self._acknowledge(unacknowledged)
                 continue

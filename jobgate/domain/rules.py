@@ -52,11 +52,9 @@ def check_update(request: UpdateRequest) -> Rejected | None:
             "allowRestart is accepted only with state SUCCESS, FAILURE or SUSPENDED",
         )
     if request.new_time_allocation is not None:
-        problems = request.new_time_allocation.problems()
+        problems = request.new_time_allocation.problems("newTimeAllocation")
         if problems:
-            return Rejected(UserErrorCode.INVALID_PARAMETER, f"newTimeAllocation: {problems[0][1]}")
-        if request.new_time_allocation.total_ms <= 0:
-            return Rejected(UserErrorCode.INVALID_PARAMETER, "newTimeAllocation must be above zero")
+            return Rejected(UserErrorCode.INVALID_PARAMETER, problems[0][1])
     if request.status is not None and len(request.status) > STATUS_MAX_LENGTH:
         return Rejected(
             UserErrorCode.INVALID_PARAMETER,

@@ -59,11 +59,8 @@ def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecific
     elif spec.replicas > MAX_REPLICAS:
         found.append((invalid, ("replicas",), f"replicas may be at most {MAX_REPLICAS}"))
     if spec.time_allocation is not None:
-        duration_problems = spec.time_allocation.problems()
-        for part, message in duration_problems:
-            found.append((invalid, ("timeAllocation", part), message))
-        if not duration_problems and spec.time_allocation.total_ms <= 0:
-            found.append((invalid, ("timeAllocation",), "timeAllocation must be above zero"))
+        for part, message in spec.time_allocation.problems("timeAllocation"):
+            found.append((invalid, ("timeAllocation", *part), message))
     if spec.ssh_enabled:
         found.append(
             (UserErrorCode.NOT_SUPPORTED, ("sshEnabled",), "no application here offers SSH access")

@@ -29,15 +29,19 @@ class SimpleDuration:
         minutes, secs = divmod(rest, 60)
         return cls(hours, minutes, secs)
 
-    def problems(self) -> list[tuple[str, str]]:
-        """(field, message) pairs for every rule this duration breaks."""
-        found: list[tuple[str, str]] = []
+    def problems(self, name: str) -> list[tuple[tuple[str, ...], str]]:
+        """Every rule this duration, given as field `name`, breaks: (field path under `name`,
+        message) pairs. The one home of "a duration is valid and above zero", which time
+        allocations, extensions and providers' new allocations all follow."""
+        found: list[tuple[tuple[str, ...], str]] = []
         if self.hours < 0:
-            found.append(("hours", "hours must not be negative"))
+            found.append((("hours",), f"{name}.hours must not be negative"))
         if not 0 <= self.minutes <= 59:
-            found.append(("minutes", "minutes must be between 0 and 59"))
+            found.append((("minutes",), f"{name}.minutes must be between 0 and 59"))
         if not 0 <= self.seconds <= 59:
-            found.append(("seconds", "seconds must be between 0 and 59"))
+            found.append((("seconds",), f"{name}.seconds must be between 0 and 59"))
+        if not found and self.total_ms <= 0:
+            found.append(((), f"{name} must be above zero"))
         return found
 
     def __add__(self, other: SimpleDuration) -> SimpleDuration:

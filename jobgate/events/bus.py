@@ -62,9 +62,8 @@ class JobEventBus:
         while True:
             self._ring_again = False
             try:
-                await asyncio.wait_for(
-                    self._broadcast.publish(channel=CHANNEL, message="grew"), PUBLISH_TIMEOUT
-                )
+                async with asyncio.timeout(PUBLISH_TIMEOUT):
+                    await self._broadcast.publish(channel=CHANNEL, message="grew")
             except Exception as error:  # a broken bus must not fail writes that committed
                 if not self._failing:
                     log.warning(

@@ -30,4 +30,5 @@ class CommandSignal:
     async def wait(self, provider: str, at_most: float) -> None:
         """Until notified or `at_most` seconds passed."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._events[provider].wait(), at_most)
+            async with asyncio.timeout(at_most):
+                await self._events[provider].wait()

@@ -122,7 +122,8 @@ class UpdateFeed:
     async def ready(self) -> None:
         """Wait until the feed knows its starting position; `StoreUnavailable` if it cannot."""
         try:
-            await asyncio.wait_for(self._started.wait(), READY_TIMEOUT)
+            async with asyncio.timeout(READY_TIMEOUT):
+                await self._started.wait()
         except TimeoutError as error:
             raise StoreUnavailable("the update feed cannot read the store yet") from error
 
@@ -165,8 +166,11 @@ class UpdateFeed:
             except StoreUnavailable:
                 await asyncio.sleep(self.poll_interval)
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives as the wake-up does, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._catch_up()

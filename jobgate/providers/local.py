@@ -324,7 +324,8 @@ class LocalProvider:
         _signal_groups(processes, signal.SIGTERM)
         waiting = asyncio.gather(*(p.wait() for p in processes))
         try:
-            await asyncio.wait_for(waiting, self._grace)
+            async with asyncio.timeout(self._grace):
+                await waiting
         except TimeoutError:
             _signal_groups(processes, signal.SIGKILL)
             await asyncio.gather(*(p.wait() for p in processes))

@@ -193,21 +193,25 @@ class JobService:
             return Outcome([], [problem])
 
         specs, problems = validate_specifications(request.specifications, self.catalog)
-        if not problems:
-            problems = await self._duplicate_problems(user, specs)
         if problems:
             return Outcome([], problems)
-
+        submission = NewSubmission(
+            owner=ResourceOwner(user.username, request.project),
+            specifications=specs,
+            created_at=self.clock(),
+            idempotency_key=request.idempotency_key,
+            request_hash=_request_hash(specs, request.project),
+        )
         try:
-            created = await self.store.create_jobs(
-                NewSubmission(
-                    owner=ResourceOwner(user.username, request.project),
-                    specifications=specs,
-                    created_at=self.clock(),
-                    idempotency_key=request.idempotency_key,
-                    request_hash=_request_hash(specs, request.project),
-                )
-            )
+            # A retry with the key answers with the first jobs, whatever their state: it comes
+            # before duplicate detection, which would otherwise find those very jobs.
+            earlier = await self.store.earlier_submission(submission)
+            if earlier is not None:
+                return Outcome(earlier.jobs, [])
+            problems = await self._duplicate_problems(user, specs)
+            if problems:
+                return Outcome([], problems)
+            created = await self.store.create_jobs(submission)
         except IdempotencyKeyReused as error:
             problem = UserProblem(
                 UserErrorCode.IDEMPOTENCY_KEY_REUSED, error.message, field=("idempotencyKey",)
@@ -282,32 +286,27 @@ class JobService:
         return Outcome(accepted, problems)
 
     async def extend(self, user: User, requests: Sequence[tuple[str, SimpleDuration]]) -> Outcome:
+        """Add time to jobs. Extensions of one job in one request add up, in one call."""
         duration_problems: list[UserProblem] = []
         for index, (_job_id, duration) in enumerate(requests):
-            for part, message in duration.problems():
+            for part, message in duration.problems("requestedTime"):
                 duration_problems.append(
                     UserProblem(
                         UserErrorCode.INVALID_PARAMETER,
                         message,
                         index=index,
-                        field=("requests", str(index), "requestedTime", part),
-                    )
-                )
-            if not duration.problems() and duration.total_ms <= 0:
-                duration_problems.append(
-                    UserProblem(
-                        UserErrorCode.INVALID_PARAMETER,
-                        "requestedTime must be above zero",
-                        index=index,
-                        field=("requests", str(index), "requestedTime"),
+                        field=("requests", str(index), "requestedTime", *part),
                     )
                 )
         bad_indexes = {problem.index for problem in duration_problems}
+        durations: dict[str, SimpleDuration] = {}
+        for index, (job_id, duration) in enumerate(requests):
+            if index not in bad_indexes:
+                durations[job_id] = durations.get(job_id, SimpleDuration()) + duration
         ids = [job_id for job_id, _ in requests]
         accepted, problems = await self._load_for_action(
             user, ids, self._extendable, skip=bad_indexes
         )
-        durations = dict(requests)
         await self._act(
             accepted,
             problems,
@@ -333,9 +332,13 @@ class JobService:
         found = {job.id: job for job in await self.store.get_jobs(job_ids)}
         accepted: list[Job] = []
         problems: list[UserProblem] = []
+        named: set[str] = set()
         for index, job_id in enumerate(job_ids):
             if skip and index in skip:
                 continue
+            if job_id in named:
+                continue  # a job named again is the same request: one answer, one call
+            named.add(job_id)
             job = found.get(job_id)
             permissions = [] if job is None else permissions_on(user, job)
             if job is None or Permission.READ not in permissions:

@@ -162,6 +162,11 @@ def sort_key(job: Job, order: OrderField) -> int | str:
             return job.status.state.lifecycle_rank
 
 
+def owner_key(owner: ResourceOwner) -> str:
+    """Whose idempotency keys these are: a user's personal workspace, or one project of theirs."""
+    return f"{owner.created_by}\x00{owner.project or ''}"
+
+
 def job_number(job_id: str) -> int | None:
     """Job ids are decimal numbers; anything else names no job."""
     if not job_id.isdecimal() or len(job_id) > 18:
@@ -182,6 +187,13 @@ class JobStore(Protocol):
 
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
         """Store all jobs with their IN_QUEUE update, or return the jobs of an earlier equal key.
+
+        Raises `IdempotencyKeyReused` when the key was used for a different request.
+        """
+
+    async def earlier_submission(self, submission: NewSubmission) -> CreatedJobs | None:
+        """The jobs created for an earlier submission with the same idempotency key and owner
+        (`replayed`), or None when the key is new or absent.
 
         Raises `IdempotencyKeyReused` when the key was used for a different request.
         """

@@ -50,6 +50,7 @@ from jobgate.storage.base import (
     PageKey,
     RoundTrips,
     Visibility,
+    owner_key,
     sort_key,
 )
 from jobgate.storage.codec import (
@@ -233,9 +234,9 @@ class MongoJobStore:
 
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
         await self._ensure_indexes()
-        owner_key = f"{submission.owner.created_by}\x00{submission.owner.project or ''}"
+        claimant = owner_key(submission.owner)
         if submission.idempotency_key is not None:
-            earlier = await self._earlier_submission(owner_key, submission)
+            earlier = await self._earlier_submission(claimant, submission)
             if earlier is not None:
                 return earlier
 
@@ -248,7 +249,7 @@ class MongoJobStore:
 
         if submission.idempotency_key is not None:
             claim = {
-                "owner": owner_key,
+                "owner": claimant,
                 "key": submission.idempotency_key,
                 "requestHash": submission.request_hash,
                 "jobs": docs,
@@ -259,11 +260,17 @@ class MongoJobStore:
                     await self._submissions.insert_one(claim)
             except DuplicateKeyError:
                 # Another request with this key won the race: answer with its jobs.
-                earlier = await self._earlier_submission(owner_key, submission)
+                earlier = await self._earlier_submission(claimant, submission)
                 assert earlier is not None
                 return earlier
         await self._insert_jobs(docs, submission.initial_status)
         return CreatedJobs([_job_from_doc(doc) for doc in docs])
+
+    async def earlier_submission(self, submission: NewSubmission) -> CreatedJobs | None:
+        if submission.idempotency_key is None:
+            return None
+        await self._ensure_indexes()
+        return await self._earlier_submission(owner_key(submission.owner), submission)
 
     async def _earlier_submission(
         self, owner_key: str, submission: NewSubmission

@@ -35,6 +35,7 @@ from jobgate.storage.base import (
     OrderField,
     RoundTrips,
     Visibility,
+    owner_key,
     sort_key,
 )
 from jobgate.storage.codec import (
@@ -167,23 +168,11 @@ class SqliteJobStore:
                 self.round_trips.add("write")
 
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
-        owner_key = _owner_key(submission.owner)
+        claimant = owner_key(submission.owner)
         async with self._transaction() as db:
-            if submission.idempotency_key is not None:
-                cursor = await db.execute(
-                    "SELECT request_hash, job_nums FROM submissions"
-                    " WHERE owner = ? AND idempotency_key = ?",
-                    (owner_key, submission.idempotency_key),
-                )
-                row = await cursor.fetchone()
-                if row is not None:
-                    if row[0] != submission.request_hash:
-                        raise IdempotencyKeyReused(
-                            "this idempotency key was used for a different request"
-                        )
-                    numbers: list[int] = json.loads(row[1])
-                    jobs = await self._jobs_by_numbers(db, numbers)
-                    return CreatedJobs(jobs, replayed=True)
+            earlier = await self._earlier_submission(db, submission)
+            if earlier is not None:
+                return earlier
             created: list[Job] = []
             for spec in submission.specifications:
                 status = JobStatus(time_allocation=spec.time_allocation)
@@ -240,7 +229,7 @@ class SqliteJobStore:
                     "INSERT INTO submissions (owner, idempotency_key, request_hash, job_nums)"
                     " VALUES (?, ?, ?, ?)",
                     (
-                        owner_key,
+                        claimant,
                         submission.idempotency_key,
                         submission.request_hash,
                         json.dumps([int(job.id) for job in created]),
@@ -287,11 +276,37 @@ class SqliteJobStore:
             raise StoreUnavailable("the SQLite store is not open")
         self.round_trips.add(kind)
         try:
-            cursor = await self._reader.execute(sql, tuple(params))
-            return list(await cursor.fetchall())
+            # One call on the reader's thread, so no other read's statement runs in between:
+            # overlapping statements on one connection share one read snapshot, which then
+            # never ends under steady reads, and a read would miss writes that had returned.
+            return list(await self._reader.execute_fetchall(sql, tuple(params)))
         except sqlite3.OperationalError as error:
             log.warning("SQLite read failed: %s", error)
             raise StoreUnavailable(f"the SQLite store failed to read: {error}") from error
+
+    async def earlier_submission(self, submission: NewSubmission) -> CreatedJobs | None:
+        if submission.idempotency_key is None:
+            return None
+        # In a write transaction: it sees every submission that has returned (read-your-writes).
+        async with self._transaction() as db:
+            return await self._earlier_submission(db, submission)
+
+    async def _earlier_submission(
+        self, db: aiosqlite.Connection, submission: NewSubmission
+    ) -> CreatedJobs | None:
+        if submission.idempotency_key is None:
+            return None
+        cursor = await db.execute(
+            "SELECT request_hash, job_nums FROM submissions WHERE owner = ? AND idempotency_key = ?",
+            (owner_key(submission.owner), submission.idempotency_key),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        if row[0] != submission.request_hash:
+            raise IdempotencyKeyReused("this idempotency key was used for a different request")
+        numbers: list[int] = json.loads(row[1])
+        return CreatedJobs(await self._jobs_by_numbers(db, numbers), replayed=True)
 
     async def _jobs_by_numbers(self, db: aiosqlite.Connection, numbers: list[int]) -> list[Job]:
         if not numbers:
@@ -458,10 +473,6 @@ class SqliteJobStore:
                 (provider, *seqs),
             )
             return cursor.rowcount
-
-
-def _owner_key(owner: ResourceOwner) -> str:
-    return f"{owner.created_by}\x00{owner.project or ''}"
 
 
 def _job_from_row(row: Sequence[Any]) -> Job:

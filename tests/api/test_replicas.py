@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.api.documents import REPORT, WATCH, job_spec, latest_cursor, submit, wait_for_state
-from tests.conftest import fresh_database
 from tests.gateway import PROVIDER, subscribe
 from tests.processes import ServeProcess, write_config
-from tests.servers import RedisServer
+from tests.servers import RedisServer, fresh_database
 
 # Long enough that only the bus can deliver within the tests' waits: no help from polling.
 SLOW_POLL = 60.0

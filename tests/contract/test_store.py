@@ -325,3 +325,38 @@ async def test_provider_commands_wait_until_acknowledged(store: JobStore) -> Non
         CommandKind.EXTEND,
         CommandKind.CANCEL,
     ]
+
+
+async def test_a_read_after_a_write_sees_it_whatever_the_concurrent_readers(
+    store: JobStore,
+) -> None:
+    stop = asyncio.Event()
+
+    async def keep_reading() -> None:
+        while not stop.is_set():
+            await store.find_jobs(JobQuery(EVERYTHING, limit=50))
+
+    readers = [asyncio.ensure_future(keep_reading()) for _ in range(10)]
+    try:
+        missed = 0
+        for _ in range(25):
+            (job,) = (await store.create_jobs(submission())).jobs
+            missed += not await store.get_jobs([job.id])
+            advanced = await advance(store, job, JobState.RUNNING)
+            missed += advanced.status.state is not JobState.RUNNING
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)
+    assert missed == 0
+
+
+async def test_earlier_submission_replays_a_key_and_refuses_its_reuse(store: JobStore) -> None:
+    first = await store.create_jobs(submission(key="k", request_hash="h1"))
+    assert await store.earlier_submission(submission(key="other", request_hash="h1")) is None
+    assert await store.earlier_submission(submission(request_hash="h1")) is None
+    again = await store.earlier_submission(submission(key="k", request_hash="h1"))
+    assert again is not None
+    assert again.replayed
+    assert [job.id for job in again.jobs] == [job.id for job in first.jobs]
+    with pytest.raises(IdempotencyKeyReused):
+        await store.earlier_submission(submission(key="k", request_hash="h2"))

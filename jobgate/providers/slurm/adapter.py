@@ -275,7 +275,8 @@ class SlurmProvider:
         await self._reattach()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._poke.wait()
             self._poke.clear()
             try:
                 await self._poll()

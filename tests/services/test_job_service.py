@@ -1,0 +1,266 @@
+"""JobService, UpdateFeed and JobWatcher at the service level, on each real store, with a
+recording provider: the error paths the wire tests cannot reach, in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from jobgate.domain.job import UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.domain.values import SimpleDuration
+from jobgate.errors import StoreUnavailable, UserErrorCode
+from jobgate.services.jobs import MAX_BULK_ITEMS, SubmitRequest, UpdateOutcome
+from jobgate.storage import mongo
+from jobgate.storage.base import JobStore
+from jobgate.storage.mongo import MongoJobStore
+from tests.servers import fresh_database
+from tests.services.harness import ALICE, BOB, Harness, harness, spec
+from tests.services.recording import RecordingProvider
+
+
+@pytest.fixture
+async def h(store: JobStore, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with harness(store, tmp_path) as running:
+        yield running
+
+
+# --- submitting ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [JobState.IN_QUEUE, JobState.RUNNING])
+async def test_an_idempotent_retry_returns_the_first_jobs_whatever_their_state(
+    h: Harness, state: JobState
+) -> None:
+    request = SubmitRequest([spec(duplicate=False)], idempotency_key="retry-1")
+    (first,) = (await h.jobs.submit(ALICE, request)).jobs
+    if state is JobState.RUNNING:
+        await h.report(UpdateRequest(first.id, state=JobState.RUNNING))
+
+    again = await h.jobs.submit(ALICE, request)
+
+    assert again.problems == []
+    assert [job.id for job in again.jobs] == [first.id]
+    assert again.jobs[0].status.state is state
+    assert h.provider.calls_of("submit") == [(first.id,)]
+
+
+async def test_a_duplicate_without_a_key_is_still_refused(h: Harness) -> None:
+    (first,) = await h.submit(spec(duplicate=False))
+    outcome = await h.jobs.submit(ALICE, SubmitRequest([spec(duplicate=False)]))
+    assert [(p.code, p.job_id) for p in outcome.problems] == [
+        (UserErrorCode.DUPLICATE_JOB, first.id)
+    ]
+
+
+async def test_a_key_reused_for_another_request_is_refused(h: Harness) -> None:
+    await h.submit(spec("one"), idempotency_key="k")
+    outcome = await h.jobs.submit(ALICE, SubmitRequest([spec("two")], idempotency_key="k"))
+    assert [p.code for p in outcome.problems] == [UserErrorCode.IDEMPOTENCY_KEY_REUSED]
+    assert outcome.problems[0].field == ("idempotencyKey",)
+
+
+async def test_keys_belong_to_their_user(h: Harness) -> None:
+    (mine,) = await h.submit(spec(), idempotency_key="k")
+    (theirs,) = (await h.jobs.submit(BOB, SubmitRequest([spec()], idempotency_key="k"))).jobs
+    assert theirs.id != mine.id
+
+
+async def test_too_many_items_are_refused_before_anything_is_stored(h: Harness) -> None:
+    outcome = await h.jobs.submit(ALICE, SubmitRequest([spec()] * (MAX_BULK_ITEMS + 1)))
+    assert [p.code for p in outcome.problems] == [UserErrorCode.TOO_MANY_ITEMS]
+    assert h.provider.calls == []
+    assert await h.store.latest_seq() == 0
+
+
+async def test_jobs_a_provider_refuses_fail_with_its_reason(h: Harness) -> None:
+    h.provider.refuse = "the queue is closed"
+    (job,) = await h.submit()
+    failed = await h.job(job.id)
+    assert failed.status.state is JobState.FAILURE
+    updates = (await h.store.updates_of([job.id]))[job.id]
+    assert (
+        updates[-1].request.status == "Provider 'test' did not accept the job: the queue is closed"
+    )
+
+
+async def test_jobs_of_a_crashing_provider_fail_without_its_internals(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    h.provider.crash = RuntimeError("secret internals")
+    (job,) = await h.submit()
+    updates = (await h.store.updates_of([job.id]))[job.id]
+    assert updates[-1].status_after.state is JobState.FAILURE
+    assert "secret internals" not in (updates[-1].request.status or "")
+    assert any(r.levelno == logging.ERROR for r in caplog.records)
+
+
+async def test_jobs_of_a_provider_that_is_not_running_fail(store: JobStore, tmp_path: Path) -> None:
+    gone = RecordingProvider(id="gone")
+    async with harness(store, tmp_path, products_without_adapter=gone.products) as h:
+        (job,) = await h.submit(spec(provider="gone"))
+        assert (await h.job(job.id)).status.state is JobState.FAILURE
+        updates = (await store.updates_of([job.id]))[job.id]
+        assert "is not running" in (updates[-1].request.status or "")
+
+
+# --- acting -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["cancel", "suspend", "resume"])
+async def test_an_action_naming_a_job_more_than_once_reaches_the_provider_once(
+    h: Harness, action: str
+) -> None:
+    (job,) = await h.submit()
+    state = JobState.SUSPENDED if action == "resume" else JobState.RUNNING
+    await h.report(UpdateRequest(job.id, state=state))
+
+    outcome = await getattr(h.jobs, action)(ALICE, [job.id, job.id, job.id])
+
+    assert outcome.problems == []
+    assert [j.id for j in outcome.jobs] == [job.id]
+    assert h.provider.calls_of(action) == [(job.id,)]
+
+
+async def test_extensions_of_one_job_in_one_request_add_up_in_one_call(h: Harness) -> None:
+    (job,) = await h.submit()
+    await h.report(UpdateRequest(job.id, state=JobState.RUNNING))
+    received: list[tuple[str, SimpleDuration]] = []
+
+    async def extend(requests: list[tuple[object, SimpleDuration]]) -> None:
+        received.extend((j.id, d) for j, d in requests)  # type: ignore[attr-defined]
+
+    h.provider.extend = extend  # type: ignore[method-assign,assignment]
+    hour, half = SimpleDuration(hours=1), SimpleDuration(minutes=30)
+    outcome = await h.jobs.extend(ALICE, [(job.id, hour), (job.id, half)])
+
+    assert outcome.problems == []
+    assert received == [(job.id, SimpleDuration(hours=1, minutes=30))]
+
+
+async def test_an_action_a_provider_refuses_is_a_precondition_failure(h: Harness) -> None:
+    (job,) = await h.submit()
+    h.provider.refuse = "busy"
+    outcome = await h.jobs.cancel(ALICE, [job.id])
+    assert outcome.jobs == []
+    assert [(p.code, p.job_id) for p in outcome.problems] == [
+        (UserErrorCode.PRECONDITION_FAILED, job.id)
+    ]
+    assert "busy" in outcome.problems[0].message
+
+
+async def test_another_users_job_is_not_found_and_never_reaches_the_provider(h: Harness) -> None:
+    (job,) = await h.submit()
+    outcome = await h.jobs.cancel(BOB, [job.id, "999999"])
+    assert [p.code for p in outcome.problems] == [UserErrorCode.NOT_FOUND] * 2
+    assert h.provider.calls_of("cancel") == []
+
+
+# --- updating -----------------------------------------------------------------------------
+
+
+async def test_only_the_jobs_own_provider_may_report(h: Harness) -> None:
+    (job,) = await h.submit()
+    result = await h.jobs.apply_update(
+        UpdateRequest(job.id, state=JobState.RUNNING), provider_id="someone-else"
+    )
+    assert (result.outcome, result.code) == (UpdateOutcome.REJECTED, UserErrorCode.FORBIDDEN)
+    assert (await h.job(job.id)).status.state is JobState.IN_QUEUE
+
+
+async def test_a_write_that_keeps_losing_its_race_ends_as_store_unavailable(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (job,) = await h.submit()
+
+    async def always_lose(*_args: object) -> None:
+        return None  # another writer changed the job first, every time
+
+    monkeypatch.setattr(h.store, "commit_update", always_lose)
+    with pytest.raises(StoreUnavailable, match="changed too often"):
+        await h.jobs.apply_update(UpdateRequest(job.id, state=JobState.RUNNING))
+
+
+# --- watching -----------------------------------------------------------------------------
+
+
+async def test_a_watcher_gets_the_history_then_live_updates_in_order(h: Harness) -> None:
+    (job,) = await h.submit()
+    events = h.watcher.watch(ALICE, [job.id], None)
+    first = await anext(events)
+    await h.report(UpdateRequest(job.id, state=JobState.RUNNING))
+    await h.report(UpdateRequest(job.id, state=JobState.SUCCESS))
+    rest = [event async for event in events]
+    assert [e.update.request.state for e in [first, *rest]] == [
+        JobState.IN_QUEUE,
+        JobState.RUNNING,
+        JobState.SUCCESS,
+    ]
+
+
+async def test_a_watcher_that_falls_behind_catches_up_from_the_store(h: Harness) -> None:
+    jobs = await h.submit(*[spec(str(n)) for n in range(3)])
+    start = await h.store.latest_seq()
+    events = h.watcher.watch(ALICE, None, start)
+    reader = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0)
+    # Far more updates than the feed queues for one subscriber (100 in the harness).
+    for job in jobs:
+        for _ in range(60):
+            await h.report(UpdateRequest(job.id, status="tick"))
+    seen = [(await reader).update.seq]
+    while len(seen) < 180:
+        seen.append((await asyncio.wait_for(anext(events), 10)).update.seq)
+    await events.aclose()
+    assert seen == sorted(seen)
+    assert len(set(seen)) == 180
+    assert seen[0] == start + 1
+
+
+async def test_the_feed_stops_even_when_woken_as_it_is_cancelled(h: Harness) -> None:
+    for _ in range(5):
+        await asyncio.sleep(0.05)
+        h.feed.poke()
+        stopping = asyncio.ensure_future(h.feed.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=3)
+        assert done == {stopping}, "the feed did not stop"
+        left = [t for t in asyncio.all_tasks() if t.get_name().startswith("update-feed")]
+        assert left == []
+        await h.feed.start()
+
+
+async def test_mongo_rolls_forward_an_update_whose_writer_died_half_way(
+    mongo_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
+    await store.open()
+    try:
+        async with harness(store, tmp_path) as h:
+            (job,) = await h.submit()
+
+            async def die(*_args: object) -> None:
+                raise ConnectionError("the gateway died after appending to the log")
+
+            monkeypatch.setattr(store, "_apply_to_job", die)
+            with pytest.raises(ConnectionError):
+                await h.jobs.apply_update(UpdateRequest(job.id, state=JobState.RUNNING))
+            monkeypatch.undo()
+            assert (await h.job(job.id)).status.state is JobState.IN_QUEUE  # half written
+
+            monkeypatch.setattr(mongo, "ORPHAN_AGE_MS", 0)  # the orphan is old enough
+            result = await h.jobs.apply_update(UpdateRequest(job.id, status="still going"))
+
+            assert result.outcome is UpdateOutcome.APPLIED
+            after = await h.job(job.id)
+            assert after.status.state is JobState.RUNNING
+            updates = (await store.updates_of([job.id]))[job.id]
+            assert [(u.request.state, u.request.status) for u in updates[1:]] == [
+                (JobState.RUNNING, None),
+                (None, "still going"),
+            ]
+    finally:
+        await store.close()
