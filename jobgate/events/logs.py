@@ -44,7 +44,24 @@ class _JobLog:
     tail: deque[LogLine]
     next_seq: int = 1
     closed: bool = False
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # One future per waiting follower, resolved on the next change. Not a shared Event: a
+    # follower clearing it would hide a line from another that was busy sending.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def changed(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
+
+    async def wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
 
 
 class JobLogHub:
@@ -91,7 +108,7 @@ class JobLogHub:
         )
         log.next_seq += 1
         log.tail.append(line)
-        log.changed.set()
+        log.changed()
         for listener in self.listeners:
             listener(line)
 
@@ -108,7 +125,7 @@ class JobLogHub:
         """The job ended: its watchers get what is left, then their streams end."""
         log = self._log(job_id)
         log.closed = True
-        log.changed.set()
+        log.changed()
         self._logs.move_to_end(job_id)
         self._forget_old()
 
@@ -121,15 +138,17 @@ class JobLogHub:
         seen = after
         first = True
         while True:
-            log.changed.clear()
             # The first read may start at the kept tail; after that, a line that left the tail
             # unread would be lost, and a watcher is told rather than silently skipped ahead.
             if not first and log.tail and seen < log.tail[0].seq - 1:
                 raise LogLagging("log lines were dropped before this watcher read them")
             first = False
-            for line in [line for line in log.tail if line.seq > seen]:
+            pending = [line for line in log.tail if line.seq > seen]
+            for line in pending:
                 yield line
                 seen = line.seq
-            if log.closed and seen >= log.next_seq - 1:
+            if pending:
+                continue  # lines may have come while these were being sent: look again
+            if log.closed:
                 return
-            await log.changed.wait()
+            await log.wait()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from jobgate.events.logs import JobLogHub, LogLagging
@@ -43,3 +45,28 @@ async def test_a_closed_log_streams_what_it_kept_and_ends() -> None:
         (1, 1, "stdout", "a", None),
         (2, 1, "stderr", None, "b"),
     ]
+
+
+async def test_every_follower_gets_every_line_as_it_comes_even_a_slow_one() -> None:
+    hub = JobLogHub()
+    hub.open("1")
+    received: dict[str, list[int]] = {"slow": [], "fast": []}
+
+    async def follow(name: str, pause: float) -> None:
+        async for line in hub.follow("1"):
+            received[name].append(line.seq)
+            await asyncio.sleep(pause)  # sending the line to a slow client
+
+    followers = [
+        asyncio.ensure_future(follow("slow", 0.3)),
+        asyncio.ensure_future(follow("fast", 0.0)),
+    ]
+    hub.append("1", 0, "stdout", "one")
+    await asyncio.sleep(0.1)
+    hub.append("1", 0, "stdout", "two")  # while the slow follower is still sending "one"
+    async with asyncio.timeout(3):
+        while received["slow"] != [1, 2]:
+            await asyncio.sleep(0.02)
+    assert received["fast"] == [1, 2]
+    hub.close("1")
+    await asyncio.gather(*followers)
