@@ -6,11 +6,13 @@ Environment variables use `__` between levels: `JOBGATE_STORAGE__URL=mongodb://.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -38,6 +40,16 @@ ParameterTypeName = Literal[
     "ingress",
     "module_list",
 ]
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path.expanduser()))
+
+
+# A folder given relative to where jobgate starts, made absolute once, when settings are read:
+# every path handed to Slurm, to local jobs and to agents is absolute (a relative one is taken
+# again under each job's working folder).
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 
 
 class _Strict(BaseModel):
@@ -74,7 +86,7 @@ class BusSettings(_Strict):
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    data_dir: Path = Path("jobgate-data")
+    data_dir: AbsolutePath = Field(default=Path("jobgate-data"), validate_default=True)
     graphiql: bool = True
     # Off by default: events are small JSON, and each compressing connection holds zlib state
     # (~40 KiB measured) and spends CPU on every event it is sent.
@@ -136,7 +148,7 @@ class SlurmAdapterOptions(_Strict):
 
     partition: str | None = Field(default=None, description="Slurm's default partition if unset")
     account: str | None = None
-    workdir: Path | None = Field(
+    workdir: AbsolutePath | None = Field(
         default=None,
         description="Job folders (scripts, output); must be shared with the compute nodes. "
         "Default: <data_dir>/slurm/<id>",

@@ -55,7 +55,7 @@ def build_store(settings: Settings) -> JobStore:
     if not url:
         return SqliteJobStore(settings.server.data_dir / "jobgate.db")
     # sqlite:///var/lib/x.db is an absolute path; sqlite://data/x.db a relative one.
-    return SqliteJobStore(Path(url.removeprefix("sqlite://")))
+    return SqliteJobStore(Path(url.removeprefix("sqlite://")).absolute())
 
 
 def products_of(provider: ProviderSettings) -> list[Product]:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from jobgate.errors import ConfigError
-from jobgate.settings import LocalAdapterOptions, SlurmAdapterOptions, describe
+from jobgate.settings import AbsolutePath, LocalAdapterOptions, SlurmAdapterOptions, describe
 
 
 class _Strict(BaseModel):
@@ -28,7 +28,7 @@ class _Strict(BaseModel):
 
 class LocalAdapterSettings(LocalAdapterOptions):
     kind: Literal["local"]
-    workdir: Path | None = None
+    workdir: AbsolutePath | None = None
 
 
 class SlurmAdapterSettings(SlurmAdapterOptions):
@@ -42,7 +42,7 @@ AdapterSettings = Annotated[
 
 class AgentSettings(_Strict):
     adapter: AdapterSettings
-    workdir: Path | None = None
+    workdir: AbsolutePath | None = None
     reconnect_max_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")

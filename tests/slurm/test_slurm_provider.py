@@ -176,3 +176,19 @@ async def test_a_job_past_its_time_limit_expires(hpc: Gateway) -> None:
     (job_id,) = await submit(alice, hpc_spec("sleep", seconds=600, minutes=1))
     job = await wait_for_state(alice, job_id, "EXPIRED", timeout=200)
     assert last_status(job) == "The job's time allocation ran out"
+
+
+async def test_the_default_workdir_under_a_relative_data_dir_works(
+    tmp_path: Path, clean_queue: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a site would start it: `data_dir` relative to where the gateway runs, no `workdir`.
+    monkeypatch.chdir(tmp_path)
+    settings = slurm_settings(Path("jobgate-data"), f"sqlite://{tmp_path}/jobgate.db")
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        (job_id,) = await submit(alice, hpc_spec(message="relative"))
+        job = await wait_for_state(alice, job_id, "SUCCESS", "FAILURE", timeout=30)
+    assert last_status(job) == "The program exited with code 0"
+    folder = tmp_path / "jobgate-data" / "slurm" / "hpc" / job_id
+    assert (folder / "stdout-0.log").read_text() == "relative\n"
+    assert slurm_job(clean_queue, job["providerGeneratedId"])["WorkDir"] == str(folder)
