@@ -22,7 +22,7 @@ from starlette.routing import Route
 from jobgate.app import create_app
 from jobgate.auth import User
 from jobgate.domain.job import Job, JobUpdate
-from jobgate.schema.scalars import serialize_datetime
+from jobgate.domain.timestamps import serialize_datetime
 from jobgate.settings import Settings
 from jobgate.storage.base import JobQuery
 from jobgate.storage.sqlite import SqliteJobStore

@@ -1,5 +1,9 @@
 """The `jobgate` command: `serve` runs the gateway, `agent` a remote provider's agent, `schema`
-prints the GraphQL SDL."""
+prints the GraphQL SDL.
+
+Every bad value stops the start with exit code 2 and one line naming the key. Each command
+imports only what it runs: an agent on a cluster's login node never loads the gateway.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,45 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-import uvicorn
-
-from jobgate.agent.client import GatewayRefused
-from jobgate.agent.runner import Agent
-from jobgate.agent.settings import load_agent_settings
-from jobgate.app import create_app
-from jobgate.demo import DEMO_USER, demo_settings
+from jobgate import __version__
 from jobgate.errors import ConfigError
-from jobgate.schema.build import build_schema
-from jobgate.server.config import tune_garbage_collector, uvicorn_config
-from jobgate.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # imported where used: each command loads only its own part
+    from jobgate.agent.runner import Agent
+    from jobgate.settings import Settings
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+EXIT_BAD_CONFIG = 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jobgate", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (`jobgate: --port: ...`) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not between 0 and 65535")
+    return port
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jobgate", description="A GraphQL gateway for compute jobs.")
+    parser.add_argument("--version", action="version", version=f"jobgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", type=Path, help="a TOML config file (default: demo setup)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    serve.add_argument("--log-level", default="info", help="uvicorn's log level")
+    serve.add_argument("--port", type=_port, help="port to listen on (default 8000)")
+    serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
     agent = commands.add_parser(
         "agent", help="run a remote provider's agent, which connects out to the gateway"
     )
@@ -41,88 +62,156 @@ def main(argv: list[str] | None = None) -> int:
         help="the provider's token (default: $JOBGATE_AGENT_TOKEN, which keeps it out of `ps`)",
     )
     agent.add_argument("--config", type=Path, required=True, help="agent.toml")
-    agent.add_argument("--log-level", default="info")
+    agent.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "schema":
+        from jobgate.schema.build import build_schema
+
         sys.stdout.write(build_schema().as_str() + "\n")
         return 0
+    _configure_logging(args.log_level)
     if args.command == "agent":
         return _agent(args)
+    return _serve(args)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+def _configure_logging(level: str) -> None:
+    # uvicorn's TRACE is below DEBUG; everything else is a standard level name.
+    logging.basicConfig(
+        level=5 if level == "trace" else level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"{command}: {message}", file=sys.stderr)
+    return EXIT_BAD_CONFIG
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from jobgate.app import create_app
+    from jobgate.server.config import tune_garbage_collector, uvicorn_config
+    from jobgate.server.data_folder import DataFolderLock
+    from jobgate.server.listen import bind
+
     try:
-        settings = load_settings(args.config)
-        server = settings.server.model_copy(
-            update={
-                key: value
-                for key, value in (("host", args.host), ("port", args.port))
-                if value is not None
-            }
-        )
-        settings = settings.model_copy(update={"server": server})
+        settings = _serve_settings(args)
+        # In this order: nothing is touched before the data folder is ours and the port bound.
+        lock = DataFolderLock(settings.server.data_dir)
+        lock.acquire()
+        sock = bind(settings.server.host, settings.server.port)
         if args.config is None and not settings.users and not settings.providers:
             settings = _demo(settings)
+        else:
+            _warn_if_unusable(settings)
+            _announce(settings, demo_token=None)
         app = create_app(settings)
     except ConfigError as error:
-        print(f"jobgate: {error.message}", file=sys.stderr)
-        return 2
+        return _fail("jobgate", error.message)
     tune_garbage_collector()
-    uvicorn.Server(uvicorn_config(app, server, log_level=args.log_level)).run()
+    try:
+        uvicorn.Server(uvicorn_config(app, settings.server, log_level=args.log_level)).run(
+            sockets=[sock]
+        )
+    finally:
+        lock.release()
     return 0
 
 
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    from jobgate.settings import ServerSettings, load_settings
+
+    settings = load_settings(args.config)
+    overrides = {
+        key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None
+    }
+    if overrides:
+        # Validated as the file's values are, not merely copied in.
+        server = ServerSettings.model_validate({**settings.server.model_dump(), **overrides})
+        settings = settings.model_copy(update={"server": server})
+    return settings
+
+
+def _warn_if_unusable(settings: Settings) -> None:
+    """A setup that starts but cannot serve anyone is most likely a mistake: say so."""
+    if not settings.users:
+        print("jobgate: warning: no [[users]]: no one can call the API", file=sys.stderr)
+    if not settings.providers:
+        print("jobgate: warning: no [[providers]]: submitted jobs cannot run", file=sys.stderr)
+    elif not settings.applications:
+        print("jobgate: warning: no [[applications]]: there is nothing to run", file=sys.stderr)
+
+
+def _announce(settings: Settings, *, demo_token: str | None) -> None:
+    server = settings.server
+    address = f"http://{server.host}:{server.port}/graphql"
+    lines = [f"  API:       {address}"]
+    if server.graphiql:
+        lines = [f"  GraphiQL:  {address} (the API is there too)"]
+    if demo_token is not None:
+        from jobgate.demo import DEMO_USER
+
+        lines += [
+            f"  user:      {DEMO_USER}",
+            "  headers:   paste into GraphiQL's Headers tab:",
+            f'             {{"Authorization": "Bearer {demo_token}"}}',
+        ]
+    print("\n".join(lines), flush=True)
+
+
+def _demo(overrides: Settings) -> Settings:
+    """The embedded setup, keeping storage, bus and server settings from the environment."""
+    from jobgate.demo import demo_settings, demo_token
+
+    token = demo_token(overrides.server.data_dir)
+    demo = demo_settings(token)
+    settings = demo.model_copy(
+        update={"storage": overrides.storage, "bus": overrides.bus, "server": overrides.server}
+    )
+    print(
+        "jobgate: no config file, running the demo setup "
+        f"(SQLite in {settings.server.data_dir}/, local provider, demo applications)",
+        flush=True,
+    )
+    _announce(settings, demo_token=token)
+    return settings
+
+
 def _agent(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from jobgate.agent.runner import Agent
+    from jobgate.agent.settings import load_agent_settings
+
     if not args.token:
-        print(
-            "jobgate agent: give the provider's token with --token or JOBGATE_AGENT_TOKEN",
-            file=sys.stderr,
+        return _fail(
+            "jobgate agent", "give the provider's token with --token or JOBGATE_AGENT_TOKEN"
         )
-        return 2
     if not args.gateway.startswith(("http://", "https://")):
-        print(
-            "jobgate agent: --gateway is the gateway's http(s)://.../graphql URL", file=sys.stderr
-        )
-        return 2
+        return _fail("jobgate agent", "--gateway is the gateway's http(s)://.../graphql URL")
     try:
         settings = load_agent_settings(args.config)
         return asyncio.run(_run_agent(Agent(settings, args.gateway, args.token)))
     except ConfigError as error:
-        print(f"jobgate agent: {error.message}", file=sys.stderr)
-        return 2
+        return _fail("jobgate agent", error.message)
     except KeyboardInterrupt:
         return 0
 
 
 async def _run_agent(agent: Agent) -> int:
+    from jobgate.agent.client import GatewayRefused
+
     try:
         await agent.run()
     except GatewayRefused as error:
         print(f"jobgate agent: {error.message}", file=sys.stderr)
         return 1
     return 0
-
-
-def _demo(overrides: Settings) -> Settings:
-    """The embedded setup, keeping storage, bus and server settings from the environment."""
-    demo = demo_settings()
-    settings = demo.model_copy(
-        update={"storage": overrides.storage, "bus": overrides.bus, "server": overrides.server}
-    )
-    token = settings.users[0].token.get_secret_value()
-    host, port = overrides.server.host, overrides.server.port
-    print(
-        "jobgate: no config file, running the demo setup "
-        f"(SQLite in {settings.server.data_dir}/, local provider, demo applications)\n"
-        f"  GraphiQL:  http://{host}:{port}/graphql\n"
-        f"  user:      {DEMO_USER}\n"
-        "  headers:   paste into GraphiQL's Headers tab:\n"
-        f'             {{"Authorization": "Bearer {token}"}}',
-        flush=True,
-    )
-    return settings
 
 
 if __name__ == "__main__":

@@ -3,13 +3,36 @@ provider with two products and a small catalog of applications."""
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from jobgate.settings import Settings
 
 DEMO_USER = "demo"
 DEMO_PROJECT = "demo-project"
+
+
+TOKEN_FILE = "demo-token"  # noqa: S105 (a file name, not a secret)
+
+
+def demo_token(data_dir: Path) -> str:
+    """The demo user's token, kept in the data folder: the same across restarts, so a browser
+    that remembers it keeps working. Made on first use, readable by this account alone."""
+    path = data_dir / TOKEN_FILE
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    if token:
+        return token
+    token = secrets.token_urlsafe(24)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(token + "\n")
+    return token
 
 
 def demo_settings(token: str | None = None) -> Settings:

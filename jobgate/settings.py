@@ -21,7 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
 from jobgate.errors import ConfigError
 
@@ -282,9 +282,19 @@ def load_settings(config_file: Path | None = None) -> Settings:
             raise ConfigError(f"{config_file} is not valid TOML: {error}") from error
     try:
         overrides = EnvSettingsSource(Settings)()
+    except SettingsError as error:
+        raise ConfigError(_describe_environment(error)) from error
+    try:
         return Settings(**_deep_merge(data, overrides))
     except ValidationError as error:
         raise ConfigError(describe(error)) from error
+
+
+def _describe_environment(error: SettingsError) -> str:
+    """pydantic-settings names the field whose variable did not parse, in its message."""
+    field = str(error).split('field "', 1)[-1].split('"', 1)[0]
+    variable = f"JOBGATE_{field.upper()}"
+    return f"invalid configuration: {field}: {variable} is not valid JSON"
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -297,14 +307,29 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# The adapter kinds: pydantic puts the tag of a tagged union into an error's location
+# (`providers.0.local.products`), where a user looks for the key they wrote.
+_UNION_TAGS = frozenset({"local", "slurm", "remote"})
+_MESSAGES = {"extra_forbidden": "unknown key", "missing": "required"}
+
+
 def describe(error: ValidationError) -> str:
-    """A validation error as `key: problem; ...`, naming the offending keys."""
-    lines = []
+    """A validation error as `key: problem; ...`, naming the offending keys as the user wrote
+    them (the tag of a tagged union left out), each problem once."""
+    lines: list[str] = []
     for problem in error.errors():
-        parts = [str(part) for part in problem["loc"]]
+        parts: list[str] = []
+        for index, part in enumerate(problem["loc"]):
+            previous = problem["loc"][index - 1] if index else None
+            if part in _UNION_TAGS and (isinstance(previous, int) or previous == "adapter"):
+                continue
+            parts.append(str(part))
         if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
             # The problem is the tag (`kind`), so name that key.
             parts.append(str(problem.get("ctx", {}).get("discriminator", "")).strip("'"))
-        key = ".".join(parts) or "(top level)"
-        lines.append(f"{key}: {problem['msg']}")
+        message = _MESSAGES.get(problem["type"], problem["msg"])
+        message = message.removeprefix("Value error, ")
+        line = f"{'.'.join(parts)}: {message}" if parts else message
+        if line not in lines:
+            lines.append(line)
     return "invalid configuration: " + "; ".join(lines)

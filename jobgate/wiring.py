@@ -12,9 +12,7 @@ from jobgate.domain.catalog import (
     Application,
     ApplicationParameter,
     Catalog,
-    ComputeSupport,
     ParameterType,
-    Product,
 )
 from jobgate.domain.values import (
     BooleanValue,
@@ -28,17 +26,14 @@ from jobgate.domain.values import (
 from jobgate.errors import ConfigError
 from jobgate.events.commands import CommandSignal
 from jobgate.providers.base import ProviderAdapter
-from jobgate.providers.local import LocalProvider
+from jobgate.providers.factory import local_adapter, products_of, slurm_adapter
 from jobgate.providers.remote import RemoteProvider
-from jobgate.providers.slurm import SlurmProvider
 from jobgate.settings import (
     ApplicationSettings,
-    LocalAdapterOptions,
     LocalProviderSettings,
     ProviderSettings,
     RemoteProviderSettings,
     Settings,
-    SlurmAdapterOptions,
     SlurmProviderSettings,
 )
 from jobgate.storage.base import JobStore
@@ -56,26 +51,6 @@ def build_store(settings: Settings) -> JobStore:
         return SqliteJobStore(settings.server.data_dir / "jobgate.db")
     # sqlite:///var/lib/x.db is an absolute path; sqlite://data/x.db a relative one.
     return SqliteJobStore(Path(url.removeprefix("sqlite://")).absolute())
-
-
-def products_of(provider: ProviderSettings) -> list[Product]:
-    return [
-        Product(
-            name=p.name,
-            category=p.category,
-            provider=provider.id,
-            description=p.description,
-            cpu=p.cpu,
-            memory_in_gigs=p.memory_in_gigs,
-            gpu=p.gpu,
-            support=ComputeSupport(
-                logs=p.support.logs,
-                time_extension=p.support.time_extension,
-                suspension=p.support.suspension,
-            ),
-        )
-        for p in provider.products
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,33 +85,6 @@ def build_adapter(provider: ProviderSettings, commands: CommandQueue | None) -> 
         case SlurmProviderSettings():
             return slurm_adapter(provider.id, products, provider, workdir=provider.workdir)
     raise ConfigError(f"providers: kind '{provider.kind}' cannot run here")
-
-
-def local_adapter(
-    provider_id: str, products: list[Product], options: LocalAdapterOptions
-) -> LocalProvider:
-    """A local adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`."""
-    return LocalProvider(
-        provider_id,
-        products,
-        max_concurrent_jobs=options.max_concurrent_jobs,
-        cancel_grace_seconds=options.cancel_grace_seconds,
-    )
-
-
-def slurm_adapter(
-    provider_id: str, products: list[Product], options: SlurmAdapterOptions, *, workdir: Path | None
-) -> SlurmProvider:
-    """A slurm adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`."""
-    return SlurmProvider(
-        provider_id,
-        products,
-        partition=options.partition,
-        account=options.account,
-        workdir=workdir,
-        poll_interval_seconds=options.poll_interval_seconds,
-        submit_concurrency=options.submit_concurrency,
-    )
 
 
 def build_catalog(settings: Settings) -> Catalog:

@@ -62,6 +62,8 @@ class GatewayClient:
             codes = [str(e.get("extensions", {}).get("code")) for e in errors]
             if "STORE_UNAVAILABLE" in codes:
                 raise GatewayUnavailable(errors[0].get("message", "store unavailable"))
-            raise GatewayRefused("; ".join(e.get("message", "") for e in errors), codes)
+            # Each message once: several fields refused for one reason say it once.
+            messages = dict.fromkeys(str(e.get("message", "")) for e in errors)
+            raise GatewayRefused("; ".join(messages), codes)
         data: Json = body["data"]
         return data

@@ -7,6 +7,7 @@ from typing import Any
 from jobgate.domain.catalog import Application, ComputeSupport, Product
 from jobgate.domain.job import Job, JobSpecification, JobStatus
 from jobgate.domain.states import JobState
+from jobgate.domain.timestamps import parse_datetime
 from jobgate.domain.values import (
     BlockStorageValue,
     BooleanValue,
@@ -25,7 +26,6 @@ from jobgate.domain.values import (
     SimpleDuration,
     TextValue,
 )
-from jobgate.schema.scalars import parse_datetime
 
 Json = dict[str, Any]
 

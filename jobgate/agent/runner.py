@@ -34,7 +34,7 @@ from jobgate.errors import JobgateError
 from jobgate.events.logs import JobLogHub, LogLine
 from jobgate.providers.background import no_longer_known
 from jobgate.providers.base import ProviderAdapter, ProviderContext
-from jobgate.wiring import local_adapter, slurm_adapter
+from jobgate.providers.factory import local_adapter, slurm_adapter
 
 log = logging.getLogger(__name__)
 

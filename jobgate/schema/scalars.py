@@ -5,34 +5,18 @@ Inside jobgate both are plain integers: milliseconds since the epoch, and 64-bit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, NewType
 
 import strawberry
 from graphql import IntValueNode, StringValueNode, ValueNode
 from strawberry.types.scalar import ScalarDefinition
 
+from jobgate.domain.timestamps import parse_datetime, serialize_datetime
+
 DateTime = NewType("DateTime", int)
 BigInt = NewType("BigInt", int)
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
-
-
-def serialize_datetime(value: int) -> str:
-    instant = datetime.fromtimestamp(value / 1000, tz=UTC)
-    return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value % 1000:03d}Z"
-
-
-def parse_datetime(value: Any) -> int:
-    if not isinstance(value, str):
-        raise ValueError("DateTime must be an RFC 3339 string")
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError as error:
-        raise ValueError(f"'{value}' is not an RFC 3339 date-time") from error
-    if instant.tzinfo is None:
-        raise ValueError(f"'{value}' has no offset; write it like 2026-01-31T12:00:00Z")
-    return int(instant.timestamp() * 1000)
 
 
 def parse_datetime_literal(node: ValueNode, _variables: Any = None) -> int:

@@ -27,7 +27,7 @@ def test_a_slurm_agent_config_loads(tmp_path: Path) -> None:
     [
         ('[adapter]\nkind = "local"\n', "adapter.workdir"),
         ('workdir = "/w"\n[adapter]\nkind = "k8s"\n', "adapter.kind"),
-        ('workdir = "/w"\n[adapter]\nkind = "local"\npartition = "x"\n', "adapter.local.partition"),
+        ('workdir = "/w"\n[adapter]\nkind = "local"\npartition = "x"\n', "adapter.partition"),
     ],
 )
 def test_a_bad_agent_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:

@@ -51,10 +51,13 @@ async def test_every_follower_gets_every_line_as_it_comes_even_a_slow_one() -> N
     hub = JobLogHub()
     hub.open("1")
     received: dict[str, list[int]] = {"slow": [], "fast": []}
+    slow_has_both = asyncio.Event()
 
     async def follow(name: str, pause: float) -> None:
         async for line in hub.follow("1"):
             received[name].append(line.seq)
+            if received["slow"] == [1, 2]:
+                slow_has_both.set()
             await asyncio.sleep(pause)  # sending the line to a slow client
 
     followers = [
@@ -64,9 +67,8 @@ async def test_every_follower_gets_every_line_as_it_comes_even_a_slow_one() -> N
     hub.append("1", 0, "stdout", "one")
     await asyncio.sleep(0.1)
     hub.append("1", 0, "stdout", "two")  # while the slow follower is still sending "one"
-    async with asyncio.timeout(3):
-        while received["slow"] != [1, 2]:
-            await asyncio.sleep(0.02)
+    async with asyncio.timeout(3):  # long before the job ends
+        await slow_has_both.wait()
     assert received["fast"] == [1, 2]
     hub.close("1")
     await asyncio.gather(*followers)

@@ -7,6 +7,7 @@ import pytest
 from jobgate.auth import Authenticator, ProviderIdentity, User
 from jobgate.cursors import decode_page_cursor, decode_position, encode_page_cursor
 from jobgate.domain.catalog import render_command
+from jobgate.domain.timestamps import parse_datetime, serialize_datetime
 from jobgate.domain.values import (
     BooleanValue,
     FileValue,
@@ -19,7 +20,7 @@ from jobgate.domain.values import (
     value_to_wire,
 )
 from jobgate.errors import InvalidCursor
-from jobgate.schema.scalars import parse_bigint, parse_datetime, serialize_datetime
+from jobgate.schema.scalars import parse_bigint
 from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey
 
 

@@ -1,0 +1,58 @@
+"""Provider adapters from their settings: what a gateway's `[[providers]]` entry and an
+agent's `[adapter]` share. It imports no store and no GraphQL, so the agent can use it alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobgate.domain.catalog import ComputeSupport, Product
+from jobgate.providers.local import LocalProvider
+from jobgate.providers.slurm import SlurmProvider
+from jobgate.settings import LocalAdapterOptions, ProviderSettings, SlurmAdapterOptions
+
+
+def products_of(provider: ProviderSettings) -> list[Product]:
+    return [
+        Product(
+            name=p.name,
+            category=p.category,
+            provider=provider.id,
+            description=p.description,
+            cpu=p.cpu,
+            memory_in_gigs=p.memory_in_gigs,
+            gpu=p.gpu,
+            support=ComputeSupport(
+                logs=p.support.logs,
+                time_extension=p.support.time_extension,
+                suspension=p.support.suspension,
+            ),
+        )
+        for p in provider.products
+    ]
+
+
+def local_adapter(
+    provider_id: str, products: list[Product], options: LocalAdapterOptions
+) -> LocalProvider:
+    """A local adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`."""
+    return LocalProvider(
+        provider_id,
+        products,
+        max_concurrent_jobs=options.max_concurrent_jobs,
+        cancel_grace_seconds=options.cancel_grace_seconds,
+    )
+
+
+def slurm_adapter(
+    provider_id: str, products: list[Product], options: SlurmAdapterOptions, *, workdir: Path | None
+) -> SlurmProvider:
+    """A slurm adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`."""
+    return SlurmProvider(
+        provider_id,
+        products,
+        partition=options.partition,
+        account=options.account,
+        workdir=workdir,
+        poll_interval_seconds=options.poll_interval_seconds,
+        submit_concurrency=options.submit_concurrency,
+    )
