@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -14,9 +15,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.events.bus import JobEventBus
@@ -26,6 +30,7 @@ from jobgate.events.logs import JobLogHub
 from jobgate.providers.base import ProviderContext
 from jobgate.schema.build import build_schema
 from jobgate.schema.context import Context, Services, identify
+from jobgate.server import graphql_http
 from jobgate.server.websocket_lane import WebSocketLane
 from jobgate.services.commands import CommandService
 from jobgate.services.jobs import JobService, ProviderRegistry, now_ms
@@ -80,6 +85,58 @@ class JobgateGraphQL(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self._graphiql_page)
+
+    # --- GraphQL over HTTP (see jobgate.server.graphql_http) ----------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            # Strawberry answers these in plain text; a client gets a coded GraphQL error.
+            log.info("refused (%s): %s", error.status_code, error.reason)
+            response = graphql_http.error_response(request, error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            decoded = graphql_http.decode_request_body(data)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        if not isinstance(decoded, dict | list):
+            raise HTTPException(400, "the request body must be a JSON object")
+        return decoded
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        if isinstance(request, Request):
+            sub_response.media_type = graphql_http.response_media_type(request)
+            request.state.sub_response = sub_response
+        return sub_response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if graphql_http.is_request_error(result):
+            processed.pop("data", None)  # a request error has no data entry
+            sub_response: Response = request.state.sub_response
+            if sub_response.media_type == graphql_http.GRAPHQL_RESPONSE:
+                sub_response.status_code = 400
+        return processed
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type is not None:
+            response.headers["content-type"] = sub_response.media_type
+        return response
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

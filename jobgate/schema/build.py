@@ -8,8 +8,11 @@ from collections.abc import Callable, Iterator
 
 import strawberry
 from graphql import GraphQLError
+from starlette.requests import Request
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from jobgate.resolvers.errors import UNEXPECTED_MESSAGE
 from jobgate.resolvers.mutation import Mutation
@@ -26,9 +29,35 @@ class ErrorCodes(SchemaExtension):
     """Every error leaves with an `extensions.code`; unexpected ones leave masked.
 
     Resolvers already turn jobgate's own errors into coded GraphQL errors. What is left here is
-    graphql-core's own (a document or variables that do not fit the schema) and anything that
-    escaped a resolver, which is logged and masked.
+    graphql-core's own, coded by the phase that found them: a document that does not parse
+    (`GRAPHQL_PARSE_FAILED`), one that does not fit the schema (`GRAPHQL_VALIDATION_FAILED`,
+    literals of the wrong type included), variables that do not fit (`BAD_USER_INPUT`); and
+    anything that escaped a resolver, which is masked (`INTERNAL_SERVER_ERROR`).
     """
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        self._tag(PARSE_FAILED)
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        self._tag(VALIDATION_FAILED)
+
+    def _tag(self, code: str) -> None:
+        # In place: Strawberry has already put these very objects into its result.
+        for error in self.execution_context.pre_execution_errors or []:
+            if not (error.extensions and "code" in error.extensions):
+                error.extensions = {**(error.extensions or {}), "code": code}
+
+    def on_execute(self) -> Iterator[None]:
+        if _subscription_over_http(self.execution_context):
+            # Raised here, it becomes the request's only error, before anything runs.
+            raise GraphQLError(
+                "subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws), "
+                "not over HTTP",
+                extensions={"code": VALIDATION_FAILED},
+            )
+        yield
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -38,29 +67,91 @@ class ErrorCodes(SchemaExtension):
             result.errors = [with_code(error) for error in errors]
 
 
-def document_error_code(message: str) -> str:
-    """The code of graphql-core's own error: variables that do not fit, or a document that does
-    not fit the schema."""
-    return "BAD_USER_INPUT" if message.startswith("Variable") else "GRAPHQL_VALIDATION_FAILED"
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+INTERNAL = "INTERNAL_SERVER_ERROR"
+# The codes of request errors: the request was refused before anything ran.
+REQUEST_ERROR_CODES = frozenset({PARSE_FAILED, VALIDATION_FAILED, BAD_USER_INPUT})
 
 
-def with_code(error: GraphQLError) -> GraphQLError:
+def _subscription_over_http(context: ExecutionContext) -> bool:
+    request = getattr(context.context, "request", None)
+    try:
+        operation = context.operation_type
+    except RuntimeError:
+        return False
+    return operation is OperationType.SUBSCRIPTION and isinstance(request, Request)
+
+
+def _coded(error: GraphQLError, code: str) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
-    original = error.original_error
-    if original is None or isinstance(original, GraphQLError):
-        code, message = document_error_code(error.message), error.message
-    else:
-        log.error("unexpected error", exc_info=original)
-        code, message = "INTERNAL_SERVER_ERROR", UNEXPECTED_MESSAGE
     return GraphQLError(
-        message,
+        error.message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
+        original_error=error.original_error,
         extensions={**(error.extensions or {}), "code": code},
     )
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """An error no client could cause: something escaped a resolver (a bug, to be logged)."""
+    if error.extensions and "code" in error.extensions:
+        return bool(error.extensions["code"] == INTERNAL)
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return False
+    # Variable values that do not fit their type fail during execution, with no path.
+    return not (error.path is None and error.message.startswith("Variable '$"))
+
+
+def with_code(error: GraphQLError) -> GraphQLError:
+    """The error with its code; an unexpected one with its message masked."""
+    if error.extensions and "code" in error.extensions:
+        return error
+    if is_unexpected(error):
+        return GraphQLError(
+            UNEXPECTED_MESSAGE,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": INTERNAL},
+        )
+    # Left without a phase's code: variables that do not fit (coerced before execution).
+    return _coded(error, BAD_USER_INPUT)
+
+
+class JobgateSchema(strawberry.Schema):
+    """Strawberry's schema, logging a client's mistake as one INFO line and only the
+    unexpected with a traceback."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if is_unexpected(error):
+                log.error("unexpected error: %s", error.message, exc_info=error.original_error)
+            else:
+                code = (error.extensions or {}).get("code", BAD_USER_INPUT)
+                log.info("refused (%s): %.200s", code, error.message)
+
+
+class CodedParserCache(ParserCache):
+    """Strawberry's parser cache, whose syntax errors leave with `GRAPHQL_PARSE_FAILED`: it
+    parses before other extensions' parse hooks get to see the outcome."""
+
+    def on_parse(self) -> Iterator[None]:
+        try:
+            yield from super().on_parse()
+        except GraphQLError as error:
+            if not (error.extensions and "code" in error.extensions):
+                error.extensions = {**(error.extensions or {}), "code": PARSE_FAILED}
+            raise
 
 
 def build_schema(*, caches: bool = True) -> strawberry.Schema:
@@ -69,10 +160,10 @@ def build_schema(*, caches: bool = True) -> strawberry.Schema:
     if caches:
         # Factories: a fresh extension per request, sharing one module-level LRU cache.
         extensions += [
-            functools.partial(ParserCache, maxsize=CACHE_SIZE),
+            functools.partial(CodedParserCache, maxsize=CACHE_SIZE),
             functools.partial(ValidationCache, maxsize=CACHE_SIZE),
         ]
-    return strawberry.Schema(
+    return JobgateSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgate.schema.build import document_error_code
+from jobgate.schema.build import BAD_USER_INPUT, VALIDATION_FAILED
 
 
 def coded(formatted: Any) -> Any:
@@ -19,5 +19,6 @@ def coded(formatted: Any) -> Any:
     extensions = formatted.get("extensions") or {}
     if "code" in extensions:
         return formatted
-    code = document_error_code(formatted["message"])
+    # The `ErrorCodes` extension codes what it sees; this is for what Strawberry sends past it.
+    code = BAD_USER_INPUT if formatted["message"].startswith("Variable '$") else VALIDATION_FAILED
     return {**formatted, "extensions": {**extensions, "code": code}}

@@ -1,4 +1,5 @@
-"""Every GraphQL error leaves with a code; unexpected ones leave masked."""
+"""Every GraphQL error leaves with a code; unexpected ones leave masked, and only they are
+logged with a traceback."""
 
 from __future__ import annotations
 
@@ -7,16 +8,14 @@ import logging
 import pytest
 from graphql import GraphQLError
 
-from jobgate.schema.build import with_code
+from jobgate.schema.build import build_schema, is_unexpected, with_code
 
 
-def test_an_unexpected_error_is_masked_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR)
+def test_an_unexpected_error_is_masked() -> None:
     error = GraphQLError("db password is hunter2", original_error=RuntimeError("boom"))
     masked = with_code(error)
     assert masked.message == "Unexpected error."
     assert masked.extensions == {"code": "INTERNAL_SERVER_ERROR"}
-    assert "boom" in caplog.text
 
 
 def test_coded_errors_pass_unchanged() -> None:
@@ -24,10 +23,24 @@ def test_coded_errors_pass_unchanged() -> None:
     assert with_code(error) is error
 
 
-def test_graphql_own_errors_get_a_code() -> None:
-    assert with_code(GraphQLError("Cannot query field 'x'")).extensions == {
-        "code": "GRAPHQL_VALIDATION_FAILED"
-    }
-    assert with_code(GraphQLError("Variable '$a' got invalid value")).extensions == {
-        "code": "BAD_USER_INPUT"
-    }
+def test_variables_that_do_not_fit_are_bad_user_input() -> None:
+    coerced = GraphQLError("Variable '$a' got invalid value", original_error=ValueError("x"))
+    assert not is_unexpected(coerced)
+    assert with_code(coerced).extensions == {"code": "BAD_USER_INPUT"}
+
+
+def test_only_the_unexpected_is_logged_with_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    schema = build_schema()
+    schema.process_errors(
+        [
+            GraphQLError("send a token", extensions={"code": "UNAUTHENTICATED"}),
+            GraphQLError("Syntax Error: x", extensions={"code": "GRAPHQL_PARSE_FAILED"}),
+        ]
+    )
+    assert [(r.levelno, r.exc_info) for r in caplog.records] == [(logging.INFO, None)] * 2
+    caplog.clear()
+    schema.process_errors([GraphQLError("boom", original_error=RuntimeError("boom"))])
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None

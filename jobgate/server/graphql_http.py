@@ -1,0 +1,65 @@
+"""GraphQL over HTTP as the spec (and its `graphql-http` audit) asks.
+
+- A client that accepts `application/graphql-response+json` gets it; others get
+  `application/json`.
+- A request error (the document does not parse or validate, or its variables do not fit) has
+  no `data` entry, and with `application/graphql-response+json` its status is 400.
+- A body that is not a GraphQL request (not JSON, not an object, nested absurdly deep) is a
+  400 with a coded GraphQL error, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.types import ExecutionResult
+
+from jobgate.schema.build import REQUEST_ERROR_CODES
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+BAD_REQUEST = "BAD_REQUEST"
+
+
+def response_media_type(request: Request) -> str:
+    """The media type the client asked for: graphql-response+json if it accepts it."""
+    accept = request.headers.get("accept", "")
+    wanted = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in wanted else JSON
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Refused before execution: no data, and every error a parse, validation or variable one."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(
+            error.path is None and (error.extensions or {}).get("code") in REQUEST_ERROR_CODES
+            for error in result.errors or []
+        )
+    )
+
+
+def error_body(message: str, code: str = BAD_REQUEST) -> bytes:
+    payload = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def error_response(request: Request, status_code: int, message: str) -> Response:
+    return Response(
+        error_body(message), status_code=status_code, media_type=response_media_type(request)
+    )
+
+
+def decode_request_body(data: str | bytes) -> Any:
+    """The JSON of a request body, or `ValueError` with what is wrong with it."""
+    try:
+        decoded = json.loads(data)
+    except RecursionError:
+        raise ValueError("the request body is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, and numbers past Python's digit limit
+        raise ValueError("the request body is not valid JSON") from None
+    return decoded
