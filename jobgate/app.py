@@ -70,6 +70,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
         graphiql: bool,
         allowed_origins: Sequence[str] = (),
         caches: bool = True,
+        lean_subscriptions: bool = True,
     ) -> None:
         schema = build_schema(caches=caches)
         super().__init__(
@@ -80,7 +81,13 @@ class JobgateGraphQL(GraphQL[Context, None]):
             allowed_origins=allowed_origins,
         )
         self.services = services
-        self.watch_renderers = RendererPool(WatchPlanner(schema))
+        planner = WatchPlanner(schema, enabled=lean_subscriptions)
+        if lean_subscriptions and not planner.enabled:
+            log.warning(
+                "jobUpdates takes Strawberry's path: the lean path does not apply %s",
+                ", ".join(planner.unknown_extensions),
+            )
+        self.watch_renderers = RendererPool(planner)
         self._graphiql_page = (GRAPHIQL / "index.html").read_text(encoding="utf-8")
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -208,7 +215,11 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     )
     origins = settings.server.allowed_origins
     graphql = JobgateGraphQL(
-        services, graphiql=settings.server.graphiql, allowed_origins=origins, caches=caches
+        services,
+        graphiql=settings.server.graphiql,
+        allowed_origins=origins,
+        caches=caches,
+        lean_subscriptions=settings.server.lean_subscriptions,
     )
 
     @contextlib.asynccontextmanager
@@ -262,6 +273,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.graphql = graphql
     return app
 
 

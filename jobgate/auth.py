@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jobgate.domain.job import Job
+from jobgate.errors import UserErrorCode
 from jobgate.storage.base import Visibility
 
 
@@ -49,6 +50,16 @@ def permissions_on(identity: Identity, job: Job) -> list[str]:
     if job.owner.created_by == identity.username:
         return [Permission.ADMIN, Permission.READ, Permission.EDIT]
     return [Permission.READ, Permission.EDIT]
+
+
+def report_refusal(provider_id: str, job: Job | None) -> tuple[UserErrorCode, str] | None:
+    """Why a provider may not report on `job` (its updates or its log lines), if it may not:
+    only a job's own provider may."""
+    if job is None:
+        return UserErrorCode.NOT_FOUND, "no such job"
+    if job.provider != provider_id:
+        return UserErrorCode.FORBIDDEN, "the job is not on your provider"
+    return None
 
 
 class Authenticator:

@@ -91,6 +91,9 @@ class ServerSettings(_Strict):
     # Off by default: events are small JSON, and each compressing connection holds zlib state
     # (~40 KiB measured) and spends CPU on every event it is sent.
     websocket_compression: bool = False
+    # The lean jobUpdates path and uvicorn's lean WebSocket protocol (README: "Many watchers on
+    # one gateway"); false serves every subscription through Strawberry and stock uvicorn.
+    lean_subscriptions: bool = True
     allowed_origins: list[str] = Field(
         default=[],
         description="Other origins whose pages may call the API (HTTP CORS and WebSocket), "

@@ -154,6 +154,11 @@ class CodedParserCache(ParserCache):
             raise
 
 
+# Extensions the lean `jobUpdates` path applies itself (codes through `with_code`, the caches'
+# rules are the schema's own); any other extension sends every subscription down Strawberry's path.
+LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (ErrorCodes, ParserCache, ValidationCache)
+
+
 def build_schema(*, caches: bool = True) -> strawberry.Schema:
     """The jobgate schema. `caches=False` drops the parser and validation caches (benchmarks)."""
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [ErrorCodes]

@@ -20,7 +20,7 @@ def uvicorn_config(app: Starlette, server: ServerSettings, *, log_level: str) ->
         log_level=log_level,
         # "on", not "auto": a gateway whose store or bus cannot open must stop, not serve.
         lifespan="on",
-        ws=LeanWebSocketProtocol,
+        ws=LeanWebSocketProtocol if server.lean_subscriptions else "websockets-sansio",
         ws_per_message_deflate=server.websocket_compression,
     )
 

@@ -18,7 +18,14 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from jobgate.auth import Identity, Permission, ProviderIdentity, User, permissions_on
+from jobgate.auth import (
+    Identity,
+    Permission,
+    ProviderIdentity,
+    User,
+    permissions_on,
+    report_refusal,
+)
 from jobgate.cursors import decode_page_cursor, encode_page_cursor
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
@@ -449,10 +456,9 @@ class JobService:
                 if not jobs:
                     return _rejected(index, request, UserErrorCode.NOT_FOUND, "no such job")
                 job = jobs[0]
-                if provider_id is not None and job.provider != provider_id:
-                    return _rejected(
-                        index, request, UserErrorCode.FORBIDDEN, "the job is not on your provider"
-                    )
+                refusal = None if provider_id is None else report_refusal(provider_id, job)
+                if refusal is not None:
+                    return _rejected(index, request, *refusal)
                 now = self.clock()
                 decision = apply_update(job.status, request, now)
                 match decision:

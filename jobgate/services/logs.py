@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from jobgate.auth import Identity, ProviderIdentity
+from jobgate.auth import Identity, ProviderIdentity, report_refusal
 from jobgate.errors import BadRequest, NotFound, NotSupported, UserErrorCode, UserProblem
 from jobgate.events.logs import JobLogHub, LogLine
 from jobgate.services.jobs import JobService
@@ -65,13 +65,10 @@ class JobLogService:
         for index, line in enumerate(lines):
             job = jobs.get(line.job_id)
             problem = None
-            if job is None:
-                problem = UserProblem(UserErrorCode.NOT_FOUND, "no such job", index)
-            elif job.provider != provider.provider_id:
-                problem = UserProblem(
-                    UserErrorCode.FORBIDDEN, "the job is not on your provider", index
-                )
-            else:
+            refusal = report_refusal(provider.provider_id, job)
+            if refusal is not None:
+                problem = UserProblem(*refusal, index)
+            elif job is not None:
                 product = self.jobs.catalog.product(job.specification.product)
                 if product is None or not product.support.logs:
                     problem = UserProblem(

@@ -1,6 +1,7 @@
 """`WatchPlan`: a `jobUpdates` subscription the lean path can serve, or `None` for the rest.
 
-A subscribe message qualifies when its document is valid (the same rules Strawberry applies),
+A subscribe message qualifies when its document is valid under the schema's own rules (graphql-
+core's specified rules, Strawberry's, and those its `AddValidationRules` extensions add),
 its operation is a subscription whose root selection is the `jobUpdates` field alone with no
 directive on it, and its variables coerce. Everything else, including every document with an
 error, goes through Strawberry's own path, so errors keep exactly the shape they have there.
@@ -29,8 +30,11 @@ from graphql import (
     specified_rules,
     visit,
 )
+from graphql.validation import ASTValidationRule
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from jobgate.schema.build import LEAN_PATH_EXTENSIONS
 from jobgate.schema.context import PERMISSIONS_KEY
 
 ROOT_FIELD = "jobUpdates"
@@ -53,17 +57,41 @@ class WatchPlan:
 
 
 class WatchPlanner:
-    """Parses and validates documents once per distinct text (an LRU, as Strawberry's caches)."""
+    """Parses and validates documents once per distinct text (an LRU, as Strawberry's caches).
 
-    def __init__(self, schema: strawberry.Schema) -> None:
+    The lean path applies what the schema applies or steps aside: with `enabled=False`, or when
+    the schema has an extension the lean path does not know to apply (`known_extensions`),
+    every operation takes Strawberry's path.
+    """
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        *,
+        enabled: bool = True,
+        known_extensions: tuple[type[SchemaExtension], ...] = LEAN_PATH_EXTENSIONS,
+    ) -> None:
         # graphql-core's schema behind Strawberry's: the lean path executes against it directly.
         self.graphql_schema: GraphQLSchema = schema._schema
         self.executor_class = schema.execution_context_class
+        rules: list[type[ASTValidationRule]] = list(specified_rules)
+        self.unknown_extensions: list[str] = []
+        for extension in schema.extensions:
+            # A class or a factory (Strawberry makes one per request): make one to look at.
+            made = extension if isinstance(extension, SchemaExtension) else extension()
+            if isinstance(made, AddValidationRules):
+                rules.extend(made.validation_rules)
+            elif not isinstance(made, known_extensions):
+                self.unknown_extensions.append(type(made).__name__)
+        self.validation_rules = tuple(rules)
+        self.enabled = enabled and not self.unknown_extensions
         self._document = functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)(self._valid_document)
 
     def plan(
         self, query: str, variables: dict[str, Any] | None, operation_name: str | None
     ) -> WatchPlan | None:
+        if not self.enabled:
+            return None
         analysed = self._document(query)
         if analysed is None:
             return None
@@ -109,7 +137,7 @@ class WatchPlanner:
             document = parse(query)
         except GraphQLError:
             return None
-        if validate_document(self.graphql_schema, document, tuple(specified_rules)):
+        if validate_document(self.graphql_schema, document, self.validation_rules):
             return None
         type_info = TypeInfo(self.graphql_schema)
         finder = _CallerDependentField(type_info)

@@ -3,11 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from tests.api.documents import CANCEL, WATCH, job_spec, latest_cursor, submit, wait_for_state
-from tests.gateway import ALICE, BOB, CAROL, Gateway, GraphQLError, subscribe
+from tests.gateway import (
+    ALICE,
+    BOB,
+    CAROL,
+    Gateway,
+    GraphQLError,
+    gateway_settings,
+    running_gateway,
+    subscribe,
+)
+
+# Every test here runs on both paths a jobUpdates subscription can take: the lean one and
+# Strawberry's own (server.lean_subscriptions = false).
+PATHS = [True, False]
+
+
+@pytest.fixture(params=PATHS, ids=["lean", "strawberry"])
+async def gateway(
+    request: pytest.FixtureRequest, storage_url: str, tmp_path: Path
+) -> AsyncIterator[Gateway]:
+    server = {"data_dir": str(tmp_path / "data"), "lean_subscriptions": request.param}
+    settings = gateway_settings(tmp_path / "data", storage_url, server=server)
+    async with running_gateway(settings) as running:
+        assert running.app.state.graphql.watch_renderers.planner.enabled is request.param
+        yield running
+
+
+@pytest.fixture(params=PATHS, ids=["lean", "strawberry"])
+async def sqlite_gateway(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Gateway]:
+    server = {"data_dir": str(tmp_path / "data"), "lean_subscriptions": request.param}
+    settings = gateway_settings(tmp_path / "data", f"sqlite://{tmp_path}/jobgate.db", server=server)
+    async with running_gateway(settings) as running:
+        assert running.app.state.graphql.watch_renderers.planner.enabled is request.param
+        yield running
 
 
 async def test_with_job_ids_the_whole_history_comes_then_the_stream_completes(
