@@ -18,6 +18,7 @@ from jobgate.resolvers.errors import UNEXPECTED_MESSAGE
 from jobgate.resolvers.mutation import Mutation
 from jobgate.resolvers.query import Query
 from jobgate.resolvers.subscription import Subscription
+from jobgate.schema.descriptions import describe
 from jobgate.schema.scalars import SCALARS
 
 log = logging.getLogger(__name__)
@@ -168,10 +169,12 @@ def build_schema(*, caches: bool = True) -> strawberry.Schema:
             functools.partial(CodedParserCache, maxsize=CACHE_SIZE),
             functools.partial(ValidationCache, maxsize=CACHE_SIZE),
         ]
-    return JobgateSchema(
+    schema = JobgateSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
     )
+    describe(schema._schema)
+    return schema
