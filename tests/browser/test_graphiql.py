@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,9 +29,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-SUBSCRIPTION = """subscription Watch {
-  jobUpdates { jobId stateAfter update { status } }
-}"""
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def readme_block(heading: str) -> str:
+    """The first graphql block under a README heading: the test runs what users read."""
+    section = README.split(f"### {heading}\n", 1)[1]
+    return section.split("```graphql\n", 1)[1].split("```", 1)[0]
+
+
+MUTATION = readme_block("A first mutation")
+SUBSCRIPTION = readme_block("A first subscription")
 
 
 async def set_headers(page: Page, headers: dict[str, str]) -> None:
@@ -41,50 +52,169 @@ async def set_headers(page: Page, headers: dict[str, str]) -> None:
     await page.keyboard.insert_text(json.dumps(headers))
 
 
-async def test_graphiql_streams_a_jobs_updates_with_the_typed_token(
-    sqlite_gateway: Gateway,
-) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    outside: list[str] = []
+async def type_query(page: Page, text: str) -> None:
+    """Replace the active tab's document, as a person pastes one."""
+    await page.locator(".graphiql-query-editor .CodeMirror").first.click()
+    await page.keyboard.press("Control+A")
+    await page.keyboard.press("Delete")
+    await page.keyboard.insert_text(text)
+    # GraphiQL works out the document's operations a moment after an edit, as a person pauses.
+    await page.wait_for_timeout(500)
 
+
+async def switch_to_tab(page: Page, index: int) -> None:
+    await page.locator(".graphiql-tab").nth(index).locator(".graphiql-tab-button").click()
+    await page.wait_for_timeout(500)  # a person looks at the tab before running anything
+
+
+async def result_text(page: Page) -> str:
+    """The whole result pane (CodeMirror draws only the lines in view)."""
+    text: str = await page.evaluate(
+        "() => document.querySelector('.result-window .CodeMirror').CodeMirror.getValue()"
+    )
+    return text
+
+
+async def wait_for_result(page: Page, predicate: Callable[[str], bool], timeout: float = 20) -> str:
+    text = ""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate(text := await result_text(page)):
+                await page.wait_for_timeout(100)
+    except TimeoutError:
+        await page.screenshot(path=str(ARTIFACTS / "graphiql-timeout.png"))
+        raise AssertionError(f"GraphiQL shows: {text[-2000:]}") from None
+    return text
+
+
+def job_ids(text: str) -> list[str]:
+    return re.findall(r'"id": "(\d+)"', text)
+
+
+def offline_route(
+    gateway: Gateway, outside: list[str]
+) -> Callable[[Route, Request], Awaitable[None]]:
     async def only_this_gateway(route: Route, request: Request) -> None:
         # The gateway must serve every asset itself: any other host is refused, as offline.
         if request.url.startswith(
-            f"http://127.0.0.1:{sqlite_gateway.port}/"
-        ) or request.url.startswith(f"ws://127.0.0.1:{sqlite_gateway.port}/"):
+            (f"http://127.0.0.1:{gateway.port}/", f"ws://127.0.0.1:{gateway.port}/")
+        ):
             await route.continue_()
         else:
             outside.append(request.url)
             await route.abort()
 
+    return only_this_gateway
+
+
+async def test_the_readmes_first_hour_works_in_graphiql_as_written(sqlite_gateway: Gateway) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    outside: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
-            await page.route("**/*", only_this_gateway)
-            url = (
-                sqlite_gateway.url.replace("/graphql", "") + f"/graphql#query={quote(SUBSCRIPTION)}"
+            await page.route("**/*", offline_route(sqlite_gateway, outside))
+            await page.goto(sqlite_gateway.url)
+            await page.wait_for_selector(".graphiql-execute-button")
+            # "paste the printed line into GraphiQL's Headers tab"
+            await set_headers(page, {"Authorization": f"Bearer {ALICE}"})
+            # A first mutation
+            await type_query(page, MUTATION)
+            await page.locator(".graphiql-execute-button").click()
+            (first,) = job_ids(await wait_for_result(page, lambda t: bool(job_ids(t))))
+            # "Open a second GraphiQL tab, paste this and run it"
+            await page.get_by_role("button", name="Add tab").click()
+            await type_query(page, SUBSCRIPTION)
+            await page.locator(".graphiql-execute-button").click()
+            await wait_for_result(page, lambda t: '"events"' in t)
+            # "Go back to the first tab and run Submit again"
+            await switch_to_tab(page, 0)
+            await page.locator(".graphiql-execute-button").click()
+            (second,) = job_ids(
+                await wait_for_result(page, lambda t: bool(job_ids(t)) and first not in t)
             )
+            # "then come back to the second": the updates are listed there, in order
+            await switch_to_tab(page, 1)
+            events = await wait_for_result(page, lambda t: '"SUCCESS"' in t)
+            await page.screenshot(path=str(ARTIFACTS / "graphiql-first-hour.png"))
+        finally:
+            await browser.close()
+    listed = json.loads(events)["events"]
+    updates = [e["data"]["jobUpdates"] for e in listed]
+    assert [u["update"]["state"] for u in updates if u["jobId"] == second] == [
+        "IN_QUEUE",
+        "RUNNING",
+        "SUCCESS",
+    ]
+    assert outside == []
+
+
+SLEEP_WATCH = """subscription Watch {
+  jobUpdates { jobId stateAfter update { status } }
+}"""
+
+
+async def test_a_subscription_over_a_named_field_alias_goes_over_the_websocket(
+    sqlite_gateway: Gateway,
+) -> None:
+    """The transport comes from the parsed document, not a pattern: `subscription { jobUpdates
+    { id: jobId } }` (which a regular expression took for a query) streams."""
+    outside: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            await page.route("**/*", offline_route(sqlite_gateway, outside))
+            await page.goto(sqlite_gateway.url)
+            await page.wait_for_selector(".graphiql-execute-button")
+            await set_headers(page, {"Authorization": f"Bearer {ALICE}"})
+            await type_query(
+                page, "# subscription is a word here too\nsubscription { jobUpdates { id: jobId } }"
+            )
+            await page.locator(".graphiql-execute-button").click()
+            await wait_for_result(page, lambda t: '"events"' in t)
+            (job_id,) = await submit(sqlite_gateway.client(ALICE), job_spec())
+            text = await wait_for_result(page, lambda t: t.count(f'"id": "{job_id}"') >= 3)
+        finally:
+            await browser.close()
+    assert "errors" not in text
+    assert outside == []
+
+
+async def test_graphiql_streams_a_jobs_updates_with_the_typed_token(
+    sqlite_gateway: Gateway,
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    outside: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            await page.route("**/*", offline_route(sqlite_gateway, outside))
+            url = sqlite_gateway.url + f"#query={quote(SLEEP_WATCH)}"
             await page.goto(url)
             await page.wait_for_selector(".graphiql-execute-button")
             await set_headers(page, {"Authorization": f"Bearer {ALICE}"})
             await page.locator(".graphiql-execute-button").click()
-            result = page.locator(".result-window")
-            await page.wait_for_timeout(500)  # the subscription is on its way
-
-            # GraphiQL shows a subscription's newest event: a sleeping job stays RUNNING long
-            # enough to be seen, until a second client cancels it.
+            await wait_for_result(page, lambda t: '"events"' in t)
+            # A sleeping job stays RUNNING long enough to be seen, until a second client
+            # cancels it; the pane lists every event.
             alice = sqlite_gateway.client(ALICE)
             (job_id,) = await submit(alice, job_spec("sleep", seconds=60))
-            await result.get_by_text('"RUNNING"').wait_for(timeout=20_000)
-            running = await result.inner_text()
+            running = await wait_for_result(page, lambda t: '"RUNNING"' in t)
             await page.screenshot(path=str(ARTIFACTS / "graphiql-running.png"))
             await alice.execute(CANCEL, {"ids": [job_id]})
-            await result.get_by_text('"SUCCESS"').wait_for(timeout=20_000)
-            finished = await result.inner_text()
+            finished = await wait_for_result(page, lambda t: "cancelled" in t)
             await page.screenshot(path=str(ARTIFACTS / "graphiql-success.png"))
+            # The Stop button stops it.
+            await page.locator(".graphiql-execute-button").click()
         finally:
             await browser.close()
-    assert f'"jobId": "{job_id}"' in running.replace("\xa0", " ")
-    assert "cancelled" in finished
+    assert f'"jobId": "{job_id}"' in running
+    assert [e["data"]["jobUpdates"]["stateAfter"] for e in json.loads(finished)["events"]] == [
+        "IN_QUEUE",
+        "RUNNING",
+        "SUCCESS",
+    ]
     assert outside == []
