@@ -8,7 +8,7 @@ import inspect
 import re
 
 import strawberry
-from graphql import GraphQLError, ValidationRule
+from graphql import GraphQLError, ValidationRule, parse
 from strawberry.extensions import AddValidationRules, SchemaExtension
 
 from jobgate.resolvers.mutation import Mutation
@@ -86,6 +86,10 @@ def test_the_private_names_of_dependencies_it_relies_on_still_exist() -> None:
 
     schema = build_schema()
     assert schema._schema is not None  # graphql-core's schema, executed directly
+    # graphql-core's subfield memo, which each subscription event gets afresh (PerEventMemoExecutor)
+    executor = schema.execution_context_class.build(schema._schema, parse(WATCH))
+    assert not isinstance(executor, list)
+    assert isinstance(executor._relevant_sub_fields, dict)
     assert schema.execution_context_class is not None
     assert callable(validate_document)
     for name in ("run_operation", "handle_connection_init", "send_message"):
