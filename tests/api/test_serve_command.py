@@ -47,14 +47,21 @@ def jobgate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     )
 
 
-async def test_a_second_gateway_on_the_same_data_folder_refuses_and_touches_nothing(
-    serve: ServeProcess, tmp_path: Path
-) -> None:
+async def a_running_sleep(serve: ServeProcess, tmp_path: Path) -> tuple[GraphQLClient, str, int]:
+    """Start the gateway and a long job on it: its client, the job's id and its process's pid."""
     alice = serve.start()
     (job_id,) = await submit(alice, job_spec("sleep", seconds=300))
     await wait_for_state(alice, job_id, "RUNNING")
     marker = tmp_path / "data" / "local" / "local" / job_id / "processes.json"
     (process,) = json.loads(marker.read_text())
+    pid: int = process["pid"]
+    return alice, job_id, pid
+
+
+async def test_a_second_gateway_on_the_same_data_folder_refuses_and_touches_nothing(
+    serve: ServeProcess, tmp_path: Path
+) -> None:
+    alice, job_id, pid = await a_running_sleep(serve, tmp_path)
 
     second = jobgate("serve", "--config", str(serve.config), "--port", str(free_port()))
 
@@ -62,7 +69,7 @@ async def test_a_second_gateway_on_the_same_data_folder_refuses_and_touches_noth
     assert "another gateway" in second.stderr
     assert str(tmp_path / "data") in second.stderr
     assert second.stderr.count("\n") == 1, second.stderr
-    assert process_alive(process["pid"])
+    assert process_alive(pid)
     job = await wait_for_state(alice, job_id, "RUNNING")
     assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING"]
 
@@ -70,11 +77,7 @@ async def test_a_second_gateway_on_the_same_data_folder_refuses_and_touches_noth
 async def test_a_gateway_whose_port_is_taken_stops_before_settling_any_job(
     serve: ServeProcess, tmp_path: Path
 ) -> None:
-    alice = serve.start()
-    (job_id,) = await submit(alice, job_spec("sleep", seconds=300))
-    await wait_for_state(alice, job_id, "RUNNING")
-    marker = tmp_path / "data" / "local" / "local" / job_id / "processes.json"
-    (process,) = json.loads(marker.read_text())
+    alice, job_id, pid = await a_running_sleep(serve, tmp_path)
     serve.stop(signal.SIGKILL)  # a crash: the job's process is left over
     try:
         with socket.socket() as taken:
@@ -86,14 +89,14 @@ async def test_a_gateway_whose_port_is_taken_stops_before_settling_any_job(
         assert result.stderr.strip().startswith(
             f"jobgate: server.port: cannot listen on 127.0.0.1:{port}"
         )
-        assert process_alive(process["pid"])  # nothing was settled
+        assert process_alive(pid)  # nothing was settled
         # Started properly, the gateway settles the job it left.
         alice = serve.start()
         job = await wait_for_state(alice, job_id, "FAILURE")
         assert "restarted" in job["updates"][-1]["status"]
     finally:
-        if process_alive(process["pid"]):
-            os.killpg(process["pid"], signal.SIGKILL)
+        if process_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def start_demo(cwd: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:

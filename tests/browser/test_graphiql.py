@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -107,47 +108,53 @@ def offline_route(
     return only_this_gateway
 
 
-async def test_the_readmes_first_hour_works_in_graphiql_as_written(sqlite_gateway: Gateway) -> None:
+@contextlib.asynccontextmanager
+async def graphiql(gateway: Gateway, fragment: str = "") -> AsyncIterator[Page]:
+    """GraphiQL in Chromium, every other host refused, the token pasted into its Headers tab."""
     ARTIFACTS.mkdir(exist_ok=True)
     outside: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
-            await page.route("**/*", offline_route(sqlite_gateway, outside))
-            await page.goto(sqlite_gateway.url)
+            await page.route("**/*", offline_route(gateway, outside))
+            await page.goto(gateway.url + fragment)
             await page.wait_for_selector(".graphiql-execute-button")
             # "paste the printed line into GraphiQL's Headers tab"
             await set_headers(page, {"Authorization": f"Bearer {ALICE}"})
-            # A first mutation
-            await type_query(page, MUTATION)
-            await page.locator(".graphiql-execute-button").click()
-            (first,) = job_ids(await wait_for_result(page, lambda t: bool(job_ids(t))))
-            # "Open a second GraphiQL tab, paste this and run it"
-            await page.get_by_role("button", name="Add tab").click()
-            await type_query(page, SUBSCRIPTION)
-            await page.locator(".graphiql-execute-button").click()
-            await wait_for_result(page, lambda t: '"events"' in t)
-            # "Go back to the first tab and run Submit again"
-            await switch_to_tab(page, 0)
-            await page.locator(".graphiql-execute-button").click()
-            (second,) = job_ids(
-                await wait_for_result(page, lambda t: bool(job_ids(t)) and first not in t)
-            )
-            # "then come back to the second": the updates are listed there, in order
-            await switch_to_tab(page, 1)
-            events = await wait_for_result(page, lambda t: '"SUCCESS"' in t)
-            await page.screenshot(path=str(ARTIFACTS / "graphiql-first-hour.png"))
+            yield page
         finally:
             await browser.close()
-    listed = json.loads(events)["events"]
-    updates = [e["data"]["jobUpdates"] for e in listed]
+    assert outside == [], "GraphiQL loaded something from elsewhere"
+
+
+async def test_the_readmes_first_hour_works_in_graphiql_as_written(sqlite_gateway: Gateway) -> None:
+    async with graphiql(sqlite_gateway) as page:
+        # A first mutation
+        await type_query(page, MUTATION)
+        await page.locator(".graphiql-execute-button").click()
+        (first,) = job_ids(await wait_for_result(page, lambda t: bool(job_ids(t))))
+        # "Open a second GraphiQL tab, paste this and run it"
+        await page.get_by_role("button", name="Add tab").click()
+        await type_query(page, SUBSCRIPTION)
+        await page.locator(".graphiql-execute-button").click()
+        await wait_for_result(page, lambda t: '"events"' in t)
+        # "Go back to the first tab and run Submit again"
+        await switch_to_tab(page, 0)
+        await page.locator(".graphiql-execute-button").click()
+        (second,) = job_ids(
+            await wait_for_result(page, lambda t: bool(job_ids(t)) and first not in t)
+        )
+        # "then come back to the second": the updates are listed there, in order
+        await switch_to_tab(page, 1)
+        events = await wait_for_result(page, lambda t: '"SUCCESS"' in t)
+        await page.screenshot(path=str(ARTIFACTS / "graphiql-first-hour.png"))
+    updates = [e["data"]["jobUpdates"] for e in json.loads(events)["events"]]
     assert [u["update"]["state"] for u in updates if u["jobId"] == second] == [
         "IN_QUEUE",
         "RUNNING",
         "SUCCESS",
     ]
-    assert outside == []
 
 
 SLEEP_WATCH = """subscription Watch {
@@ -160,61 +167,35 @@ async def test_a_subscription_over_a_named_field_alias_goes_over_the_websocket(
 ) -> None:
     """The transport comes from the parsed document, not a pattern: `subscription { jobUpdates
     { id: jobId } }` (which a regular expression took for a query) streams."""
-    outside: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 900})
-            await page.route("**/*", offline_route(sqlite_gateway, outside))
-            await page.goto(sqlite_gateway.url)
-            await page.wait_for_selector(".graphiql-execute-button")
-            await set_headers(page, {"Authorization": f"Bearer {ALICE}"})
-            await type_query(
-                page, "# subscription is a word here too\nsubscription { jobUpdates { id: jobId } }"
-            )
-            await page.locator(".graphiql-execute-button").click()
-            await wait_for_result(page, lambda t: '"events"' in t)
-            (job_id,) = await submit(sqlite_gateway.client(ALICE), job_spec())
-            text = await wait_for_result(page, lambda t: t.count(f'"id": "{job_id}"') >= 3)
-        finally:
-            await browser.close()
+    async with graphiql(sqlite_gateway) as page:
+        await type_query(
+            page, "# subscription is a word here too\nsubscription { jobUpdates { id: jobId } }"
+        )
+        await page.locator(".graphiql-execute-button").click()
+        await wait_for_result(page, lambda t: '"events"' in t)
+        (job_id,) = await submit(sqlite_gateway.client(ALICE), job_spec())
+        text = await wait_for_result(page, lambda t: t.count(f'"id": "{job_id}"') >= 3)
     assert "errors" not in text
-    assert outside == []
 
 
 async def test_graphiql_streams_a_jobs_updates_with_the_typed_token(
     sqlite_gateway: Gateway,
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    outside: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 900})
-            await page.route("**/*", offline_route(sqlite_gateway, outside))
-            url = sqlite_gateway.url + f"#query={quote(SLEEP_WATCH)}"
-            await page.goto(url)
-            await page.wait_for_selector(".graphiql-execute-button")
-            await set_headers(page, {"Authorization": f"Bearer {ALICE}"})
-            await page.locator(".graphiql-execute-button").click()
-            await wait_for_result(page, lambda t: '"events"' in t)
-            # A sleeping job stays RUNNING long enough to be seen, until a second client
-            # cancels it; the pane lists every event.
-            alice = sqlite_gateway.client(ALICE)
-            (job_id,) = await submit(alice, job_spec("sleep", seconds=60))
-            running = await wait_for_result(page, lambda t: '"RUNNING"' in t)
-            await page.screenshot(path=str(ARTIFACTS / "graphiql-running.png"))
-            await alice.execute(CANCEL, {"ids": [job_id]})
-            finished = await wait_for_result(page, lambda t: "cancelled" in t)
-            await page.screenshot(path=str(ARTIFACTS / "graphiql-success.png"))
-            # The Stop button stops it.
-            await page.locator(".graphiql-execute-button").click()
-        finally:
-            await browser.close()
+    async with graphiql(sqlite_gateway, f"#query={quote(SLEEP_WATCH)}") as page:
+        await page.locator(".graphiql-execute-button").click()
+        await wait_for_result(page, lambda t: '"events"' in t)
+        # A sleeping job stays RUNNING long enough to be seen, until a second client cancels
+        # it; the pane lists every event.
+        alice = sqlite_gateway.client(ALICE)
+        (job_id,) = await submit(alice, job_spec("sleep", seconds=60))
+        running = await wait_for_result(page, lambda t: '"RUNNING"' in t)
+        await page.screenshot(path=str(ARTIFACTS / "graphiql-running.png"))
+        await alice.execute(CANCEL, {"ids": [job_id]})
+        finished = await wait_for_result(page, lambda t: "cancelled" in t)
+        await page.screenshot(path=str(ARTIFACTS / "graphiql-success.png"))
     assert f'"jobId": "{job_id}"' in running
     assert [e["data"]["jobUpdates"]["stateAfter"] for e in json.loads(finished)["events"]] == [
         "IN_QUEUE",
         "RUNNING",
         "SUCCESS",
     ]
-    assert outside == []
