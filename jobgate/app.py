@@ -22,12 +22,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from jobgate.domain.job import Job, UpdateRequest
 from jobgate.events.bus import JobEventBus
 from jobgate.events.commands import CommandSignal
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
-from jobgate.providers.base import ProviderContext
 from jobgate.schema.build import build_schema
 from jobgate.schema.context import Context, Services, identify
 from jobgate.server import graphql_http
@@ -228,7 +226,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         await bus.connect()
         await feed.start()
         for adapter in providers.all:
-            await adapter.start(_provider_context(adapter.id, jobs, logs, settings))
+            await adapter.start(jobs.provider_context(adapter.id, settings.server.data_dir, logs))
         reconciler.start()
         log.info("jobgate is ready")
         try:
@@ -275,22 +273,3 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     app.state.services = services
     app.state.graphql = graphql
     return app
-
-
-def _provider_context(
-    provider_id: str, jobs: JobService, logs: JobLogHub, settings: Settings
-) -> ProviderContext:
-    async def report(updates: Sequence[UpdateRequest]) -> None:
-        for update in updates:
-            await jobs.apply_update(update, provider_id=provider_id)
-
-    async def active_jobs() -> list[Job]:
-        return await jobs.active_jobs_of(provider_id)
-
-    return ProviderContext(
-        report=report,
-        active_jobs=active_jobs,
-        catalog=jobs.catalog,
-        data_dir=settings.server.data_dir,
-        logs=logs,
-    )

@@ -17,6 +17,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from jobgate.auth import (
     Identity,
@@ -43,7 +44,8 @@ from jobgate.errors import (
 )
 from jobgate.events.bus import JobEventBus
 from jobgate.events.feed import UpdateFeed
-from jobgate.providers.base import ProviderAdapter
+from jobgate.events.logs import JobLogHub
+from jobgate.providers.base import ProviderAdapter, ProviderContext
 from jobgate.storage.base import (
     JobFilter,
     JobOrder,
@@ -504,6 +506,35 @@ class JobService:
                 return jobs
             last = page.jobs[-1]
             key = PageKey(sort_key(last, order.field), int(last.id))
+
+    def provider_context(
+        self, provider_id: str, data_dir: Path, logs: JobLogHub
+    ) -> ProviderContext:
+        """What an in-process adapter of `provider_id` is given: its reports go through
+        `apply_update` as that provider's, and a refused one is logged, never dropped silently."""
+
+        async def report(updates: Sequence[UpdateRequest]) -> None:
+            for update in updates:
+                result = await self.apply_update(update, provider_id=provider_id)
+                if result.outcome is UpdateOutcome.REJECTED:
+                    log.warning(
+                        "provider %s: an update of job %s was rejected: %s %s",
+                        provider_id,
+                        result.job_id,
+                        result.code,
+                        result.message,
+                    )
+
+        async def active_jobs() -> list[Job]:
+            return await self.active_jobs_of(provider_id)
+
+        return ProviderContext(
+            report=report,
+            active_jobs=active_jobs,
+            catalog=self.catalog,
+            data_dir=data_dir,
+            logs=logs,
+        )
 
     def _ring(self) -> None:
         """Tell this process's feed and, through the bus, every replica that the log grew."""

@@ -20,7 +20,6 @@ from jobgate.domain.values import NameAndVersion, ProductReference, TextValue
 from jobgate.events.bus import JobEventBus
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
-from jobgate.providers.base import ProviderContext
 from jobgate.services.jobs import JobService, ProviderRegistry, SubmitRequest
 from jobgate.services.watch import JobWatcher
 from jobgate.storage.base import JobStore
@@ -89,15 +88,7 @@ async def harness(
     await bus.connect()
     await feed.start()
     for adapter in adapters:
-
-        async def report(updates: Sequence[UpdateRequest], owner: str = adapter.id) -> None:
-            for update in updates:
-                await jobs.apply_update(update, provider_id=owner)
-
-        async def active(owner: str = adapter.id) -> list[Job]:
-            return await jobs.active_jobs_of(owner)
-
-        await adapter.start(ProviderContext(report, active, catalog, data_dir, logs))
+        await adapter.start(jobs.provider_context(adapter.id, data_dir, logs))
     try:
         yield Harness(store, jobs, feed, JobWatcher(store, feed), adapters[0])
     finally:

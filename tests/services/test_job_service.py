@@ -264,3 +264,14 @@ async def test_mongo_rolls_forward_an_update_whose_writer_died_half_way(
             ]
     finally:
         await store.close()
+
+
+async def test_an_in_process_providers_refused_report_is_logged_not_dropped(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    await h.report(UpdateRequest("999999", state=JobState.RUNNING))
+    (record,) = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert "999999" in record.getMessage()
+    assert "NOT_FOUND" in record.getMessage()
