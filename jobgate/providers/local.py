@@ -17,7 +17,7 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from jobgate.domain.catalog import Product, render_command
 from jobgate.domain.job import Job, UpdateRequest
@@ -185,7 +185,16 @@ class LocalProvider:
             return False
         argv = render_command(app.command, dict(spec.parameters))
         workdir = self.workdir(job.id)
-        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Everything the job folder must hold, before any process starts: a full disk is
+            # a FAILURE with its cause, never a job running untracked.
+            copies = _prepare_folder(workdir, spec.replicas)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            await self._report(
+                job.id, JobState.FAILURE, f"Could not prepare the job folder: {reason}"
+            )
+            return False
         self._context.logs.open(job.id)
         try:
             for rank in range(spec.replicas):
@@ -212,14 +221,23 @@ class LocalProvider:
                     ("stderr", process.stderr),
                 )
                 for channel, stream in streams:
-                    pump = self._pump(job.id, rank, channel, stream, workdir)
+                    pump = self._pump(job.id, rank, channel, stream, copies.pop((rank, channel)))
                     local.pumps.append(asyncio.create_task(pump))
         except OSError as error:
-            _signal_groups(local.processes, signal.SIGKILL)
+            await self._abandon(local, copies)
             reason = error.strerror or str(error)
             await self._report(job.id, JobState.FAILURE, f"Could not start '{argv[0]}': {reason}")
             return False
-        _write_marker(workdir, local.processes)
+        try:
+            _write_marker(workdir, local.processes)
+        except OSError as error:
+            # Untracked after a restart without it: stop the processes rather than lose them.
+            await self._abandon(local, copies)
+            reason = error.strerror or str(error)
+            await self._report(
+                job.id, JobState.FAILURE, f"Could not record the job's processes: {reason}"
+            )
+            return False
         if local.cancelled:  # cancelled while its processes were starting
             await self._terminate(local.processes)
             return False
@@ -281,10 +299,21 @@ class LocalProvider:
             message = "The programs exited with codes " + ", ".join(map(str, codes))
         await self._report(local.job.id, JobState.SUCCESS, message)
 
+    async def _abandon(self, local: _LocalJob, copies: dict[tuple[int, Channel], BinaryIO]) -> None:
+        """Stop a launch half done: kill what started, and wait for it, so nothing runs on."""
+        _signal_groups(local.processes, signal.SIGKILL)
+        await asyncio.gather(*(p.wait() for p in local.processes))
+        for pump in local.pumps:
+            pump.cancel()
+        for copy in copies.values():
+            with contextlib.suppress(OSError):
+                copy.close()
+
     async def _pump(
-        self, job_id: str, rank: int, channel: Channel, stream: asyncio.StreamReader, workdir: Path
+        self, job_id: str, rank: int, channel: Channel, stream: asyncio.StreamReader, copy: BinaryIO
     ) -> None:
-        """Copy one output stream to its file and, line by line, to the log hub."""
+        """Copy one output stream to its file and, line by line, to the log hub. A file that
+        can no longer be written (a full disk) stops being copied; the hub still gets it all."""
         assert self._context is not None
         logs = self._context.logs
 
@@ -294,10 +323,22 @@ class LocalProvider:
             )
 
         # Writes to a local file are short; they do not hold up the loop noticeably.
-        with open(workdir / f"{channel}-{rank}.log", "wb") as copy:  # noqa: ASYNC230
+        with copy:
             pending = b""
+            copying = True
             while chunk := await stream.read(READ_CHUNK):
-                copy.write(chunk)
+                if copying:
+                    try:
+                        copy.write(chunk)
+                    except OSError as error:
+                        copying = False
+                        log.warning(
+                            "job %s: cannot write %s-%s.log (%s); its output goes on to jobLogs only",
+                            job_id,
+                            channel,
+                            rank,
+                            error.strerror or error,
+                        )
                 *lines, pending = (pending + chunk).split(b"\n")
                 for raw in lines:
                     emit(raw)
@@ -339,7 +380,7 @@ class LocalProvider:
             if job.id in self._jobs:
                 continue
             marker = self.workdir(job.id) / MARKER
-            if job.status.state is JobState.IN_QUEUE and not marker.exists():
+            if job.status.state is JobState.IN_QUEUE and not _marked_processes(marker):
                 # Stored but never started before the restart: start it now.
                 await self.submit([job])
                 continue
@@ -380,18 +421,41 @@ def _process_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def _prepare_folder(workdir: Path, replicas: int) -> dict[tuple[int, Channel], BinaryIO]:
+    """The job folder with its output files open (unbuffered) and an empty process marker
+    written: `OSError` (e.g. no space left) before any process is started."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("[]")
+    copies: dict[tuple[int, Channel], BinaryIO] = {}
+    try:
+        for rank in range(replicas):
+            for channel in ("stdout", "stderr"):
+                copies[(rank, channel)] = open(workdir / f"{channel}-{rank}.log", "wb", buffering=0)  # noqa: SIM115
+    except OSError:
+        for copy in copies.values():
+            copy.close()
+        raise
+    return copies
+
+
 def _write_marker(workdir: Path, processes: Sequence[asyncio.subprocess.Process]) -> None:
     entries = [{"pid": p.pid, "started": _process_start_time(p.pid)} for p in processes]
     (workdir / MARKER).write_text(json.dumps(entries))
 
 
-def _kill_leftovers(marker: Path) -> None:
-    """Kill process groups a previous gateway left running, if they are still the same ones."""
+def _marked_processes(marker: Path) -> list[dict[str, Any]]:
+    """The processes a job folder's marker records (none if it is absent, empty or unreadable:
+    a folder is prepared with an empty marker before any process starts)."""
     try:
         entries = json.loads(marker.read_text())
     except (OSError, ValueError):
-        return
-    for entry in entries:
+        return []
+    return entries if isinstance(entries, list) else []
+
+
+def _kill_leftovers(marker: Path) -> None:
+    """Kill process groups a previous gateway left running, if they are still the same ones."""
+    for entry in _marked_processes(marker):
         pid = entry["pid"]
         if entry["started"] is not None and _process_start_time(pid) == entry["started"]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
