@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import tempfile
-from pathlib import Path
 
 import httpx
 
@@ -26,87 +23,59 @@ from bench.bench_fanout import (
     REPORT,
     SUBMIT,
     TOKEN,
+    gateway_process,
     open_subscription,
     rss_kib,
 )
-from tests.processes import JOBGATE
-from tests.servers import free_port, wait_for_port
 
 BATCH = 250
 
 
 async def measure(lean: bool, events: int, every: int) -> list[tuple[int, int]]:
     """(events so far, server RSS in KiB) samples."""
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "jobgate.toml"
-        text = CONFIG.format(data=Path(folder) / "data")
-        config.write_text(
-            text.replace(
-                "graphiql = false", f"graphiql = false\nlean_subscriptions = {str(lean).lower()}"
+    setting = f"graphiql = false\nlean_subscriptions = {str(lean).lower()}"
+    with gateway_process(CONFIG.replace("graphiql = false", setting)) as (port, server):
+        url = f"http://127.0.0.1:{port}/graphql"
+        async with httpx.AsyncClient(timeout=60) as http:
+            submitted = await http.post(
+                url, json={"query": SUBMIT}, headers={"Authorization": f"Bearer {TOKEN}"}
             )
-        )
-        port = free_port()
-        server = subprocess.Popen(  # noqa: ASYNC220  # started once, before anything is measured
-            [
-                str(JOBGATE),
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port)
-            url = f"http://127.0.0.1:{port}/graphql"
-            async with httpx.AsyncClient(timeout=60) as http:
-                submitted = await http.post(
-                    url, json={"query": SUBMIT}, headers={"Authorization": f"Bearer {TOKEN}"}
+            job_id = submitted.json()["data"]["submitJobs"]["jobs"][0]["id"]
+            ws = await open_subscription(url.replace("http", "ws"))
+            received = 0
+            progress = asyncio.Event()
+
+            async def read() -> None:
+                nonlocal received
+                async for raw in ws:
+                    if json.loads(raw)["type"] == "next":
+                        received += 1
+                        progress.set()
+
+            async def until_received(count: int) -> None:
+                while received < count:
+                    progress.clear()
+                    await progress.wait()
+
+            reader = asyncio.create_task(read())
+            samples: list[tuple[int, int]] = []
+            sent = 0
+            while sent < events:
+                updates = [{"jobId": job_id, "status": f"tick {sent + n}"} for n in range(BATCH)]
+                response = await http.post(
+                    url,
+                    json={"query": REPORT, "variables": {"u": updates}},
+                    headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
                 )
-                job_id = submitted.json()["data"]["submitJobs"]["jobs"][0]["id"]
-                ws = await open_subscription(url.replace("http", "ws"))
-                received = 0
-                progress = asyncio.Event()
-
-                async def read() -> None:
-                    nonlocal received
-                    async for raw in ws:
-                        if json.loads(raw)["type"] == "next":
-                            received += 1
-                            progress.set()
-
-                async def until_received(count: int) -> None:
-                    while received < count:
-                        progress.clear()
-                        await progress.wait()
-
-                reader = asyncio.create_task(read())
-                samples: list[tuple[int, int]] = []
-                sent = 0
-                while sent < events:
-                    updates = [
-                        {"jobId": job_id, "status": f"tick {sent + n}"} for n in range(BATCH)
-                    ]
-                    response = await http.post(
-                        url,
-                        json={"query": REPORT, "variables": {"u": updates}},
-                        headers={"Authorization": f"Bearer {PROVIDER_TOKEN}"},
-                    )
-                    response.raise_for_status()
-                    sent += BATCH
-                    await until_received(sent - BATCH)  # keep the subscriber close behind
-                    if sent % every == 0:
-                        await until_received(sent)
-                        samples.append((sent, rss_kib(server.pid)))
-                reader.cancel()
-                await ws.close()
-                return samples
-        finally:
-            server.terminate()
-            server.wait(20)
+                response.raise_for_status()
+                sent += BATCH
+                await until_received(sent - BATCH)  # keep the subscriber close behind
+                if sent % every == 0:
+                    await until_received(sent)
+                    samples.append((sent, rss_kib(server.pid)))
+            reader.cancel()
+            await ws.close()
+            return samples
 
 
 async def run(events: int, every: int) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -113,97 +115,98 @@ async def report(http: httpx.AsyncClient, url: str, job_id: str, n: int) -> None
     response.raise_for_status()
 
 
-async def run(counts: list[int], rounds: int, distinct_callers: bool, query: str) -> None:
+@contextlib.contextmanager
+def gateway_process(config_text: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`jobgate serve` with this config (its `{data}` filled in) in a temporary folder: its
+    port and process, stopped on leaving."""
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "jobgate.toml"
-        members = members_config(max(counts)) if distinct_callers else ""
-        config.write_text(CONFIG.format(data=Path(folder) / "data") + members)
+        config.write_text(config_text.format(data=Path(folder) / "data"))
         port = free_port()
-        server = subprocess.Popen(  # noqa: ASYNC220  # started once, before anything is measured
-            [
-                str(JOBGATE),
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ]
-        )
+        command = [str(JOBGATE), "serve", "--config", str(config), "--port", str(port)]
+        server = subprocess.Popen([*command, "--log-level", "warning"])
         try:
             wait_for_port(port)
-            http_url, ws_url = f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql"
-            async with httpx.AsyncClient(timeout=120) as http:
-                created = await http.post(
-                    http_url, json={"query": SUBMIT}, headers={"Authorization": f"Bearer {TOKEN}"}
-                )
-                job_id = created.json()["data"]["submitJobs"]["jobs"][0]["id"]
-                await asyncio.sleep(1)
-
-                # End to end, one subscriber.
-                ws = await open_subscription(ws_url)
-                await asyncio.sleep(0.5)
-                latencies = []
-                for n in range(200):
-                    started = time.perf_counter()
-                    await report(http, http_url, job_id, n)
-                    latencies.append(await next_event(ws) - started)
-                await ws.close()
-                print("end to end, reportJobUpdates -> subscriber, 200 updates")
-                print(
-                    f"  p50 {percentile(latencies, 0.5) * 1000:7.2f} ms   p99 {percentile(latencies, 0.99) * 1000:7.2f} ms"
-                )
-
-                for count in counts:
-                    await asyncio.sleep(1)
-                    before = rss_kib(server.pid)
-                    sockets: list[ClientConnection] = []
-                    half, at_half = 0, 0
-                    tokens = member_tokens(count) if distinct_callers else [TOKEN] * count
-                    for start in range(0, count, 200):
-                        sockets += await asyncio.gather(
-                            *(
-                                open_subscription(ws_url, t, query)
-                                for t in tokens[start : start + 200]
-                            )
-                        )
-                        if not half and len(sockets) >= count // 2:
-                            await asyncio.sleep(2)
-                            half, at_half = len(sockets), rss_kib(server.pid)
-                    await asyncio.sleep(2)
-                    after = rss_kib(server.pid)
-                    average = (after - before) / count
-                    # The second half's growth: what one more subscriber costs, without the
-                    # one-off costs (allocator arenas, caches) the average spreads over N.
-                    marginal = (after - at_half) / (count - half)
-                    # This client's own full collections (it holds N connections too) would
-                    # show up as delivery latency: only the server's pauses belong in it.
-                    gc.collect()
-                    gc.freeze()
-                    fanouts: list[float] = []
-                    for n in range(rounds):
-                        waiting = [asyncio.create_task(next_event(s)) for s in sockets]
-                        # A fresh connection: a pooled one may have idled out meanwhile.
-                        async with httpx.AsyncClient(timeout=120) as fresh:
-                            started = time.perf_counter()
-                            await report(fresh, http_url, job_id, 1000 + n)
-                        arrived = await asyncio.gather(*waiting)
-                        fanouts += [t - started for t in arrived]
-                        await asyncio.sleep(0.5)
-                    callers = "each its own caller" if distinct_callers else "one caller"
-                    print(f"fan-out to {count} idle subscribers, {callers} ({rounds} updates)")
-                    print(
-                        f"  p50 {percentile(fanouts, 0.5) * 1000:7.1f} ms   p99 {percentile(fanouts, 0.99) * 1000:7.1f} ms"
-                    )
-                    print(
-                        f"  server memory per idle subscriber: {average:.1f} KiB on average, "
-                        f"{marginal:.1f} KiB for each of the second {count - half}"
-                    )
-                    await asyncio.gather(*(s.close() for s in sockets))
+            yield port, server
         finally:
             server.terminate()
-            server.wait()
+            server.wait(20)
+
+
+async def run(counts: list[int], rounds: int, distinct_callers: bool, query: str) -> None:
+    members = members_config(max(counts)) if distinct_callers else ""
+    # Started once, before anything is measured.
+    with gateway_process(CONFIG + members.replace("{", "{{").replace("}", "}}")) as (port, server):
+        http_url, ws_url = f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql"
+        async with httpx.AsyncClient(timeout=120) as http:
+            created = await http.post(
+                http_url, json={"query": SUBMIT}, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            job_id = created.json()["data"]["submitJobs"]["jobs"][0]["id"]
+            await asyncio.sleep(1)
+
+            # End to end, one subscriber.
+            ws = await open_subscription(ws_url)
+            await asyncio.sleep(0.5)
+            latencies = []
+            for n in range(200):
+                started = time.perf_counter()
+                await report(http, http_url, job_id, n)
+                latencies.append(await next_event(ws) - started)
+            await ws.close()
+            print("end to end, reportJobUpdates -> subscriber, 200 updates")
+            print(
+                f"  p50 {percentile(latencies, 0.5) * 1000:7.2f} ms   p99 {percentile(latencies, 0.99) * 1000:7.2f} ms"
+            )
+
+            for count in counts:
+                await asyncio.sleep(1)
+                before = rss_kib(server.pid)
+                sockets: list[ClientConnection] = []
+                half, at_half = 0, 0
+                tokens = member_tokens(count) if distinct_callers else [TOKEN] * count
+                # Batches of 200, at most half the count: the half-way sample splits them.
+                batch = max(1, min(200, count // 2))
+                for start in range(0, count, batch):
+                    sockets += await asyncio.gather(
+                        *(
+                            open_subscription(ws_url, t, query)
+                            for t in tokens[start : start + batch]
+                        )
+                    )
+                    if not half and len(sockets) >= count // 2:
+                        await asyncio.sleep(2)
+                        half, at_half = len(sockets), rss_kib(server.pid)
+                await asyncio.sleep(2)
+                after = rss_kib(server.pid)
+                average = (after - before) / count
+                # The second half's growth: what one more subscriber costs, without the
+                # one-off costs (allocator arenas, caches) the average spreads over N.
+                marginal = (after - at_half) / (count - half)
+                # This client's own full collections (it holds N connections too) would
+                # show up as delivery latency: only the server's pauses belong in it.
+                gc.collect()
+                gc.freeze()
+                fanouts: list[float] = []
+                for n in range(rounds):
+                    waiting = [asyncio.create_task(next_event(s)) for s in sockets]
+                    # A fresh connection: a pooled one may have idled out meanwhile.
+                    async with httpx.AsyncClient(timeout=120) as fresh:
+                        started = time.perf_counter()
+                        await report(fresh, http_url, job_id, 1000 + n)
+                    arrived = await asyncio.gather(*waiting)
+                    fanouts += [t - started for t in arrived]
+                    await asyncio.sleep(0.5)
+                callers = "each its own caller" if distinct_callers else "one caller"
+                print(f"fan-out to {count} idle subscribers, {callers} ({rounds} updates)")
+                print(
+                    f"  p50 {percentile(fanouts, 0.5) * 1000:7.1f} ms   p99 {percentile(fanouts, 0.99) * 1000:7.1f} ms"
+                )
+                print(
+                    f"  server memory per idle subscriber: {average:.1f} KiB on average, "
+                    f"{marginal:.1f} KiB for each of the second {count - half}"
+                )
+                await asyncio.gather(*(s.close() for s in sockets))
 
 
 def main() -> None:
