@@ -262,7 +262,16 @@ class JobService:
         return problems
 
     async def _dispatch(self, jobs: Sequence[Job]) -> None:
-        refusals = await self._per_provider(jobs, lambda adapter, group: adapter.submit(group))
+        """Hand new jobs to their providers, but not one that ended meanwhile (a cancel or the
+        reconciler got in first): a final job is never launched. A cancel that comes later finds
+        the job at its adapter (the local adapter registers it before it yields)."""
+        current = {job.id: job for job in await self.store.get_jobs([job.id for job in jobs])}
+        pending = [
+            job for job in jobs if job.id in current and not current[job.id].status.state.is_final
+        ]
+        if not pending:
+            return
+        refusals = await self._per_provider(pending, lambda adapter, group: adapter.submit(group))
         for provider_id, group, error in refusals:
             reason = error.message if isinstance(error, JobgateError) else "internal error"
             if not isinstance(error, JobgateError):

@@ -16,7 +16,7 @@ from jobgate.domain.values import SimpleDuration
 from jobgate.errors import StoreUnavailable, UserErrorCode
 from jobgate.services.jobs import MAX_BULK_ITEMS, SubmitRequest, UpdateOutcome
 from jobgate.storage import mongo
-from jobgate.storage.base import JobStore
+from jobgate.storage.base import CreatedJobs, JobStore, NewSubmission
 from jobgate.storage.mongo import MongoJobStore
 from tests.servers import fresh_database
 from tests.services.harness import ALICE, BOB, Harness, harness, spec
@@ -275,3 +275,24 @@ async def test_an_in_process_providers_refused_report_is_logged_not_dropped(
     assert record.levelno == logging.WARNING
     assert "999999" in record.getMessage()
     assert "NOT_FOUND" in record.getMessage()
+
+
+async def test_a_job_that_ended_before_its_hand_over_never_reaches_its_provider(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create = h.store.create_jobs
+
+    async def created_then_cancelled(submission: NewSubmission) -> CreatedJobs:
+        created = await create(submission)
+        # A cancel (or the reconciler) that got in between the write and the hand-over.
+        for job in created.jobs:
+            await h.jobs.apply_update(
+                UpdateRequest(job.id, state=JobState.SUCCESS, status="cancelled"),
+                provider_id="test",
+            )
+        return created
+
+    monkeypatch.setattr(h.store, "create_jobs", created_then_cancelled)
+    (job,) = (await h.jobs.submit(ALICE, SubmitRequest([spec()]))).jobs
+    assert h.provider.calls_of("submit") == []
+    assert (await h.job(job.id)).status.state is JobState.SUCCESS
