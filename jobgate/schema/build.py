@@ -50,8 +50,7 @@ class ErrorCodes(SchemaExtension):
     def _tag(self, code: str) -> None:
         # In place: Strawberry has already put these very objects into its result.
         for error in self.execution_context.pre_execution_errors or []:
-            if not (error.extensions and "code" in error.extensions):
-                error.extensions = {**(error.extensions or {}), "code": code}
+            tag(error, code)
 
     def on_execute(self) -> Iterator[None]:
         if _subscription_over_http(self.execution_context):
@@ -79,6 +78,23 @@ INTERNAL = "INTERNAL_SERVER_ERROR"
 REQUEST_ERROR_CODES = frozenset({PARSE_FAILED, VALIDATION_FAILED, BAD_USER_INPUT})
 
 
+def code_of(error: GraphQLError) -> str | None:
+    """The error's `extensions.code`, if it has one."""
+    code = (error.extensions or {}).get("code")
+    return None if code is None else str(code)
+
+
+def tag(error: GraphQLError, code: str) -> None:
+    """Give an error without a code this one, in place."""
+    if code_of(error) is None:
+        error.extensions = {**(error.extensions or {}), "code": code}
+
+
+def is_variable_error(message: str) -> bool:
+    """graphql-core's message for variable values that do not fit their type."""
+    return message.startswith("Variable '$")
+
+
 def _subscription_over_http(context: ExecutionContext) -> bool:
     request = getattr(context.context, "request", None)
     try:
@@ -88,46 +104,40 @@ def _subscription_over_http(context: ExecutionContext) -> bool:
     return operation is OperationType.SUBSCRIPTION and isinstance(request, Request)
 
 
-def _coded(error: GraphQLError, code: str) -> GraphQLError:
-    if error.extensions and "code" in error.extensions:
-        return error
+def _copy(error: GraphQLError, message: str, code: str, *, keep_original: bool) -> GraphQLError:
+    """The error, at the same place, with this message and code; without `keep_original`,
+    nothing of what it wrapped (its cause, its other extensions) leaves with it."""
     return GraphQLError(
-        error.message,
+        message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        original_error=error.original_error,
-        extensions={**(error.extensions or {}), "code": code},
+        original_error=error.original_error if keep_original else None,
+        extensions={**(error.extensions or {}), "code": code} if keep_original else {"code": code},
     )
 
 
 def is_unexpected(error: GraphQLError) -> bool:
     """An error no client could cause: something escaped a resolver (a bug, to be logged)."""
-    if error.extensions and "code" in error.extensions:
-        return bool(error.extensions["code"] == INTERNAL)
+    code = code_of(error)
+    if code is not None:
+        return code == INTERNAL
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
         return False
     # Variable values that do not fit their type fail during execution, with no path.
-    return not (error.path is None and error.message.startswith("Variable '$"))
+    return not (error.path is None and is_variable_error(error.message))
 
 
 def with_code(error: GraphQLError) -> GraphQLError:
     """The error with its code; an unexpected one with its message masked."""
-    if error.extensions and "code" in error.extensions:
+    if code_of(error) is not None:
         return error
     if is_unexpected(error):
-        return GraphQLError(
-            UNEXPECTED_MESSAGE,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": INTERNAL},
-        )
+        return _copy(error, UNEXPECTED_MESSAGE, INTERNAL, keep_original=False)
     # Left without a phase's code: variables that do not fit (coerced before execution).
-    return _coded(error, BAD_USER_INPUT)
+    return _copy(error, error.message, BAD_USER_INPUT, keep_original=True)
 
 
 class PerEventMemoExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -155,8 +165,7 @@ class JobgateSchema(strawberry.Schema):
             if is_unexpected(error):
                 log.error("unexpected error: %s", error.message, exc_info=error.original_error)
             else:
-                code = (error.extensions or {}).get("code", BAD_USER_INPUT)
-                log.info("refused (%s): %.200s", code, error.message)
+                log.info("refused (%s): %.200s", code_of(error) or BAD_USER_INPUT, error.message)
 
 
 class CodedParserCache(ParserCache):
@@ -167,8 +176,7 @@ class CodedParserCache(ParserCache):
         try:
             yield from super().on_parse()
         except GraphQLError as error:
-            if not (error.extensions and "code" in error.extensions):
-                error.extensions = {**(error.extensions or {}), "code": PARSE_FAILED}
+            tag(error, PARSE_FAILED)
             raise
 
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types import ExecutionResult
 
-from jobgate.schema.build import REQUEST_ERROR_CODES
+from jobgate.schema.build import REQUEST_ERROR_CODES, code_of
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -37,7 +37,7 @@ def is_request_error(result: ExecutionResult) -> bool:
         result.data is None
         and bool(result.errors)
         and all(
-            error.path is None and (error.extensions or {}).get("code") in REQUEST_ERROR_CODES
+            error.path is None and code_of(error) in REQUEST_ERROR_CODES
             for error in result.errors or []
         )
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgate.schema.build import BAD_USER_INPUT, VALIDATION_FAILED
+from jobgate.schema.build import BAD_USER_INPUT, VALIDATION_FAILED, is_variable_error
 
 
 def coded(formatted: Any) -> Any:
@@ -20,5 +20,5 @@ def coded(formatted: Any) -> Any:
     if "code" in extensions:
         return formatted
     # The `ErrorCodes` extension codes what it sees; this is for what Strawberry sends past it.
-    code = BAD_USER_INPUT if formatted["message"].startswith("Variable '$") else VALIDATION_FAILED
+    code = BAD_USER_INPUT if is_variable_error(formatted["message"]) else VALIDATION_FAILED
     return {**formatted, "extensions": {**extensions, "code": code}}
