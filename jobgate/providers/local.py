@@ -190,9 +190,8 @@ class LocalProvider:
             # a FAILURE with its cause, never a job running untracked.
             copies = _prepare_folder(workdir, spec.replicas)
         except OSError as error:
-            reason = error.strerror or str(error)
             await self._report(
-                job.id, JobState.FAILURE, f"Could not prepare the job folder: {reason}"
+                job.id, JobState.FAILURE, f"Could not prepare the job folder: {_reason(error)}"
             )
             return False
         self._context.logs.open(job.id)
@@ -225,17 +224,17 @@ class LocalProvider:
                     local.pumps.append(asyncio.create_task(pump))
         except OSError as error:
             await self._abandon(local, copies)
-            reason = error.strerror or str(error)
-            await self._report(job.id, JobState.FAILURE, f"Could not start '{argv[0]}': {reason}")
+            await self._report(
+                job.id, JobState.FAILURE, f"Could not start '{argv[0]}': {_reason(error)}"
+            )
             return False
         try:
             _write_marker(workdir, local.processes)
         except OSError as error:
             # Untracked after a restart without it: stop the processes rather than lose them.
             await self._abandon(local, copies)
-            reason = error.strerror or str(error)
             await self._report(
-                job.id, JobState.FAILURE, f"Could not record the job's processes: {reason}"
+                job.id, JobState.FAILURE, f"Could not record the job's processes: {_reason(error)}"
             )
             return False
         if local.cancelled:  # cancelled while its processes were starting
@@ -337,7 +336,7 @@ class LocalProvider:
                             job_id,
                             channel,
                             rank,
-                            error.strerror or error,
+                            _reason(error),
                         )
                 *lines, pending = (pending + chunk).split(b"\n")
                 for raw in lines:
@@ -419,6 +418,11 @@ def _process_start_time(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _reason(error: OSError) -> str:
+    """What went wrong, for people: the system's words ("No space left on device")."""
+    return error.strerror or str(error)
 
 
 def _prepare_folder(workdir: Path, replicas: int) -> dict[tuple[int, Channel], BinaryIO]:
