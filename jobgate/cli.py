@@ -152,9 +152,11 @@ def _warn_if_unusable(settings: Settings) -> None:
 def _announce(settings: Settings, *, demo_token: str | None) -> None:
     server = settings.server
     address = f"http://{server.host}:{server.port}/graphql"
-    lines = [f"  API:       {address}"]
-    if server.graphiql:
-        lines = [f"  GraphiQL:  {address} (the API is there too)"]
+    lines = [
+        f"  GraphiQL:  {address} (the API is there too)"
+        if server.graphiql
+        else f"  API:       {address}"
+    ]
     if demo_token is not None:
         from jobgate.demo import DEMO_USER
 

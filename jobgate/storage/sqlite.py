@@ -286,7 +286,7 @@ class SqliteJobStore:
 
     async def earlier_submission(self, submission: NewSubmission) -> CreatedJobs | None:
         if submission.idempotency_key is None:
-            return None
+            return None  # no transaction for a request without a key
         # In a write transaction: it sees every submission that has returned (read-your-writes).
         async with self._transaction() as db:
             return await self._earlier_submission(db, submission)
