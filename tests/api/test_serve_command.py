@@ -34,15 +34,19 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
         process.stop(signal.SIGKILL)
 
 
+def without_jobgate_variables() -> dict[str, str]:
+    """This environment without JOBGATE_ variables: the command sees only what a test gives."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
+
+
 def jobgate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
     return subprocess.run(
         [str(JOBGATE), *args],
         capture_output=True,
         text=True,
         timeout=30,
         cwd=cwd,
-        env=environment,
+        env=without_jobgate_variables(),
         check=False,
     )
 
@@ -101,12 +105,11 @@ async def test_a_gateway_whose_port_is_taken_stops_before_settling_any_job(
 
 def start_demo(cwd: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("JOBGATE_")}
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [str(JOBGATE), "serve", "--port", str(port)],
             cwd=cwd,
-            env=environment,
+            env=without_jobgate_variables(),
             stdout=output,
             stderr=subprocess.STDOUT,
         )

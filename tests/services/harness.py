@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,13 @@ from jobgate.domain.catalog import (
     Product,
 )
 from jobgate.domain.job import Job, JobSpecification, UpdateRequest
-from jobgate.domain.values import NameAndVersion, ProductReference, TextValue
 from jobgate.events.bus import JobEventBus
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.services.jobs import JobService, ProviderRegistry, SubmitRequest
 from jobgate.services.watch import JobWatcher
 from jobgate.storage.base import JobStore
+from tests import factories
 from tests.services.recording import RecordingProvider
 
 ALICE = User("alice", frozenset({"proj-a"}))
@@ -39,13 +40,9 @@ ECHO = Application(
 def spec(
     message: str = "hi", *, provider: str = "test", duplicate: bool = True
 ) -> JobSpecification:
-    """An echo job on the recording provider."""
-    return JobSpecification(
-        application=NameAndVersion("echo", "1"),
-        product=ProductReference("cpu-test", "cpu", provider),
-        parameters=(("message", TextValue(message)),),
-        allow_duplicate_job=duplicate,
-    )
+    """An echo job on the recording provider's product."""
+    echo = factories.spec(provider=provider, product="cpu-test", message=message)
+    return dataclasses.replace(echo, allow_duplicate_job=duplicate)
 
 
 @dataclass

@@ -30,6 +30,8 @@ class RecordingProvider:
     kind: str = "test"
     products: list[Product] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    # The time each `extend` call asked for, per job.
+    extensions: list[tuple[str, SimpleDuration]] = field(default_factory=list)
     refuse: str | None = None
     crash: Exception | None = None
     online: bool = True
@@ -67,6 +69,7 @@ class RecordingProvider:
         await self._record("cancel", jobs)
 
     async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
+        self.extensions.extend((job.id, duration) for job, duration in requests)
         await self._record("extend", [job for job, _ in requests])
 
     async def suspend(self, jobs: Sequence[Job]) -> None:

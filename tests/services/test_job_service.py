@@ -129,17 +129,12 @@ async def test_an_action_naming_a_job_more_than_once_reaches_the_provider_once(
 async def test_extensions_of_one_job_in_one_request_add_up_in_one_call(h: Harness) -> None:
     (job,) = await h.submit()
     await h.report(UpdateRequest(job.id, state=JobState.RUNNING))
-    received: list[tuple[str, SimpleDuration]] = []
-
-    async def extend(requests: list[tuple[object, SimpleDuration]]) -> None:
-        received.extend((j.id, d) for j, d in requests)  # type: ignore[attr-defined]
-
-    h.provider.extend = extend  # type: ignore[method-assign,assignment]
     hour, half = SimpleDuration(hours=1), SimpleDuration(minutes=30)
     outcome = await h.jobs.extend(ALICE, [(job.id, hour), (job.id, half)])
 
     assert outcome.problems == []
-    assert received == [(job.id, SimpleDuration(hours=1, minutes=30))]
+    assert h.provider.calls_of("extend") == [(job.id,)]
+    assert h.provider.extensions == [(job.id, SimpleDuration(hours=1, minutes=30))]
 
 
 async def test_an_action_a_provider_refuses_is_a_precondition_failure(h: Harness) -> None:
