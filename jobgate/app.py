@@ -31,6 +31,7 @@ from jobgate.schema.context import Context, Services, identify
 from jobgate.server import graphql_http
 from jobgate.server.websocket_lane import WebSocketLane
 from jobgate.services.commands import CommandService
+from jobgate.services.handover import HandoverDrain
 from jobgate.services.jobs import JobService, ProviderRegistry, now_ms
 from jobgate.services.logs import JobLogService
 from jobgate.services.reconcile import Reconciler
@@ -195,6 +196,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         interval=settings.reconcile.interval_seconds,
         grace=settings.reconcile.grace_seconds,
     )
+    drain = HandoverDrain(jobs, retry_seconds=settings.handover.retry_seconds)
     job_logs = JobLogService(jobs, logs)
     jobs.on_final.append(job_logs.job_ended)
     services = Services(
@@ -227,12 +229,14 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         await feed.start()
         for adapter in providers.all:
             await adapter.start(jobs.provider_context(adapter.id, settings.server.data_dir, logs))
+        drain.start()
         reconciler.start()
         log.info("jobgate is ready")
         try:
             yield
         finally:
             await reconciler.stop()
+            await drain.stop()
             for adapter in providers.all:
                 await adapter.stop()
             await feed.stop()

@@ -107,3 +107,10 @@ class ProviderError(JobgateError):
     """A provider refused or could not carry out a command."""
 
     code = "PROVIDER_ERROR"
+
+
+class ProviderNotReady(JobgateError):
+    """A provider cannot take jobs yet (its back end is still being read after a start); the
+    jobs wait in the hand-over outbox, or an agent's command is carried out again later."""
+
+    code = "PROVIDER_NOT_READY"

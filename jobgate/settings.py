@@ -195,6 +195,16 @@ class ReconcileSettings(_Strict):
     )
 
 
+class HandoverSettings(_Strict):
+    """The outbox of jobs stored but not yet handed to their provider."""
+
+    retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the gateway hands over what a crash or an outage left behind",
+    )
+
+
 class ParameterSettings(_Strict):
     name: str = Field(pattern=r"^\w+$")
     type: ParameterTypeName
@@ -229,6 +239,7 @@ class Settings(BaseSettings):
     feed: FeedSettings = FeedSettings()
     logs: LogSettings = LogSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    handover: HandoverSettings = HandoverSettings()
     users: list[UserSettings] = []
     providers: list[ProviderSettings] = []
     applications: list[ApplicationSettings] = []

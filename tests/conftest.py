@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +18,20 @@ from tests.gateway import Gateway, gateway_settings, running_gateway
 from tests.servers import FerretDB, SlurmCluster, fresh_database
 
 STORE_KINDS = ["sqlite", "mongo"]
+
+
+@pytest.fixture(autouse=True)
+def stop_leftover_jobs(tmp_path: Path) -> Iterator[None]:
+    """Local jobs outlive their gateway by design; a test's own end with it. Each test's job
+    folders are under its `tmp_path`: their supervisors' process groups are killed after it."""
+    yield
+    for record in tmp_path.rglob("supervisor.json"):
+        for name in ("supervisor.json", "processes.json"):
+            with contextlib.suppress(OSError, ValueError):
+                entries = json.loads((record.parent / name).read_text())
+                for entry in entries if isinstance(entries, list) else [entries]:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(entry["pid"], signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.commands import CommandKind
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import ACTIVE_STATES, JobState
-from jobgate.errors import JobgateError
+from jobgate.errors import JobgateError, ProviderNotReady
 from jobgate.events.logs import JobLogHub, LogLine
 from jobgate.providers.background import no_longer_known
 from jobgate.providers.base import ProviderAdapter, ProviderContext
@@ -67,6 +67,8 @@ query Active($states: [JobState!], $after: String) {{
 # Acknowledgements wait this long for more commands to go with them in one call.
 ACK_DELAY = 0.05
 ACK_BATCH = 200
+# Commands that arrive within this long of each other are carried out as one backlog.
+LOOK_AHEAD_SECONDS = 0.02
 # Output lines go to the gateway in batches this often; at most this many wait while it is away.
 LOG_FLUSH_SECONDS = 0.2
 MAX_BUFFERED_LINES = 10_000
@@ -176,7 +178,13 @@ class Agent:
             while True:
                 try:
                     await self._session()
-                except (OSError, WebSocketException, GatewayUnavailable, TimeoutError) as error:
+                except (
+                    OSError,
+                    WebSocketException,
+                    GatewayUnavailable,
+                    ProviderNotReady,
+                    TimeoutError,
+                ) as error:
                     log.warning(
                         "lost the gateway (%s); reconnecting", error or type(error).__name__
                     )
@@ -260,31 +268,52 @@ class Agent:
             except TimeoutError:
                 await self._acknowledge(unacknowledged)
                 continue
-            message = json.loads(raw)
-            match message["type"]:
-                case "next":
-                    command = message["payload"]["data"]["providerCommands"]
-                    await self._carry_out(command)
-                    unacknowledged.append(command["id"])
-                    if len(unacknowledged) >= ACK_BATCH:
-                        await self._acknowledge(unacknowledged)
-                case "ping":
-                    await ws.send(json.dumps({"type": "pong"}))
-                case "error":
-                    errors = message["payload"]
-                    codes = [str(e.get("extensions", {}).get("code")) for e in errors]
-                    if "STORE_UNAVAILABLE" in codes:  # passing: reconnect and try again
-                        raise GatewayUnavailable(f"providerCommands: {errors[0]['message']}")
-                    raise GatewayRefused(f"providerCommands failed: {errors}", codes)
-                case "complete":
-                    return
+            commands: list[dict[str, Any]] = []
+            while True:
+                message = json.loads(raw)
+                match message["type"]:
+                    case "next":
+                        commands.append(message["payload"]["data"]["providerCommands"])
+                    case "ping":
+                        await ws.send(json.dumps({"type": "pong"}))
+                    case "error":
+                        errors = message["payload"]
+                        codes = [str(e.get("extensions", {}).get("code")) for e in errors]
+                        if "STORE_UNAVAILABLE" in codes:  # passing: reconnect and try again
+                            raise GatewayUnavailable(f"providerCommands: {errors[0]['message']}")
+                        raise GatewayRefused(f"providerCommands failed: {errors}", codes)
+                    case "complete":
+                        await self._carry_out_all(commands, unacknowledged)
+                        return
+                if len(commands) >= ACK_BATCH:
+                    break
+                try:
+                    # What else has come already (a backlog after a stall or a reconnect) is
+                    # carried out with it: a job cancelled in it is never started.
+                    async with asyncio.timeout(LOOK_AHEAD_SECONDS):
+                        raw = await ws.recv()
+                except TimeoutError:
+                    break
+            await self._carry_out_all(commands, unacknowledged)
+            if len(unacknowledged) >= ACK_BATCH:
+                await self._acknowledge(unacknowledged)
+
+    async def _carry_out_all(
+        self, commands: list[dict[str, Any]], unacknowledged: list[str]
+    ) -> None:
+        cancelled = {c["job"]["id"] for c in commands if c["kind"] == CommandKind.CANCEL.value}
+        for command in commands:
+            await self._carry_out(command, skip_submit=command["job"]["id"] in cancelled)
+            unacknowledged.append(command["id"])
 
     async def _acknowledge(self, ids: list[str]) -> None:
         if ids:
             await self.client.execute(ACKNOWLEDGE, {"ids": ids})
             ids.clear()
 
-    async def _carry_out(self, command: dict[str, Any]) -> None:
+    async def _carry_out(self, command: dict[str, Any], *, skip_submit: bool = False) -> None:
+        """Carry out one command, once; a SUBMIT of a job cancelled by a later command of the
+        same backlog (`skip_submit`) is not started: that CANCEL settles it."""
         seq = int(command["id"])
         if seq in self.journal:
             return  # done before the last connection dropped; only its acknowledgement was lost
@@ -292,10 +321,11 @@ class Agent:
         kind = CommandKind(command["kind"])
         job = decode.job(command["job"])
         try:
-            await self._dispatch(kind, job, command)
+            if not (skip_submit and kind is CommandKind.SUBMIT):
+                await self._dispatch(kind, job, command)
         except JobgateError as error:
-            if isinstance(error, GatewayUnavailable):
-                raise
+            if isinstance(error, GatewayUnavailable | ProviderNotReady):
+                raise  # not done: carried out again once the connection is made again
             log.warning("%s of job %s failed: %s", kind, job.id, error.message)
             await self.report(
                 [

@@ -1,30 +1,38 @@
-"""`LocalProvider`: runs each job as subprocesses on this host, one per replica.
+"""`LocalProvider`: runs each job on this host, under a supervisor process of its own.
 
-Every job gets a working folder under the data folder, with `stdout-<rank>.log` and
-`stderr-<rank>.log` per replica. Commands are argument lists with parameters substituted into
-single arguments; no shell sees user text. Each replica runs in its own process group so a cancel
-or an expiry stops everything the command started.
+Every job gets a folder under the data folder. `submit` claims it (the `given` file: from then on
+this provider has the job, whatever restarts). When a slot is free the job's supervisor
+(`jobgate.providers.supervisor`) starts its replicas, each in its own process group with
+`stdout-<rank>.log` and `stderr-<rank>.log` in the folder, and records how they ended. Commands
+are argument lists with parameters substituted into single arguments; no shell sees user text.
+
+The supervisor does not belong to the gateway: a gateway (or agent) that stops or is killed leaves
+its jobs running, and the next one follows them again from their folders, or reports how they
+ended meanwhile. Time limits are the gateway's to enforce: a job whose allocation ran out while
+no gateway watched expires when one is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import fcntl
 import logging
 import os
 import signal
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from jobgate.domain.catalog import Product, render_command
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import ProviderError
-from jobgate.events.logs import Channel
+from jobgate.providers import supervisor
 from jobgate.providers.background import (
     TaskSet,
     report_until_stored,
@@ -33,31 +41,28 @@ from jobgate.providers.background import (
 )
 from jobgate.providers.base import ProviderContext
 from jobgate.providers.output import OutputTail
+from jobgate.providers.supervisor import EXIT, LAUNCH, LOCK, PROCESSES, STOP, SUPERVISOR
 
 log = logging.getLogger(__name__)
 
-MARKER = "processes.json"
-# A longer run of output without a newline is passed on in pieces of this size.
-MAX_LINE_BYTES = 16 * 1024
-READ_CHUNK = 64 * 1024
-# How long output may keep flowing after the processes ended (a pipe held by a leftover child).
-DRAIN_SECONDS = 2.0
+GIVEN = "given"  # the job was handed to this provider
+# How often a running job's output files and records are looked at.
+FOLLOW_SECONDS = 0.2
+CANCELLED = "The job was cancelled by its user"
 
 
 @dataclass(eq=False)
 class _LocalJob:
     job: Job
     allocation: SimpleDuration | None
-    processes: list[asyncio.subprocess.Process] = field(default_factory=list)
-    pumps: list[asyncio.Task[None]] = field(default_factory=list)
-    deadline: float | None = None
-    started: bool = False  # every replica runs and RUNNING was reported
+    deadline: float | None = None  # wall-clock time the allocation runs out
+    launched: bool = False  # its supervisor was started
     cancelled: bool = False
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class LocalProvider:
-    """Subprocesses on this host, with time limits, cancel and extend."""
+    """Jobs on this host, with time limits, cancel and extend, that survive restarts."""
 
     kind = "local"
 
@@ -71,7 +76,9 @@ class LocalProvider:
     ) -> None:
         self.id = provider_id
         self.products = products
-        self._slots = asyncio.Semaphore(max_concurrent_jobs)
+        self._max_running = max_concurrent_jobs
+        self._running = 0  # jobs with a supervisor, started here or found running
+        self._slot_freed = asyncio.Condition()
         self._grace = cancel_grace_seconds
         self._jobs: dict[str, _LocalJob] = {}
         self._tasks = TaskSet()
@@ -92,44 +99,59 @@ class LocalProvider:
 
     async def start(self, context: ProviderContext) -> None:
         self._context = context
-        self._tasks.spawn(self._settle_after_restart())
+        self._tasks.spawn(self._follow_after_restart())
 
     async def stop(self) -> None:
-        for local in list(self._jobs.values()):
-            _signal_groups(local.processes, signal.SIGKILL)
+        """Stop following; the jobs' supervisors run on, for the next start to follow."""
         await self._tasks.cancel_all()
 
     async def submit(self, jobs: Sequence[Job]) -> None:
+        """Take the jobs; one this provider was given before (a repeat after a crash) is
+        followed from its folder, never started twice."""
         for job in jobs:
-            self._jobs[job.id] = _LocalJob(job, job.status.time_allocation)
-            self._tasks.spawn(self._run(self._jobs[job.id]))
+            await self._take(job)
+
+    async def _take(self, job: Job) -> None:
+        if job.id in self._jobs:
+            return
+        folder = self.workdir(job.id)
+        if (folder / GIVEN).exists():
+            self._follow_again(job)
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / GIVEN).touch()
+        except OSError as error:
+            await self._report(
+                job.id, JobState.FAILURE, f"Could not prepare the job folder: {_reason(error)}"
+            )
+            return
+        local = _LocalJob(job, job.status.time_allocation)
+        self._jobs[job.id] = local
+        self._tasks.spawn(self._run(local))
 
     async def cancel(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             local = self._jobs.get(job.id)
             if local is None:
-                # Not running here (the gateway restarted, or it already ended): settle it.
+                # Not running here (it already ended): settle it.
                 await self._report(job.id, JobState.SUCCESS, "The job was cancelled")
                 continue
             local.cancelled = True
-            if local.started:
-                local.changed.set()  # the supervisor stops the processes and reports
+            if local.launched:
+                local.changed.set()  # its follower stops the supervisor and reports
             else:
-                # Waiting for a slot, or starting: settle it now; `_run` will not start it.
-                await self._report(job.id, JobState.SUCCESS, "The job was cancelled by its user")
+                # Waiting for a slot: settle it now; `_run` will not start it.
+                await self._report(job.id, JobState.SUCCESS, CANCELLED)
 
     async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
         for job, requested in requests:
             local = self._jobs.get(job.id)
             if local is None:
                 raise ProviderError(f"job {job.id} is not running on provider {self.id}")
-            base = local.allocation or SimpleDuration()
-            local.allocation = base + requested
+            local.allocation = (local.allocation or SimpleDuration()) + requested
             if local.deadline is not None:
                 local.deadline += requested.total_seconds
-            elif local.processes:
-                loop = asyncio.get_running_loop()
-                local.deadline = loop.time() + requested.total_seconds
             local.changed.set()
             await self._send(
                 UpdateRequest(
@@ -150,207 +172,12 @@ class LocalProvider:
         return job_id in self._jobs
 
     async def verify(self, jobs: Sequence[Job]) -> list[Job]:
-        """Jobs this gateway's processes do not run (and that are not waiting for a slot)."""
-        return [job for job in jobs if job.id not in self._jobs]
-
-    # --- running ------------------------------------------------------------------------------
-
-    async def _run(self, local: _LocalJob) -> None:
-        job = local.job
-        try:
-            async with self._slots:
-                if local.cancelled:
-                    return
-                if await self._launch(local):
-                    await self._supervise(local)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("the local provider failed while running job %s", job.id)
-            await self._report(job.id, JobState.FAILURE, "The local provider failed internally")
-        finally:
-            self._jobs.pop(job.id, None)
-            for pump in local.pumps:
-                pump.cancel()
-            assert self._context is not None
-            self._context.logs.close(job.id)
-
-    async def _launch(self, local: _LocalJob) -> bool:
-        assert self._context is not None
-        job = local.job
-        spec = job.specification
-        app = self._context.catalog.application(spec.application)
-        if app is None:
-            await self._report(job.id, JobState.FAILURE, "The application is no longer offered")
-            return False
-        argv = render_command(app.command, dict(spec.parameters))
-        workdir = self.workdir(job.id)
-        try:
-            # Everything the job folder must hold, before any process starts: a full disk is
-            # a FAILURE with its cause, never a job running untracked.
-            copies = _prepare_folder(workdir, spec.replicas)
-        except OSError as error:
-            await self._report(
-                job.id, JobState.FAILURE, f"Could not prepare the job folder: {_reason(error)}"
-            )
-            return False
-        self._context.logs.open(job.id)
-        try:
-            for rank in range(spec.replicas):
-                env = {
-                    **os.environ,
-                    "JOBGATE_JOB_ID": job.id,
-                    "JOBGATE_RANK": str(rank),
-                    "JOBGATE_REPLICAS": str(spec.replicas),
-                }
-                process = await asyncio.create_subprocess_exec(
-                    *argv,
-                    cwd=workdir,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    env=env,
-                    start_new_session=True,
-                )
-                local.processes.append(process)
-                assert process.stdout is not None
-                assert process.stderr is not None
-                streams: tuple[tuple[Channel, asyncio.StreamReader], ...] = (
-                    ("stdout", process.stdout),
-                    ("stderr", process.stderr),
-                )
-                for channel, stream in streams:
-                    pump = self._pump(job.id, rank, channel, stream, copies.pop((rank, channel)))
-                    local.pumps.append(asyncio.create_task(pump))
-        except OSError as error:
-            await self._abandon(local, copies)
-            await self._report(
-                job.id, JobState.FAILURE, f"Could not start '{argv[0]}': {_reason(error)}"
-            )
-            return False
-        try:
-            _write_marker(workdir, local.processes)
-        except OSError as error:
-            # Untracked after a restart without it: stop the processes rather than lose them.
-            await self._abandon(local, copies)
-            await self._report(
-                job.id, JobState.FAILURE, f"Could not record the job's processes: {_reason(error)}"
-            )
-            return False
-        if local.cancelled:  # cancelled while its processes were starting
-            await self._terminate(local.processes)
-            return False
-        if local.allocation is not None:
-            local.deadline = asyncio.get_running_loop().time() + local.allocation.total_seconds
-        count = len(local.processes)
-        await self._report(
-            job.id,
-            JobState.RUNNING,
-            f"Running on this host ({count} process{'es' if count > 1 else ''})",
-        )
-        local.started = True
-        if local.cancelled:  # cancelled while RUNNING was being reported
-            local.changed.set()
-        return True
-
-    async def _supervise(self, local: _LocalJob) -> None:
-        loop = asyncio.get_running_loop()
-        exited = asyncio.ensure_future(asyncio.gather(*(p.wait() for p in local.processes)))
-        try:
-            while True:
-                timeout = None if local.deadline is None else max(0.0, local.deadline - loop.time())
-                changed = asyncio.ensure_future(local.changed.wait())
-                waiting: set[asyncio.Future[Any]] = {exited, changed}
-                done, _ = await asyncio.wait(
-                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                changed.cancel()
-                if exited in done:
-                    await self._drain(local)
-                    break
-                local.changed.clear()
-                if local.cancelled:
-                    await self._terminate(local.processes)
-                    await self._drain(local)
-                    await self._report(
-                        local.job.id, JobState.SUCCESS, "The job was cancelled by its user"
-                    )
-                    return
-                if local.deadline is not None and loop.time() >= local.deadline:
-                    await self._terminate(local.processes)
-                    await self._drain(local)
-                    allocation = _describe(local.allocation or SimpleDuration())
-                    await self._report(
-                        local.job.id,
-                        JobState.EXPIRED,
-                        f"The time allocation of {allocation} ran out",
-                    )
-                    return
-        finally:
-            if not exited.done():
-                exited.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await exited
-        codes = [p.returncode for p in local.processes]
-        if len(codes) == 1:
-            message = f"The program exited with code {codes[0]}"
-        else:
-            message = "The programs exited with codes " + ", ".join(map(str, codes))
-        await self._report(local.job.id, JobState.SUCCESS, message)
-
-    async def _abandon(self, local: _LocalJob, copies: dict[tuple[int, Channel], BinaryIO]) -> None:
-        """Stop a launch half done: kill what started, and wait for it, so nothing runs on."""
-        _signal_groups(local.processes, signal.SIGKILL)
-        await asyncio.gather(*(p.wait() for p in local.processes))
-        for pump in local.pumps:
-            pump.cancel()
-        for copy in copies.values():
-            with contextlib.suppress(OSError):
-                copy.close()
-
-    async def _pump(
-        self, job_id: str, rank: int, channel: Channel, stream: asyncio.StreamReader, copy: BinaryIO
-    ) -> None:
-        """Copy one output stream to its file and, line by line, to the log hub. A file that
-        can no longer be written (a full disk) stops being copied; the hub still gets it all."""
-        assert self._context is not None
-        logs = self._context.logs
-
-        def emit(raw: bytes) -> None:
-            logs.append(
-                job_id, rank, channel, raw.decode("utf-8", errors="replace").removesuffix("\r")
-            )
-
-        # Writes to a local file are short; they do not hold up the loop noticeably.
-        with copy:
-            pending = b""
-            copying = True
-            while chunk := await stream.read(READ_CHUNK):
-                if copying:
-                    try:
-                        copy.write(chunk)
-                    except OSError as error:
-                        copying = False
-                        log.warning(
-                            "job %s: cannot write %s-%s.log (%s); its output goes on to jobLogs only",
-                            job_id,
-                            channel,
-                            rank,
-                            _reason(error),
-                        )
-                *lines, pending = (pending + chunk).split(b"\n")
-                for raw in lines:
-                    emit(raw)
-                while len(pending) > MAX_LINE_BYTES:
-                    emit(pending[:MAX_LINE_BYTES])
-                    pending = pending[MAX_LINE_BYTES:]
-            if pending:
-                emit(pending)
-
-    async def _drain(self, local: _LocalJob) -> None:
-        """Wait until the output the processes wrote has been read, within reason."""
-        if local.pumps:
-            await asyncio.wait(local.pumps, timeout=DRAIN_SECONDS)
+        """Jobs this provider was never given (or whose folder is gone): nothing runs them."""
+        return [
+            job
+            for job in jobs
+            if job.id not in self._jobs and not (self.workdir(job.id) / GIVEN).exists()
+        ]
 
     async def backfill_logs(self, job: Job) -> None:
         """The tail of each output file of an ended job, replica by replica."""
@@ -359,36 +186,191 @@ class LocalProvider:
         tail.read_last(self._context.logs)
         self._context.logs.close(job.id)
 
-    async def _terminate(self, processes: list[asyncio.subprocess.Process]) -> None:
-        """SIGTERM each process group, then SIGKILL what is left after the grace period."""
-        _signal_groups(processes, signal.SIGTERM)
-        waiting = asyncio.gather(*(p.wait() for p in processes))
+    # --- running ------------------------------------------------------------------------------
+
+    async def _run(self, local: _LocalJob) -> None:
+        """Wait for a slot, start the supervisor, follow the job to its end."""
+        job = local.job
         try:
-            async with asyncio.timeout(self._grace):
-                await waiting
-        except TimeoutError:
-            _signal_groups(processes, signal.SIGKILL)
-            await asyncio.gather(*(p.wait() for p in processes))
+            await self._claim_slot()
+            try:
+                if local.cancelled:
+                    return
+                child = await self._launch(local)
+                if child is not None:
+                    await self._follow(local, child)
+            finally:
+                await self._release_slot()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the local provider failed while running job %s", job.id)
+            await self._report(job.id, JobState.FAILURE, "The local provider failed internally")
+        finally:
+            self._jobs.pop(job.id, None)
+
+    async def _claim_slot(self) -> None:
+        async with self._slot_freed:
+            await self._slot_freed.wait_for(lambda: self._running < self._max_running)
+            self._running += 1
+
+    async def _release_slot(self) -> None:
+        async with self._slot_freed:
+            self._running -= 1
+            self._slot_freed.notify()
+
+    async def _launch(self, local: _LocalJob) -> int | None:
+        """Start the job's supervisor: its pid, or None when the job could not be started
+        (reported)."""
+        assert self._context is not None
+        job = local.job
+        spec = job.specification
+        app = self._context.catalog.application(spec.application)
+        if app is None:
+            await self._report(job.id, JobState.FAILURE, "The application is no longer offered")
+            return None
+        folder = self.workdir(job.id)
+        launch = {
+            "argv": list(render_command(app.command, dict(spec.parameters))),
+            "replicas": spec.replicas,
+            "grace": self._grace,
+            "env": {
+                **os.environ,
+                "JOBGATE_JOB_ID": job.id,
+                "JOBGATE_REPLICAS": str(spec.replicas),
+            },
+        }
+        try:
+            # Everything the job folder must hold before anything starts: a full disk is a
+            # FAILURE with its cause, never a job running untracked.
+            lock = _prepare_folder(folder, spec.replicas, launch)
+        except OSError as error:
+            await self._report(
+                job.id, JobState.FAILURE, f"Could not prepare the job folder: {_reason(error)}"
+            )
+            return None
+        try:
+            if local.cancelled:  # cancelled while the folder was prepared: it never starts
+                return None
+            child = _spawn_supervisor(folder, lock)
+        finally:
+            os.close(lock)
+        local.launched = True
+        return child
+
+    async def _follow(self, local: _LocalJob, child: int | None = None) -> None:
+        """Follow a job's supervisor until it ends, then report how the job ended."""
+        assert self._context is not None
+        job = local.job
+        folder = self.workdir(job.id)
+        tail = OutputTail(folder, job.id, job.specification.replicas)
+        self._context.logs.open(job.id)
+        stopping: str | None = None
+        running_reported = job.status.state is JobState.RUNNING
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FOLLOW_SECONDS):
+                    await local.changed.wait()
+            local.changed.clear()
+            if child is not None:
+                _reap(child)
+            tail.read_new(self._context.logs)
+            ended = supervisor.read_record(folder / EXIT)
+            if ended is None and not supervisor.lock_is_held(folder):
+                ended = supervisor.read_record(folder / EXIT)  # written just before it ended
+                if ended is None:
+                    ended = {"died": True}
+            started = (folder / PROCESSES).exists()
+            if started and not running_reported:  # also for a job that ended within a round
+                running_reported = True
+                count = job.specification.replicas
+                await self._report(
+                    job.id,
+                    JobState.RUNNING,
+                    f"Running on this host ({count} process{'es' if count > 1 else ''})",
+                )
+            if ended is not None:
+                break
+            if started and local.deadline is None and local.allocation is not None:
+                began = (folder / PROCESSES).stat().st_mtime
+                local.deadline = began + local.allocation.total_seconds
+            if stopping is None:
+                if local.cancelled:
+                    stopping = "cancelled"
+                elif local.deadline is not None and time.time() >= local.deadline:
+                    stopping = "expired"
+                if stopping is not None:
+                    supervisor.write_record(folder / STOP, {"reason": stopping})
+                    _signal_supervisor(folder, signal.SIGTERM)
+        if child is not None:
+            _reap(child)
+        tail.read_new(self._context.logs, final=True)
+        self._context.logs.close(job.id)
+        await self._report_end(local, ended, supervisor.read_record(folder / STOP))
+
+    async def _report_end(
+        self, local: _LocalJob, ended: dict[str, Any], stop: dict[str, Any] | None
+    ) -> None:
+        job_id = local.job.id
+        reason = None if stop is None else stop.get("reason")
+        if "error" in ended:
+            await self._report(job_id, JobState.FAILURE, str(ended["error"]))
+        elif ended.get("died"):
+            _kill_leftovers(self.workdir(job_id) / PROCESSES)
+            await self._report(
+                job_id,
+                JobState.FAILURE,
+                "The job's supervisor process ended without recording how the job ended",
+            )
+        elif reason == "cancelled":
+            await self._report(job_id, JobState.SUCCESS, CANCELLED)
+        elif reason == "expired":
+            allocation = _describe(local.allocation or SimpleDuration())
+            await self._report(
+                job_id, JobState.EXPIRED, f"The time allocation of {allocation} ran out"
+            )
+        else:
+            codes = ended["codes"]
+            if len(codes) == 1:
+                message = f"The program exited with code {codes[0]}"
+            else:
+                message = "The programs exited with codes " + ", ".join(map(str, codes))
+            await self._report(job_id, JobState.SUCCESS, message)
 
     # --- after a restart ------------------------------------------------------------------------
 
-    async def _settle_after_restart(self) -> None:
+    async def _follow_after_restart(self) -> None:
+        """Follow every job a previous gateway (or agent) was given, from its folder."""
         assert self._context is not None
         jobs = await until_available(self._context.active_jobs, self.id, "list its active jobs")
         for job in jobs:
-            if job.id in self._jobs:
-                continue
-            marker = self.workdir(job.id) / MARKER
-            if job.status.state is JobState.IN_QUEUE and not _marked_processes(marker):
-                # Stored but never started before the restart: start it now.
-                await self.submit([job])
-                continue
-            _kill_leftovers(marker)
-            await self._report(
-                job.id,
-                JobState.FAILURE,
-                "The provider restarted (gateway or agent) and the job's local process no longer exists",
-            )
+            if job.id not in self._jobs and (self.workdir(job.id) / GIVEN).exists():
+                self._follow_again(job)
+
+    def _follow_again(self, job: Job) -> None:
+        """A job given before this process started: follow its supervisor, report how it
+        ended meanwhile, or start it if it never started."""
+        folder = self.workdir(job.id)
+        local = _LocalJob(job, job.status.time_allocation)
+        self._jobs[job.id] = local
+        if not (folder / SUPERVISOR).exists() and not supervisor.lock_is_held(folder):
+            self._tasks.spawn(self._run(local))  # given, never started
+            return
+        local.launched = True
+        self._tasks.spawn(self._follow_found(local))
+
+    async def _follow_found(self, local: _LocalJob) -> None:
+        async with self._slot_freed:
+            self._running += 1  # it runs, whatever the limit: count it
+        try:
+            await self._follow(local)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the local provider failed while following job %s", local.job.id)
+        finally:
+            await self._release_slot()
+            self._jobs.pop(local.job.id, None)
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -404,63 +386,75 @@ def _describe(duration: SimpleDuration) -> str:
     return f"{duration.hours:02d}:{duration.minutes:02d}:{duration.seconds:02d}"
 
 
-def _signal_groups(processes: Sequence[asyncio.subprocess.Process], signum: int) -> None:
-    for process in processes:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signum)
-
-
-def _process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid`, to tell our process from a later one with its pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 def _reason(error: OSError) -> str:
     """What went wrong, for people: the system's words ("No space left on device")."""
     return error.strerror or str(error)
 
 
-def _prepare_folder(workdir: Path, replicas: int) -> dict[tuple[int, Channel], BinaryIO]:
-    """The job folder with its output files open (unbuffered) and an empty process marker
-    written: `OSError` (e.g. no space left) before any process is started."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / MARKER).write_text("[]")
-    copies: dict[tuple[int, Channel], BinaryIO] = {}
+def _prepare_folder(folder: Path, replicas: int, launch: dict[str, Any]) -> int:
+    """The job folder ready for its supervisor: output files created, the launch record
+    written, and the folder's lock taken (its descriptor is returned, to hand over). Raises
+    `OSError` (e.g. no space left) before anything starts."""
+    for rank in range(replicas):
+        for channel in ("stdout", "stderr"):
+            (folder / f"{channel}-{rank}.log").touch()
+    supervisor.write_record(folder / LAUNCH, launch)
+    lock = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        for rank in range(replicas):
-            for channel in ("stdout", "stderr"):
-                copies[(rank, channel)] = open(workdir / f"{channel}-{rank}.log", "wb", buffering=0)  # noqa: SIM115
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        for copy in copies.values():
-            copy.close()
+        os.close(lock)
         raise
-    return copies
+    return lock
 
 
-def _write_marker(workdir: Path, processes: Sequence[asyncio.subprocess.Process]) -> None:
-    entries = [{"pid": p.pid, "started": _process_start_time(p.pid)} for p in processes]
-    (workdir / MARKER).write_text(json.dumps(entries))
+def _spawn_supervisor(folder: Path, lock: int) -> int:
+    """Start a job's supervisor in a session of its own, holding the folder's `lock`; its pid.
 
-
-def _marked_processes(marker: Path) -> list[dict[str, Any]]:
-    """The processes a job folder's marker records (none if it is absent, empty or unreadable:
-    a folder is prepared with an empty marker before any process starts)."""
+    Not asyncio's subprocess (its transport kills a child still running when it is closed or
+    collected) nor `subprocess.Popen` (which warns when collected while its child runs): the
+    supervisor is meant to outlive this process. Called on the event loop's thread, so no other
+    spawn inherits the lock while it is inheritable here.
+    """
+    devnull = os.devnull
+    os.set_inheritable(lock, True)
     try:
-        entries = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return []
-    return entries if isinstance(entries, list) else []
+        return os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-I", "-S", supervisor.__file__, str(folder)],
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
+            ],
+            setsid=True,  # signals to this process's group do not reach it
+        )
+    finally:
+        os.set_inheritable(lock, False)
+
+
+def _reap(pid: int) -> None:
+    """Collect our own supervisor's exit status once it has ended (no zombie is left)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _signal_supervisor(folder: Path, signum: int) -> None:
+    record = supervisor.read_record(folder / SUPERVISOR)
+    if record is None:
+        return  # not started far enough to say its pid; the next round tries again
+    pid = record["pid"]
+    if record["started"] is not None and supervisor.process_start_time(pid) == record["started"]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
 
 
 def _kill_leftovers(marker: Path) -> None:
-    """Kill process groups a previous gateway left running, if they are still the same ones."""
-    for entry in _marked_processes(marker):
+    """Kill the process groups of replicas whose supervisor died, if still the same ones."""
+    entries = supervisor.read_record(marker)
+    for entry in entries if isinstance(entries, list) else []:
         pid = entry["pid"]
-        if entry["started"] is not None and _process_start_time(pid) == entry["started"]:
+        if entry["started"] is not None and supervisor.process_start_time(pid) == entry["started"]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

@@ -10,6 +10,8 @@ from jobgate.events.logs import Channel, JobLogHub
 
 CHANNELS: tuple[Channel, ...] = ("stdout", "stderr")
 MAX_READ = 1024 * 1024
+# A longer run of output without a newline is passed on in pieces of this size.
+MAX_LINE_BYTES = 16 * 1024
 
 
 class OutputTail:
@@ -39,7 +41,11 @@ class OutputTail:
             except OSError:
                 continue
             end = len(chunk) if final else chunk.rfind(b"\n") + 1
-            for raw in chunk[:end].splitlines():
+            lines = chunk[:end].splitlines()
+            while len(chunk) - end >= MAX_LINE_BYTES:  # a long line: on in pieces
+                lines.append(chunk[end : end + MAX_LINE_BYTES])
+                end += MAX_LINE_BYTES
+            for raw in lines:
                 hub.append(self.job_id, rank, channel, raw.decode("utf-8", errors="replace"))
             self._offsets[path] = offset + end
 

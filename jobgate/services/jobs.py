@@ -38,6 +38,7 @@ from jobgate.errors import (
     BadRequest,
     IdempotencyKeyReused,
     JobgateError,
+    ProviderNotReady,
     StoreUnavailable,
     UserErrorCode,
     UserProblem,
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 MAX_BULK_ITEMS = 1000
 MAX_PAGE_SIZE = 1000
 DUPLICATE_WINDOW = 10
+HANDOVER_BATCH = 500
 # How often a write that lost a race re-reads the job and tries again.
 MAX_WRITE_ATTEMPTS = 20
 
@@ -228,7 +230,11 @@ class JobService:
             return Outcome([], [problem])
         self._ring()
         if not created.replayed:
-            await self._dispatch(created.jobs)
+            try:
+                await self.hand_over(created.jobs)
+            except StoreUnavailable as error:
+                # Stored with their outbox entries: accepted. The drain hands them over later.
+                log.warning("jobs stored; their hand-over waits for the store: %s", error.message)
         return Outcome(created.jobs, [])
 
     async def _duplicate_problems(
@@ -261,30 +267,69 @@ class JobService:
                     break
         return problems
 
-    async def _dispatch(self, jobs: Sequence[Job]) -> None:
-        """Hand new jobs to their providers, but not one that ended meanwhile (a cancel or the
-        reconciler got in first): a final job is never launched. A cancel that comes later finds
-        the job at its adapter (the local adapter registers it before it yields)."""
+    async def hand_over(self, jobs: Sequence[Job]) -> None:
+        """Give stored jobs to their providers and forget their outbox entries.
+
+        A job that ended meanwhile (a cancel or the reconciler got in first) is never launched;
+        a provider's refusal makes its jobs FAILURE. A store or back end that is away leaves the
+        entries, and the drain (`drain_handovers`) tries again: adapters take a job they already
+        have as a no-op, so a job reaches its provider once whatever crashes when.
+        """
         current = {job.id: job for job in await self.store.get_jobs([job.id for job in jobs])}
         pending = [
-            job for job in jobs if job.id in current and not current[job.id].status.state.is_final
+            current[job.id]
+            for job in jobs
+            if job.id in current and not current[job.id].status.state.is_final
         ]
-        if not pending:
-            return
-        refusals = await self._per_provider(pending, lambda adapter, group: adapter.submit(group))
-        for provider_id, group, error in refusals:
-            reason = error.message if isinstance(error, JobgateError) else "internal error"
-            if not isinstance(error, JobgateError):
-                log.error("provider %s failed to accept jobs", provider_id, exc_info=error)
-            for job in group:
-                await self.apply_update(
-                    UpdateRequest(
-                        job.id,
-                        state=JobState.FAILURE,
-                        status=f"Provider '{provider_id}' did not accept the job: {reason}",
-                        expected_state=JobState.IN_QUEUE,
-                    )
+        settled = {job.id for job in jobs} - {job.id for job in pending}
+        for provider_id, group, error in await self._per_provider(
+            pending, lambda adapter, group: adapter.submit(group)
+        ):
+            if isinstance(error, StoreUnavailable | ProviderNotReady):
+                log.warning("provider %s cannot take jobs yet: %s", provider_id, error.message)
+            else:
+                await self._refuse(provider_id, group, error)
+                settled |= {job.id for job in group}
+            pending = [job for job in pending if job not in group]
+        settled |= {job.id for job in pending}
+        await self.store.complete_handovers(sorted(settled))
+
+    async def _refuse(self, provider_id: str, jobs: Sequence[Job], error: Exception) -> None:
+        reason = error.message if isinstance(error, JobgateError) else "internal error"
+        if not isinstance(error, JobgateError):
+            log.error("provider %s failed to accept jobs", provider_id, exc_info=error)
+        for job in jobs:
+            await self.apply_update(
+                UpdateRequest(
+                    job.id,
+                    state=JobState.FAILURE,
+                    status=f"Provider '{provider_id}' did not accept the job: {reason}",
+                    expected_state=JobState.IN_QUEUE,
                 )
+            )
+
+    async def drain_handovers(self, created_before: int | None = None) -> int:
+        """Hand over what the outbox still holds (all of it, or jobs created before a time, so
+        a first hand-over still on its way is not raced); how many entries it settled."""
+        settled = 0
+        # Only this gateway's providers: another replica may run an in-process provider that
+        # this one does not have.
+        for adapter in self.providers.all:
+            while True:
+                batch = [
+                    job
+                    for job in await self.store.pending_handovers(adapter.id, HANDOVER_BATCH)
+                    if created_before is None or job.created_at < created_before
+                ]
+                if not batch:
+                    break
+                await self.hand_over(batch)
+                left = await self.store.pending_handovers(adapter.id, HANDOVER_BATCH)
+                done = len({job.id for job in batch} - {job.id for job in left})
+                settled += done
+                if done == 0:
+                    break  # the rest waits for its provider or store to come back
+        return settled
 
     # --- acting -------------------------------------------------------------------------------
 

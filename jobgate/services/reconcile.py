@@ -53,10 +53,15 @@ class Reconciler:
         if not adapter.online:
             return 0  # nobody to ask; its jobs wait for its agent
         now = self.jobs.clock()
+        active = await self.jobs.active_jobs_of(adapter.id)
+        # Only what the provider has definitely been given: a job still in the outbox is on its
+        # way there, and the provider not knowing it yet is no loss. Read after the jobs, so a
+        # job created meanwhile is either in the outbox still or handed over already.
+        undelivered = {job.id for job in await self.jobs.store.pending_handovers(adapter.id)}
         active = [
             job
-            for job in await self.jobs.active_jobs_of(adapter.id)
-            if now - job.created_at >= self.grace_ms
+            for job in active
+            if now - job.created_at >= self.grace_ms and job.id not in undelivered
         ]
         if not active:
             return 0

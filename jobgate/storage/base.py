@@ -186,7 +186,8 @@ class JobStore(Protocol):
         """Release connections."""
 
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
-        """Store all jobs with their IN_QUEUE update, or return the jobs of an earlier equal key.
+        """Store all jobs with their IN_QUEUE update and their pending hand-over, or return the
+        jobs of an earlier equal key.
 
         Raises `IdempotencyKeyReused` when the key was used for a different request.
         """
@@ -225,6 +226,14 @@ class JobStore(Protocol):
 
     async def read_log(self, query: LogQuery) -> list[LogEntry]:
         """Updates after `query.after` (up to `query.up_to`), ordered by position."""
+
+    async def pending_handovers(self, provider: str | None = None, limit: int = 1000) -> list[Job]:
+        """The outbox: jobs stored with the promise to hand them to their provider, not yet
+        confirmed handed (oldest first; only `provider`'s with it). `create_jobs` writes each
+        job's entry in the same atomic write as the job, so a crash cannot lose one."""
+
+    async def complete_handovers(self, job_ids: Sequence[str]) -> None:
+        """The provider has the jobs (or they ended before it got them): forget their entries."""
 
     async def add_commands(self, commands: Sequence[NewCommand]) -> list[ProviderCommand]:
         """Store commands for providers' agents, in order; each gets a new, larger `seq`."""

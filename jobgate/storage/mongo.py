@@ -135,6 +135,7 @@ class MongoJobStore:
                 [("provider", ASCENDING), ("state", ASCENDING)], name="provider"
             )
             await jobs.create_index([("createdAt", DESCENDING)], name="created_at")
+            await jobs.create_index([("handover", ASCENDING), ("_id", ASCENDING)], name="handover")
             await self._log.create_index(
                 [("job", ASCENDING), ("version", ASCENDING)], name="job_version", unique=True
             )
@@ -245,7 +246,8 @@ class MongoJobStore:
         for number, spec in zip(numbers, submission.specifications, strict=True):
             status = JobStatus(time_allocation=spec.time_allocation)
             job = Job(str(number), submission.owner, spec, status, submission.created_at, 1)
-            docs.append(_job_to_doc(job))
+            # The outbox entry travels in the job's own document: stored with it, or not at all.
+            docs.append({**_job_to_doc(job), "handover": True})
 
         if submission.idempotency_key is not None:
             claim = {
@@ -430,6 +432,25 @@ class MongoJobStore:
             update = _update_from_entry(doc)
             entries.append(LogEntry(update, jobs[update.job_id].as_of(update)))
         return entries
+
+    # --- the hand-over outbox -----------------------------------------------------------------
+
+    async def pending_handovers(self, provider: str | None = None, limit: int = 1000) -> list[Job]:
+        await self._ensure_indexes()
+        query: Doc = {"handover": True}
+        if provider is not None:
+            query["provider"] = provider
+        async with self._call("pending_handovers"):
+            docs = await self._jobs.find(query, sort=[("_id", ASCENDING)]).to_list(limit)
+        return [_job_from_doc(doc) for doc in docs]
+
+    async def complete_handovers(self, job_ids: Sequence[str]) -> None:
+        numbers = ids_to_numbers(job_ids)
+        if numbers:
+            async with self._call("complete_handovers"):
+                await self._jobs.update_many(
+                    {"_id": {"$in": numbers}}, {"$unset": {"handover": ""}}
+                )
 
     # --- provider commands --------------------------------------------------------------------
     # Commands are numbered from their own hi/lo blocks: unique across gateways, increasing within

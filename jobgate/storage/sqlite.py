@@ -104,6 +104,11 @@ CREATE TABLE IF NOT EXISTS provider_commands (
     requested_seconds INTEGER
 );
 CREATE INDEX IF NOT EXISTS provider_commands_provider ON provider_commands (provider, seq);
+-- The outbox: jobs stored but not yet confirmed handed to their provider (see JobStore).
+CREATE TABLE IF NOT EXISTS handovers (
+    job_num INTEGER PRIMARY KEY REFERENCES jobs (num),
+    provider TEXT NOT NULL
+);
 """
 
 JOB_COLUMNS = (
@@ -222,6 +227,10 @@ class SqliteJobStore:
                         json.dumps(request_to_doc(request)),
                         json.dumps(status_to_doc(status)),
                     ),
+                )
+                await db.execute(
+                    "INSERT INTO handovers (job_num, provider) VALUES (?, ?)",
+                    (number, spec.product.provider),
                 )
                 created.append(dataclasses.replace(job, id=job_id))
             if submission.idempotency_key is not None:
@@ -409,6 +418,27 @@ class SqliteJobStore:
             job = _job_from_row(row[5:])
             entries.append(LogEntry(update, job.as_of(update)))
         return entries
+
+    # --- the hand-over outbox -----------------------------------------------------------------
+
+    async def pending_handovers(self, provider: str | None = None, limit: int = 1000) -> list[Job]:
+        where, params = ("1=1", []) if provider is None else ("h.provider = ?", [provider])
+        rows = await self._fetch(
+            f"SELECT {JOB_COLUMNS} FROM handovers AS h JOIN jobs ON jobs.num = h.job_num"
+            f" WHERE {where} ORDER BY h.job_num LIMIT ?",
+            [*params, limit],
+            "pending_handovers",
+        )
+        return [_job_from_row(row) for row in rows]
+
+    async def complete_handovers(self, job_ids: Sequence[str]) -> None:
+        numbers = ids_to_numbers(job_ids)
+        if not numbers:
+            return
+        async with self._transaction() as db:
+            await db.execute(
+                f"DELETE FROM handovers WHERE job_num IN ({placeholders(len(numbers))})", numbers
+            )
 
     # --- provider commands --------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ GATEWAY_CONFIG = """
 data_dir = "{data}"
 
 [storage]
-url = "sqlite://{db}"
+url = "{storage}"
+server_selection_timeout_ms = 2000
 
 [feed]
 poll_interval_seconds = 0.5
@@ -63,11 +64,17 @@ workdir = "{workdir}"
 """
 
 
-def write_gateway_config(folder: Path, *, reconcile_seconds: float = 3600) -> Path:
+def write_gateway_config(
+    folder: Path, *, reconcile_seconds: float = 3600, storage: str | None = None
+) -> Path:
+    """The gateway's config; its store is `folder/jobgate.db` unless `storage` names one."""
     path = folder / "gateway.toml"
     path.write_text(
         GATEWAY_CONFIG.format(
-            data=folder / "data", db=folder / "jobgate.db", token=EDGE, reconcile=reconcile_seconds
+            data=folder / "data",
+            storage=storage or f"sqlite://{folder / 'jobgate.db'}",
+            token=EDGE,
+            reconcile=reconcile_seconds,
         )
     )
     return path

@@ -152,12 +152,13 @@ async def test_a_job_the_agent_does_not_know_becomes_failure(
     await wait_online(alice, True)
     (running,) = await submit(alice, edge_spec("sleep", seconds=60))
     await wait_for_state(alice, running, "RUNNING", timeout=30)
-    # In the gateway's store, but never sent to the agent.
+    # Handed over as far as the gateway's outbox knows, but never sent to the agent.
     store = SqliteJobStore(tmp_path / "jobgate.db")
     await store.open()
     created = await store.create_jobs(submission(spec(provider="edge", product="edge-cpu")))
-    await store.close()
     (ghost,) = (job.id for job in created.jobs)
+    await store.complete_handovers([ghost])
+    await store.close()
 
     lost = await wait_for_state(alice, ghost, "FAILURE", timeout=30)
     assert lost["updates"][-1]["status"] == "Provider 'edge' no longer knows this job"

@@ -173,7 +173,9 @@ async def test_a_job_waiting_for_a_slot_is_cancelled_at_once(
     # The cancelled job never started, not even after the slot came free.
     await submit(alice, job_spec(provider="batch", product="cpu-batch"))
     await asyncio.sleep(0.5)
-    assert not (tmp_path / "data" / "local" / "batch" / waiting).exists()
+    folder = tmp_path / "data" / "local" / "batch" / waiting
+    assert (folder / "given").exists()  # the provider had it...
+    assert not (folder / "launch.json").exists()  # ...and never launched it
     still = await get_job(alice, waiting)
     assert still is not None
     assert [u["state"] for u in still["updates"]] == ["IN_QUEUE", "SUCCESS"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from jobgate.storage.base import JobStore
 from tests.api.documents import get_job, job_spec, submit, wait_for_state
 from tests.factories import spec, submission
 from tests.gateway import ALICE, gateway_settings, running_gateway
@@ -18,9 +19,12 @@ async def test_a_job_the_local_provider_does_not_run_becomes_failure(tmp_path: P
         alice = gateway.client(ALICE)
         (running,) = await submit(alice, job_spec("sleep", seconds=60))
         await wait_for_state(alice, running, "RUNNING")
-        # In the store, but never handed to the provider: as if its process vanished unseen.
-        created = await gateway.services.store.create_jobs(submission(spec()))
+        # Handed over as far as the outbox knows, but the provider has no trace of it: as if
+        # its folder and process vanished unseen.
+        store = gateway.services.store
+        created = await store.create_jobs(submission(spec()))
         (orphan,) = (job.id for job in created.jobs)
+        await store.complete_handovers([orphan])
 
         lost = await wait_for_state(alice, orphan, "FAILURE", timeout=10)
         assert lost["updates"][-1]["status"] == "Provider 'local' no longer knows this job"
@@ -28,3 +32,19 @@ async def test_a_job_the_local_provider_does_not_run_becomes_failure(tmp_path: P
         job = await get_job(alice, running)
         assert job is not None
         assert job["status"]["state"] == "RUNNING"
+
+
+async def test_a_job_left_in_the_outbox_is_handed_over_at_start_and_never_failed(
+    tmp_path: Path, storage_url: str, store: JobStore
+) -> None:
+    # What a gateway killed between storing jobs and handing them over leaves behind.
+    created = await store.create_jobs(submission(spec(message="left behind")))
+    (job_id,) = (job.id for job in created.jobs)
+    settings = gateway_settings(tmp_path / "data", storage_url, reconcile=FAST)
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        job = await wait_for_state(alice, job_id, "SUCCESS", "FAILURE")
+        assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+        output = tmp_path / "data" / "local" / "local" / job_id / "stdout-0.log"
+        assert output.read_text() == "left behind\n"
+    assert await store.pending_handovers() == []

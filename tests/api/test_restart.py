@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.documents import JOBS, WATCH, get_job, job_spec, submit, wait_for_state
+from tests.api.documents import CANCEL, JOBS, WATCH, get_job, job_spec, submit, wait_for_state
 from tests.gateway import ALICE, GraphQLError, gateway_settings, running_gateway, subscribe
 from tests.processes import ServeProcess, write_config
 from tests.servers import FerretDB
@@ -37,30 +37,85 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-async def test_updates_survive_a_restart_and_lost_processes_become_failures(
+def job_folder(tmp_path: Path, job_id: str) -> Path:
+    return tmp_path / "data" / "local" / "local" / job_id
+
+
+def replica_pid(tmp_path: Path, job_id: str) -> int:
+    (process,) = json.loads((job_folder(tmp_path, job_id) / "processes.json").read_text())
+    pid: int = process["pid"]
+    return pid
+
+
+async def test_local_jobs_outlive_a_crashed_gateway_and_are_followed_again(
     serve: ServeProcess, tmp_path: Path
 ) -> None:
     alice = serve.start()
     (finished,) = await submit(alice, job_spec())
     await wait_for_state(alice, finished, "SUCCESS")
-    (running,) = await submit(alice, job_spec("sleep", seconds=300))
-    await wait_for_state(alice, running, "RUNNING")
     before = await get_job(alice, finished)
-    marker = tmp_path / "data" / "local" / "local" / running / "processes.json"
-    (leftover,) = json.loads(marker.read_text())
+    (running,) = await submit(alice, job_spec("sleep", seconds=60))
+    (ends_meanwhile,) = await submit(alice, job_spec("sleep", seconds=2))
+    await wait_for_state(alice, running, "RUNNING")
+    await wait_for_state(alice, ends_meanwhile, "RUNNING")
+    pid = replica_pid(tmp_path, running)
 
     serve.stop(signal.SIGKILL)  # a crash: nothing is shut down cleanly
-    assert process_alive(leftover["pid"])  # the job's process outlived the gateway
+    await asyncio.sleep(3)  # `ends_meanwhile` ends while no gateway watches
+    assert process_alive(pid)
     alice = serve.start()
 
     assert await get_job(alice, finished) == before
+    ended = await wait_for_state(alice, ends_meanwhile, "SUCCESS", "FAILURE")
+    assert [u["state"] for u in ended["updates"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+    assert ended["updates"][-1]["status"] == "The program exited with code 0"
+    # Still the same process, followed again: a cancel reaches it.
+    job = await wait_for_state(alice, running, "RUNNING")
+    assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING"]
+    assert replica_pid(tmp_path, running) == pid
+    await alice.execute(CANCEL, {"ids": [running]})
+    cancelled = await wait_for_state(alice, running, "SUCCESS")
+    assert cancelled["updates"][-1]["status"] == "The job was cancelled by its user"
+    assert not process_alive(pid)
+
+
+async def test_a_graceful_stop_leaves_local_jobs_running(
+    serve: ServeProcess, tmp_path: Path
+) -> None:
+    alice = serve.start()
+    (running,) = await submit(alice, job_spec("sleep", seconds=3))
+    await wait_for_state(alice, running, "RUNNING")
+    pid = replica_pid(tmp_path, running)
+
+    serve.stop(signal.SIGTERM)
+    assert process_alive(pid)
+    alice = serve.start()
+
+    job = await wait_for_state(alice, running, "SUCCESS", "FAILURE", timeout=15)
+    assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+    assert job["updates"][-1]["status"] == "The program exited with code 0"
+
+
+async def test_a_job_whose_supervisor_died_meanwhile_fails_and_leaves_nothing_running(
+    serve: ServeProcess, tmp_path: Path
+) -> None:
+    alice = serve.start()
+    (running,) = await submit(alice, job_spec("sleep", seconds=300))
+    await wait_for_state(alice, running, "RUNNING")
+    pid = replica_pid(tmp_path, running)
+    supervisor = json.loads((job_folder(tmp_path, running) / "supervisor.json").read_text())
+
+    serve.stop(signal.SIGKILL)
+    os.kill(supervisor["pid"], signal.SIGKILL)  # no record of how the job ended is left
+    alice = serve.start()
+
     lost = await wait_for_state(alice, running, "FAILURE")
-    assert "restarted" in lost["updates"][-1]["status"]
+    assert "supervisor" in lost["updates"][-1]["status"]
     for _ in range(100):
-        if not process_alive(leftover["pid"]):
+        if not process_alive(pid):
             break
         await asyncio.sleep(0.05)
-    assert not process_alive(leftover["pid"])
+    assert not process_alive(pid)
 
 
 async def test_the_gateway_reports_an_unreachable_database_and_recovers(tmp_path: Path) -> None:

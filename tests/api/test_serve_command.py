@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.documents import job_spec, submit, wait_for_state
+from tests.api.documents import CANCEL, job_spec, submit, wait_for_state
 from tests.api.test_restart import process_alive
 from tests.gateway import GraphQLClient
 from tests.processes import JOBGATE, ServeProcess, write_config
@@ -94,10 +94,13 @@ async def test_a_gateway_whose_port_is_taken_stops_before_settling_any_job(
             f"jobgate: server.port: cannot listen on 127.0.0.1:{port}"
         )
         assert process_alive(pid)  # nothing was settled
-        # Started properly, the gateway settles the job it left.
+        # Started properly, the gateway follows the job it left: a cancel reaches it.
         alice = serve.start()
-        job = await wait_for_state(alice, job_id, "FAILURE")
-        assert "restarted" in job["updates"][-1]["status"]
+        await alice.execute(CANCEL, {"ids": [job_id]})
+        job = await wait_for_state(alice, job_id, "SUCCESS")
+        assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+        assert job["updates"][-1]["status"] == "The job was cancelled by its user"
+        assert not process_alive(pid)
     finally:
         if process_alive(pid):
             os.killpg(pid, signal.SIGKILL)

@@ -28,6 +28,7 @@ async def test_a_job_unknown_to_slurm_becomes_failure(
             submission(spec(provider="hpc", product="hpc-cpu"))
         )
         (ghost,) = (job.id for job in created.jobs)
+        await gateway.services.store.complete_handovers([ghost])  # handed over, as far as known
         # The provider once said it runs as a Slurm job that does not exist (purged from the
         # completion log too, say).
         update = {"jobId": ghost, "state": "RUNNING", "providerGeneratedId": "987654"}

@@ -21,7 +21,7 @@ from jobgate.domain.catalog import Product, render_command
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
-from jobgate.errors import JobgateError, ProviderError
+from jobgate.errors import JobgateError, ProviderError, ProviderNotReady
 from jobgate.providers.background import (
     TaskSet,
     report_until_stored,
@@ -41,6 +41,8 @@ from jobgate.providers.slurm.script import (
 from jobgate.providers.slurm.states import Translation, translate
 
 log = logging.getLogger(__name__)
+# How long a submit waits for the adapter to find the jobs of a previous run in Slurm.
+ATTACH_WAIT_SECONDS = 10.0
 
 
 @dataclass(eq=False)
@@ -80,6 +82,9 @@ class SlurmProvider:
         self._tracked: dict[str, _Tracked] = {}  # by Slurm job id
         self._by_job: dict[str, str] = {}  # jobgate id -> Slurm id
         self._submitting: set[str] = set()  # sbatch is on its way
+        # Set once the jobs a previous run left are found again in Slurm's queue: a submit
+        # before that could sbatch a job Slurm already has.
+        self._attached = asyncio.Event()
         self._cancel_when_submitted: set[str] = set()
         self._context: ProviderContext | None = None
         self._tasks = TaskSet()
@@ -115,7 +120,18 @@ class SlurmProvider:
     # --- commands -----------------------------------------------------------------------------
 
     async def submit(self, jobs: Sequence[Job]) -> None:
-        """sbatch every job (a few at a time); a job Slurm refuses becomes FAILURE."""
+        """sbatch every job (a few at a time); a job Slurm refuses becomes FAILURE. A job this
+        adapter already has (a repeated hand-over) is not submitted again."""
+        try:
+            async with asyncio.timeout(ATTACH_WAIT_SECONDS):
+                await self._attached.wait()
+        except TimeoutError:
+            raise ProviderNotReady(
+                f"provider {self.id} is still reading Slurm's queue after its start"
+            ) from None
+        await self._sbatch_all([job for job in jobs if not self.tracks(job.id)])
+
+    async def _sbatch_all(self, jobs: Sequence[Job]) -> None:
         for job in jobs:
             self._submitting.add(job.id)
         try:
@@ -315,7 +331,8 @@ class SlurmProvider:
         # Submitting first: nothing between the checks above and submit() may yield, or a SUBMIT
         # arriving meanwhile (through an agent) could send the same job twice.
         if unsubmitted:
-            await self.submit(unsubmitted)
+            await self._sbatch_all(unsubmitted)
+        self._attached.set()
         if found:
             await self._send(found)
 

@@ -1,0 +1,62 @@
+"""What the fault cases share: retrying clients and the checks every case ends with."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.api.documents import SUBMIT, get_job
+from tests.gateway import GraphQLClient
+
+Json = dict[str, Any]
+
+
+async def submit_until_accepted(
+    client: GraphQLClient, spec: Json, key: str, *, timeout: float = 60
+) -> str:
+    """Submit one job with an idempotency key, retrying (same key) through any failure of the
+    gateway, as a careful client does; the id the gateway finally answers with."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            body = await client.raw(SUBMIT, {"input": {"jobs": [spec], "idempotencyKey": key}})
+            if not body.get("errors"):
+                payload = body["data"]["submitJobs"]
+                assert payload["userErrors"] == [], payload["userErrors"]
+                (job,) = payload["jobs"]
+                job_id: str = job["id"]
+                return job_id
+            codes = [e.get("extensions", {}).get("code") for e in body["errors"]]
+            assert codes == ["STORE_UNAVAILABLE"], body["errors"]
+        except (httpx.HTTPError, ValueError):
+            pass  # the gateway is down, or went down mid-answer
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"submission {key} was never accepted")
+        await asyncio.sleep(0.2)
+
+
+async def final_jobs(client: GraphQLClient, job_ids: list[str], timeout: float = 90) -> list[Json]:
+    """Every job once it is final (polling, through gateway restarts)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    done: dict[str, Json] = {}
+    while len(done) < len(job_ids):
+        for job_id in job_ids:
+            if job_id in done:
+                continue
+            try:
+                job = await get_job(client, job_id)
+            except (httpx.HTTPError, ValueError):
+                job = None
+            if job is not None and job["status"]["state"] in ("SUCCESS", "FAILURE", "EXPIRED"):
+                done[job_id] = job
+        if asyncio.get_running_loop().time() > deadline:
+            left = sorted(set(job_ids) - set(done))
+            raise AssertionError(f"jobs {left} did not end")
+        await asyncio.sleep(0.2)
+    return [done[job_id] for job_id in job_ids]
+
+
+def states(job: Json) -> list[str]:
+    return [u["state"] for u in job["updates"] if u["state"]]

@@ -1,0 +1,53 @@
+"""Jobs cancelled while their agent is stalled (SIGSTOP) or dead (SIGKILL) never start."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
+from tests.agent.test_agent import edge_spec, wait_online
+from tests.api.documents import CANCEL, submit
+from tests.faults.helpers import final_jobs, states
+from tests.processes import ServeProcess
+
+
+@pytest.mark.parametrize("fault", ["stalled", "killed"])
+async def test_jobs_cancelled_while_their_agent_is_away_never_start(
+    tmp_path: Path, fault: str
+) -> None:
+    serve = ServeProcess(write_gateway_config(tmp_path))
+    agent = AgentProcess(write_agent_config(tmp_path, "local"), serve.url)
+    try:
+        alice = serve.start()
+        agent.start()
+        await wait_online(alice, True)
+        assert agent.process is not None
+        if fault == "stalled":
+            os.kill(agent.process.pid, signal.SIGSTOP)
+        else:
+            agent.stop(signal.SIGKILL)
+
+        job_ids = [await submit(alice, edge_spec("sleep", seconds=30)) for _ in range(5)]
+        ids = [job_id for (job_id,) in job_ids]
+        cancelled = await alice.execute(CANCEL, {"ids": ids})
+        assert cancelled["cancelJobs"]["userErrors"] == []
+
+        if fault == "stalled":
+            assert agent.process is not None
+            os.kill(agent.process.pid, signal.SIGCONT)
+        else:
+            agent.start()
+        for job in await final_jobs(alice, ids, timeout=30):
+            assert states(job) == ["IN_QUEUE", "SUCCESS"], job["updates"]
+            assert "cancelled" in job["updates"][-1]["status"]
+            folder = tmp_path / "agent-work" / "local" / "edge" / job["id"]
+            assert not (folder / "launch.json").exists(), "a cancelled job was started"
+    finally:
+        if agent.process is not None:
+            os.kill(agent.process.pid, signal.SIGCONT)
+        agent.stop(signal.SIGKILL)
+        serve.stop(signal.SIGKILL)
