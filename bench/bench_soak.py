@@ -64,7 +64,11 @@ SUBMIT = """mutation($s: Float!) { submitJobs(input: {jobs: [{
   allowDuplicateJob: true,
   parameters: [{name: "seconds", value: {floatingPoint: $s}}]}]}) { jobs { id } } }"""
 LIST = "{ jobs(first: 50) { nodes { id status { state } updates { state timestamp } } } }"
-ACTIVE = "{ jobs(first: 1, filter: {states: [IN_QUEUE, RUNNING]}) { totalCount } }"
+COUNTS = """{
+  active: jobs(first: 1, filter: {states: [IN_QUEUE, RUNNING]}) { totalCount }
+  succeeded: jobs(first: 1, filter: {states: [SUCCESS]}) { totalCount }
+  failed: jobs(first: 1, filter: {states: [FAILURE, EXPIRED]}) { totalCount }
+}"""
 WATCH = "subscription { jobUpdates { cursor jobId update { state } } }"
 
 
@@ -84,6 +88,8 @@ class Sample:
     supervisors: int
     db_mib: float
     active: int
+    succeeded: int
+    failed: int
     events: int
     submit_p50: float
     submit_p99: float
@@ -252,17 +258,17 @@ async def soak(
         ]
         started = time.monotonic()
         print(
-            "minute  rss MiB  fds  threads  supervisors  db MiB  active  events"
+            "minute  rss MiB  fds  threads  supervisors  db MiB  active  succeeded  failed  events"
             "  submit p50/p99 ms  query p50/p99 ms  failures"
         )
         while time.monotonic() - started < args.minutes * 60:
             await asyncio.sleep(args.sample_seconds)
             current, window[0] = window[0], Window()
-            active = (
+            counts = (
                 await http.post(
-                    url, json={"query": ACTIVE}, headers={"Authorization": f"Bearer {USER}"}
+                    url, json={"query": COUNTS}, headers={"Authorization": f"Bearer {USER}"}
                 )
-            ).json()["data"]["jobs"]["totalCount"]
+            ).json()["data"]
             db = database_bytes(data)
             sample = Sample(
                 minute=(time.monotonic() - started) / 60,
@@ -271,7 +277,9 @@ async def soak(
                 threads=process_status(gateway.pid, "Threads"),
                 supervisors=live_supervisors(data),
                 db_mib=db / 2**20,
-                active=active,
+                active=counts["active"]["totalCount"],
+                succeeded=counts["succeeded"]["totalCount"],
+                failed=counts["failed"]["totalCount"],
                 events=counter[0],
                 submit_p50=percentile(current.submits, 0.5) * 1000,
                 submit_p99=percentile(current.submits, 0.99) * 1000,
@@ -284,6 +292,7 @@ async def soak(
             print(
                 f"{sample.minute:6.1f}  {sample.rss_mib:7.1f}  {sample.fds:3d}  {sample.threads:7d}"
                 f"  {sample.supervisors:11d}  {sample.db_mib:6.1f}  {sample.active:6d}"
+                f"  {sample.succeeded:9d}  {sample.failed:6d}"
                 f"  {sample.events:6d}  {sample.submit_p50:7.1f}/{sample.submit_p99:7.1f}"
                 f"  {sample.query_p50:7.1f}/{sample.query_p99:7.1f}  {sample.failures:8d}",
                 flush=True,
@@ -318,6 +327,10 @@ def report(samples: list[Sample], args: argparse.Namespace) -> None:
             f"   (first {values[0]:.1f}, last {values[-1]:.1f}, max {max(values):.1f})"
         )
     print(f"  failed requests: {sum(s.failures for s in samples)}")
+    last = samples[-1]
+    print(
+        f"  jobs: {last.succeeded} succeeded, {last.failed} failed or expired, {last.active} active"
+    )
 
 
 def main() -> None:

@@ -100,7 +100,10 @@ class JobgateGraphQL(GraphQL[Context, None]):
             return
         request = Request(scope, receive=receive)
         try:
-            response = await self.run(request)
+            # However many store calls the operation makes, it waits for the store this long
+            # in all: a store that is away answers STORE_UNAVAILABLE within it.
+            with self.services.store.deadline():
+                response = await self.run(request)
         except HTTPException as error:
             # Strawberry answers these in plain text; a client gets a coded GraphQL error.
             log.info("refused (%s): %s", error.status_code, error.reason)

@@ -59,6 +59,13 @@ class LoopbackServer:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies mid-whatever, as in a crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
 
 class FerretDB(LoopbackServer):
     """A FerretDB v1 server (SQLite handler) on a loopback port, with its data in `data_dir`."""

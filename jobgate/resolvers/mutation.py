@@ -48,8 +48,13 @@ class Mutation:
                 idempotency_key=input.idempotency_key,
             ),
         )
+        first = outcome.first_updates
         return SubmitJobsPayload(
-            jobs=[Job.of(job) for job in outcome.jobs],
+            # New jobs answer with their first update, so a store that fails after they were
+            # stored cannot turn their submit into an error: its answer is as of creation.
+            jobs=[
+                Job.of(job, [first[job.id]] if job.id in first else None) for job in outcome.jobs
+            ],
             user_errors=[UserError.of(problem) for problem in outcome.problems],
         )
 

@@ -17,6 +17,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
+from jobgate.errors import JobgateError
 from jobgate.resolvers.errors import UNEXPECTED_MESSAGE
 from jobgate.resolvers.mutation import Mutation
 from jobgate.resolvers.query import Query
@@ -124,7 +125,7 @@ def is_unexpected(error: GraphQLError) -> bool:
     if code is not None:
         return code == INTERNAL
     original = error.original_error
-    if original is None or isinstance(original, GraphQLError):
+    if original is None or isinstance(original, GraphQLError | JobgateError):
         return False
     # Variable values that do not fit their type fail during execution, with no path.
     return not (error.path is None and is_variable_error(error.message))
@@ -134,6 +135,11 @@ def with_code(error: GraphQLError) -> GraphQLError:
     """The error with its code; an unexpected one with its message masked."""
     if code_of(error) is not None:
         return error
+    if isinstance(error.original_error, JobgateError):
+        # jobgate's own error from a field resolver that does not translate its errors (a
+        # store that went away while `Job.updates` loaded): its code and message, as anywhere.
+        original = error.original_error
+        return _copy(error, original.message, original.code, keep_original=False)
     if is_unexpected(error):
         return _copy(error, UNEXPECTED_MESSAGE, INTERNAL, keep_original=False)
     # Left without a phase's code: variables that do not fit (coerced before execution).

@@ -442,6 +442,8 @@ class Job:
     output: JobOutput | None
     provider_generated_id: str | None
     _job: strawberry.Private[domain.Job]
+    # Every update the job has, when the caller knows them already (a job just created).
+    _known_updates: strawberry.Private[list[domain.JobUpdate] | None] = None
 
     @strawberry.field(
         description="Applied updates, oldest first. `last` returns only the newest N."
@@ -449,7 +451,12 @@ class Job:
     async def updates(self, info: Info, last: int | None = None) -> list[JobUpdate]:
         if last is not None and last < 0:
             last = 0
-        updates = await info.context.updates.load((self._job.id, last))
+        if self._known_updates is not None:
+            updates = self._known_updates
+            if last is not None:
+                updates = updates[-last:] if last else []
+        else:
+            updates = await info.context.updates.load((self._job.id, last))
         return [JobUpdate.of(update) for update in updates]
 
     @strawberry.field(metadata=DEPENDS_ON_PERMISSIONS)
@@ -463,7 +470,8 @@ class Job:
         return ResourcePermissions(myself=[Permission(p) for p in granted], others=others)
 
     @classmethod
-    def of(cls, job: domain.Job) -> Job:
+    def of(cls, job: domain.Job, known_updates: list[domain.JobUpdate] | None = None) -> Job:
+        """The job; with `known_updates`, its updates are those, not read from the store."""
         return cls(
             id=strawberry.ID(job.id),
             owner=ResourceOwner(created_by=job.owner.created_by, project=job.owner.project),
@@ -473,4 +481,5 @@ class Job:
             output=JobOutput(output_folder=job.status.output_folder),
             provider_generated_id=job.status.provider_generated_id,
             _job=job,
+            _known_updates=known_updates,
         )

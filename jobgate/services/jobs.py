@@ -81,10 +81,12 @@ class SubmitRequest:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Jobs a request was accepted for (request order), and the problems of the rest."""
+    """Jobs a request was accepted for (request order), and the problems of the rest; for jobs
+    it created, their first update (so the answer needs nothing more from the store)."""
 
     jobs: list[Job]
     problems: list[UserProblem]
+    first_updates: dict[str, JobUpdate] = dataclasses.field(default_factory=dict)
 
 
 class UpdateOutcome(enum.StrEnum):
@@ -235,7 +237,7 @@ class JobService:
             except StoreUnavailable as error:
                 # Stored with their outbox entries: accepted. The drain hands them over later.
                 log.warning("jobs stored; their hand-over waits for the store: %s", error.message)
-        return Outcome(created.jobs, [])
+        return Outcome(created.jobs, [], created.first_updates)
 
     async def _duplicate_problems(
         self, user: User, specs: Sequence[JobSpecification]

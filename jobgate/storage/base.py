@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -114,8 +115,12 @@ class NewSubmission:
 
 @dataclass(frozen=True, slots=True)
 class CreatedJobs:
+    """The jobs of a submission; for new ones, their first (IN_QUEUE) update by job id, so
+    the answer to the submit needs nothing more from the store."""
+
     jobs: list[Job]
     replayed: bool = False
+    first_updates: dict[str, JobUpdate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +189,10 @@ class JobStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+    def deadline(self) -> AbstractContextManager[None]:
+        """Within it, the store calls of one request wait for the store this long in all (the
+        store's own timeout), then raise `StoreUnavailable`. Tasks started inside inherit it."""
 
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
         """Store all jobs with their IN_QUEUE update and their pending hand-over, or return the

@@ -25,12 +25,13 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
@@ -87,6 +88,7 @@ class MongoJobStore:
     def __init__(self, url: str, *, server_selection_timeout_ms: int = 5000) -> None:
         self.url = url
         self.round_trips = RoundTrips()
+        self._timeout_seconds = server_selection_timeout_ms / 1000
         self._client: AsyncMongoClient[Doc] = AsyncMongoClient(
             url,
             serverSelectionTimeoutMS=server_selection_timeout_ms,
@@ -108,6 +110,10 @@ class MongoJobStore:
         self._append_lock = asyncio.Lock()
         # The position this process expects to append at next; None means "read it first".
         self._next_position: int | None = None
+        # Writes after a commit point that MongoDB went away before (see `_catch_up`).
+        self._unwritten: dict[int, Doc] = {}
+        self._behind: dict[int, tuple[int, JobStatus]] = {}
+        self._doubtful: set[tuple[int, int]] = set()
 
     async def open(self) -> None:
         """Create the indexes; if the server is down, they are created on first use instead."""
@@ -115,6 +121,10 @@ class MongoJobStore:
             await self._ensure_indexes()
         except StoreUnavailable as error:
             log.warning("MongoDB is not reachable yet (%s); will retry on first use", error)
+
+    def deadline(self) -> AbstractContextManager[None]:
+        # PyMongo's client-side operation timeout: one budget for every call made inside.
+        return pymongo.timeout(self._timeout_seconds)
 
     async def close(self) -> None:
         await self._client.close()
@@ -153,7 +163,10 @@ class MongoJobStore:
         self.round_trips.add(kind)
         try:
             yield
-        except ConnectionFailure as error:
+        except PyMongoError as error:
+            # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class.
+            if not (isinstance(error, ConnectionFailure) or error.timeout):
+                raise
             log.warning("MongoDB is unavailable: %s", error)
             raise StoreUnavailable("the job store (MongoDB) is unavailable") from error
 
@@ -265,8 +278,8 @@ class MongoJobStore:
                 earlier = await self._earlier_submission(claimant, submission)
                 assert earlier is not None
                 return earlier
-        await self._insert_jobs(docs, submission.initial_status)
-        return CreatedJobs([_job_from_doc(doc) for doc in docs])
+        first = await self._insert_jobs(docs, submission.initial_status)
+        return CreatedJobs([_job_from_doc(doc) for doc in docs], first_updates=first)
 
     async def earlier_submission(self, submission: NewSubmission) -> CreatedJobs | None:
         if submission.idempotency_key is None:
@@ -290,23 +303,25 @@ class MongoJobStore:
         jobs = {job.id: job for job in await self.get_jobs([str(d["_id"]) for d in claim["jobs"]])}
         return CreatedJobs([jobs[str(doc["_id"])] for doc in claim["jobs"]], replayed=True)
 
-    async def _insert_jobs(self, docs: list[Doc], initial_status: str) -> None:
-        """Insert the jobs, then their IN_QUEUE log entries; either may exist already."""
-        try:
-            async with self._call("insert_jobs"):
-                await self._jobs.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
-                raise
+    async def _insert_jobs(self, docs: list[Doc], initial_status: str) -> dict[str, JobUpdate]:
+        """Append the jobs' IN_QUEUE entries (each holding its job's document), then insert
+        the job documents; either may exist already (a retried claim). The appended entries are
+        the commit point: a failure before them leaves nothing, one after them is repaired (the
+        documents are written from the entries later) and does not fail the call. The first
+        updates of the entries appended here, by job id."""
         entries = []
         for doc in docs:
             job = _job_from_doc(doc)
             request = UpdateRequest(job.id, state=JobState.IN_QUEUE, status=initial_status)
-            entries.append(_log_entry(job, request, job.status, job.created_at, version=1))
+            entry = _log_entry(job, request, job.status, job.created_at, version=1)
+            entries.append({**entry, "jobDoc": doc})
+        first: dict[str, JobUpdate] = {}
         while entries:
             try:
-                await self._append(entries)
-                return
+                positions = await self._append(entries)
+            except StoreUnavailable:
+                self._doubt([(e["job"], 1) for e in entries])
+                raise
             except DuplicateKeyError:
                 # Some entries were appended before (a retried claim): skip those and go on.
                 async with self._call("append"):
@@ -316,6 +331,63 @@ class MongoJobStore:
                     ).to_list(None)
                 done = {doc["job"] for doc in present}
                 entries = [e for e in entries if e["job"] not in done]
+                continue
+            for position, entry in zip(positions, entries, strict=True):
+                first[str(entry["job"])] = _update_from_entry({"_id": position, **entry})
+            break
+        try:
+            await self._write_job_docs(docs)
+        except StoreUnavailable:
+            log.warning("jobs are stored; their documents are written when MongoDB is back")
+            self._unwritten.update({doc["_id"]: doc for doc in docs})
+        return first
+
+    async def _write_job_docs(self, docs: list[Doc]) -> None:
+        try:
+            async with self._call("insert_jobs"):
+                await self._jobs.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+
+    def _doubt(self, entries: list[tuple[int, int]]) -> None:
+        """Appends that failed without saying whether MongoDB stored them (it went away with
+        the insert on its way): answered as failures, so undone once it is back if stored."""
+        self._doubtful.update(entries)
+
+    async def _undo_doubtful(self) -> None:
+        """Remove the entries of failed appends that MongoDB stored after all: an answer of
+        failure means nothing was done. Runs before anything else this store reads, so none of
+        them has been read here; a job document that moved past an entry keeps it."""
+        for number, version in sorted(self._doubtful):
+            async with self._call("undo"):
+                job = await self._jobs.find_one({"_id": number}, projection={"version": True})
+                if job is None or job["version"] < version:
+                    removed = await self._log.delete_one({"job": number, "version": version})
+                    if removed.deleted_count:
+                        log.warning(
+                            "undid job %s's entry %s: its write was answered as failed",
+                            number,
+                            version,
+                        )
+                        self._next_position = None
+            self._doubtful.discard((number, version))
+
+    async def _catch_up(self) -> None:
+        """Finish what the store could not after a commit point (MongoDB went away between two
+        writes): job documents to insert, job documents to bring to their newest entry; and undo
+        what was answered as failed but stored. Before every read, so a read issued after a
+        write returned sees it once MongoDB answers."""
+        if self._doubtful:
+            await self._undo_doubtful()
+        if self._unwritten:
+            docs = list(self._unwritten.values())
+            await self._write_job_docs(docs)
+            for doc in docs:
+                self._unwritten.pop(doc["_id"], None)
+        for number, (version, status) in list(self._behind.items()):
+            await self._apply_to_job(number, version, status)
+            self._behind.pop(number, None)
 
     async def commit_update(
         self, job: Job, request: UpdateRequest, status_after: JobStatus, timestamp: int
@@ -324,10 +396,18 @@ class MongoJobStore:
         entry = _log_entry(job, request, status_after, timestamp, version=job.version + 1)
         try:
             (seq,) = await self._append([entry])
+        except StoreUnavailable:
+            self._doubt([(int(job.id), job.version + 1)])
+            raise
         except DuplicateKeyError:
             await self._roll_forward(job)
             return None
-        await self._apply_to_job(int(job.id), job.version, status_after)
+        # Appended: the update is stored, whatever happens to the job document now.
+        try:
+            await self._apply_to_job(int(job.id), job.version, status_after)
+        except StoreUnavailable:
+            log.warning("job %s: its document catches up when MongoDB is back", job.id)
+            self._behind[int(job.id)] = (job.version, status_after)
         return JobUpdate(seq, job.id, timestamp, request, status_after)
 
     async def _apply_to_job(self, number: int, version: int, status: JobStatus) -> None:
@@ -360,12 +440,34 @@ class MongoJobStore:
         numbers = ids_to_numbers(job_ids)
         if not numbers:
             return []
+        await self._catch_up()
         async with self._call("get_jobs"):
             docs = await self._jobs.find({"_id": {"$in": numbers}}).to_list(None)
+        missing = set(numbers) - {doc["_id"] for doc in docs}
+        if missing:
+            docs += await self._repair(missing)
         return [_job_from_doc(doc) for doc in docs]
+
+    async def _repair(self, numbers: set[int]) -> list[Doc]:
+        """Job documents of committed jobs a writer that died (or lost MongoDB) did not write:
+        inserted from their first entries. Harmless beside a writer still at it: both insert
+        the same document, and the second insert is refused."""
+        async with self._call("repair"):
+            entries = await self._log.find(
+                {"job": {"$in": sorted(numbers)}, "version": 1, "jobDoc": {"$exists": True}}
+            ).to_list(None)
+        docs = [entry["jobDoc"] for entry in entries]
+        if docs:
+            old = time.time() * 1000 - ORPHAN_AGE_MS
+            left = sorted(e["job"] for e in entries if e["timestamp"] < old)
+            if left:  # not a writer still at it, but one that died or lost MongoDB
+                log.warning("writing the documents of committed jobs %s from the log", left)
+            await self._write_job_docs(docs)
+        return docs
 
     async def find_jobs(self, query: JobQuery) -> JobPage:
         await self._ensure_indexes()
+        await self._catch_up()
         conditions = [
             _visibility_query(query.visibility),
             _filter_query(query.filter),
@@ -383,6 +485,7 @@ class MongoJobStore:
         return JobPage(jobs, has_next=len(docs) > query.limit)
 
     async def count_jobs(self, visibility: Visibility, job_filter: JobFilter) -> int:
+        await self._catch_up()
         async with self._call("count_jobs"):
             return await self._jobs.count_documents(
                 {"$and": [_visibility_query(visibility), _filter_query(job_filter)]}
@@ -408,10 +511,12 @@ class MongoJobStore:
         return {str(n): result.get(str(n), []) for n in numbers}
 
     async def latest_seq(self) -> int:
+        await self._catch_up()
         return await self._newest_position()
 
     async def read_log(self, query: LogQuery) -> list[LogEntry]:
         await self._ensure_indexes()
+        await self._catch_up()
         conditions: list[Doc] = [{"_id": {"$gt": query.after}}]
         if query.up_to is not None:
             conditions.append({"_id": {"$lte": query.up_to}})
@@ -437,6 +542,7 @@ class MongoJobStore:
 
     async def pending_handovers(self, provider: str | None = None, limit: int = 1000) -> list[Job]:
         await self._ensure_indexes()
+        await self._catch_up()
         query: Doc = {"handover": True}
         if provider is not None:
             query["provider"] = provider

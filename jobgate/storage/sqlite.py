@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,10 @@ class SqliteJobStore:
                 f"cannot open the SQLite store at {self.path}: {error}"
             ) from error
 
+    def deadline(self) -> AbstractContextManager[None]:
+        # A local file: a write waits at most busy_timeout for another process's lock.
+        return nullcontext()
+
     async def close(self) -> None:
         for connection in (self._reader, self._writer):
             if connection is not None:
@@ -179,6 +183,7 @@ class SqliteJobStore:
             if earlier is not None:
                 return earlier
             created: list[Job] = []
+            first: dict[str, JobUpdate] = {}
             for spec in submission.specifications:
                 status = JobStatus(time_allocation=spec.time_allocation)
                 job = Job(
@@ -218,7 +223,7 @@ class SqliteJobStore:
                 request = UpdateRequest(
                     job_id, state=JobState.IN_QUEUE, status=submission.initial_status
                 )
-                await db.execute(
+                cursor = await db.execute(
                     "INSERT INTO job_updates (job_num, timestamp, request, status_after)"
                     " VALUES (?, ?, ?, ?)",
                     (
@@ -228,6 +233,8 @@ class SqliteJobStore:
                         json.dumps(status_to_doc(status)),
                     ),
                 )
+                assert cursor.lastrowid is not None
+                first[job_id] = JobUpdate(cursor.lastrowid, job_id, job.created_at, request, status)
                 await db.execute(
                     "INSERT INTO handovers (job_num, provider) VALUES (?, ?)",
                     (number, spec.product.provider),
@@ -244,7 +251,7 @@ class SqliteJobStore:
                         json.dumps([int(job.id) for job in created]),
                     ),
                 )
-            return CreatedJobs(created)
+            return CreatedJobs(created, first_updates=first)
 
     async def commit_update(
         self, job: Job, request: UpdateRequest, status_after: JobStatus, timestamp: int

@@ -360,3 +360,27 @@ async def test_earlier_submission_replays_a_key_and_refuses_its_reuse(store: Job
     assert [job.id for job in again.jobs] == [job.id for job in first.jobs]
     with pytest.raises(IdempotencyKeyReused):
         await store.earlier_submission(submission(key="k", request_hash="h2"))
+
+
+async def test_created_jobs_wait_in_the_outbox_until_their_hand_over_is_complete(
+    store: JobStore,
+) -> None:
+    created = await store.create_jobs(
+        submission(spec(), spec(provider="other", product="cpu-other"))
+    )
+    local, other = created.jobs
+    assert [job.id for job in await store.pending_handovers()] == [local.id, other.id]
+    assert [job.id for job in await store.pending_handovers("other")] == [other.id]
+    await store.complete_handovers([local.id])
+    assert [job.id for job in await store.pending_handovers()] == [other.id]
+    await store.complete_handovers([other.id, other.id, "999"])  # repeats change nothing
+    assert await store.pending_handovers() == []
+
+
+async def test_created_jobs_come_with_their_first_update(store: JobStore) -> None:
+    created = await store.create_jobs(submission(spec(), spec(), key="k"))
+    stored = await store.updates_of([job.id for job in created.jobs])
+    assert created.first_updates == {job_id: updates[0] for job_id, updates in stored.items()}
+    replay = await store.create_jobs(submission(spec(), spec(), key="k"))
+    assert replay.replayed
+    assert replay.first_updates == {}

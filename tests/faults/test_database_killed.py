@@ -1,0 +1,137 @@
+"""MongoDB (FerretDB) SIGKILLed in a burst of submits and provider reports: an answer of failure
+means nothing was done, every job has its first update, and no call waits past the timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.api.documents import REPORT, SUBMIT, job_spec, submit
+from tests.gateway import ALICE, BATCH_PROVIDER, GraphQLClient, gateway_settings, running_gateway
+from tests.servers import FerretDB
+
+LISTING = """
+query($after: String) {
+  jobs(first: 500, after: $after) {
+    nodes { id specification { name } updates { state status } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+TIMEOUT_MS = 1500  # the test settings' storage.server_selection_timeout_ms
+SLACK = 1.0  # seconds for everything but the store: HTTP, scheduling on a busy 2-core machine
+
+
+def queued() -> dict[str, Any]:
+    """A job of the provider that runs one at a time: it waits, and nothing else runs."""
+    return job_spec("sleep", provider="batch", product="cpu-batch", seconds=60)
+
+
+class Outcomes:
+    def __init__(self) -> None:
+        self.accepted: set[str] = set()
+        self.refused: set[str] = set()
+        self.slowest = 0.0
+
+    def note(self, key: str, ok: bool, seconds: float) -> None:
+        (self.accepted if ok else self.refused).add(key)
+        self.slowest = max(self.slowest, seconds)
+
+
+async def timed(client: GraphQLClient, query: str, variables: dict[str, Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    body = await client.raw(query, variables)
+    return body, time.monotonic() - started
+
+
+def refused_for_the_store(body: dict[str, Any]) -> bool:
+    codes = [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+    assert codes in ([], ["STORE_UNAVAILABLE"]), body
+    return bool(codes)
+
+
+async def test_a_killed_database_leaves_no_half_done_write_and_no_call_waits_past_the_timeout(
+    tmp_path: Path,
+) -> None:
+    database = FerretDB(tmp_path / "ferretdb").start()
+    try:
+        settings = gateway_settings(tmp_path / "data", f"{database.url}/jobgate")
+        async with running_gateway(settings) as gateway:
+            alice = gateway.client(ALICE)
+            provider = gateway.client(BATCH_PROVIDER)
+            await submit(alice, queued())  # takes the one slot
+            (target,) = await submit(alice, queued())  # queued
+            submits, reports = Outcomes(), Outcomes()
+            stop = asyncio.Event()
+
+            async def submitter(worker: int) -> None:
+                for round_ in range(10_000):
+                    if stop.is_set():
+                        return
+                    name = f"w{worker}-{round_}"
+                    spec = {**queued(), "name": name}
+                    body, seconds = await timed(alice, SUBMIT, {"input": {"jobs": [spec]}})
+                    submits.note(name, not refused_for_the_store(body), seconds)
+
+            async def reporter(worker: int) -> None:
+                for round_ in range(10_000):
+                    if stop.is_set():
+                        return
+                    status = f"report w{worker}-{round_}"
+                    update = {"jobId": target, "status": status}
+                    body, seconds = await timed(provider, REPORT, {"updates": [update]})
+                    ok = not refused_for_the_store(body)
+                    if ok:
+                        (result,) = body["data"]["reportJobUpdates"]["results"]
+                        assert result["outcome"] == "APPLIED", result
+                    reports.note(status, ok, seconds)
+
+            workers = [asyncio.create_task(submitter(n)) for n in range(12)]
+            workers += [asyncio.create_task(reporter(n)) for n in range(4)]
+            await asyncio.sleep(1.0)
+            database.kill()  # mid-burst
+            await asyncio.sleep(2.5)
+            database = FerretDB(tmp_path / "ferretdb", port=database.port).start()
+            await asyncio.sleep(1.5)
+            stop.set()
+            await asyncio.gather(*workers)
+            assert submits.refused, "the outage was not seen"
+            assert reports.refused, "the outage was not seen"
+
+            await asyncio.sleep(1)  # the gateway catches up with what it committed
+            jobs = await all_jobs(alice)
+            named = {
+                job["specification"]["name"]: job for job in jobs if job["specification"]["name"]
+            }
+            assert set(named) == submits.accepted  # refused ones were not done; none lost
+            for job in jobs:
+                assert job["updates"], job
+                assert job["updates"][0]["state"] == "IN_QUEUE", job
+            statuses = {u["status"] for u in next(j for j in jobs if j["id"] == target)["updates"]}
+            assert {s for s in statuses if s.startswith("report ")} == reports.accepted
+            limit = TIMEOUT_MS / 1000 + SLACK
+            assert submits.slowest <= limit, submits.slowest
+            assert reports.slowest <= limit, reports.slowest
+    finally:
+        database.stop()
+
+
+async def all_jobs(client: GraphQLClient) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = []
+    after = None
+    while True:
+        for _ in range(20):
+            try:
+                data = await client.execute(LISTING, {"after": after})
+                break
+            except (AssertionError, httpx.HTTPError):
+                await asyncio.sleep(0.5)
+        page = data["jobs"]
+        jobs += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            return jobs
+        after = page["pageInfo"]["endCursor"]
