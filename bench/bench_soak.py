@@ -86,6 +86,7 @@ class Sample:
     fds: int
     threads: int
     supervisors: int
+    zombies: int
     db_mib: float
     active: int
     succeeded: int
@@ -110,6 +111,18 @@ def process_status(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
+
+
+def zombies_of(pid: int) -> int:
+    """Children of `pid` that ended and were never collected."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        count += fields[0] == "Z" and int(fields[1]) == pid
+    return count
 
 
 def live_supervisors(data: Path) -> int:
@@ -258,7 +271,7 @@ async def soak(
         ]
         started = time.monotonic()
         print(
-            "minute  rss MiB  fds  threads  supervisors  db MiB  active  succeeded  failed  events"
+            "minute  rss MiB  fds  threads  supervisors  zombies  db MiB  active  succeeded  failed  events"
             "  submit p50/p99 ms  query p50/p99 ms  failures"
         )
         while time.monotonic() - started < args.minutes * 60:
@@ -276,6 +289,7 @@ async def soak(
                 fds=len(os.listdir(f"/proc/{gateway.pid}/fd")),
                 threads=process_status(gateway.pid, "Threads"),
                 supervisors=live_supervisors(data),
+                zombies=zombies_of(gateway.pid),
                 db_mib=db / 2**20,
                 active=counts["active"]["totalCount"],
                 succeeded=counts["succeeded"]["totalCount"],
@@ -291,7 +305,7 @@ async def soak(
             samples.append(sample)
             print(
                 f"{sample.minute:6.1f}  {sample.rss_mib:7.1f}  {sample.fds:3d}  {sample.threads:7d}"
-                f"  {sample.supervisors:11d}  {sample.db_mib:6.1f}  {sample.active:6d}"
+                f"  {sample.supervisors:11d}  {sample.zombies:7d}  {sample.db_mib:6.1f}  {sample.active:6d}"
                 f"  {sample.succeeded:9d}  {sample.failed:6d}"
                 f"  {sample.events:6d}  {sample.submit_p50:7.1f}/{sample.submit_p99:7.1f}"
                 f"  {sample.query_p50:7.1f}/{sample.query_p99:7.1f}  {sample.failures:8d}",
@@ -316,6 +330,7 @@ def report(samples: list[Sample], args: argparse.Namespace) -> None:
         ("fds", "descriptors"),
         ("threads", "threads"),
         ("supervisors", "live supervisors"),
+        ("zombies", "uncollected children"),
         ("active", "active jobs"),
         ("submit_p99", "ms of submit p99"),
         ("query_p99", "ms of query p99"),

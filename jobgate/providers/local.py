@@ -303,7 +303,9 @@ class LocalProvider:
                     supervisor.write_record(folder / STOP, {"reason": stopping})
                     _signal_supervisor(folder, signal.SIGTERM)
         if child is not None:
-            _reap(child)
+            # It ends right after its record; collected so no zombie is left (in a thread: the
+            # wait is short but blocking).
+            await asyncio.to_thread(_wait_for_exit, child)
         tail.read_new(self._context.logs, final=True)
         self._context.logs.close(job.id)
         await self._report_end(local, ended, supervisor.read_record(folder / STOP))
@@ -435,9 +437,15 @@ def _spawn_supervisor(folder: Path, lock: int) -> int:
 
 
 def _reap(pid: int) -> None:
-    """Collect our own supervisor's exit status once it has ended (no zombie is left)."""
+    """Collect our own supervisor's exit status if it has ended (no zombie is left)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _wait_for_exit(pid: int) -> None:
+    """Wait for our own supervisor to end and collect its exit status."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _signal_supervisor(folder: Path, signum: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from tests.api.documents import (
@@ -179,3 +180,26 @@ async def test_a_job_waiting_for_a_slot_is_cancelled_at_once(
     still = await get_job(alice, waiting)
     assert still is not None
     assert [u["state"] for u in still["updates"]] == ["IN_QUEUE", "SUCCESS"]
+
+
+def uncollected_children() -> list[int]:
+    """This process's children that ended and were never collected (zombies)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(int(stat.parent.name))
+    return found
+
+
+async def test_ended_jobs_leave_no_uncollected_process(sqlite_gateway: Gateway) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    # Many at once: a supervisor may still be ending when its record is read.
+    job_ids = await submit(alice, *[job_spec() for _ in range(40)])
+    for job_id in job_ids:
+        await wait_for_state(alice, job_id, "SUCCESS")
+    await asyncio.sleep(0.5)
+    assert uncollected_children() == []
