@@ -278,7 +278,10 @@ class MongoJobStore:
                 earlier = await self._earlier_submission(claimant, submission)
                 assert earlier is not None
                 return earlier
-        first = await self._insert_jobs(docs, submission.initial_status)
+        # A keyed submission's claim is its commit point: its retry completes what failed.
+        first = await self._insert_jobs(
+            docs, submission.initial_status, undo_if_doubtful=submission.idempotency_key is None
+        )
         return CreatedJobs([_job_from_doc(doc) for doc in docs], first_updates=first)
 
     async def earlier_submission(self, submission: NewSubmission) -> CreatedJobs | None:
@@ -303,7 +306,9 @@ class MongoJobStore:
         jobs = {job.id: job for job in await self.get_jobs([str(d["_id"]) for d in claim["jobs"]])}
         return CreatedJobs([jobs[str(doc["_id"])] for doc in claim["jobs"]], replayed=True)
 
-    async def _insert_jobs(self, docs: list[Doc], initial_status: str) -> dict[str, JobUpdate]:
+    async def _insert_jobs(
+        self, docs: list[Doc], initial_status: str, *, undo_if_doubtful: bool = False
+    ) -> dict[str, JobUpdate]:
         """Append the jobs' IN_QUEUE entries (each holding its job's document), then insert
         the job documents; either may exist already (a retried claim). The appended entries are
         the commit point: a failure before them leaves nothing, one after them is repaired (the
@@ -320,7 +325,8 @@ class MongoJobStore:
             try:
                 positions = await self._append(entries)
             except StoreUnavailable:
-                self._doubt([(e["job"], 1) for e in entries])
+                if undo_if_doubtful:
+                    self._doubt([(e["job"], 1) for e in entries])
                 raise
             except DuplicateKeyError:
                 # Some entries were appended before (a retried claim): skip those and go on.

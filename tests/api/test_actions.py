@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 from pathlib import Path
 
 from tests.api.documents import (
@@ -182,24 +182,28 @@ async def test_a_job_waiting_for_a_slot_is_cancelled_at_once(
     assert [u["state"] for u in still["updates"]] == ["IN_QUEUE", "SUCCESS"]
 
 
-def uncollected_children() -> list[int]:
-    """This process's children that ended and were never collected (zombies)."""
+def uncollected(pids: list[int]) -> list[int]:
+    """Those of `pids` that ended and were never collected (zombies)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in pids:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
-            continue
-        if fields[0] == "Z" and int(fields[1]) == os.getpid():
-            found.append(int(stat.parent.name))
+            continue  # collected, and gone
+        if state == "Z":
+            found.append(pid)
     return found
 
 
-async def test_ended_jobs_leave_no_uncollected_process(sqlite_gateway: Gateway) -> None:
+async def test_ended_jobs_leave_no_uncollected_process(
+    sqlite_gateway: Gateway, tmp_path: Path
+) -> None:
     alice = sqlite_gateway.client(ALICE)
     # Many at once: a supervisor may still be ending when its record is read.
     job_ids = await submit(alice, *[job_spec() for _ in range(40)])
     for job_id in job_ids:
         await wait_for_state(alice, job_id, "SUCCESS")
     await asyncio.sleep(0.5)
-    assert uncollected_children() == []
+    folders = [tmp_path / "data" / "local" / "local" / job_id for job_id in job_ids]
+    supervisors = [json.loads((f / "supervisor.json").read_text())["pid"] for f in folders]
+    assert uncollected(supervisors) == []

@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 import httpx
+from websockets.exceptions import WebSocketException
 
 from tests.api.documents import SUBMIT, get_job
-from tests.gateway import GraphQLClient
+from tests.gateway import GraphQLClient, GraphQLError, WebSocketTarget, subscribe
 
 Json = dict[str, Any]
 
@@ -60,3 +61,52 @@ async def final_jobs(client: GraphQLClient, job_ids: list[str], timeout: float =
 
 def states(job: Json) -> list[str]:
     return [u["state"] for u in job["updates"] if u["state"]]
+
+
+class ResumingWatcher:
+    """A careful watcher of every update a user can see: it subscribes from a cursor, and
+    whenever the connection fails (the gateway died, the store went away) subscribes again
+    after the last cursor it got, as the contract says a client should."""
+
+    QUERY = "subscription($after: String) { jobUpdates(after: $after) { cursor jobId } }"
+
+    def __init__(self, target: WebSocketTarget, after: str) -> None:
+        self.target = target
+        self.after = after
+        self.seen: list[tuple[str, str]] = []  # (cursor, job id), in arrival order
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> ResumingWatcher:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async with subscribe(self.target, self.QUERY, {"after": self.after}) as stream:
+                    while not self._stop.is_set():
+                        try:
+                            data = await stream.next(timeout=0.5)
+                        except TimeoutError:
+                            continue
+                        event = data["jobUpdates"]
+                        self.seen.append((event["cursor"], event["jobId"]))
+                        self.after = event["cursor"]
+            except (OSError, WebSocketException, GraphQLError, TimeoutError, StopAsyncIteration):
+                await asyncio.sleep(0.2)  # the gateway or its store is away: try again
+
+
+def every_update_once(watcher: ResumingWatcher, jobs: list[Json]) -> None:
+    """The watcher saw each of these jobs' stored updates exactly once, in order."""
+    cursors = [cursor for cursor, _ in watcher.seen]
+    assert len(cursors) == len(set(cursors)), "an update was delivered twice"
+    for job in jobs:
+        stored = [update["cursor"] for update in job["updates"]]
+        seen = [cursor for cursor, job_id in watcher.seen if job_id == job["id"]]
+        assert seen == stored, (job["id"], seen, stored)

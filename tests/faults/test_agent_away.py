@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 
 from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.agent.test_agent import edge_spec, wait_online
-from tests.api.documents import CANCEL, submit
-from tests.faults.helpers import final_jobs, states
+from tests.api.documents import CANCEL, latest_cursor, submit
+from tests.faults.helpers import ResumingWatcher, every_update_once, final_jobs, states
 from tests.processes import ServeProcess
 
 
@@ -25,6 +26,7 @@ async def test_jobs_cancelled_while_their_agent_is_away_never_start(
         alice = serve.start()
         agent.start()
         await wait_online(alice, True)
+        watcher = ResumingWatcher(serve, await latest_cursor(alice)).start()
         assert agent.process is not None
         if fault == "stalled":
             os.kill(agent.process.pid, signal.SIGSTOP)
@@ -41,7 +43,11 @@ async def test_jobs_cancelled_while_their_agent_is_away_never_start(
             os.kill(agent.process.pid, signal.SIGCONT)
         else:
             agent.start()
-        for job in await final_jobs(alice, ids, timeout=30):
+        jobs = await final_jobs(alice, ids, timeout=30)
+        await asyncio.sleep(1)  # the last events on their way
+        await watcher.stop()
+        every_update_once(watcher, jobs)
+        for job in jobs:
             assert states(job) == ["IN_QUEUE", "SUCCESS"], job["updates"]
             assert "cancelled" in job["updates"][-1]["status"]
             folder = tmp_path / "agent-work" / "local" / "edge" / job["id"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.agent.test_agent import edge_spec, wait_online
-from tests.api.documents import CANCEL, submit, wait_for_state
-from tests.faults.helpers import states
+from tests.api.documents import CANCEL, get_job, latest_cursor, submit, wait_for_state
+from tests.faults.helpers import ResumingWatcher, every_update_once, states
 from tests.processes import ServeProcess
 
 
@@ -31,6 +31,7 @@ async def test_a_killed_agent_s_local_jobs_survive_and_are_followed_again(tmp_pa
         alice = serve.start()
         agent.start()
         await wait_online(alice, True)
+        watcher = ResumingWatcher(serve, await latest_cursor(alice)).start()
         (running,) = await submit(alice, edge_spec("sleep", seconds=60))
         (ends_meanwhile,) = await submit(alice, edge_spec("sleep", seconds=2))
         await wait_for_state(alice, running, "RUNNING", timeout=30)
@@ -52,6 +53,10 @@ async def test_a_killed_agent_s_local_jobs_survive_and_are_followed_again(tmp_pa
         cancelled = await wait_for_state(alice, running, "SUCCESS", timeout=30)
         assert cancelled["updates"][-1]["status"] == "The job was cancelled by its user"
         assert not alive(replica["pid"])
+        await asyncio.sleep(1)  # the last events on their way
+        await watcher.stop()
+        finished = [await get_job(alice, job_id) for job_id in (running, ends_meanwhile)]
+        every_update_once(watcher, [job for job in finished if job is not None])
     finally:
         agent.stop(signal.SIGKILL)
         serve.stop(signal.SIGKILL)

@@ -10,14 +10,15 @@ from typing import Any
 
 import httpx
 
-from tests.api.documents import REPORT, SUBMIT, job_spec, submit
+from tests.api.documents import REPORT, SUBMIT, job_spec, latest_cursor, submit
+from tests.faults.helpers import ResumingWatcher, every_update_once
 from tests.gateway import ALICE, BATCH_PROVIDER, GraphQLClient, gateway_settings, running_gateway
 from tests.servers import FerretDB
 
 LISTING = """
 query($after: String) {
   jobs(first: 500, after: $after) {
-    nodes { id specification { name } updates { state status } }
+    nodes { id specification { name } updates { cursor state status } }
     pageInfo { hasNextPage endCursor }
   }
 }
@@ -63,6 +64,7 @@ async def test_a_killed_database_leaves_no_half_done_write_and_no_call_waits_pas
         async with running_gateway(settings) as gateway:
             alice = gateway.client(ALICE)
             provider = gateway.client(BATCH_PROVIDER)
+            watcher = ResumingWatcher(gateway, await latest_cursor(alice)).start()
             await submit(alice, queued())  # takes the one slot
             (target,) = await submit(alice, queued())  # queued
             submits, reports = Outcomes(), Outcomes()
@@ -104,6 +106,8 @@ async def test_a_killed_database_leaves_no_half_done_write_and_no_call_waits_pas
 
             await asyncio.sleep(1)  # the gateway catches up with what it committed
             jobs = await all_jobs(alice)
+            await watcher.stop()
+            every_update_once(watcher, jobs)
             named = {
                 job["specification"]["name"]: job for job in jobs if job["specification"]["name"]
             }

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.agent.test_agent import edge_spec, wait_online
-from tests.faults.helpers import final_jobs, states, submit_until_accepted
+from tests.api.documents import latest_cursor
+from tests.faults.helpers import (
+    ResumingWatcher,
+    every_update_once,
+    final_jobs,
+    states,
+    submit_until_accepted,
+)
 from tests.processes import ServeProcess
 
 BURST = 50
@@ -25,6 +32,7 @@ async def test_a_gateway_killed_in_a_burst_of_submits_loses_no_job_and_runs_none
         alice = serve.start()
         agent.start()
         await wait_online(alice, True)
+        watcher = ResumingWatcher(serve, await latest_cursor(alice)).start()
 
         async def client(number: int) -> str:
             await asyncio.sleep(number * 0.02)  # a burst of a second
@@ -44,6 +52,9 @@ async def test_a_gateway_killed_in_a_burst_of_submits_loses_no_job_and_runs_none
             assert states(job) == ["IN_QUEUE", "RUNNING", "SUCCESS"], (number, job["updates"])
             output = tmp_path / "agent-work" / "local" / "edge" / job["id"] / "stdout-0.log"
             assert output.read_text() == f"job {number}\n"  # ran, and ran once
+        await asyncio.sleep(1)  # the last events on their way
+        await watcher.stop()
+        every_update_once(watcher, jobs)
     finally:
         agent.stop(signal.SIGKILL)
         serve.stop(signal.SIGKILL)
