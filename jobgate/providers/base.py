@@ -44,13 +44,16 @@ class ProviderAdapter(Protocol):
         """Whether the back end can take commands now."""
 
     async def start(self, context: ProviderContext) -> None:
-        """Begin work, and re-attach to (or settle) the jobs it had before a restart."""
+        """Begin work, and follow again (or settle) the jobs it was given before a restart."""
 
     async def stop(self) -> None:
-        """Stop work; jobs it runs in-process are left to `start` to settle next time."""
+        """Stop following; the jobs themselves run on, for `start` to follow next time."""
 
     async def submit(self, jobs: Sequence[Job]) -> None:
-        """Accept stored IN_QUEUE jobs. Raises `ProviderError` to refuse them all."""
+        """Take stored IN_QUEUE jobs; once it returns, the adapter has them (durably: a restart
+        follows them). A job it was given before (the outbox hands a job over again when a
+        crash came between the two) is not started again. Raises `ProviderError` to refuse them
+        all, `ProviderNotReady` to have them handed over again later."""
 
     async def cancel(self, jobs: Sequence[Job]) -> None:
         """Stop the jobs; each later ends with a final update (SUCCESS, cancelled)."""

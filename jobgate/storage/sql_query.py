@@ -34,6 +34,18 @@ def visibility_sql(visibility: Visibility, table: str = "jobs") -> tuple[str, Sq
     return clause, params
 
 
+def visibility_branches(visibility: Visibility) -> list[tuple[str, SqlParams]] | None:
+    """A user's visibility as disjoint equalities (their personal jobs; each project's), each
+    of which an index serves in creation order; None for other callers."""
+    if visibility.everything or visibility.provider is not None or visibility.username is None:
+        return None
+    branches: list[tuple[str, SqlParams]] = [
+        ("jobs.created_by = ? AND jobs.project IS NULL", [visibility.username])
+    ]
+    branches += [("jobs.project = ?", [project]) for project in sorted(visibility.projects)]
+    return branches
+
+
 def filter_sql(job_filter: JobFilter, table: str = "jobs") -> tuple[str, SqlParams]:
     clauses: list[str] = []
     params: SqlParams = []

@@ -51,6 +51,7 @@ from jobgate.storage.sql_query import (
     ids_to_numbers,
     page_sql,
     placeholders,
+    visibility_branches,
     visibility_sql,
 )
 
@@ -75,8 +76,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     spec TEXT NOT NULL,
     status TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (created_by, project);
-CREATE INDEX IF NOT EXISTS jobs_project ON jobs (project);
+-- A user's personal jobs and each project's, in creation order (see find_jobs).
+CREATE INDEX IF NOT EXISTS jobs_personal_created ON jobs (created_by, project, created_at, num);
+CREATE INDEX IF NOT EXISTS jobs_project_created ON jobs (project, created_at, num);
+DROP INDEX IF EXISTS jobs_owner;
+DROP INDEX IF EXISTS jobs_project;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 CREATE INDEX IF NOT EXISTS jobs_provider ON jobs (provider, state);
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
@@ -346,9 +350,37 @@ class SqliteJobStore:
         return [_job_from_row(row) for row in rows]
 
     async def find_jobs(self, query: JobQuery) -> JobPage:
-        visible, visible_params = visibility_sql(query.visibility)
         filtered, filter_params = filter_sql(query.filter)
         page, order_by, page_params = page_sql(query.order, query.after)
+        branches = visibility_branches(query.visibility)
+        selective = (
+            query.filter.states is not None
+            or query.filter.ids is not None
+            or query.filter.provider_generated_id is not None
+        )
+        if branches is not None and query.order.field is OrderField.CREATED_AT and not selective:
+            # One arm per personal workspace and project, each read from its index in order
+            # and cut at the page size, then merged: the cost is the page's, not the store's
+            # (an OR over visibility would sort every visible job first). A selective filter
+            # (a state, ids) keeps the plan of its own index instead.
+            direction = "DESC" if query.order.descending else "ASC"
+            arms: list[str] = []
+            params: list[object] = []
+            for clause, branch_params in branches:
+                arms.append(
+                    f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs"
+                    f" WHERE {clause} AND {filtered} AND {page} ORDER BY {order_by} LIMIT ?)"
+                )
+                params += [*branch_params, *filter_params, *page_params, query.limit + 1]
+            rows = await self._fetch(
+                f"{' UNION ALL '.join(arms)} ORDER BY created_at {direction}, num {direction}"
+                " LIMIT ?",
+                [*params, query.limit + 1],
+                "find_jobs",
+            )
+            jobs = [_job_from_row(row) for row in rows[: query.limit]]
+            return JobPage(jobs, has_next=len(rows) > query.limit)
+        visible, visible_params = visibility_sql(query.visibility)
         rows = await self._fetch(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE {visible} AND {filtered} AND {page}"
             f" ORDER BY {order_by} LIMIT ?",

@@ -384,3 +384,31 @@ async def test_created_jobs_come_with_their_first_update(store: JobStore) -> Non
     replay = await store.create_jobs(submission(spec(), spec(), key="k"))
     assert replay.replayed
     assert replay.first_updates == {}
+
+
+@pytest.mark.parametrize("descending", [True, False])
+async def test_a_users_pages_merge_personal_and_project_jobs_in_order(
+    store: JobStore, descending: bool
+) -> None:
+    owners = [("alice", None), ("alice", "lab"), ("bob", "lab"), ("bob", None), ("carol", "x")]
+    jobs: list[Job] = []
+    for number in range(20):
+        user, project = owners[number % len(owners)]
+        created = await store.create_jobs(
+            submission(spec(), user=user, project=project, at=(number * 7) % 5)
+        )
+        jobs.extend(created.jobs)
+    alice = Visibility.for_user("alice", frozenset({"lab", "empty"}))
+    visible = [job for job in jobs if alice.allows(job)]
+    expected = sorted(visible, key=lambda j: (j.created_at, int(j.id)), reverse=descending)
+    seen: list[str] = []
+    after: PageKey | None = None
+    while True:
+        query = JobQuery(alice, order=JobOrder(descending=descending), limit=3, after=after)
+        page = await store.find_jobs(query)
+        seen.extend(job.id for job in page.jobs)
+        if not page.has_next:
+            break
+        last = page.jobs[-1]
+        after = PageKey(last.created_at, int(last.id))
+    assert seen == [job.id for job in expected]
