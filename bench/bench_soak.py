@@ -83,6 +83,7 @@ class Window:
 class Sample:
     minute: float
     rss_mib: float
+    cpu_percent: float
     fds: int
     threads: int
     supervisors: int
@@ -111,6 +112,12 @@ def process_status(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def zombies_of(pid: int) -> int:
@@ -270,8 +277,9 @@ async def soak(
             ),
         ]
         started = time.monotonic()
+        cpu_before, cpu_at = cpu_seconds(gateway.pid), time.monotonic()
         print(
-            "minute  rss MiB  fds  threads  supervisors  zombies  db MiB  active  succeeded  failed  events"
+            "minute  rss MiB  cpu %  fds  threads  supervisors  zombies  db MiB  active  succeeded  failed  events"
             "  submit p50/p99 ms  query p50/p99 ms  failures"
         )
         while time.monotonic() - started < args.minutes * 60:
@@ -283,9 +291,13 @@ async def soak(
                 )
             ).json()["data"]
             db = database_bytes(data)
+            cpu_now, now = cpu_seconds(gateway.pid), time.monotonic()
+            cpu_percent = 100 * (cpu_now - cpu_before) / (now - cpu_at)
+            cpu_before, cpu_at = cpu_now, now
             sample = Sample(
                 minute=(time.monotonic() - started) / 60,
                 rss_mib=rss_kib(gateway.pid) / 1024,
+                cpu_percent=cpu_percent,
                 fds=len(os.listdir(f"/proc/{gateway.pid}/fd")),
                 threads=process_status(gateway.pid, "Threads"),
                 supervisors=live_supervisors(data),
@@ -304,7 +316,7 @@ async def soak(
             counter[0] = 0
             samples.append(sample)
             print(
-                f"{sample.minute:6.1f}  {sample.rss_mib:7.1f}  {sample.fds:3d}  {sample.threads:7d}"
+                f"{sample.minute:6.1f}  {sample.rss_mib:7.1f}  {sample.cpu_percent:5.1f}  {sample.fds:3d}  {sample.threads:7d}"
                 f"  {sample.supervisors:11d}  {sample.zombies:7d}  {sample.db_mib:6.1f}  {sample.active:6d}"
                 f"  {sample.succeeded:9d}  {sample.failed:6d}"
                 f"  {sample.events:6d}  {sample.submit_p50:7.1f}/{sample.submit_p99:7.1f}"
@@ -327,6 +339,7 @@ def report(samples: list[Sample], args: argparse.Namespace) -> None:
     print(f"\ngrowth per hour over minutes {minutes[0]:.1f}-{minutes[-1]:.1f} (least squares):")
     for name, unit in (
         ("rss_mib", "MiB"),
+        ("cpu_percent", "% of a core"),
         ("fds", "descriptors"),
         ("threads", "threads"),
         ("supervisors", "live supervisors"),
