@@ -508,38 +508,52 @@ class JobService:
     ) -> UpdateResult:
         """Apply one update under UCloud's rules. With `provider_id`, only that provider's jobs."""
         lock = self._job_locks.setdefault(request.job_id, asyncio.Lock())
-        async with lock:
-            for _attempt in range(MAX_WRITE_ATTEMPTS):
-                jobs = await self.store.get_jobs([request.job_id])
-                if not jobs:
-                    return _rejected(index, request, UserErrorCode.NOT_FOUND, "no such job")
-                job = jobs[0]
-                refusal = None if provider_id is None else report_refusal(provider_id, job)
-                if refusal is not None:
-                    return _rejected(index, request, *refusal)
-                now = self.clock()
-                decision = apply_update(job.status, request, now)
-                match decision:
-                    case Rejected(code=code, message=message):
-                        return _rejected(index, request, code, message)
-                    case Skipped(reason=reason):
+        try:
+            # A write ahead of this one that waits for the store must not make this request
+            # wait past its own deadline.
+            async with asyncio.timeout(self.store.time_left()):
+                await lock.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(f"job {request.job_id} is busy; try again") from None
+        try:
+            return await self._apply_locked(request, index, provider_id)
+        finally:
+            lock.release()
+
+    async def _apply_locked(
+        self, request: UpdateRequest, index: int, provider_id: str | None
+    ) -> UpdateResult:
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            jobs = await self.store.get_jobs([request.job_id])
+            if not jobs:
+                return _rejected(index, request, UserErrorCode.NOT_FOUND, "no such job")
+            job = jobs[0]
+            refusal = None if provider_id is None else report_refusal(provider_id, job)
+            if refusal is not None:
+                return _rejected(index, request, *refusal)
+            now = self.clock()
+            decision = apply_update(job.status, request, now)
+            match decision:
+                case Rejected(code=code, message=message):
+                    return _rejected(index, request, code, message)
+                case Skipped(reason=reason):
+                    return UpdateResult(
+                        index,
+                        request.job_id,
+                        UpdateOutcome.SKIPPED,
+                        code=UserErrorCode.PRECONDITION_FAILED,
+                        message=reason,
+                    )
+                case Applied(status=status):
+                    stored = await self.store.commit_update(job, request, status, now)
+                    if stored is not None:
+                        self._ring()
+                        if status.state.is_final and not job.status.state.is_final:
+                            for callback in self.on_final:
+                                callback(job.id)
                         return UpdateResult(
-                            index,
-                            request.job_id,
-                            UpdateOutcome.SKIPPED,
-                            code=UserErrorCode.PRECONDITION_FAILED,
-                            message=reason,
+                            index, request.job_id, UpdateOutcome.APPLIED, update=stored
                         )
-                    case Applied(status=status):
-                        stored = await self.store.commit_update(job, request, status, now)
-                        if stored is not None:
-                            self._ring()
-                            if status.state.is_final and not job.status.state.is_final:
-                                for callback in self.on_final:
-                                    callback(job.id)
-                            return UpdateResult(
-                                index, request.job_id, UpdateOutcome.APPLIED, update=stored
-                            )
         raise StoreUnavailable(f"job {request.job_id} changed too often to apply the update")
 
     async def active_jobs_of(self, provider_id: str) -> list[Job]:

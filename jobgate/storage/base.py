@@ -194,6 +194,9 @@ class JobStore(Protocol):
         """Within it, the store calls of one request wait for the store this long in all (the
         store's own timeout), then raise `StoreUnavailable`. Tasks started inside inherit it."""
 
+    def time_left(self) -> float | None:
+        """Seconds left of the current request's deadline; None outside one (or no deadline)."""
+
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
         """Store all jobs with their IN_QUEUE update and their pending hand-over, or return the
         jobs of an earlier equal key.

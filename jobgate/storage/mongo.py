@@ -20,12 +20,13 @@ Only operators that FerretDB v1 also honours are used: no `$slice`, no transacti
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 
 import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
@@ -66,6 +67,11 @@ from jobgate.storage.codec import (
 from jobgate.storage.sql_query import ids_to_numbers
 
 log = logging.getLogger(__name__)
+
+# When the current request's store calls must be done by (`MongoJobStore.deadline`).
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "jobgate_store_deadline", default=None
+)
 
 DUPLICATE_KEY = 11000
 # Job numbers are handed out from blocks of this size, each claimed by one process.
@@ -122,9 +128,34 @@ class MongoJobStore:
         except StoreUnavailable as error:
             log.warning("MongoDB is not reachable yet (%s); will retry on first use", error)
 
-    def deadline(self) -> AbstractContextManager[None]:
-        # PyMongo's client-side operation timeout: one budget for every call made inside.
-        return pymongo.timeout(self._timeout_seconds)
+    @contextmanager
+    def deadline(self) -> Iterator[None]:
+        # PyMongo's client-side operation timeout: one budget for every call made inside; and
+        # the same deadline for waiting on this store's own locks (`_turn`).
+        token = _DEADLINE.set(time.monotonic() + self._timeout_seconds)
+        try:
+            with pymongo.timeout(self._timeout_seconds):
+                yield
+        finally:
+            _DEADLINE.reset(token)
+
+    def time_left(self) -> float | None:
+        ends = _DEADLINE.get()
+        return None if ends is None else max(0.0, ends - time.monotonic())
+
+    @asynccontextmanager
+    async def _turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:
+        """Hold `lock`, waiting for it no longer than the request's deadline: a writer ahead
+        that waits for MongoDB does not make this request wait past its own."""
+        try:
+            async with asyncio.timeout(self.time_left()):
+                await lock.acquire()
+        except TimeoutError:
+            raise StoreUnavailable("the job store (MongoDB) did not answer in time") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     async def close(self) -> None:
         await self._client.close()
@@ -132,7 +163,7 @@ class MongoJobStore:
     async def _ensure_indexes(self) -> None:
         if self._indexes_ready:
             return
-        async with self._index_lock, self._call("create_indexes"):
+        async with self._turn(self._index_lock), self._call("create_indexes"):
             if self._indexes_ready:
                 return
             jobs = self._jobs
@@ -174,7 +205,7 @@ class MongoJobStore:
 
     async def _job_numbers(self, count: int) -> list[int]:
         """`count` job numbers no other process hands out (from blocks claimed by insert)."""
-        async with self._number_lock:
+        async with self._turn(self._number_lock):
             while len(self._numbers) < count:
                 self._numbers.extend(await self._claim_block(self._blocks))
             taken, self._numbers = self._numbers[:count], self._numbers[count:]
@@ -206,7 +237,7 @@ class MongoJobStore:
         job won. Entries before it are appended. Appends from this process take turns, so they
         never race each other for a position; only another gateway's append can take one first.
         """
-        async with self._append_lock:
+        async with self._turn(self._append_lock):
             positions: list[int] = []
             pending = entries
             for _attempt in range(MAX_APPEND_ATTEMPTS):
@@ -571,7 +602,7 @@ class MongoJobStore:
 
     async def add_commands(self, commands: Sequence[NewCommand]) -> list[ProviderCommand]:
         await self._ensure_indexes()
-        async with self._number_lock:
+        async with self._turn(self._number_lock):
             while len(self._command_numbers) < len(commands):
                 self._command_numbers.extend(await self._claim_block(self._command_blocks))
             numbers = self._command_numbers[: len(commands)]

@@ -152,6 +152,9 @@ class SqliteJobStore:
         # A local file: a write waits at most busy_timeout for another process's lock.
         return nullcontext()
 
+    def time_left(self) -> float | None:
+        return None
+
     async def close(self) -> None:
         for connection in (self._reader, self._writer):
             if connection is not None:

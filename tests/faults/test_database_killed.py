@@ -4,6 +4,7 @@ means nothing was done, every job has its first update, and no call waits past t
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ import httpx
 
 from tests.api.documents import REPORT, SUBMIT, job_spec, latest_cursor, submit
 from tests.faults.helpers import ResumingWatcher, every_update_once
-from tests.gateway import ALICE, BATCH_PROVIDER, GraphQLClient, gateway_settings, running_gateway
+from tests.gateway import ALICE, BATCH_PROVIDER, GraphQLClient
+from tests.processes import ServeProcess
 from tests.servers import FerretDB
 
 LISTING = """
@@ -23,7 +25,38 @@ query($after: String) {
   }
 }
 """
-TIMEOUT_MS = 1500  # the test settings' storage.server_selection_timeout_ms
+TIMEOUT_MS = 1500  # storage.server_selection_timeout_ms below
+CONFIG = f"""
+[server]
+data_dir = "{{data}}"
+[storage]
+url = "{{storage}}"
+server_selection_timeout_ms = {TIMEOUT_MS}
+[[users]]
+username = "alice"
+token = "{ALICE}"
+[[providers]]
+id = "batch"
+kind = "local"
+token = "{BATCH_PROVIDER}"
+max_concurrent_jobs = 1  # the rest stay IN_QUEUE: a backlog that runs nothing
+[[providers.products]]
+name = "cpu-batch"
+category = "cpu"
+[[applications]]
+name = "sleep"
+version = "1"
+command = ["sleep", "{{{{seconds}}}}"]
+parameters = [{{{{ name = "seconds", type = "integer" }}}}]
+"""
+
+
+def write_config(folder: Path, storage: str) -> Path:
+    path = folder / "jobgate.toml"
+    path.write_text(CONFIG.format(data=folder / "data", storage=storage))
+    return path
+
+
 SLACK = 1.0  # seconds for everything but the store: HTTP, scheduling on a busy 2-core machine
 
 
@@ -59,68 +92,68 @@ async def test_a_killed_database_leaves_no_half_done_write_and_no_call_waits_pas
     tmp_path: Path,
 ) -> None:
     database = FerretDB(tmp_path / "ferretdb").start()
+    # Its own process, as in production: the latencies measured are the gateway's, not this
+    # test's event loop's.
+    serve = ServeProcess(write_config(tmp_path, f"{database.url}/jobgate"))
     try:
-        settings = gateway_settings(tmp_path / "data", f"{database.url}/jobgate")
-        async with running_gateway(settings) as gateway:
-            alice = gateway.client(ALICE)
-            provider = gateway.client(BATCH_PROVIDER)
-            watcher = ResumingWatcher(gateway, await latest_cursor(alice)).start()
-            await submit(alice, queued())  # takes the one slot
-            (target,) = await submit(alice, queued())  # queued
-            submits, reports = Outcomes(), Outcomes()
-            stop = asyncio.Event()
+        alice = serve.start()
+        provider = serve.client(BATCH_PROVIDER)
+        watcher = ResumingWatcher(serve, await latest_cursor(alice)).start()
+        await submit(alice, queued())  # takes the one slot
+        (target,) = await submit(alice, queued())  # queued
+        submits, reports = Outcomes(), Outcomes()
+        stop = asyncio.Event()
 
-            async def submitter(worker: int) -> None:
-                for round_ in range(10_000):
-                    if stop.is_set():
-                        return
-                    name = f"w{worker}-{round_}"
-                    spec = {**queued(), "name": name}
-                    body, seconds = await timed(alice, SUBMIT, {"input": {"jobs": [spec]}})
-                    submits.note(name, not refused_for_the_store(body), seconds)
+        async def submitter(worker: int) -> None:
+            for round_ in range(10_000):
+                if stop.is_set():
+                    return
+                name = f"w{worker}-{round_}"
+                spec = {**queued(), "name": name}
+                body, seconds = await timed(alice, SUBMIT, {"input": {"jobs": [spec]}})
+                submits.note(name, not refused_for_the_store(body), seconds)
 
-            async def reporter(worker: int) -> None:
-                for round_ in range(10_000):
-                    if stop.is_set():
-                        return
-                    status = f"report w{worker}-{round_}"
-                    update = {"jobId": target, "status": status}
-                    body, seconds = await timed(provider, REPORT, {"updates": [update]})
-                    ok = not refused_for_the_store(body)
-                    if ok:
-                        (result,) = body["data"]["reportJobUpdates"]["results"]
-                        assert result["outcome"] == "APPLIED", result
-                    reports.note(status, ok, seconds)
+        async def reporter(worker: int) -> None:
+            for round_ in range(10_000):
+                if stop.is_set():
+                    return
+                status = f"report w{worker}-{round_}"
+                update = {"jobId": target, "status": status}
+                body, seconds = await timed(provider, REPORT, {"updates": [update]})
+                ok = not refused_for_the_store(body)
+                if ok:
+                    (result,) = body["data"]["reportJobUpdates"]["results"]
+                    assert result["outcome"] == "APPLIED", result
+                reports.note(status, ok, seconds)
 
-            workers = [asyncio.create_task(submitter(n)) for n in range(12)]
-            workers += [asyncio.create_task(reporter(n)) for n in range(4)]
-            await asyncio.sleep(1.0)
-            database.kill()  # mid-burst
-            await asyncio.sleep(2.5)
-            database = FerretDB(tmp_path / "ferretdb", port=database.port).start()
-            await asyncio.sleep(1.5)
-            stop.set()
-            await asyncio.gather(*workers)
-            assert submits.refused, "the outage was not seen"
-            assert reports.refused, "the outage was not seen"
+        workers = [asyncio.create_task(submitter(n)) for n in range(12)]
+        workers += [asyncio.create_task(reporter(n)) for n in range(4)]
+        await asyncio.sleep(1.0)
+        database.kill()  # mid-burst
+        await asyncio.sleep(2.5)
+        database = FerretDB(tmp_path / "ferretdb", port=database.port).start()
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.gather(*workers)
+        assert submits.refused, "the outage was not seen"
+        assert reports.refused, "the outage was not seen"
 
-            await asyncio.sleep(1)  # the gateway catches up with what it committed
-            jobs = await all_jobs(alice)
-            await watcher.stop()
-            every_update_once(watcher, jobs)
-            named = {
-                job["specification"]["name"]: job for job in jobs if job["specification"]["name"]
-            }
-            assert set(named) == submits.accepted  # refused ones were not done; none lost
-            for job in jobs:
-                assert job["updates"], job
-                assert job["updates"][0]["state"] == "IN_QUEUE", job
-            statuses = {u["status"] for u in next(j for j in jobs if j["id"] == target)["updates"]}
-            assert {s for s in statuses if s.startswith("report ")} == reports.accepted
-            limit = TIMEOUT_MS / 1000 + SLACK
-            assert submits.slowest <= limit, submits.slowest
-            assert reports.slowest <= limit, reports.slowest
+        await asyncio.sleep(1)  # the gateway catches up with what it committed
+        jobs = await all_jobs(alice)
+        await watcher.stop()
+        every_update_once(watcher, jobs)
+        named = {job["specification"]["name"]: job for job in jobs if job["specification"]["name"]}
+        assert set(named) == submits.accepted  # refused ones were not done; none lost
+        for job in jobs:
+            assert job["updates"], job
+            assert job["updates"][0]["state"] == "IN_QUEUE", job
+        statuses = {u["status"] for u in next(j for j in jobs if j["id"] == target)["updates"]}
+        assert {s for s in statuses if s.startswith("report ")} == reports.accepted
+        limit = TIMEOUT_MS / 1000 + SLACK
+        assert submits.slowest <= limit, submits.slowest
+        assert reports.slowest <= limit, reports.slowest
     finally:
+        serve.stop(signal.SIGKILL)
         database.stop()
 
 
