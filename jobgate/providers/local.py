@@ -266,6 +266,7 @@ class LocalProvider:
         tail = OutputTail(folder, job.id, job.specification.replicas)
         self._context.logs.open(job.id)
         stopping: str | None = None
+        started = False
         running_reported = job.status.state is JobState.RUNNING
         while True:
             with contextlib.suppress(TimeoutError):
@@ -280,7 +281,7 @@ class LocalProvider:
                 ended = supervisor.read_record(folder / EXIT)  # written just before it ended
                 if ended is None:
                     ended = {"died": True}
-            started = (folder / PROCESSES).exists()
+            started = started or (folder / PROCESSES).exists()
             if started and not running_reported:  # also for a job that ended within a round
                 running_reported = True
                 count = job.specification.replicas
@@ -450,19 +451,21 @@ def _wait_for_exit(pid: int) -> None:
 
 def _signal_supervisor(folder: Path, signum: int) -> None:
     record = supervisor.read_record(folder / SUPERVISOR)
-    if record is None:
-        return  # not started far enough to say its pid; the next round tries again
-    pid = record["pid"]
-    if record["started"] is not None and supervisor.process_start_time(pid) == record["started"]:
+    if record is not None:  # else not started far enough to say its pid: it reads STOP itself
+        _signal_if_same(record, signum, group=False)
+
+
+def _signal_if_same(entry: dict[str, Any], signum: int, *, group: bool) -> None:
+    """Signal a recorded process (or its group) if it is still the one recorded: same pid and
+    same kernel start time, never a later process that reuses the pid."""
+    pid = entry["pid"]
+    if entry["started"] is not None and supervisor.process_start_time(pid) == entry["started"]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
+            (os.killpg if group else os.kill)(pid, signum)
 
 
 def _kill_leftovers(marker: Path) -> None:
     """Kill the process groups of replicas whose supervisor died, if still the same ones."""
     entries = supervisor.read_record(marker)
     for entry in entries if isinstance(entries, list) else []:
-        pid = entry["pid"]
-        if entry["started"] is not None and supervisor.process_start_time(pid) == entry["started"]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        _signal_if_same(entry, signal.SIGKILL, group=True)

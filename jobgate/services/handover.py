@@ -9,10 +9,10 @@ every `retry_seconds`, so an accepted job always reaches its provider.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from jobgate.errors import JobgateError
+from jobgate.providers.background import TaskSet
 from jobgate.services.jobs import JobService
 
 log = logging.getLogger(__name__)
@@ -22,16 +22,13 @@ class HandoverDrain:
     def __init__(self, jobs: JobService, *, retry_seconds: float) -> None:
         self.jobs = jobs
         self.retry_seconds = retry_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="handover-drain")
+        self._tasks.spawn(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._tasks.cancel_all()
 
     async def _loop(self) -> None:
         created_before: int | None = None  # at start: everything a previous run left

@@ -8,11 +8,10 @@ the state the job had when it was checked, so a job that moved on meanwhile is l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from jobgate.errors import JobgateError
-from jobgate.providers.background import no_longer_known
+from jobgate.providers.background import TaskSet, no_longer_known
 from jobgate.providers.base import ProviderAdapter
 from jobgate.services.jobs import JobService
 
@@ -26,16 +25,13 @@ class Reconciler:
         self.jobs = jobs
         self.interval = interval
         self.grace_ms = int(grace * 1000)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="reconciler")
+        self._tasks.spawn(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._tasks.cancel_all()
 
     async def _loop(self) -> None:
         while True:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 from websockets.exceptions import WebSocketException
 
+from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.api.documents import SUBMIT, get_job
 from tests.gateway import GraphQLClient, GraphQLError, WebSocketTarget, subscribe
+from tests.processes import ServeProcess
 
 Json = dict[str, Any]
 
@@ -110,3 +117,19 @@ def every_update_once(watcher: ResumingWatcher, jobs: list[Json]) -> None:
         stored = [update["cursor"] for update in job["updates"]]
         seen = [cursor for cursor, job_id in watcher.seen if job_id == job["id"]]
         assert seen == stored, (job["id"], seen, stored)
+
+
+@contextlib.contextmanager
+def gateway_and_agent(folder: Path, **config: Any) -> Iterator[tuple[ServeProcess, AgentProcess]]:
+    """`jobgate serve` with the remote provider `edge` and a local-adapter agent for it, neither
+    started yet; both are SIGKILLed at the end (a stalled agent is let go on first)."""
+    serve = ServeProcess(write_gateway_config(folder, **config))
+    agent = AgentProcess(write_agent_config(folder, "local"), serve.url)
+    try:
+        yield serve, agent
+    finally:
+        if agent.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(agent.process.pid, signal.SIGCONT)
+        agent.stop(signal.SIGKILL)
+        serve.stop(signal.SIGKILL)

@@ -9,20 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.agent.test_agent import edge_spec, wait_online
 from tests.api.documents import CANCEL, latest_cursor, submit
-from tests.faults.helpers import ResumingWatcher, every_update_once, final_jobs, states
-from tests.processes import ServeProcess
+from tests.faults.helpers import (
+    ResumingWatcher,
+    every_update_once,
+    final_jobs,
+    gateway_and_agent,
+    states,
+)
 
 
 @pytest.mark.parametrize("fault", ["stalled", "killed"])
 async def test_jobs_cancelled_while_their_agent_is_away_never_start(
     tmp_path: Path, fault: str
 ) -> None:
-    serve = ServeProcess(write_gateway_config(tmp_path))
-    agent = AgentProcess(write_agent_config(tmp_path, "local"), serve.url)
-    try:
+    with gateway_and_agent(tmp_path) as (serve, agent):
         alice = serve.start()
         agent.start()
         await wait_online(alice, True)
@@ -52,8 +54,3 @@ async def test_jobs_cancelled_while_their_agent_is_away_never_start(
             assert "cancelled" in job["updates"][-1]["status"]
             folder = tmp_path / "agent-work" / "local" / "edge" / job["id"]
             assert not (folder / "launch.json").exists(), "a cancelled job was started"
-    finally:
-        if agent.process is not None:
-            os.kill(agent.process.pid, signal.SIGCONT)
-        agent.stop(signal.SIGKILL)
-        serve.stop(signal.SIGKILL)

@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 
-from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.agent.test_agent import edge_spec, wait_online
 from tests.api.documents import CANCEL, get_job, latest_cursor, submit, wait_for_state
-from tests.faults.helpers import ResumingWatcher, every_update_once, states
-from tests.processes import ServeProcess
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.api.test_restart import process_alive
+from tests.faults.helpers import ResumingWatcher, every_update_once, gateway_and_agent, states
 
 
 async def test_a_killed_agent_s_local_jobs_survive_and_are_followed_again(tmp_path: Path) -> None:
-    serve = ServeProcess(write_gateway_config(tmp_path))
-    agent = AgentProcess(write_agent_config(tmp_path, "local"), serve.url)
-    try:
+    with gateway_and_agent(tmp_path) as (serve, agent):
         alice = serve.start()
         agent.start()
         await wait_online(alice, True)
@@ -41,7 +29,7 @@ async def test_a_killed_agent_s_local_jobs_survive_and_are_followed_again(tmp_pa
 
         agent.stop(signal.SIGKILL)
         await asyncio.sleep(3)  # `ends_meanwhile` ends while its agent is dead
-        assert alive(replica["pid"])
+        assert process_alive(replica["pid"])
         agent.start()
 
         ended = await wait_for_state(alice, ends_meanwhile, "SUCCESS", "FAILURE", timeout=30)
@@ -52,11 +40,8 @@ async def test_a_killed_agent_s_local_jobs_survive_and_are_followed_again(tmp_pa
         await alice.execute(CANCEL, {"ids": [running]})
         cancelled = await wait_for_state(alice, running, "SUCCESS", timeout=30)
         assert cancelled["updates"][-1]["status"] == "The job was cancelled by its user"
-        assert not alive(replica["pid"])
+        assert not process_alive(replica["pid"])
         await asyncio.sleep(1)  # the last events on their way
         await watcher.stop()
         finished = [await get_job(alice, job_id) for job_id in (running, ends_meanwhile)]
         every_update_once(watcher, [job for job in finished if job is not None])
-    finally:
-        agent.stop(signal.SIGKILL)
-        serve.stop(signal.SIGKILL)

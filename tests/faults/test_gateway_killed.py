@@ -6,17 +6,16 @@ import asyncio
 import signal
 from pathlib import Path
 
-from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.agent.test_agent import edge_spec, wait_online
 from tests.api.documents import latest_cursor
 from tests.faults.helpers import (
     ResumingWatcher,
     every_update_once,
     final_jobs,
+    gateway_and_agent,
     states,
     submit_until_accepted,
 )
-from tests.processes import ServeProcess
 
 BURST = 50
 
@@ -25,10 +24,7 @@ async def test_a_gateway_killed_in_a_burst_of_submits_loses_no_job_and_runs_none
     tmp_path: Path, storage_url: str
 ) -> None:
     # Reconciliation every second with no grace: it must not fail a job on its way.
-    config = write_gateway_config(tmp_path, reconcile_seconds=1, storage=storage_url)
-    serve = ServeProcess(config)
-    agent = AgentProcess(write_agent_config(tmp_path, "local"), serve.url)
-    try:
+    with gateway_and_agent(tmp_path, reconcile_seconds=1, storage=storage_url) as (serve, agent):
         alice = serve.start()
         agent.start()
         await wait_online(alice, True)
@@ -55,6 +51,3 @@ async def test_a_gateway_killed_in_a_burst_of_submits_loses_no_job_and_runs_none
         await asyncio.sleep(1)  # the last events on their way
         await watcher.stop()
         every_update_once(watcher, jobs)
-    finally:
-        agent.stop(signal.SIGKILL)
-        serve.stop(signal.SIGKILL)
