@@ -77,6 +77,7 @@ class Window:
     submits: list[float] = field(default_factory=list)
     queries: list[float] = field(default_factory=list)
     failures: int = 0
+    lag: float = 0.0  # the longest this client's own event loop was late, in seconds
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Sample:
     supervisors: int
     zombies: int
     db_mib: float
+    wal_mib: float
     active: int
     succeeded: int
     failed: int
@@ -98,6 +100,7 @@ class Sample:
     query_p50: float
     query_p99: float
     failures: int
+    client_lag_ms: float
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -133,15 +136,67 @@ def zombies_of(pid: int) -> int:
 
 
 def live_supervisors(data: Path) -> int:
+    """Job supervisors running for this soak's gateway.
+
+    Read from /proc (a few hundred entries), not from the job folders: those grow by one per job,
+    and globbing tens of thousands of them is exactly the kind of cost that grows with the run.
+    """
+    marker = str(data).encode()
     count = 0
-    for record in data.glob("local/local/*/supervisor.json"):
-        if not (record.parent / "exit.json").exists():
-            count += 1
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        count += any(arg.endswith(b"supervisor.py") for arg in argv) and any(
+            arg.startswith(marker) for arg in argv
+        )
     return count
 
 
 def database_bytes(data: Path) -> int:
     return sum(path.stat().st_size for path in data.glob("jobgate.db*"))
+
+
+def wal_bytes(data: Path) -> int:
+    wal = data / "jobgate.db-wal"
+    return wal.stat().st_size if wal.exists() else 0
+
+
+@dataclass
+class Probe:
+    """What the soak reads about the gateway's process and files, on a thread of its own."""
+
+    rss_mib: float
+    cpu_seconds: float
+    fds: int
+    threads: int
+    supervisors: int
+    zombies: int
+    db_mib: float
+    wal_mib: float
+
+
+def probe(pid: int, data: Path) -> Probe:
+    return Probe(
+        rss_mib=rss_kib(pid) / 1024,
+        cpu_seconds=cpu_seconds(pid),
+        fds=len(os.listdir(f"/proc/{pid}/fd")),
+        threads=process_status(pid, "Threads"),
+        supervisors=live_supervisors(data),
+        zombies=zombies_of(pid),
+        db_mib=database_bytes(data) / 2**20,
+        wal_mib=wal_bytes(data) / 2**20,
+    )
+
+
+async def watch_own_lag(window: list[Window], stop: asyncio.Event) -> None:
+    """Record how late this client's event loop wakes: a late client inflates every latency."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(0.05)
+        window[0].lag = max(window[0].lag, loop.time() - before - 0.05)
 
 
 def growth_per_hour(minutes: list[float], values: list[float]) -> float:
@@ -275,12 +330,13 @@ async def soak(
                 asyncio.create_task(querier(http, url, args.queries / 5, window, stop))
                 for _ in range(5)
             ),
+            asyncio.create_task(watch_own_lag(window, stop)),
         ]
         started = time.monotonic()
         cpu_before, cpu_at = cpu_seconds(gateway.pid), time.monotonic()
         print(
-            "minute  rss MiB  cpu %  fds  threads  supervisors  zombies  db MiB  active  succeeded  failed  events"
-            "  submit p50/p99 ms  query p50/p99 ms  failures"
+            "minute  rss MiB  cpu %  fds  threads  supervisors  zombies  db MiB  wal MiB  active"
+            "  succeeded  failed  events  submit p50/p99 ms  query p50/p99 ms  failures  lag ms"
         )
         while time.monotonic() - started < args.minutes * 60:
             await asyncio.sleep(args.sample_seconds)
@@ -290,19 +346,21 @@ async def soak(
                     url, json={"query": COUNTS}, headers={"Authorization": f"Bearer {USER}"}
                 )
             ).json()["data"]
-            db = database_bytes(data)
-            cpu_now, now = cpu_seconds(gateway.pid), time.monotonic()
-            cpu_percent = 100 * (cpu_now - cpu_before) / (now - cpu_at)
-            cpu_before, cpu_at = cpu_now, now
+            # Off this loop: the load's own latencies must not include the time spent looking.
+            seen = await asyncio.to_thread(probe, gateway.pid, data)
+            now = time.monotonic()
+            cpu_percent = 100 * (seen.cpu_seconds - cpu_before) / (now - cpu_at)
+            cpu_before, cpu_at = seen.cpu_seconds, now
             sample = Sample(
-                minute=(time.monotonic() - started) / 60,
-                rss_mib=rss_kib(gateway.pid) / 1024,
+                minute=(now - started) / 60,
+                rss_mib=seen.rss_mib,
                 cpu_percent=cpu_percent,
-                fds=len(os.listdir(f"/proc/{gateway.pid}/fd")),
-                threads=process_status(gateway.pid, "Threads"),
-                supervisors=live_supervisors(data),
-                zombies=zombies_of(gateway.pid),
-                db_mib=db / 2**20,
+                fds=seen.fds,
+                threads=seen.threads,
+                supervisors=seen.supervisors,
+                zombies=seen.zombies,
+                db_mib=seen.db_mib,
+                wal_mib=seen.wal_mib,
                 active=counts["active"]["totalCount"],
                 succeeded=counts["succeeded"]["totalCount"],
                 failed=counts["failed"]["totalCount"],
@@ -312,15 +370,17 @@ async def soak(
                 query_p50=percentile(current.queries, 0.5) * 1000,
                 query_p99=percentile(current.queries, 0.99) * 1000,
                 failures=current.failures,
+                client_lag_ms=current.lag * 1000,
             )
             counter[0] = 0
             samples.append(sample)
             print(
                 f"{sample.minute:6.1f}  {sample.rss_mib:7.1f}  {sample.cpu_percent:5.1f}  {sample.fds:3d}  {sample.threads:7d}"
-                f"  {sample.supervisors:11d}  {sample.zombies:7d}  {sample.db_mib:6.1f}  {sample.active:6d}"
-                f"  {sample.succeeded:9d}  {sample.failed:6d}"
+                f"  {sample.supervisors:11d}  {sample.zombies:7d}  {sample.db_mib:6.1f}  {sample.wal_mib:7.1f}"
+                f"  {sample.active:6d}  {sample.succeeded:9d}  {sample.failed:6d}"
                 f"  {sample.events:6d}  {sample.submit_p50:7.1f}/{sample.submit_p99:7.1f}"
-                f"  {sample.query_p50:7.1f}/{sample.query_p99:7.1f}  {sample.failures:8d}",
+                f"  {sample.query_p50:7.1f}/{sample.query_p99:7.1f}  {sample.failures:8d}"
+                f"  {sample.client_lag_ms:6.1f}",
                 flush=True,
             )
         stop.set()
@@ -348,6 +408,8 @@ def report(samples: list[Sample], args: argparse.Namespace) -> None:
         ("submit_p99", "ms of submit p99"),
         ("query_p99", "ms of query p99"),
         ("db_mib", "MiB of database (grows with the jobs kept: no retention yet)"),
+        ("wal_mib", "MiB of write-ahead log"),
+        ("client_lag_ms", "ms of this client's own loop lag"),
     ):
         values = [float(getattr(s, name)) for s in steady]
         print(
