@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -23,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
+from jobgate.domain.paths import FOLDER_NAME
 from jobgate.errors import ConfigError
 
 ParameterTypeName = Literal[
@@ -112,9 +114,9 @@ class LogSettings(_Strict):
 
 
 class UserSettings(_Strict):
-    username: str = Field(min_length=1)
+    username: str = Field(pattern=f"^{FOLDER_NAME.pattern}$")
     token: SecretStr
-    projects: list[str] = []
+    projects: list[Annotated[str, Field(pattern=f"^{FOLDER_NAME.pattern}$")]] = []
 
 
 class SupportSettings(_Strict):
@@ -131,6 +133,9 @@ class ProductSettings(_Strict):
     memory_in_gigs: int | None = Field(default=None, ge=0, alias="memoryInGigs")
     gpu: int | None = Field(default=None, ge=0)
     support: SupportSettings = SupportSettings()
+    network: bool = Field(
+        default=False, description="Whether jobs may use the network (local provider's sandbox)"
+    )
 
 
 class _ProviderBase(_Strict):
@@ -139,14 +144,53 @@ class _ProviderBase(_Strict):
     products: list[ProductSettings] = Field(min_length=1)
 
 
-class LocalAdapterOptions(_Strict):
+def _workspace_template(placeholder: str) -> Any:
+    def check(template: str | None) -> str | None:
+        if template is not None and (placeholder not in template or not os.path.isabs(template)):
+            raise ValueError(f"must be an absolute path with {placeholder} in it")
+        return template
+
+    return AfterValidator(check)
+
+
+class WorkspaceOptions(_Strict):
+    """Where users' and projects' files are at a provider (README: "Security")."""
+
+    files_root: AbsolutePath | None = Field(
+        default=None,
+        description="Workspaces are <files_root>/users/<username> and "
+        "<files_root>/projects/<project>. Default: <data_dir>/files",
+    )
+    user_workspace: Annotated[str | None, _workspace_template("{username}")] = Field(
+        default=None, description="A personal workspace template instead, e.g. /home/{username}"
+    )
+    project_workspace: Annotated[str | None, _workspace_template("{project}")] = Field(
+        default=None, description="A project workspace template instead, e.g. /work/{project}"
+    )
+
+
+class LocalAdapterOptions(WorkspaceOptions):
     """How the local adapter runs jobs, in a gateway or in an agent."""
 
     max_concurrent_jobs: int = Field(default=64, ge=1)
     cancel_grace_seconds: float = Field(default=5.0, ge=0)
+    sandbox: Literal["bubblewrap", "none"] = Field(
+        default="bubblewrap",
+        description="'none' runs jobs unconfined, as the run_as user; jobgate warns at start",
+    )
+    run_as: str | None = Field(
+        default=None,
+        description="The account jobs run as. Default: 'nobody' when jobgate runs as root, "
+        "else jobgate's own account (only root can run jobs as another)",
+    )
+    read_only_paths: list[AbsolutePath] = Field(
+        default=[],
+        description="More host folders jobs may read (site software, e.g. /opt/apps), besides "
+        "/usr, /etc and the library folders",
+    )
 
 
-class SlurmAdapterOptions(_Strict):
+class SlurmAdapterOptions(WorkspaceOptions):
     """How the slurm adapter submits and follows jobs, in a gateway or in an agent."""
 
     partition: str | None = Field(default=None, description="Slurm's default partition if unset")
@@ -233,6 +277,13 @@ class Settings(BaseSettings):
         env_prefix="JOBGATE_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
     )
 
+    # The file these were read from: jobs must never see it (it holds tokens).
+    _source_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> Path | None:
+        return self._source_file
+
     storage: StorageSettings = StorageSettings()
     bus: BusSettings = BusSettings()
     server: ServerSettings = ServerSettings()
@@ -299,9 +350,11 @@ def load_settings(config_file: Path | None = None) -> Settings:
     except SettingsError as error:
         raise ConfigError(_describe_environment(error)) from error
     try:
-        return Settings(**_deep_merge(data, overrides))
+        settings = Settings(**_deep_merge(data, overrides))
     except ValidationError as error:
         raise ConfigError(describe(error)) from error
+    settings._source_file = None if config_file is None else _absolute(config_file)
+    return settings
 
 
 def _describe_environment(error: SettingsError) -> str:

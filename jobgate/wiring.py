@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,11 +64,15 @@ class CommandQueue:
 
 
 def build_providers(settings: Settings, commands: CommandQueue) -> list[ProviderAdapter]:
-    return [build_adapter(provider, commands) for provider in settings.providers]
+    private = [] if settings.source_file is None else [settings.source_file]
+    return [build_adapter(provider, commands, private) for provider in settings.providers]
 
 
-def build_adapter(provider: ProviderSettings, commands: CommandQueue | None) -> ProviderAdapter:
-    """The adapter for one `[[providers]]` entry (remote ones need the gateway's `commands`)."""
+def build_adapter(
+    provider: ProviderSettings, commands: CommandQueue | None, private: Sequence[Path] = ()
+) -> ProviderAdapter:
+    """The adapter for one `[[providers]]` entry (remote ones need the gateway's `commands`);
+    `private` are files its jobs must never see (the config file)."""
     products = products_of(provider)
     match provider:
         case RemoteProviderSettings() if commands is not None:
@@ -81,7 +85,7 @@ def build_adapter(provider: ProviderSettings, commands: CommandQueue | None) -> 
                 clock=commands.clock,
             )
         case LocalProviderSettings():
-            return local_adapter(provider.id, products, provider)
+            return local_adapter(provider.id, products, provider, private=private)
         case SlurmProviderSettings():
             return slurm_adapter(provider.id, products, provider, workdir=provider.workdir)
     raise ConfigError(f"providers: kind '{provider.kind}' cannot run here")

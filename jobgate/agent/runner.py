@@ -225,7 +225,8 @@ class Agent:
     def _build_adapter(self, products: list[Product]) -> AgentAdapter:
         adapter = self.settings.adapter
         if isinstance(adapter, LocalAdapterSettings):
-            return local_adapter(self.provider_id, products, adapter)
+            private = [] if self.settings.source_file is None else [self.settings.source_file]
+            return local_adapter(self.provider_id, products, adapter, private=private)
         return slurm_adapter(
             self.provider_id, products, adapter, workdir=self.settings.folder / "slurm"
         )

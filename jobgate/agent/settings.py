@@ -12,11 +12,12 @@ account = "proj-a"            # slurm only, optional
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from jobgate.errors import ConfigError
 from jobgate.settings import AbsolutePath, LocalAdapterOptions, SlurmAdapterOptions, describe
@@ -44,6 +45,12 @@ class AgentSettings(_Strict):
     adapter: AdapterSettings
     workdir: AbsolutePath | None = None
     reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    # The file these were read from: jobs must never see it (it holds the agent's token).
+    _source_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> Path | None:
+        return self._source_file
 
     @model_validator(mode="after")
     def _has_workdir(self) -> AgentSettings:
@@ -67,6 +74,8 @@ def load_agent_settings(path: Path) -> AgentSettings:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from error
     try:
-        return AgentSettings(**data)
+        settings = AgentSettings(**data)
     except ValidationError as error:
         raise ConfigError(f"{path}: {describe(error)}") from error
+    settings._source_file = Path(os.path.abspath(path))
+    return settings

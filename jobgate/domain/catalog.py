@@ -57,6 +57,9 @@ _FITTING_VALUES: dict[ParameterType, tuple[type[ParameterValue], ...]] = {
     ParameterType.MODULE_LIST: (ModulesValue,),
 }
 
+# One text parameter (Linux takes at most 128 KiB in one argument).
+TEXT_MAX_BYTES = 64 * 1024
+
 _EXPECTED_NAMES: dict[type[ParameterValue], str] = {
     FileValue: "file",
     TextValue: "text",
@@ -89,6 +92,10 @@ class ApplicationParameter:
         if not isinstance(value, fitting):
             wanted = " or ".join(_EXPECTED_NAMES[cls] for cls in fitting)
             return f"parameter '{self.name}' of type {self.type} takes a {wanted} value"
+        if isinstance(value, TextValue) and "\0" in value.value:
+            return f"parameter '{self.name}' may not contain NUL bytes"
+        if isinstance(value, TextValue) and len(value.value.encode()) > TEXT_MAX_BYTES:
+            return f"parameter '{self.name}' may have at most {TEXT_MAX_BYTES} bytes"
         if (
             self.options is not None
             and isinstance(value, TextValue)
@@ -144,6 +151,7 @@ class Product:
     cpu: int | None = None
     memory_in_gigs: int | None = None
     gpu: int | None = None
+    network: bool = False  # whether its jobs may reach the network (the local sandbox's rule)
 
     @property
     def reference(self) -> ProductReference:

@@ -10,9 +10,10 @@ import dataclasses
 import re
 from collections.abc import Sequence
 
-from jobgate.domain.catalog import Catalog
+from jobgate.domain.catalog import Application, Catalog, render_command
 from jobgate.domain.job import JobSpecification
-from jobgate.domain.values import PeerValue
+from jobgate.domain.paths import file_values, path_problem
+from jobgate.domain.values import ParameterValue, PeerValue, TextValue
 from jobgate.errors import UserErrorCode, UserProblem
 
 NAME_PATTERN = re.compile(r"[\w ():_-]+")
@@ -21,6 +22,11 @@ MAX_REPLICAS = 1000
 # Peer hostnames are DNS labels (UCloud's rule).
 HOSTNAME_PATTERN = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 HOSTNAME_MAX_LENGTH = 250
+# A whole argument that is one parameter: its value alone makes the argument.
+WHOLE_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# A command line well within what Linux runs (one argument: 128 KiB; all with environment:
+# a quarter of the stack limit, usually 2 MiB).
+COMMAND_MAX_BYTES = 256 * 1024
 
 
 def validate_specifications(
@@ -66,6 +72,10 @@ def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecific
             (UserErrorCode.NOT_SUPPORTED, ("sshEnabled",), "no application here offers SSH access")
         )
     found.extend(_resource_problems(spec))
+    for field, file in file_values(spec):
+        problem = path_problem(file.path)
+        if problem is not None:
+            found.append((invalid, field, problem))
 
     product = catalog.product(spec.product)
     if product is None:
@@ -117,7 +127,45 @@ def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecific
                     f"parameter '{parameter.name}' is required",
                 )
             )
+    if not found:
+        found.extend(_argument_problems(app, dict(filled)))
     return dataclasses.replace(spec, parameters=tuple(filled)), found
+
+
+def _argument_problems(app: Application, parameters: dict[str, ParameterValue]) -> _Found:
+    """What the command line would get wrong: a text that a program would take for one of its
+    options, or a command line longer than the system runs."""
+    found: _Found = []
+    options_end = app.command.index("--") if "--" in app.command else len(app.command)
+    for position, template in enumerate(app.command[:options_end]):
+        match = WHOLE_PLACEHOLDER.fullmatch(template)
+        value = parameters.get(match.group(1)) if match else None
+        parameter = app.parameter(match.group(1)) if match else None
+        if (
+            isinstance(value, TextValue)
+            and value.value.startswith("-")
+            and parameter is not None
+            and parameter.options is None  # the application's own choices are meant
+            and position > 0
+        ):
+            found.append(
+                (
+                    UserErrorCode.INVALID_PARAMETER,
+                    ("parameters", parameter.name),
+                    f"'{value.value[:40]}' would be read as an option of '{app.command[0]}'; "
+                    "the application takes it only after '--'",
+                )
+            )
+    size = sum(len(argument.encode()) + 1 for argument in render_command(app.command, parameters))
+    if size > COMMAND_MAX_BYTES:
+        found.append(
+            (
+                UserErrorCode.INVALID_PARAMETER,
+                ("parameters",),
+                f"the command line would have {size} bytes; at most {COMMAND_MAX_BYTES} run",
+            )
+        )
+    return found
 
 
 def _resource_problems(spec: JobSpecification) -> _Found:

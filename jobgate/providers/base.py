@@ -11,6 +11,7 @@ from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.values import SimpleDuration
 from jobgate.events.logs import JobLogHub
+from jobgate.providers.workspace import Workspaces
 
 ReportUpdates = Callable[[Sequence[UpdateRequest]], Awaitable[None]]
 ListJobs = Callable[[], Awaitable[list[Job]]]
@@ -42,6 +43,11 @@ class ProviderAdapter(Protocol):
     @property
     def online(self) -> bool:
         """Whether the back end can take commands now."""
+
+    @property
+    def workspaces(self) -> Workspaces | None:
+        """Where its users' and projects' files are, when this host sees them (the gateway then
+        checks every path at submit); None when the back end checks them itself (an agent)."""
 
     async def start(self, context: ProviderContext) -> None:
         """Begin work, and follow again (or settle) the jobs it was given before a restart."""

@@ -3,12 +3,20 @@ agent's `[adapter]` share. It imports no store and no GraphQL, so the agent can 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from jobgate.domain.catalog import ComputeSupport, Product
 from jobgate.providers.local import LocalProvider
+from jobgate.providers.sandbox import Bubblewrap, job_account
 from jobgate.providers.slurm import SlurmProvider
-from jobgate.settings import LocalAdapterOptions, ProviderSettings, SlurmAdapterOptions
+from jobgate.providers.workspace import WorkspaceLayout
+from jobgate.settings import (
+    LocalAdapterOptions,
+    ProviderSettings,
+    SlurmAdapterOptions,
+    WorkspaceOptions,
+)
 
 
 def products_of(provider: ProviderSettings) -> list[Product]:
@@ -21,6 +29,7 @@ def products_of(provider: ProviderSettings) -> list[Product]:
             cpu=p.cpu,
             memory_in_gigs=p.memory_in_gigs,
             gpu=p.gpu,
+            network=p.network,
             support=ComputeSupport(
                 logs=p.support.logs,
                 time_extension=p.support.time_extension,
@@ -31,15 +40,35 @@ def products_of(provider: ProviderSettings) -> list[Product]:
     ]
 
 
+def workspace_layout(options: WorkspaceOptions) -> WorkspaceLayout:
+    return WorkspaceLayout(options.files_root, options.user_workspace, options.project_workspace)
+
+
 def local_adapter(
-    provider_id: str, products: list[Product], options: LocalAdapterOptions
+    provider_id: str,
+    products: list[Product],
+    options: LocalAdapterOptions,
+    *,
+    private: Sequence[Path] = (),
 ) -> LocalProvider:
-    """A local adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`."""
+    """A local adapter, for a gateway's `[[providers]]` entry or an agent's `[adapter]`.
+
+    `private` are files its jobs must never see besides the data folder (the config file).
+    Raises `ConfigError` when the sandbox cannot be had (bubblewrap missing, `run_as` wrong).
+    """
+    account = job_account(options.run_as)
+    bubblewrap = None
+    if options.sandbox == "bubblewrap":
+        hidden = [*private, *workspace_layout(options).roots()]
+        bubblewrap = Bubblewrap.find(account, hidden, options.read_only_paths)
     return LocalProvider(
         provider_id,
         products,
         max_concurrent_jobs=options.max_concurrent_jobs,
         cancel_grace_seconds=options.cancel_grace_seconds,
+        sandbox=bubblewrap,
+        account=account,
+        layout=workspace_layout(options),
     )
 
 
@@ -55,4 +84,5 @@ def slurm_adapter(
         workdir=workdir,
         poll_interval_seconds=options.poll_interval_seconds,
         submit_concurrency=options.submit_concurrency,
+        layout=workspace_layout(options),
     )

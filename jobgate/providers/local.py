@@ -41,11 +41,19 @@ from jobgate.providers.background import (
 )
 from jobgate.providers.base import ProviderContext
 from jobgate.providers.output import OutputTail
+from jobgate.providers.sandbox import JOB_PATH, Account, Bubblewrap, job_environment
 from jobgate.providers.supervisor import EXIT, LAUNCH, LOCK, PROCESSES, STOP, SUPERVISOR
+from jobgate.providers.workspace import (
+    DEFAULT_LAYOUT,
+    OutsideWorkspace,
+    WorkspaceLayout,
+    Workspaces,
+)
 
 log = logging.getLogger(__name__)
 
 GIVEN = "given"  # the job was handed to this provider
+WORK = "work"  # the job's own working folder inside its folder
 # How often a running job's output files and records are looked at.
 FOLLOW_SECONDS = 0.2
 CANCELLED = "The job was cancelled by its user"
@@ -73,9 +81,16 @@ class LocalProvider:
         *,
         max_concurrent_jobs: int = 64,
         cancel_grace_seconds: float = 5.0,
+        sandbox: Bubblewrap | None = None,
+        account: Account | None = None,
+        layout: WorkspaceLayout = DEFAULT_LAYOUT,
     ) -> None:
         self.id = provider_id
         self.products = products
+        self._sandbox = sandbox
+        self._account = account
+        self._layout = layout
+        self._workspaces: Workspaces | None = None
         self._max_running = max_concurrent_jobs
         self._running = 0  # jobs with a supervisor, started here or found running
         self._slot_freed = asyncio.Condition()
@@ -89,6 +104,11 @@ class LocalProvider:
         return True
 
     @property
+    def workspaces(self) -> Workspaces:
+        assert self._workspaces is not None, "start() sets the workspaces"
+        return self._workspaces
+
+    @property
     def root(self) -> Path:
         assert self._context is not None, "start() sets the context"
         return self._context.data_dir / "local" / self.id
@@ -99,6 +119,17 @@ class LocalProvider:
 
     async def start(self, context: ProviderContext) -> None:
         self._context = context
+        self._workspaces = self._layout.workspaces(context.data_dir)
+        if self._sandbox is not None:
+            # The data folder holds every job's records, the store and often the config.
+            self._sandbox = self._sandbox.hiding(context.data_dir)
+        else:
+            log.warning(
+                'provider %s runs jobs without a sandbox (sandbox = "none"): they can read '
+                "whatever %s can, including the gateway's config and data",
+                self.id,
+                "its account" if self._account is None else f"account '{self._account.name}'",
+            )
         self._tasks.spawn(self._follow_after_restart())
 
     async def stop(self) -> None:
@@ -230,20 +261,43 @@ class LocalProvider:
             await self._report(job.id, JobState.FAILURE, "The application is no longer offered")
             return None
         folder = self.workdir(job.id)
+        try:
+            given = self.workspaces.given_parameters(job)
+            mounts = self.workspaces.mounts(job)
+            workspace = self.workspaces.root(job.owner)
+        except OutsideWorkspace as error:
+            await self._report(job.id, JobState.FAILURE, f"Refused: {error.message}")
+            return None
+        argv = render_command(app.command, given)
+        work = folder / WORK
+        command = argv
+        if self._sandbox is not None:
+            product = self._context.catalog.product(spec.product)
+            command = self._sandbox.command(
+                argv,
+                job_folder=work,
+                workspace=workspace,
+                mounts=mounts,
+                network=product is not None and product.network,
+            )
+        account = self._account
         launch = {
-            "argv": list(render_command(app.command, dict(spec.parameters))),
+            "argv": command,
+            "program": argv[0] if argv else "",
+            "sandboxed": self._sandbox is not None,
+            "cwd": str(work),
             "replicas": spec.replicas,
             "grace": self._grace,
-            "env": {
-                **os.environ,
-                "JOBGATE_JOB_ID": job.id,
-                "JOBGATE_REPLICAS": str(spec.replicas),
-            },
+            "env": job_environment(
+                job_id=job.id, replicas=spec.replicas, workspace=workspace, job_folder=work
+            ),
+            "account": None if account is None else {"uid": account.uid, "gid": account.gid},
         }
         try:
             # Everything the job folder must hold before anything starts: a full disk is a
             # FAILURE with its cause, never a job running untracked.
-            lock = _prepare_folder(folder, spec.replicas, launch)
+            self.workspaces.prepare(job.owner, None if account is None else account.uid)
+            lock = _prepare_folder(folder, spec.replicas, launch, account)
         except OSError as error:
             await self._report(
                 job.id, JobState.FAILURE, f"Could not prepare the job folder: {_reason(error)}"
@@ -394,10 +448,18 @@ def _reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _prepare_folder(folder: Path, replicas: int, launch: dict[str, Any]) -> int:
-    """The job folder ready for its supervisor: output files created, the launch record
-    written, and the folder's lock taken (its descriptor is returned, to hand over). Raises
-    `OSError` (e.g. no space left) before anything starts."""
+def _prepare_folder(
+    folder: Path, replicas: int, launch: dict[str, Any], account: Account | None
+) -> int:
+    """The job folder ready for its supervisor: output files created, the job's working folder
+    made (its account's: the job may write there and nowhere else of the folder, so it cannot
+    forge its supervisor's records), the launch record written, and the folder's lock taken
+    (its descriptor is returned, to hand over). Raises `OSError` (e.g. no space left) before
+    anything starts."""
+    work = folder / WORK
+    work.mkdir(exist_ok=True)
+    if account is not None:
+        os.chown(work, account.uid, account.gid)
     for rank in range(replicas):
         for channel in ("stdout", "stderr"):
             (folder / f"{channel}-{rank}.log").touch()
@@ -425,7 +487,7 @@ def _spawn_supervisor(folder: Path, lock: int) -> int:
         return os.posix_spawn(
             sys.executable,
             [sys.executable, "-I", "-S", supervisor.__file__, str(folder)],
-            dict(os.environ),
+            {"PATH": JOB_PATH, "LANG": "C.UTF-8"},  # nothing of the gateway's own
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),

@@ -50,6 +50,10 @@ class RemoteProvider:
     def online(self) -> bool:
         return self._agents > 0
 
+    @property
+    def workspaces(self) -> None:
+        return None  # the agent resolves paths where the files are, before it starts a job
+
     @contextlib.contextmanager
     def agent_connected(self) -> Iterator[None]:
         """Held by an agent's command stream while it is open."""

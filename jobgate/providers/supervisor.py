@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,9 +83,23 @@ def lock_is_held(folder: Path) -> bool:
     return False
 
 
+def group_members(pgid: int) -> list[tuple[int, int]]:
+    """The processes of process group `pgid`: (pid, parent pid) pairs."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            members.append((int(stat.parent.name), int(fields[1])))
+    return members
+
+
 class _Replicas:
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, sandboxed: bool) -> None:
         self.grace = grace
+        self.sandboxed = sandboxed
         self.processes: list[subprocess.Popen[bytes]] = []
         self.stop_requested = False
         self.kill_at: float | None = None
@@ -95,16 +110,37 @@ class _Replicas:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.pid, signum)
 
+    def terminate_all(self) -> None:
+        """SIGTERM to every replica's programs.
+
+        In a sandbox, not to bubblewrap itself: it does not pass signals on, and a bwrap that
+        ends kills its sandbox at once, with no grace. Its programs share its process group;
+        the sandbox's init (bwrap's child) ignores a SIGTERM from outside, and ends with them.
+        """
+        if not self.sandboxed:
+            self.signal_all(signal.SIGTERM)
+            return
+        for process in self.processes:
+            if process.poll() is not None:
+                continue
+            members = group_members(process.pid)
+            outer = {process.pid} | {pid for pid, parent in members if parent == process.pid}
+            for pid, _parent in members:
+                if pid not in outer:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGTERM)
+
     def stop(self) -> None:
         """SIGTERM now, SIGKILL once the grace period is over."""
         if self.kill_at is None:
-            self.signal_all(signal.SIGTERM)
+            self.terminate_all()
             self.kill_at = time.monotonic() + self.grace
 
 
 def main(folder: Path) -> int:
     launch = json.loads((folder / LAUNCH).read_text())
-    replicas = _Replicas(float(launch["grace"]))
+    sandboxed = bool(launch.get("sandboxed"))
+    replicas = _Replicas(float(launch["grace"]), sandboxed)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     os.set_blocking(wake_read, False)
@@ -123,6 +159,17 @@ def main(folder: Path) -> int:
     replicas.stop_requested = (folder / STOP).exists()
 
     argv: list[str] = launch["argv"]
+    program: str = launch.get("program") or argv[0]
+    env: dict[str, str] = launch["env"]
+    if sandboxed and shutil.which(program, path=env.get("PATH")) is None:
+        # Inside the sandbox it would be bwrap that fails, with only an exit code to show: the
+        # sandbox sees this host's system folders, so the program is looked for here.
+        write_record(folder / EXIT, {"error": f"Could not start '{program}': no such program"})
+        return 0
+    account = launch.get("account")
+    as_account: dict[str, Any] = {}
+    if account is not None and not sandboxed:  # in a sandbox, setpriv inside drops to it
+        as_account = {"user": account["uid"], "group": account["gid"], "extra_groups": []}
     for rank in range(int(launch["replicas"])):
         if replicas.stop_requested:
             break  # stopped before every replica started: the rest never start
@@ -133,12 +180,13 @@ def main(folder: Path) -> int:
             ):
                 process = subprocess.Popen(
                     argv,
-                    cwd=folder,
+                    cwd=launch.get("cwd", folder),
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
-                    env={**launch["env"], "JOBGATE_RANK": str(rank)},
+                    env={**env, "JOBGATE_RANK": str(rank)},
                     start_new_session=True,
+                    **as_account,
                 )
         except OSError as error:
             replicas.signal_all(signal.SIGKILL)

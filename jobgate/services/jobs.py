@@ -30,6 +30,7 @@ from jobgate.auth import (
 from jobgate.cursors import decode_page_cursor, encode_page_cursor
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
+from jobgate.domain.paths import file_values
 from jobgate.domain.rules import Applied, Rejected, Skipped, apply_update
 from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.domain.validation import validate_specifications
@@ -47,6 +48,7 @@ from jobgate.events.bus import JobEventBus
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.providers.base import ProviderAdapter, ProviderContext
+from jobgate.providers.workspace import OutsideWorkspace
 from jobgate.storage.base import (
     JobFilter,
     JobOrder,
@@ -206,10 +208,13 @@ class JobService:
             return Outcome([], [problem])
 
         specs, problems = validate_specifications(request.specifications, self.catalog)
+        owner = ResourceOwner(user.username, request.project)
+        if not problems:
+            problems = await asyncio.to_thread(self._workspace_problems, owner, specs)
         if problems:
             return Outcome([], problems)
         submission = NewSubmission(
-            owner=ResourceOwner(user.username, request.project),
+            owner=owner,
             specifications=specs,
             created_at=self.clock(),
             idempotency_key=request.idempotency_key,
@@ -238,6 +243,28 @@ class JobService:
                 # Stored with their outbox entries: accepted. The drain hands them over later.
                 log.warning("jobs stored; their hand-over waits for the store: %s", error.message)
         return Outcome(created.jobs, [], created.first_updates)
+
+    def _workspace_problems(
+        self, owner: ResourceOwner, specs: Sequence[JobSpecification]
+    ) -> list[UserProblem]:
+        """Paths that lead out of the owner's workspace (symlinks followed), where this host
+        sees the provider's files. In a thread: on a network file system each is round trips."""
+        problems: list[UserProblem] = []
+        for index, spec in enumerate(specs):
+            adapter = self.providers.get(spec.product.provider)
+            workspaces = None if adapter is None else adapter.workspaces
+            if workspaces is None:
+                continue
+            for field, value in file_values(spec):
+                try:
+                    workspaces.resolve(owner, value.path)
+                except OutsideWorkspace as error:
+                    problems.append(
+                        UserProblem(
+                            UserErrorCode.INVALID_PARAMETER, error.message, index=index, field=field
+                        )
+                    )
+        return problems
 
     async def _duplicate_problems(
         self, user: User, specs: Sequence[JobSpecification]

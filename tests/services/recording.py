@@ -12,6 +12,7 @@ from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import ProviderError
 from jobgate.providers.base import ProviderContext
+from jobgate.providers.workspace import Workspaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class RecordingProvider:
     context: ProviderContext | None = None
     # Set to hold every command until the test releases it.
     gate: asyncio.Event | None = None
+    workspaces: Workspaces | None = None
 
     def __post_init__(self) -> None:
         if not self.products:

@@ -8,11 +8,20 @@ from typing import Any
 
 import pytest
 
-from tests.api.documents import CANCEL, EXTEND, RESUME, SUSPEND, get_job, submit, wait_for_state
+from tests.api.documents import (
+    CANCEL,
+    EXTEND,
+    RESUME,
+    SUBMIT,
+    SUSPEND,
+    get_job,
+    submit,
+    wait_for_state,
+)
 from tests.api.test_logs import LOGS, lines
-from tests.gateway import ALICE, Gateway, running_gateway, subscribe
+from tests.gateway import ALICE, Gateway, gateway_settings, running_gateway, subscribe
 from tests.servers import SlurmCluster
-from tests.slurm.setup import hpc_spec, slurm_settings
+from tests.slurm.setup import hpc_provider, hpc_spec, slurm_settings
 
 
 @pytest.fixture
@@ -192,3 +201,49 @@ async def test_the_default_workdir_under_a_relative_data_dir_works(
     folder = tmp_path / "jobgate-data" / "slurm" / "hpc" / job_id
     assert (folder / "stdout-0.log").read_text() == "relative\n"
     assert slurm_job(clean_queue, job["providerGeneratedId"])["WorkDir"] == str(folder)
+
+
+async def test_a_slurm_job_gets_a_clean_environment_and_paths_inside_its_workspace(
+    tmp_path: Path, clean_queue: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway's environment may hold tokens (JOBGATE_USERS): sbatch passes its own on.
+    monkeypatch.setenv("JOBGATE_TEST_SECRET", "gateway-environment-secret")
+    applications = [
+        {"name": "env", "version": "1", "command": ["env"]},
+        {
+            "name": "read",
+            "version": "1",
+            "command": ["cat", "--", "{file}"],
+            "parameters": [{"name": "file", "type": "input_file"}],
+        },
+    ]
+    settings = gateway_settings(
+        tmp_path / "data",
+        f"sqlite://{tmp_path}/jobgate.db",
+        providers=[hpc_provider()],
+        applications=applications,
+    )
+    workspace = tmp_path / "data" / "files" / "users" / "alice"
+
+    def read(path: str) -> dict[str, Any]:
+        spec = hpc_spec("env")
+        spec["application"]["name"] = "read"
+        spec["parameters"] = [{"name": "file", "value": {"file": {"path": path}}}]
+        return spec
+
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        (job_id,) = await submit(alice, hpc_spec("env"))
+        await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+        variables = (tmp_path / "data/slurm/hpc" / job_id / "stdout-0.log").read_text()
+        assert "gateway-environment-secret" not in variables
+        assert f"HOME={workspace}" in variables.splitlines()
+        assert f"JOBGATE_WORKSPACE={workspace}" in variables.splitlines()
+
+        (workspace / "in.txt").write_text("data\n")
+        (workspace / "out").symlink_to(tmp_path / "data")
+        refused = await alice.execute(SUBMIT, {"input": {"jobs": [read("out/jobgate.db")]}})
+        assert [e["code"] for e in refused["submitJobs"]["userErrors"]] == ["INVALID_PARAMETER"]
+        (job_id,) = await submit(alice, read("/in.txt"))
+        await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+        assert (tmp_path / "data/slurm/hpc" / job_id / "stdout-0.log").read_text() == "data\n"

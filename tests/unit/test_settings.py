@@ -9,7 +9,12 @@ import pytest
 from jobgate.agent.settings import load_agent_settings
 from jobgate.cli import main
 from jobgate.errors import ConfigError
-from jobgate.settings import RemoteProviderSettings, SlurmProviderSettings, load_settings
+from jobgate.settings import (
+    LocalProviderSettings,
+    RemoteProviderSettings,
+    SlurmProviderSettings,
+    load_settings,
+)
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from jobgate.wiring import build_catalog, build_store
@@ -137,12 +142,15 @@ def test_the_committed_schema_is_what_the_code_serves(capsys: pytest.CaptureFixt
     assert served == committed, "run `jobgate schema > schema.graphql` and commit it"
 
 
-def test_the_cluster_example_loads_with_a_slurm_and_a_remote_provider() -> None:
+def test_the_cluster_example_loads_with_a_slurm_a_local_and_a_remote_provider() -> None:
     settings = load_settings(ROOT / "examples" / "jobgate-cluster.toml")
-    slurm, remote = settings.providers
+    slurm, login, remote = settings.providers
     assert isinstance(slurm, SlurmProviderSettings)
     assert (slurm.id, slurm.partition, slurm.account) == ("hpc", "debug", "proj-a")
+    assert slurm.user_workspace == "/home/{username}"
     assert slurm.products[0].support.suspension is True
+    assert isinstance(login, LocalProviderSettings)
+    assert (login.sandbox, login.run_as) == ("bubblewrap", "nobody")
     assert isinstance(remote, RemoteProviderSettings)
 
 

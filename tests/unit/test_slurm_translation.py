@@ -68,7 +68,9 @@ def test_the_script_quotes_every_argument_and_the_name() -> None:
     )
     product = Product("hpc-cpu", "cpu", "hpc", cpu=2, memory_in_gigs=4)
     argv = ["echo", "$(touch pwned)", "it's"]
-    script = batch_script(job, argv, Path("/w/42"), product, "hpc", ScriptOptions("debug", "a"))
+    script = batch_script(
+        job, argv, Path("/w/42"), Path("/home/ada"), product, "hpc", ScriptOptions("debug", "a")
+    )
     lines = script.splitlines()
     assert "#SBATCH --job-name=x-rm--rf" in lines
     assert "#SBATCH --ntasks=3" in lines

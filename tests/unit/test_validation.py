@@ -17,6 +17,7 @@ from jobgate.domain.job import JobSpecification
 from jobgate.domain.validation import validate_specifications
 from jobgate.domain.values import (
     BooleanValue,
+    FileValue,
     IntegerValue,
     NameAndVersion,
     PeerValue,
@@ -149,4 +150,58 @@ def test_every_problem_of_every_item_is_reported_with_its_index() -> None:
         (1, ("name",)),
         (1, ("replicas",)),
         (1, ("parameters", "word")),
+    ]
+
+
+def test_a_text_that_would_be_read_as_an_option_is_refused_before_the_end_of_options() -> None:
+    assert problems_of(parameters=(("word", TextValue("--output=/etc/passwd")),)) == [
+        (UserErrorCode.INVALID_PARAMETER, ("parameters", "word"))
+    ]
+    after_the_end = dataclasses.replace(APP, command=("printf", "--", "{word}"))
+    spec = dataclasses.replace(GOOD, parameters=(("word", TextValue("-n")),))
+    _, problems = validate_specifications([spec], Catalog([after_the_end], [PRODUCT]))
+    assert problems == []
+
+
+def test_a_text_inside_an_argument_is_no_option() -> None:
+    embedded = dataclasses.replace(APP, command=("printf", "word={word}"))
+    spec = dataclasses.replace(GOOD, parameters=(("word", TextValue("-n")),))
+    _, problems = validate_specifications([spec], Catalog([embedded], [PRODUCT]))
+    assert problems == []
+
+
+@pytest.mark.parametrize("text", ["a\0b", "x" * (64 * 1024 + 1)])
+def test_a_text_with_nul_bytes_or_beyond_its_size_is_refused_at_submit(text: str) -> None:
+    assert problems_of(parameters=(("word", TextValue(text)),)) == [
+        (UserErrorCode.INVALID_PARAMETER, ("parameters", "word"))
+    ]
+
+
+def test_a_command_line_longer_than_the_system_runs_is_refused_at_submit() -> None:
+    many = dataclasses.replace(
+        APP, command=("printf", "{word}", "{word}", "{word}", "{word}", "{word}")
+    )
+    spec = dataclasses.replace(GOOD, parameters=(("word", TextValue("x" * 60_000)),))
+    _, problems = validate_specifications([spec], Catalog([many], [PRODUCT]))
+    assert [(p.code, p.field) for p in problems] == [
+        (UserErrorCode.INVALID_PARAMETER, ("parameters",))
+    ]
+
+
+@pytest.mark.parametrize("path", ["../../../../jobgate.toml", "in\0put", ""])
+def test_a_path_that_leaves_the_workspace_by_its_text_is_refused(path: str) -> None:
+    with_file = dataclasses.replace(
+        APP,
+        command=("cat", "{file}"),
+        parameters=(ApplicationParameter("file", ParameterType.INPUT_FILE),),
+    )
+    spec = dataclasses.replace(GOOD, parameters=(("file", FileValue(path)),))
+    _, problems = validate_specifications([spec], Catalog([with_file], [PRODUCT]))
+    assert [(p.code, p.field) for p in problems] == [
+        (UserErrorCode.INVALID_PARAMETER, ("parameters", "file", "path"))
+    ]
+    mounted = dataclasses.replace(GOOD, resources=(FileValue(path),))
+    _, problems = validate_specifications([mounted], CATALOG)
+    assert [(p.code, p.field) for p in problems] == [
+        (UserErrorCode.INVALID_PARAMETER, ("resources", "0", "path"))
     ]

@@ -39,6 +39,12 @@ from jobgate.providers.slurm.script import (
     time_limit_minutes,
 )
 from jobgate.providers.slurm.states import Translation, translate
+from jobgate.providers.workspace import (
+    DEFAULT_LAYOUT,
+    OutsideWorkspace,
+    WorkspaceLayout,
+    Workspaces,
+)
 
 log = logging.getLogger(__name__)
 # How long a submit waits for the adapter to find the jobs of a previous run in Slurm.
@@ -72,11 +78,14 @@ class SlurmProvider:
         workdir: Path | None = None,
         poll_interval_seconds: float = 2.0,
         submit_concurrency: int = 8,
+        layout: WorkspaceLayout = DEFAULT_LAYOUT,
     ) -> None:
         self.id = provider_id
         self.products = products
         self.options = ScriptOptions(partition=partition, account=account)
         self._workdir = workdir
+        self._layout = layout
+        self._workspaces: Workspaces | None = None
         self.poll_interval = poll_interval_seconds
         self._submit_slots = asyncio.Semaphore(submit_concurrency)
         self._tracked: dict[str, _Tracked] = {}  # by Slurm job id
@@ -93,6 +102,11 @@ class SlurmProvider:
     @property
     def online(self) -> bool:
         return True
+
+    @property
+    def workspaces(self) -> Workspaces:
+        assert self._workspaces is not None, "start() sets the workspaces"
+        return self._workspaces
 
     @property
     def root(self) -> Path:
@@ -112,6 +126,7 @@ class SlurmProvider:
 
     async def start(self, context: ProviderContext) -> None:
         self._context = context
+        self._workspaces = self._layout.workspaces(context.data_dir)
         self._tasks.spawn(self._reattach_then_poll())
 
     async def stop(self) -> None:
@@ -152,13 +167,18 @@ class SlurmProvider:
         if app is None:
             return state_change(job.id, JobState.FAILURE, "The application is no longer offered")
         folder = self.job_folder(job.id)
-        argv = render_command(app.command, dict(job.specification.parameters))
+        try:
+            argv = render_command(app.command, self.workspaces.given_parameters(job))
+            workspace = self.workspaces.root(job.owner)
+        except OutsideWorkspace as error:
+            return state_change(job.id, JobState.FAILURE, f"Refused: {error.message}")
         product = self._context.catalog.product(job.specification.product)
-        script = batch_script(job, argv, folder, product, self.id, self.options)
+        script = batch_script(job, argv, folder, workspace, product, self.id, self.options)
         async with self._submit_slots:
             try:
                 # In a thread: on a shared file system these are round trips, and while one job's
                 # folder is written the other slots' sbatch calls go on.
+                await asyncio.to_thread(self.workspaces.prepare, job.owner)
                 await asyncio.to_thread(_write_script, folder, script)
                 slurm_id = await commands.sbatch(folder / "job.sh")
             except (SlurmCommandError, OSError) as error:

@@ -1,19 +1,23 @@
 """Slurm's command-line clients, run without a shell: sbatch, squeue, scontrol, scancel, sacct.
 
 Slurm finds its cluster through `SLURM_CONF` (or its default config), which the gateway's
-environment carries, as for any Slurm user.
+environment carries, as for any Slurm user. The commands get only PATH and Slurm's own variables
+of that environment: sbatch passes its environment on to the job, and the gateway's may hold
+tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobgate.errors import ProviderError
+from jobgate.providers.sandbox import JOB_PATH
 from jobgate.providers.slurm.states import ExitCode
 
 log = logging.getLogger(__name__)
@@ -139,10 +143,17 @@ async def resume(slurm_ids: Sequence[str]) -> None:
     await run("scontrol", "resume", ",".join(slurm_ids))
 
 
+def slurm_environment() -> dict[str, str]:
+    """What of this process's environment Slurm's commands (and so the jobs) get."""
+    kept = {name: value for name, value in os.environ.items() if name.startswith("SLURM_")}
+    return {"PATH": os.environ.get("PATH", JOB_PATH), "LANG": "C.UTF-8", **kept}
+
+
 def _run_blocking(*command: str) -> str:
     try:
         result = subprocess.run(
             command,
+            env=slurm_environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=COMMAND_TIMEOUT,

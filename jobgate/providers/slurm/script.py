@@ -18,6 +18,7 @@ from pathlib import Path
 from jobgate.domain.catalog import Product
 from jobgate.domain.job import Job
 from jobgate.domain.values import SimpleDuration
+from jobgate.providers.sandbox import JOB_PATH
 
 # Slurm job names are shown in squeue's fixed-width columns; keep them plain and short.
 _UNSAFE_NAME = re.compile(r"[^\w.-]+")
@@ -50,11 +51,17 @@ def batch_script(
     job: Job,
     argv: Sequence[str],
     workdir: Path,
+    workspace: Path,
     product: Product | None,
     provider_id: str,
     options: ScriptOptions,
 ) -> str:
-    """The whole script for `sbatch --parsable`."""
+    """The whole script for `sbatch --parsable`.
+
+    The job starts from sbatch's environment, which is clean (`commands.slurm_environment`):
+    nothing of the gateway's own (its tokens) reaches it; PATH, HOME (the workspace) and LANG
+    are set here.
+    """
     spec = job.specification
     lines = [
         "#!/bin/bash",
@@ -80,8 +87,10 @@ def batch_script(
         lines.append(f"#SBATCH --gpus-per-task={product.gpu}")
     lines += [
         "",
+        f"export PATH={shlex.quote(JOB_PATH)} LANG=C.UTF-8 HOME={shlex.quote(str(workspace))}",
         f"export JOBGATE_JOB_ID={shlex.quote(job.id)}",
         f"export JOBGATE_REPLICAS={spec.replicas}",
+        f"export JOBGATE_WORKSPACE={shlex.quote(str(workspace))}",
         "exec srun --kill-on-bad-exit=0 --output=stdout-%t.log --error=stderr-%t.log \\",
         "    " + " ".join(shlex.quote(argument) for argument in argv),
         "",
