@@ -28,7 +28,9 @@ from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.schema.build import build_schema
 from jobgate.schema.context import Context, Services, identify
+from jobgate.schema.limits import QueryLimits
 from jobgate.server import graphql_http
+from jobgate.server.head_limit import HeaderLimit
 from jobgate.server.websocket_lane import WebSocketLane
 from jobgate.services.commands import CommandService
 from jobgate.services.handover import HandoverDrain
@@ -36,7 +38,7 @@ from jobgate.services.jobs import JobService, ProviderRegistry, now_ms
 from jobgate.services.logs import JobLogService
 from jobgate.services.reconcile import Reconciler
 from jobgate.services.watch import JobWatcher
-from jobgate.settings import Settings
+from jobgate.settings import LimitSettings, Settings
 from jobgate.streaming.handler import JobgateTransportWSHandler
 from jobgate.streaming.legacy import JobgateGraphQLWSHandler
 from jobgate.streaming.plan import WatchPlanner
@@ -50,6 +52,16 @@ from jobgate.wiring import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def query_limits(limits: LimitSettings) -> QueryLimits:
+    return QueryLimits(
+        max_tokens=limits.max_tokens,
+        max_aliases=limits.max_aliases,
+        max_depth=limits.max_depth,
+        max_cost=limits.max_cost,
+        max_cached_query_bytes=limits.max_cached_query_bytes,
+    )
 
 
 GRAPHIQL = resources.files("jobgate") / "static" / "graphiql"
@@ -70,8 +82,11 @@ class JobgateGraphQL(GraphQL[Context, None]):
         allowed_origins: Sequence[str] = (),
         caches: bool = True,
         lean_subscriptions: bool = True,
+        limits: LimitSettings | None = None,
     ) -> None:
-        schema = build_schema(caches=caches)
+        limits = limits or LimitSettings()
+        self.max_body_bytes = limits.max_body_bytes
+        schema = build_schema(caches=caches, limits=query_limits(limits))
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql else None,
@@ -99,11 +114,17 @@ class JobgateGraphQL(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive=receive)
+        if graphql_http.declared_too_large(request, self.max_body_bytes):
+            await graphql_http.body_too_large(request, self.max_body_bytes)(scope, receive, send)
+            return
+        request = Request(scope, receive=graphql_http.bounded_receive(receive, self.max_body_bytes))
         try:
             # However many store calls the operation makes, it waits for the store this long
             # in all: a store that is away answers STORE_UNAVAILABLE within it.
             with self.services.store.deadline():
                 response = await self.run(request)
+        except graphql_http.BodyTooLarge:
+            response = graphql_http.body_too_large(request, self.max_body_bytes)
         except HTTPException as error:
             # Strawberry answers these in plain text; a client gets a coded GraphQL error.
             log.info("refused (%s): %s", error.status_code, error.reason)
@@ -193,7 +214,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     providers = ProviderRegistry(
         build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms))
     )
-    jobs = JobService(store, catalog, providers, bus, feed)
+    jobs = JobService(store, catalog, providers, bus, feed, max_ids=settings.limits.max_ids)
     reconciler = Reconciler(
         jobs,
         interval=settings.reconcile.interval_seconds,
@@ -205,7 +226,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     services = Services(
         store=store,
         jobs=jobs,
-        watcher=JobWatcher(store, feed),
+        watcher=JobWatcher(store, feed, max_ids=settings.limits.max_ids),
         feed=feed,
         logs=logs,
         job_logs=job_logs,
@@ -223,6 +244,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         allowed_origins=origins,
         caches=caches,
         lean_subscriptions=settings.server.lean_subscriptions,
+        limits=settings.limits,
     )
 
     @contextlib.asynccontextmanager
@@ -260,7 +282,9 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
         ],
         middleware=[
-            # First, so a subscriber's connection keeps no frames of the rest (see the module).
+            # It keeps no frame of its own on a connection (see the module).
+            Middleware(HeaderLimit, max_bytes=settings.limits.max_header_bytes),
+            # Next, so a subscriber's connection keeps no frames of the rest (see the module).
             Middleware(WebSocketLane, path="/graphql", endpoint=graphql),
             *(
                 [

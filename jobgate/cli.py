@@ -117,9 +117,9 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("jobgate", error.message)
     tune_garbage_collector()
     try:
-        uvicorn.Server(uvicorn_config(app, settings.server, log_level=args.log_level)).run(
-            sockets=[sock]
-        )
+        uvicorn.Server(
+            uvicorn_config(app, settings.server, settings.limits, log_level=args.log_level)
+        ).run(sockets=[sock])
     finally:
         lock.release()
     return 0

@@ -108,6 +108,29 @@ class FeedSettings(_Strict):
     max_queued_events: int = Field(default=1000, ge=1)
 
 
+class LimitSettings(_Strict):
+    """What one request may ask of the gateway (README: "Security"). Every default is safe."""
+
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="An HTTP body or WebSocket message (HTTP 413)"
+    )
+    max_header_bytes: int = Field(default=16_384, ge=1024, description="An HTTP request's head")
+    max_tokens: int = Field(default=10_000, ge=100, description="Tokens of one document")
+    max_aliases: int = Field(default=50, ge=0, description="Aliased fields of one document")
+    max_depth: int = Field(default=15, ge=2, description="Nested fields (introspection aside)")
+    max_cost: int = Field(
+        default=20_000,
+        ge=100,
+        description="Fields a document may resolve, a list counted as its `first`",
+    )
+    max_cached_query_bytes: int = Field(
+        default=16_384, ge=0, description="Larger documents are parsed and validated, not kept"
+    )
+    max_ids: int = Field(
+        default=1000, ge=1, description="Ids in a `jobs` filter or a `jobUpdates` subscription"
+    )
+
+
 class LogSettings(_Strict):
     tail_lines: int = Field(default=1000, ge=1)
     max_jobs: int = Field(default=1000, ge=1)
@@ -289,6 +312,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     feed: FeedSettings = FeedSettings()
     logs: LogSettings = LogSettings()
+    limits: LimitSettings = LimitSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     handover: HandoverSettings = HandoverSettings()
     users: list[UserSettings] = []

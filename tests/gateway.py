@@ -137,7 +137,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     app = create_app(settings)
     # The same uvicorn setup as `jobgate serve`, so tests run its WebSocket protocol too.
     listen = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
-    server = uvicorn.Server(uvicorn_config(app, listen, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, listen, settings.limits, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -58,7 +58,7 @@ mutation Ack($ids: [ID!]!) { acknowledgeProviderCommands(input: {ids: $ids}) { a
 """
 ACTIVE_JOBS = f"""
 query Active($states: [JobState!], $after: String) {{
-  jobs(filter: {{states: $states}}, first: 500, after: $after) {{
+  jobs(filter: {{states: $states}}, first: 200, after: $after) {{
     nodes {{ {decode.JOB_FIELDS} }}
     pageInfo {{ hasNextPage endCursor }}
   }}

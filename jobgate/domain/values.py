@@ -42,10 +42,17 @@ class SimpleDuration:
             found.append((("seconds",), f"{name}.seconds must be between 0 and 59"))
         if not found and self.total_ms <= 0:
             found.append(((), f"{name} must be above zero"))
+        if not found and self.total_seconds > MAX_DURATION.total_seconds:
+            found.append(((), f"{name} may be at most {MAX_DURATION.hours} hours"))
         return found
 
     def __add__(self, other: SimpleDuration) -> SimpleDuration:
         return SimpleDuration.from_seconds(self.total_seconds + other.total_seconds)
+
+
+# The longest time allocation (and extension): a year. Longer ones are mistakes or attacks, and
+# past it deadlines stop being dates (`hours = 2147483647` made every `expiresAt` fail).
+MAX_DURATION = SimpleDuration(hours=24 * 365)
 
 
 @dataclass(frozen=True, slots=True)

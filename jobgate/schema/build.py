@@ -11,7 +11,7 @@ import strawberry
 from graphql import GraphQLError
 from graphql.execution import Executor
 from starlette.requests import Request
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
@@ -22,12 +22,28 @@ from jobgate.resolvers.errors import UNEXPECTED_MESSAGE
 from jobgate.resolvers.mutation import Mutation
 from jobgate.resolvers.query import Query
 from jobgate.resolvers.subscription import Subscription
+from jobgate.schema.codes import (
+    BAD_USER_INPUT,
+    INTERNAL,
+    PARSE_FAILED,
+    VALIDATION_FAILED,
+    code_of,
+    tag,
+)
 from jobgate.schema.descriptions import describe
+from jobgate.schema.limits import (
+    DEFAULT_LIMITS,
+    BoundedParse,
+    BoundedParserCache,
+    BoundedValidationCache,
+    CostLimit,
+    QueryLimits,
+    cached_validation,
+    limit_rule,
+)
 from jobgate.schema.scalars import SCALARS
 
 log = logging.getLogger(__name__)
-
-CACHE_SIZE = 1024
 
 
 class ErrorCodes(SchemaExtension):
@@ -69,26 +85,6 @@ class ErrorCodes(SchemaExtension):
         errors = getattr(result, "errors", None)
         if result is not None and errors:
             result.errors = [with_code(error) for error in errors]
-
-
-PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
-VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-BAD_USER_INPUT = "BAD_USER_INPUT"
-INTERNAL = "INTERNAL_SERVER_ERROR"
-# The codes of request errors: the request was refused before anything ran.
-REQUEST_ERROR_CODES = frozenset({PARSE_FAILED, VALIDATION_FAILED, BAD_USER_INPUT})
-
-
-def code_of(error: GraphQLError) -> str | None:
-    """The error's `extensions.code`, if it has one."""
-    code = (error.extensions or {}).get("code")
-    return None if code is None else str(code)
-
-
-def tag(error: GraphQLError, code: str) -> None:
-    """Give an error without a code this one, in place."""
-    if code_of(error) is None:
-        error.extensions = {**(error.extensions or {}), "code": code}
 
 
 def is_variable_error(message: str) -> bool:
@@ -174,32 +170,33 @@ class JobgateSchema(strawberry.Schema):
                 log.info("refused (%s): %.200s", code_of(error) or BAD_USER_INPUT, error.message)
 
 
-class CodedParserCache(ParserCache):
-    """Strawberry's parser cache, whose syntax errors leave with `GRAPHQL_PARSE_FAILED`: it
-    parses before other extensions' parse hooks get to see the outcome."""
-
-    def on_parse(self) -> Iterator[None]:
-        try:
-            yield from super().on_parse()
-        except GraphQLError as error:
-            tag(error, PARSE_FAILED)
-            raise
-
-
-# Extensions the lean `jobUpdates` path applies itself (codes through `with_code`, the caches'
-# rules are the schema's own); any other extension sends every subscription down Strawberry's path.
-LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (ErrorCodes, ParserCache, ValidationCache)
+# Extensions the lean `jobUpdates` path applies itself (codes through `with_code`, the same
+# bounded parse, the schema's validation rules); any other extension sends every subscription
+# down Strawberry's path.
+LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
+    ErrorCodes,
+    AddValidationRules,
+    BoundedParserCache,
+    BoundedValidationCache,
+    CostLimit,
+)
 
 
-def build_schema(*, caches: bool = True) -> strawberry.Schema:
-    """The jobgate schema. `caches=False` drops the parser and validation caches (benchmarks)."""
-    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [ErrorCodes]
+def build_schema(*, caches: bool = True, limits: QueryLimits = DEFAULT_LIMITS) -> strawberry.Schema:
+    """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
+    validates every document afresh (benchmarks)."""
+    parse_bounded = BoundedParse(limits, cache=caches)
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ErrorCodes,
+        functools.partial(AddValidationRules, [limit_rule(limits)]),
+        # Factories: a fresh extension per request, sharing one bounded cache.
+        functools.partial(BoundedParserCache, parse_bounded),
+    ]
     if caches:
-        # Factories: a fresh extension per request, sharing one module-level LRU cache.
-        extensions += [
-            functools.partial(CodedParserCache, maxsize=CACHE_SIZE),
-            functools.partial(ValidationCache, maxsize=CACHE_SIZE),
-        ]
+        validate = cached_validation(parse_bounded)
+        extensions.append(functools.partial(BoundedValidationCache, limits, validate))
+    # Last: it needs validation done, and the request's variables.
+    extensions.append(functools.partial(CostLimit, limits))
     schema = JobgateSchema(
         execution_context_class=PerEventMemoExecutor,
         query=Query,

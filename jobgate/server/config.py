@@ -9,15 +9,22 @@ import uvicorn
 from starlette.applications import Starlette
 
 from jobgate.server.protocol import LeanWebSocketProtocol
-from jobgate.settings import ServerSettings
+from jobgate.settings import LimitSettings, ServerSettings
 
 
-def uvicorn_config(app: Starlette, server: ServerSettings, *, log_level: str) -> uvicorn.Config:
+def uvicorn_config(
+    app: Starlette, server: ServerSettings, limits: LimitSettings, *, log_level: str
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=server.host,
         port=server.port,
         log_level=log_level,
+        # h11, not httptools: httptools takes request heads of any size, h11 stops at this one
+        # (and answers 400). A WebSocket message past the body limit closes its socket (1009).
+        http="h11",
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        ws_max_size=limits.max_body_bytes,
         # "on", not "auto": a gateway whose store or bus cannot open must stop, not serve.
         lifespan="on",
         ws=LeanWebSocketProtocol if server.lean_subscriptions else "websockets-sansio",

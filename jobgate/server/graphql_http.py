@@ -15,9 +15,10 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Receive
 from strawberry.types import ExecutionResult
 
-from jobgate.schema.build import REQUEST_ERROR_CODES, code_of
+from jobgate.schema.codes import LIMIT_EXCEEDED, REQUEST_ERROR_CODES, code_of
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -43,8 +44,8 @@ def is_request_error(result: ExecutionResult) -> bool:
     )
 
 
-def error_body(message: str, code: str = BAD_REQUEST) -> bytes:
-    payload = {"errors": [{"message": message, "extensions": {"code": code}}]}
+def error_body(message: str, code: str = BAD_REQUEST, **extensions: str) -> bytes:
+    payload = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
@@ -52,6 +53,41 @@ def error_response(request: Request, status_code: int, message: str) -> Response
     return Response(
         error_body(message), status_code=status_code, media_type=response_media_type(request)
     )
+
+
+class BodyTooLarge(Exception):
+    """A request body past `limits.max_body_bytes`."""
+
+
+def bounded_receive(receive: Receive, max_bytes: int) -> Receive:
+    """`receive` that raises `BodyTooLarge` once the body passes `max_bytes`: a body is never
+    held whole beyond the bound, whatever its Content-Length says (or does not)."""
+    seen = 0
+
+    async def receive_bounded() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_bytes:
+                raise BodyTooLarge
+        return message
+
+    return receive_bounded
+
+
+def body_too_large(request: Request, max_bytes: int) -> Response:
+    message = f"the request body is larger than {max_bytes} bytes"
+    return Response(
+        error_body(message, LIMIT_EXCEEDED, limit="limits.max_body_bytes"),
+        status_code=413,
+        media_type=response_media_type(request),
+    )
+
+
+def declared_too_large(request: Request, max_bytes: int) -> bool:
+    declared = request.headers.get("content-length", "")
+    return declared.isdecimal() and int(declared) > max_bytes
 
 
 def decode_request_body(data: str | bytes) -> Any:

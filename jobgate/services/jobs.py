@@ -34,7 +34,7 @@ from jobgate.domain.paths import file_values
 from jobgate.domain.rules import Applied, Rejected, Skipped, apply_update
 from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.domain.validation import validate_specifications
-from jobgate.domain.values import ResourceOwner, SimpleDuration
+from jobgate.domain.values import MAX_DURATION, ResourceOwner, SimpleDuration
 from jobgate.errors import (
     BadRequest,
     IdempotencyKeyReused,
@@ -49,6 +49,7 @@ from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.providers.base import ProviderAdapter, ProviderContext
 from jobgate.providers.workspace import OutsideWorkspace
+from jobgate.services.bounds import DEFAULT_MAX_IDS, require_few_ids
 from jobgate.storage.base import (
     JobFilter,
     JobOrder,
@@ -140,7 +141,9 @@ class JobService:
         bus: JobEventBus,
         feed: UpdateFeed | None = None,
         clock: Callable[[], int] = now_ms,
+        max_ids: int = DEFAULT_MAX_IDS,
     ) -> None:
+        self.max_ids = max_ids
         self.store = store
         self.catalog = catalog
         self.providers = providers
@@ -172,6 +175,7 @@ class JobService:
     ) -> JobListing:
         if not 1 <= first <= MAX_PAGE_SIZE:
             raise BadRequest(f"first must be between 1 and {MAX_PAGE_SIZE}")
+        require_few_ids(job_filter.ids, self.max_ids, "filter.ids")
         key: PageKey | None = None
         if after is not None:
             key = decode_page_cursor(after, job_filter, order)
@@ -396,9 +400,18 @@ class JobService:
             if index not in bad_indexes:
                 durations[job_id] = durations.get(job_id, SimpleDuration()) + duration
         ids = [job_id for job_id, _ in requests]
-        accepted, problems = await self._load_for_action(
-            user, ids, self._extendable, skip=bad_indexes
-        )
+
+        def extendable(job: Job) -> UserProblem | None:
+            problem = self._extendable(job)
+            total = (job.status.time_allocation or SimpleDuration()) + durations[job.id]
+            if problem is None and total.total_seconds > MAX_DURATION.total_seconds:
+                problem = UserProblem(
+                    UserErrorCode.INVALID_PARAMETER,
+                    f"the time allocation may be at most {MAX_DURATION.hours} hours in all",
+                )
+            return problem
+
+        accepted, problems = await self._load_for_action(user, ids, extendable, skip=bad_indexes)
         await self._act(
             accepted,
             problems,

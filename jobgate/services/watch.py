@@ -15,6 +15,7 @@ from jobgate.cursors import encode_position
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.errors import NotFound
 from jobgate.events.feed import UpdateFeed
+from jobgate.services.bounds import DEFAULT_MAX_IDS, require_few_ids
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
 
 REPLAY_BATCH = 500
@@ -37,9 +38,10 @@ class UpdateEvent:
 
 
 class JobWatcher:
-    def __init__(self, store: JobStore, feed: UpdateFeed) -> None:
+    def __init__(self, store: JobStore, feed: UpdateFeed, max_ids: int = DEFAULT_MAX_IDS) -> None:
         self.store = store
         self.feed = feed
+        self.max_ids = max_ids
 
     async def watch(
         self, identity: Identity, job_ids: Sequence[str] | None, after: int | None
@@ -49,6 +51,7 @@ class JobWatcher:
         Without `after`: with `job_ids`, each job's whole history; without, live only. With
         `job_ids`, the stream ends once all of them are final.
         """
+        require_few_ids(job_ids, self.max_ids, "jobIds")
         # This frame lives as long as the subscription, often idle among thousands: it keeps
         # no more than it needs (no job objects, no spent replay generators).
         visibility = identity.visibility

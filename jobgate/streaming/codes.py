@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgate.schema.build import BAD_USER_INPUT, VALIDATION_FAILED, is_variable_error
+from jobgate.schema.build import is_variable_error
+from jobgate.schema.codes import BAD_USER_INPUT, VALIDATION_FAILED
 
 
 def coded(formatted: Any) -> Any:

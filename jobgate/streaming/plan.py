@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,13 @@ from strawberry.schema.schema import validate_document
 
 from jobgate.schema.build import LEAN_PATH_EXTENSIONS
 from jobgate.schema.context import PERMISSIONS_KEY
+from jobgate.schema.limits import (
+    DEFAULT_LIMITS,
+    BoundedParserCache,
+    CostLimit,
+    QueryLimits,
+    cost_problem,
+)
 
 ROOT_FIELD = "jobUpdates"
 DOCUMENT_CACHE_SIZE = 1024
@@ -76,16 +84,32 @@ class WatchPlanner:
         self.executor_class = schema.execution_context_class
         rules: list[type[ASTValidationRule]] = list(specified_rules)
         self.unknown_extensions: list[str] = []
+        self._parse: Callable[[str], DocumentNode] = parse
+        self._max_cached = DEFAULT_LIMITS.max_cached_query_bytes
+        self._cost_limits: QueryLimits | None = None
         for extension in schema.extensions:
             # A class or a factory (Strawberry makes one per request): make one to look at.
             made = extension if isinstance(extension, SchemaExtension) else extension()
             if isinstance(made, AddValidationRules):
                 rules.extend(made.validation_rules)
+            elif isinstance(made, CostLimit):
+                self._cost_limits = made.limits
+            elif isinstance(made, BoundedParserCache):
+                self._parse = made.parse_bounded  # the same token bound and cache
+                self._max_cached = made.parse_bounded.limits.max_cached_query_bytes
             elif not isinstance(made, known_extensions):
                 self.unknown_extensions.append(type(made).__name__)
         self.validation_rules = tuple(rules)
         self.enabled = enabled and not self.unknown_extensions
-        self._document = functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)(self._valid_document)
+        self._cached_document = functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)(
+            self._valid_document
+        )
+
+    def _document(self, query: str) -> tuple[DocumentNode, bool] | None:
+        # Only documents up to the size bound are kept: distinct large ones cannot fill memory.
+        if len(query) <= self._max_cached:
+            return self._cached_document(query)
+        return self._valid_document(query)
 
     def plan(
         self, query: str, variables: dict[str, Any] | None, operation_name: str | None
@@ -96,6 +120,10 @@ class WatchPlanner:
         if analysed is None:
             return None
         document, depends_on_permissions = analysed
+        if self._cost_limits is not None and cost_problem(
+            self.graphql_schema, document, operation_name, variables, self._cost_limits
+        ):
+            return None  # Strawberry's path refuses it, with its code
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
             return None
@@ -134,9 +162,9 @@ class WatchPlanner:
         """The parsed document, if valid, and whether any field it selects (in any fragment,
         too) depends on who asks."""
         try:
-            document = parse(query)
+            document = self._parse(query)
         except GraphQLError:
-            return None
+            return None  # Strawberry's path reports it, with its code
         if validate_document(self.graphql_schema, document, self.validation_rules):
             return None
         type_info = TypeInfo(self.graphql_schema)
