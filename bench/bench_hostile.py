@@ -85,7 +85,8 @@ async def hostile(base: str, rate: float, stop: asyncio.Event, refused: list[int
 
         async def one(body: bytes, headers: dict[str, str]) -> None:
             response = await http.post("/graphql", content=body, headers=headers)
-            refused[0] += response.status_code in (400, 413, 431)
+            codes = {e.get("extensions", {}).get("code") for e in response.json()["errors"]}
+            refused[0] += bool(codes & {"LIMIT_EXCEEDED", "BAD_USER_INPUT"})
 
         while not stop.is_set():
             body, headers = next(requests)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from importlib import resources
 
 from cross_web import HTTPException
@@ -89,6 +90,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
         schema = build_schema(caches=caches, limits=query_limits(limits))
         super().__init__(
             schema,
+            connection_init_wait_timeout=timedelta(seconds=limits.init_timeout_seconds),
             graphql_ide="graphiql" if graphiql else None,
             keep_alive=True,
             keep_alive_interval=15,

@@ -129,6 +129,11 @@ class LimitSettings(_Strict):
     max_ids: int = Field(
         default=1000, ge=1, description="Ids in a `jobs` filter or a `jobUpdates` subscription"
     )
+    init_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A WebSocket not initialised (connection_init acknowledged) by then closes",
+    )
 
 
 class LogSettings(_Strict):

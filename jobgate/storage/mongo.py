@@ -20,6 +20,7 @@ Only operators that FerretDB v1 also honours are used: no `$slice`, no transacti
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import logging
 import re
@@ -119,6 +120,10 @@ class MongoJobStore:
         # Writes after a commit point that MongoDB went away before (see `_catch_up`).
         self._unwritten: dict[int, Doc] = {}
         self._behind: dict[int, tuple[int, JobStatus]] = {}
+        # The first log position of the append this process is waiting on, if any, and the
+        # positions of the last entries it undid.
+        self._appending: int | None = None
+        self._undone: collections.deque[int] = collections.deque(maxlen=1000)
         self._doubtful: set[tuple[int, int]] = set()
 
     async def open(self) -> None:
@@ -245,6 +250,7 @@ class MongoJobStore:
                     self._next_position = await self._newest_position() + 1
                 first = self._next_position
                 docs = [{"_id": first + offset, **entry} for offset, entry in enumerate(pending)]
+                self._appending = first
                 try:
                     async with self._call("append"):
                         await self._log.insert_many(docs, ordered=True)
@@ -264,6 +270,8 @@ class MongoJobStore:
                 except BaseException:
                     self._next_position = None
                     raise
+                finally:
+                    self._appending = None
                 self._next_position = first + len(docs)
                 return positions + [doc["_id"] for doc in docs]
         raise StoreUnavailable("the update log is too busy to append to; try again")
@@ -400,8 +408,13 @@ class MongoJobStore:
             async with self._call("undo"):
                 job = await self._jobs.find_one({"_id": number}, projection={"version": True})
                 if job is None or job["version"] < version:
-                    removed = await self._log.delete_one({"job": number, "version": version})
-                    if removed.deleted_count:
+                    # No projection: FerretDB v1's findAndModify takes none.
+                    removed = await self._log.find_one_and_delete(
+                        {"job": number, "version": version}
+                    )
+                    if removed is not None:
+                        # A read already on its way may bring it back: `_settled` drops it.
+                        self._undone.append(removed["_id"])
                         log.warning(
                             "undid job %s's entry %s: its write was answered as failed",
                             number,
@@ -568,12 +581,30 @@ class MongoJobStore:
                 .limit(query.limit)
                 .to_list(None)
             )
+        docs = self._settled(docs)
         jobs = {job.id: job for job in await self.get_jobs([str(doc["job"]) for doc in docs])}
         entries: list[LogEntry] = []
         for doc in docs:
             update = _update_from_entry(doc)
             entries.append(LogEntry(update, jobs[update.job_id].as_of(update)))
         return entries
+
+    def _settled(self, docs: list[Doc]) -> list[Doc]:
+        """The entries up to the first one whose append is not answered yet (in flight here, or
+        answered as failed and about to be undone), in order.
+
+        A reader (the update feed) must never pass on an entry that is then undone: it would
+        reach watchers as an update that never happened. The rest come with the next read.
+        """
+        in_flight = self._appending
+        for index, doc in enumerate(docs):
+            if (
+                (in_flight is not None and doc["_id"] >= in_flight)
+                or (doc["job"], doc["version"]) in self._doubtful
+                or doc["_id"] in self._undone
+            ):
+                return docs[:index]
+        return docs
 
     # --- the hand-over outbox -----------------------------------------------------------------
 

@@ -1,16 +1,54 @@
-"""`JobgateGraphQLWSHandler`: Strawberry's handler for the legacy graphql-ws protocol, whose
-`error` messages carry an `extensions.code` like every other error jobgate sends."""
+"""`JobgateGraphQLWSHandler`: Strawberry's handler for the legacy graphql-ws protocol, held to
+what graphql-transport-ws guarantees.
+
+- Its `error` messages carry an `extensions.code` like every other error jobgate sends.
+- One `connection_init` per connection: a second one closes it (4429, "Too many initialisation
+  requests"), so it can neither switch the identity under a running subscription nor start
+  another keep-alive task.
+- A connection that has not been acknowledged within the view's `connection_init_wait_timeout`
+  (`limits.init_timeout_seconds`) is closed (4408), so idle unauthenticated sockets do not stay.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage,
+    OperationMessage,
+)
 
 from jobgate.schema.context import Context
 from jobgate.streaming.codes import coded
 
 
 class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+    _init_received = False
+
+    async def handle(self) -> None:
+        timeout = self.view.connection_init_wait_timeout.total_seconds()
+        watchdog = asyncio.create_task(self._close_unless_initialised(timeout))
+        try:
+            await super().handle()
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+
+    async def _close_unless_initialised(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if not self.connection_acknowledged:
+            await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if self._init_received:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        self._init_received = True
+        await super().handle_connection_init(message)
+
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "error" and "payload" in message:
             message = {**message, "payload": coded(message["payload"])}

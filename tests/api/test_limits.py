@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
@@ -294,3 +294,36 @@ async def test_hostile_requests_in_flight_do_not_stop_a_well_behaved_client(
     await still_serves(served)
     for body in await asyncio.gather(*attacks):
         assert refusal(body["errors"]) in (TOKENS, ALIASES)
+
+
+async def close_code(ws: ClientConnection) -> int | None:
+    """Read (keep-alives, say) until the server closes; the code it closed with."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    except ConnectionClosed as closed:
+        return None if closed.rcvd is None else closed.rcvd.code
+
+
+async def test_either_protocol_takes_one_connection_init_and_closes_idle_sockets(
+    tmp_path: Path,
+) -> None:
+    config = write_config(
+        tmp_path / "jobgate.toml", data_dir=tmp_path / "data", storage=f"sqlite://{tmp_path}/j.db"
+    )
+    config.write_text(config.read_text() + "\n[limits]\ninit_timeout_seconds = 1\n")
+    serve = ServeProcess(config)
+    serve.start()
+    try:
+        for protocol in PROTOCOLS:
+            async with connect(serve.ws_url, subprotocols=[Subprotocol(protocol)]) as ws:
+                init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {ALICE}"}}
+                await ws.send(json.dumps(init))
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+                await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+                assert await close_code(ws) == 4429, protocol
+            async with connect(serve.ws_url, subprotocols=[Subprotocol(protocol)]) as ws:
+                assert await close_code(ws) == 4408, protocol  # never initialised
+        await still_serves(serve)
+    finally:
+        serve.stop()
