@@ -54,11 +54,10 @@ def permissions_on(identity: Identity, job: Job) -> list[str]:
 
 def report_refusal(provider_id: str, job: Job | None) -> tuple[UserErrorCode, str] | None:
     """Why a provider may not report on `job` (its updates or its log lines), if it may not:
-    only a job's own provider may."""
-    if job is None:
+    only a job's own provider may. Another provider's job is answered as a missing one, word for
+    word, so a provider cannot tell which job ids exist elsewhere."""
+    if job is None or job.provider != provider_id:
         return UserErrorCode.NOT_FOUND, "no such job"
-    if job.provider != provider_id:
-        return UserErrorCode.FORBIDDEN, "the job is not on your provider"
     return None
 
 

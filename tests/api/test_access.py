@@ -75,7 +75,10 @@ async def test_only_the_jobs_own_provider_may_report_on_it(gateway: Gateway) -> 
     other = gateway.client(OTHER_PROVIDER)
     result = await other.execute(REPORT, {"updates": [{"jobId": job_id, "status": "hi"}]})
     (outcome,) = result["reportJobUpdates"]["results"]
-    assert (outcome["outcome"], outcome["code"]) == ("REJECTED", "FORBIDDEN")
+    missing = await other.execute(REPORT, {"updates": [{"jobId": "999999", "status": "hi"}]})
+    # The same answer as for a job that does not exist: nothing tells the two apart.
+    assert (outcome["outcome"], outcome["code"]) == ("REJECTED", "NOT_FOUND")
+    assert outcome["message"] == missing["reportJobUpdates"]["results"][0]["message"]
     assert (await other.execute(JOB, {"id": job_id}))["job"] is None
     provider = gateway.client(PROVIDER)
     assert (await provider.execute(JOB, {"id": job_id}))["job"]["permissions"]["myself"] == [

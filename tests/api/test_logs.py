@@ -149,7 +149,7 @@ async def test_providers_report_lines_of_their_own_jobs_with_log_support(
     payload = data["reportJobLogs"]
     assert payload["accepted"] == 1
     assert [(e["index"], e["code"]) for e in payload["userErrors"]] == [
-        (1, "FORBIDDEN"),
+        (1, "NOT_FOUND"),  # another provider's job: answered as a missing one
         (2, "NOT_FOUND"),
         (3, "NOT_SUPPORTED"),
     ]

@@ -163,7 +163,12 @@ async def test_only_the_jobs_own_provider_may_report(h: Harness) -> None:
     result = await h.jobs.apply_update(
         UpdateRequest(job.id, state=JobState.RUNNING), provider_id="someone-else"
     )
-    assert (result.outcome, result.code) == (UpdateOutcome.REJECTED, UserErrorCode.FORBIDDEN)
+    missing = await h.jobs.apply_update(
+        UpdateRequest("999999", state=JobState.RUNNING), provider_id="someone-else"
+    )
+    # Answered as a job that does not exist: a provider learns nothing of other providers' ids.
+    assert (result.outcome, result.code) == (UpdateOutcome.REJECTED, UserErrorCode.NOT_FOUND)
+    assert result.message == missing.message
     assert (await h.job(job.id)).status.state is JobState.IN_QUEUE
 
 
