@@ -64,7 +64,7 @@ JOB_FIELDS = f"""
 CATALOG = """
 query AgentCatalog {
   applications { name version command }
-  myProvider { id kind products { name category provider cpu memoryInGigs gpu
+  myProvider { id kind products { name category provider cpu memoryInGigs gpu network
     support { logs timeExtension suspension } } }
 }
 """
@@ -146,6 +146,7 @@ def products(data: list[Json]) -> list[Product]:
             cpu=p["cpu"],
             memory_in_gigs=p["memoryInGigs"],
             gpu=p["gpu"],
+            network=p["network"],
             support=ComputeSupport(
                 logs=p["support"]["logs"],
                 time_extension=p["support"]["timeExtension"],

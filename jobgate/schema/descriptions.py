@@ -318,6 +318,7 @@ DESCRIPTIONS: dict[str, str] = {
     "Product.memoryInGigs": "Memory per replica, in GiB.",
     "Product.gpu": "GPUs per replica.",
     "Product.support": "What jobs on it may do besides running.",
+    "Product.network": "Whether its jobs may use the network (the local provider's sandbox).",
     "ComputeSupport": "What jobs on a product may do besides running.",
     "ComputeSupport.logs": "Follow the job's output with `jobLogs`.",
     "ComputeSupport.timeExtension": "Add time with `extendJobs`.",

@@ -289,6 +289,7 @@ class Product:
     memory_in_gigs: int | None
     gpu: int | None
     support: ComputeSupport
+    network: bool
 
     @classmethod
     def of(cls, product: domain_catalog.Product) -> Product:
@@ -306,6 +307,7 @@ class Product:
                 time_extension=product.support.time_extension,
                 suspension=product.support.suspension,
             ),
+            network=product.network,
         )
 
 

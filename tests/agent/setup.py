@@ -43,6 +43,17 @@ cpu = 1
 memoryInGigs = 1
 support = {{ logs = true, timeExtension = true, suspension = true }}
 
+[[providers.products]]
+name = "edge-net"
+category = "cpu"
+network = true
+
+[[applications]]
+name = "probe"
+version = "1"
+command = ["bash", "-c", "echo > /dev/tcp/127.0.0.1/$0 && echo reached", "{{port}}"]
+parameters = [{{ name = "port", type = "integer" }}]
+
 [[applications]]
 name = "echo"
 version = "1"

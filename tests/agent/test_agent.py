@@ -217,3 +217,19 @@ async def test_killing_a_slurm_agent_mid_job_loses_and_repeats_nothing(
             break
         await asyncio.sleep(0.1)
     assert await pending_commands(tmp_path / "jobgate.db") == []
+
+
+async def test_an_agents_local_jobs_reach_the_network_only_on_a_product_that_allows_it(
+    serve: ServeProcess, local_agent: AgentProcess, tmp_path: Path
+) -> None:
+    alice = serve.start()
+    local_agent.start()
+    await wait_online(alice, True)
+    folder = tmp_path / "agent-work" / "local" / "edge"
+    outputs = {}
+    for product in ("edge-cpu", "edge-net"):
+        probe = job_spec("probe", provider="edge", product=product, port=serve.port)
+        (job_id,) = await submit(alice, probe)
+        await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+        outputs[product] = (folder / job_id / "stdout-0.log").read_text()
+    assert outputs == {"edge-cpu": "", "edge-net": "reached\n"}
