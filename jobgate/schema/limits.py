@@ -28,20 +28,19 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLOutputType,
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
-    SchemaMetaFieldDef,
     SelectionSetNode,
-    TypeMetaFieldDef,
     ValidationContext,
     ValidationRule,
     VariableNode,
+    get_named_type,
+    get_nullable_type,
     get_operation_ast,
+    is_list_type,
     parse,
 )
 from graphql.validation import ASTValidationRule
@@ -364,30 +363,22 @@ class _Walk:
         introspection = at.introspection or name.startswith("__")
         if not introspection and self.variables is not None:
             self.cost += at.multiplier
-        definition = _field_definition(parent, name)
+        definition = self.schema.get_field(parent, name)
         if definition is None or node.selection_set is None:
             return
         field_type: GraphQLOutputType = definition.type
         multiplier, page = at.multiplier, at.page
         first = _first_argument(node, definition, self.variables or {})
-        if not introspection and _is_list(field_type):
+        if not introspection and is_list_type(get_nullable_type(field_type)):
             multiplier *= page if page is not None else (first or ASSUMED_LIST_SIZE)
             page = None
         elif not introspection and first is not None:
             page = first  # a connection: the list below it has this many items
         below = _At(at.depth + 1, multiplier, page, introspection)
-        self.selections(node.selection_set, _named(field_type), below)
+        self.selections(node.selection_set, get_named_type(field_type), below)
 
     def _type(self, name: str, parent: Any) -> Any:
         return self.schema.get_type(name) or parent
-
-
-def _field_definition(parent: Any, name: str) -> Any:
-    if name == "__schema":
-        return SchemaMetaFieldDef
-    if name == "__type":
-        return TypeMetaFieldDef
-    return getattr(parent, "fields", {}).get(name)
 
 
 def _first_argument(node: FieldNode, definition: Any, variables: dict[str, Any]) -> int | None:
@@ -410,15 +401,3 @@ def _first_argument(node: FieldNode, definition: Any, variables: dict[str, Any])
             return max(0, min(value, MAX_PAGE_SIZE))
         return MAX_PAGE_SIZE
     return None
-
-
-def _is_list(field_type: GraphQLOutputType) -> bool:
-    if isinstance(field_type, GraphQLNonNull):
-        field_type = field_type.of_type
-    return isinstance(field_type, GraphQLList)
-
-
-def _named(field_type: Any) -> Any:
-    while isinstance(field_type, GraphQLNonNull | GraphQLList):
-        field_type = field_type.of_type
-    return field_type
