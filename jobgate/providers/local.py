@@ -262,8 +262,9 @@ class LocalProvider:
             return None
         folder = self.workdir(job.id)
         try:
-            given = self.workspaces.given_parameters(job)
-            mounts = self.workspaces.mounts(job)
+            resolved = self.workspaces.resolved_paths(job)
+            given = Workspaces.given_parameters(job, resolved)
+            mounts = Workspaces.mounts(job, resolved)
             workspace = self.workspaces.root(job.owner)
         except OutsideWorkspace as error:
             await self._report(job.id, JobState.FAILURE, f"Refused: {error.message}")

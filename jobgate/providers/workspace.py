@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobgate.domain.job import Job
-from jobgate.domain.paths import FOLDER_NAME, path_problem, relative_parts
+from jobgate.domain.paths import FOLDER_NAME, file_values, path_problem, relative_parts
 from jobgate.domain.values import FileValue, ParameterValue, ResourceOwner
 
 USER_PLACEHOLDER = "{username}"
@@ -67,37 +66,39 @@ class Workspaces:
             raise OutsideWorkspace(f"'{path}' leads outside the workspace (through a symlink)")
         return resolved
 
-    def given_parameters(self, job: Job) -> dict[str, ParameterValue]:
-        """The job's parameters as its command is given them: each path resolved, absolute.
+    def resolved_paths(self, job: Job) -> dict[tuple[str, ...], Path]:
+        """Every path the job is given (`domain.paths.file_values`), resolved once, by field.
 
-        Raises `OutsideWorkspace` (naming the parameter) for one that leads out: a symlink made
+        Raises `OutsideWorkspace` (naming the field) for one that leads out: a symlink made
         after the submit was checked is caught here, before anything starts.
         """
+        resolved: dict[tuple[str, ...], Path] = {}
+        for field, value in file_values(job.specification):
+            try:
+                resolved[field] = self.resolve(job.owner, value.path)
+            except OutsideWorkspace as error:
+                where = ".".join(field[:-1])
+                raise OutsideWorkspace(f"{where}: {error.message}") from None
+        return resolved
+
+    @staticmethod
+    def given_parameters(
+        job: Job, resolved: dict[tuple[str, ...], Path]
+    ) -> dict[str, ParameterValue]:
+        """The job's parameters as its command is given them: each path resolved, absolute."""
         given: dict[str, ParameterValue] = {}
         for name, value in job.specification.parameters:
             if isinstance(value, FileValue):
-                value = dataclasses.replace(value, path=str(self._resolve_named(job, name, value)))
+                value = dataclasses.replace(value, path=str(resolved[("parameters", name, "path")]))
             given[name] = value
         return given
 
-    def mounts(self, job: Job) -> list[tuple[Path, bool]]:
-        """Every path the job is given (parameters and resources), resolved, with whether it
-        is read-only."""
-        values: Iterable[tuple[str, ParameterValue]] = [
-            *job.specification.parameters,
-            *((f"resources[{i}]", v) for i, v in enumerate(job.specification.resources)),
-        ]
+    @staticmethod
+    def mounts(job: Job, resolved: dict[tuple[str, ...], Path]) -> list[tuple[Path, bool]]:
+        """Every path the job is given, resolved, with whether it is read-only."""
         return [
-            (self._resolve_named(job, name, value), value.read_only)
-            for name, value in values
-            if isinstance(value, FileValue)
+            (resolved[field], value.read_only) for field, value in file_values(job.specification)
         ]
-
-    def _resolve_named(self, job: Job, name: str, value: FileValue) -> Path:
-        try:
-            return self.resolve(job.owner, value.path)
-        except OutsideWorkspace as error:
-            raise OutsideWorkspace(f"{name}: {error.message}") from None
 
     def prepare(self, owner: ResourceOwner, uid: int | None = None) -> Path:
         """Create the owner's workspace if it is missing (owned by `uid`, where given)."""

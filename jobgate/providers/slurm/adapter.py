@@ -168,7 +168,8 @@ class SlurmProvider:
             return state_change(job.id, JobState.FAILURE, "The application is no longer offered")
         folder = self.job_folder(job.id)
         try:
-            argv = render_command(app.command, self.workspaces.given_parameters(job))
+            resolved = self.workspaces.resolved_paths(job)
+            argv = render_command(app.command, Workspaces.given_parameters(job, resolved))
             workspace = self.workspaces.root(job.owner)
         except OutsideWorkspace as error:
             return state_change(job.id, JobState.FAILURE, f"Refused: {error.message}")
