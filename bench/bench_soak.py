@@ -30,6 +30,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.bench_fanout import rss_kib
+from jobgate.providers.supervisor import stat_fields
 from tests.processes import JOBGATE
 from tests.servers import free_port, wait_for_port
 
@@ -127,11 +128,8 @@ def zombies_of(pid: int) -> int:
     """Children of `pid` that ended and were never collected."""
     count = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        count += fields[0] == "Z" and int(fields[1]) == pid
+        fields = stat_fields(stat)
+        count += fields is not None and fields[0] == "Z" and int(fields[1]) == pid
     return count
 
 

@@ -59,13 +59,19 @@ def read_record(path: Path) -> Any:
         return None
 
 
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid`, to tell a process from a later one with its pid."""
+def stat_fields(stat: Path) -> list[str] | None:
+    """The fields of a `/proc/<pid>/stat` after the command name (state, ppid, pgrp, ...), or
+    None when the process is gone. The name is in parentheses and may hold anything."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid`, to tell a process from a later one with its pid."""
+    fields = stat_fields(Path(f"/proc/{pid}/stat"))
+    return None if fields is None else fields[19]
 
 
 def lock_is_held(folder: Path) -> bool:
@@ -87,11 +93,8 @@ def group_members(pgid: int) -> list[tuple[int, int]]:
     """The processes of process group `pgid`: (pid, parent pid) pairs."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
+        fields = stat_fields(stat)
+        if fields is not None and int(fields[2]) == pgid:
             members.append((int(stat.parent.name), int(fields[1])))
     return members
 
