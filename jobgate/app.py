@@ -29,7 +29,6 @@ from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.schema.build import build_schema
 from jobgate.schema.context import Context, Services, identify
-from jobgate.schema.limits import QueryLimits
 from jobgate.server import graphql_http
 from jobgate.server.head_limit import HeaderLimit
 from jobgate.server.websocket_lane import WebSocketLane
@@ -55,16 +54,6 @@ from jobgate.wiring import (
 log = logging.getLogger(__name__)
 
 
-def query_limits(limits: LimitSettings) -> QueryLimits:
-    return QueryLimits(
-        max_tokens=limits.max_tokens,
-        max_aliases=limits.max_aliases,
-        max_depth=limits.max_depth,
-        max_cost=limits.max_cost,
-        max_cached_query_bytes=limits.max_cached_query_bytes,
-    )
-
-
 GRAPHIQL = resources.files("jobgate") / "static" / "graphiql"
 
 
@@ -87,7 +76,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
     ) -> None:
         limits = limits or LimitSettings()
         self.max_body_bytes = limits.max_body_bytes
-        schema = build_schema(caches=caches, limits=query_limits(limits))
+        schema = build_schema(caches=caches, limits=limits)
         super().__init__(
             schema,
             connection_init_wait_timeout=timedelta(seconds=limits.init_timeout_seconds),

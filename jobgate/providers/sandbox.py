@@ -10,6 +10,7 @@ unprivileged account with a clean environment.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pwd
@@ -121,7 +122,7 @@ class Bubblewrap:
 
     def hiding(self, *paths: Path) -> Bubblewrap:
         """The same sandbox, with `paths` hidden too."""
-        return Bubblewrap(self.executable, self.account, (*self.hidden, *paths), self.read_only)
+        return dataclasses.replace(self, hidden=(*self.hidden, *paths))
 
     def command(
         self,

@@ -37,11 +37,11 @@ from jobgate.schema.limits import (
     BoundedParserCache,
     BoundedValidationCache,
     CostLimit,
-    QueryLimits,
     cached_validation,
     limit_rule,
 )
 from jobgate.schema.scalars import SCALARS
+from jobgate.settings import LimitSettings
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,9 @@ LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
 )
 
 
-def build_schema(*, caches: bool = True, limits: QueryLimits = DEFAULT_LIMITS) -> strawberry.Schema:
+def build_schema(
+    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS
+) -> strawberry.Schema:
     """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
     validates every document afresh (benchmarks)."""
     parse_bounded = BoundedParse(limits, cache=caches)

@@ -48,6 +48,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from jobgate.schema.codes import LIMIT_EXCEEDED, PARSE_FAILED, tag
+from jobgate.settings import LimitSettings
 
 # The largest `first` a list field takes (services.jobs.MAX_PAGE_SIZE): what a variable may be.
 MAX_PAGE_SIZE = 1000
@@ -57,18 +58,8 @@ ASSUMED_LIST_SIZE = 5
 CACHE_ENTRIES = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class QueryLimits:
-    """The bounds of one document; `LimitSettings` holds them in the config's `[limits]`."""
-
-    max_tokens: int = 10_000
-    max_aliases: int = 50
-    max_depth: int = 15
-    max_cost: int = 20_000
-    max_cached_query_bytes: int = 16_384
-
-
-DEFAULT_LIMITS = QueryLimits()
+# `[limits]` as the settings give them by default (their one owner is `LimitSettings`).
+DEFAULT_LIMITS = LimitSettings()
 
 
 def limit_error(message: str, setting: str) -> GraphQLError:
@@ -82,7 +73,7 @@ class BoundedParse:
     `LIMIT_EXCEEDED`.
     """
 
-    def __init__(self, limits: QueryLimits, *, cache: bool = True) -> None:
+    def __init__(self, limits: LimitSettings, *, cache: bool = True) -> None:
         self.limits = limits
         self.cache = cache
         self._cached = functools.lru_cache(maxsize=CACHE_ENTRIES)(
@@ -134,7 +125,7 @@ class BoundedParserCache(SchemaExtension):
 class BoundedValidationCache(SchemaExtension):
     """Validates once per distinct document text, for documents up to the size bound."""
 
-    def __init__(self, limits: QueryLimits, validate: Callable[..., list[GraphQLError]]) -> None:
+    def __init__(self, limits: LimitSettings, validate: Callable[..., list[GraphQLError]]) -> None:
         super().__init__()
         self.limits = limits
         self.validate = validate
@@ -170,7 +161,7 @@ def cached_validation(parse_bounded: BoundedParse) -> Callable[..., Any]:
     return validate_any
 
 
-def limit_rule(limits: QueryLimits) -> type[ValidationRule]:
+def limit_rule(limits: LimitSettings) -> type[ValidationRule]:
     """The aliases and depth bounds as one validation rule, for every path (they do not depend
     on variables, so they are cached with the rest of validation)."""
 
@@ -211,7 +202,7 @@ def cost_problem(
     document: DocumentNode,
     operation_name: str | None,
     variables: dict[str, Any] | None,
-    limits: QueryLimits,
+    limits: LimitSettings,
 ) -> GraphQLError | None:
     """Why the operation costs too much with these variables, or None."""
     operation = get_operation_ast(document, operation_name)
@@ -232,7 +223,7 @@ class CostLimit(SchemaExtension):
     """Refuses an operation past `max_cost`, with its variables' values, after validation (the
     schema's last extension, so the validation cache has run)."""
 
-    def __init__(self, limits: QueryLimits) -> None:
+    def __init__(self, limits: LimitSettings) -> None:
         super().__init__()
         self.limits = limits
 
@@ -298,7 +289,7 @@ class _Walk:
         self,
         schema: GraphQLSchema,
         fragments: dict[str, FragmentDefinitionNode],
-        limits: QueryLimits,
+        limits: LimitSettings,
         *,
         variables: dict[str, Any] | None,
     ) -> None:

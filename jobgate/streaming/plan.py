@@ -41,9 +41,9 @@ from jobgate.schema.limits import (
     DEFAULT_LIMITS,
     BoundedParserCache,
     CostLimit,
-    QueryLimits,
     cost_problem,
 )
+from jobgate.settings import LimitSettings
 
 ROOT_FIELD = "jobUpdates"
 DOCUMENT_CACHE_SIZE = 1024
@@ -86,7 +86,7 @@ class WatchPlanner:
         self.unknown_extensions: list[str] = []
         self._parse: Callable[[str], DocumentNode] = parse
         self._max_cached = DEFAULT_LIMITS.max_cached_query_bytes
-        self._cost_limits: QueryLimits | None = None
+        self._cost_limits: LimitSettings | None = None
         for extension in schema.extensions:
             # A class or a factory (Strawberry makes one per request): make one to look at.
             made = extension if isinstance(extension, SchemaExtension) else extension()
