@@ -9,6 +9,7 @@ from datetime import timedelta
 from importlib import resources
 
 from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -28,14 +29,17 @@ from jobgate.events.commands import CommandSignal
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.schema.build import build_schema
+from jobgate.schema.codes import LIMIT_EXCEEDED
 from jobgate.schema.context import Context, Services, identify
 from jobgate.server import graphql_http
 from jobgate.server.head_limit import HeaderLimit
 from jobgate.server.websocket_lane import WebSocketLane
 from jobgate.services.commands import CommandService
 from jobgate.services.handover import HandoverDrain
-from jobgate.services.jobs import JobService, ProviderRegistry, now_ms
+from jobgate.services.jobs import JobService, ProviderRegistry, Quotas, now_ms
 from jobgate.services.logs import JobLogService
+from jobgate.services.occupancy import Occupancy
+from jobgate.services.rates import RateLimits
 from jobgate.services.reconcile import Reconciler
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import LimitSettings, Settings
@@ -76,6 +80,8 @@ class JobgateGraphQL(GraphQL[Context, None]):
     ) -> None:
         limits = limits or LimitSettings()
         self.max_body_bytes = limits.max_body_bytes
+        self.max_concurrent_requests = limits.max_concurrent_requests
+        self.in_flight = 0  # HTTP GraphQL requests being served
         schema = build_schema(caches=caches, limits=limits)
         super().__init__(
             schema,
@@ -108,7 +114,33 @@ class JobgateGraphQL(GraphQL[Context, None]):
         if graphql_http.declared_too_large(request, self.max_body_bytes):
             await graphql_http.body_too_large(request, self.max_body_bytes)(scope, receive, send)
             return
+        if self.in_flight >= self.max_concurrent_requests:
+            busy = GraphQLError(
+                f"the gateway serves {self.max_concurrent_requests} requests at once; "
+                "retry shortly",
+                extensions={"code": LIMIT_EXCEEDED, "limit": "limits.max_concurrent_requests"},
+            )
+            await graphql_http.refused(request, 503, busy, 1)(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self._serve_http(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive=graphql_http.bounded_receive(receive, self.max_body_bytes))
+        identity, rejected = identify(
+            self.services.authenticator, request.headers.get("authorization")
+        )
+        # get_context takes the caller from here: a request is identified once.
+        request.state.caller = (identity, rejected)
+        if request.method == "POST" or request.query_params.get("query"):
+            refusal = await Context(self.services, request, identity).take_request()
+            if refusal is not None:
+                retry_after = int((refusal.extensions or {})["retryAfter"])
+                await graphql_http.refused(request, 429, refusal, retry_after)(scope, receive, send)
+                return
         try:
             # However many store calls the operation makes, it waits for the store this long
             # in all: a store that is away answers STORE_UNAVAILABLE within it.
@@ -145,7 +177,12 @@ class JobgateGraphQL(GraphQL[Context, None]):
         if graphql_http.is_request_error(result):
             processed.pop("data", None)  # a request error has no data entry
             sub_response: Response = request.state.sub_response
-            if sub_response.media_type == graphql_http.GRAPHQL_RESPONSE:
+            retry_after = graphql_http.retry_after_of(result)
+            if retry_after is not None:
+                # Past the caller's cost allowance: refused before it ran, whatever the type.
+                sub_response.status_code = 429
+                sub_response.headers["retry-after"] = str(retry_after)
+            elif sub_response.media_type == graphql_http.GRAPHQL_RESPONSE:
                 sub_response.status_code = 400
         return processed
 
@@ -162,9 +199,10 @@ class JobgateGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        identity, rejected = identify(
-            self.services.authenticator, request.headers.get("authorization")
-        )
+        identified = getattr(request.state, "caller", None)
+        if identified is None:  # a WebSocket: on_ws_connect may identify it again
+            identified = identify(self.services.authenticator, request.headers.get("authorization"))
+        identity, rejected = identified
         return Context(self.services, request, identity, rejected)
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -205,7 +243,16 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     providers = ProviderRegistry(
         build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms))
     )
-    jobs = JobService(store, catalog, providers, bus, feed, max_ids=settings.limits.max_ids)
+    limits = settings.limits
+    jobs = JobService(
+        store,
+        catalog,
+        providers,
+        bus,
+        feed,
+        max_ids=limits.max_ids,
+        quotas=Quotas(limits.max_active_jobs_per_user, limits.max_active_replicas_per_user),
+    )
     reconciler = Reconciler(
         jobs,
         interval=settings.reconcile.interval_seconds,
@@ -226,6 +273,11 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         providers=providers,
         commands=CommandService(
             store, providers, signal, poll_interval=settings.feed.poll_interval_seconds
+        ),
+        rates=RateLimits(settings.limits, settings.bus.url),
+        occupancy=Occupancy(
+            max_websockets=settings.limits.max_websockets_per_caller,
+            max_subscriptions=settings.limits.max_subscriptions_per_caller,
         ),
     )
     origins = settings.server.allowed_origins
@@ -256,6 +308,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             for adapter in providers.all:
                 await adapter.stop()
             await feed.stop()
+            await services.rates.close()
             await bus.disconnect()
             await store.close()
 

@@ -134,6 +134,39 @@ class LimitSettings(_Strict):
         gt=0,
         description="A WebSocket not initialised (connection_init acknowledged) by then closes",
     )
+    # Per caller: a user, a provider, or (without a token) a client address.
+    requests_per_minute: int = Field(
+        default=1200, ge=1, description="Requests and subscriptions per caller (HTTP 429)"
+    )
+    cost_per_minute: int = Field(
+        default=300_000, ge=100, description="Cost (as max_cost counts it) per caller"
+    )
+    max_websockets_per_caller: int = Field(default=100, ge=1)
+    max_subscriptions_per_caller: int = Field(default=200, ge=1)
+    # The whole gateway.
+    max_connections: int = Field(
+        default=10_000,
+        ge=1,
+        description="Open TCP connections; kept reserved_descriptors below the open-file limit",
+    )
+    reserved_descriptors: int = Field(
+        default=256, ge=16, description="Descriptors kept for jobs, the store and log files"
+    )
+    max_concurrent_requests: int = Field(
+        default=256, ge=1, description="HTTP GraphQL requests in flight (HTTP 503 beyond)"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A connection's request head must arrive within this"
+    )
+    # Quotas, per user, over the jobs not yet final.
+    max_active_jobs_per_user: int = Field(default=1000, ge=1)
+    max_active_replicas_per_user: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _cost_fits_a_minute(self) -> LimitSettings:
+        if self.cost_per_minute < self.max_cost:
+            raise ValueError("cost_per_minute must be at least max_cost")
+        return self
 
 
 class LogSettings(_Strict):
@@ -200,7 +233,12 @@ class WorkspaceOptions(_Strict):
 class LocalAdapterOptions(WorkspaceOptions):
     """How the local adapter runs jobs, in a gateway or in an agent."""
 
-    max_concurrent_jobs: int = Field(default=64, ge=1)
+    max_concurrent_jobs: int = Field(
+        default=64,
+        ge=1,
+        description="Replicas running at once (a job counts as its replicas); more wait "
+        "IN_QUEUE, and a job with more replicas is refused at submit",
+    )
     cancel_grace_seconds: float = Field(default=5.0, ge=0)
     sandbox: Literal["bubblewrap", "none"] = Field(
         default="bubblewrap",

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.gateway import ALICE, GraphQLClient
@@ -83,14 +84,21 @@ class ServeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/graphql"
 
-    def start(self, token: str = ALICE, env: dict[str, str] | None = None) -> GraphQLClient:
-        """Start it (with `env` on top of this process's environment) and wait for its port."""
+    def start(
+        self,
+        token: str = ALICE,
+        env: dict[str, str] | None = None,
+        preexec: Callable[[], None] | None = None,
+    ) -> GraphQLClient:
+        """Start it (with `env` on top of this process's environment, and `preexec` run in the
+        child before it starts) and wait for its port."""
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
                 [str(JOBGATE), "serve", "--config", str(self.config), "--port", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=None if env is None else {**os.environ, **env},
+                preexec_fn=preexec,
             )
         wait_for_port(self.port)
         return self.client(token)

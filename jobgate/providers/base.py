@@ -49,6 +49,11 @@ class ProviderAdapter(Protocol):
         """Where its users' and projects' files are, when this host sees them (the gateway then
         checks every path at submit); None when the back end checks them itself (an agent)."""
 
+    @property
+    def max_replicas(self) -> int | None:
+        """The most replicas one job may ask for here (refused at submit beyond it); None
+        when the back end bounds that itself."""
+
     async def start(self, context: ProviderContext) -> None:
         """Begin work, and follow again (or settle) the jobs it was given before a restart."""
 

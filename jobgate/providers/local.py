@@ -91,8 +91,9 @@ class LocalProvider:
         self._account = account
         self._layout = layout
         self._workspaces: Workspaces | None = None
+        # Replicas (processes), not jobs: one job of 1,000 replicas is 1,000 processes.
         self._max_running = max_concurrent_jobs
-        self._running = 0  # jobs with a supervisor, started here or found running
+        self._running = 0  # replicas of jobs with a supervisor, started here or found running
         self._slot_freed = asyncio.Condition()
         self._grace = cancel_grace_seconds
         self._jobs: dict[str, _LocalJob] = {}
@@ -102,6 +103,10 @@ class LocalProvider:
     @property
     def online(self) -> bool:
         return True
+
+    @property
+    def max_replicas(self) -> int:
+        return self._max_running  # a bigger job could never have all its replicas started
 
     @property
     def workspaces(self) -> Workspaces:
@@ -222,8 +227,11 @@ class LocalProvider:
     async def _run(self, local: _LocalJob) -> None:
         """Wait for a slot, start the supervisor, follow the job to its end."""
         job = local.job
+        # Submit refuses bigger jobs; one given under a larger limit before a restart still
+        # runs, alone.
+        slots = min(job.specification.replicas, self._max_running)
         try:
-            await self._claim_slot()
+            await self._claim_slots(slots)
             try:
                 if local.cancelled:
                     return
@@ -231,7 +239,7 @@ class LocalProvider:
                 if child is not None:
                     await self._follow(local, child)
             finally:
-                await self._release_slot()
+                await self._release_slots(slots)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -240,15 +248,15 @@ class LocalProvider:
         finally:
             self._jobs.pop(job.id, None)
 
-    async def _claim_slot(self) -> None:
+    async def _claim_slots(self, replicas: int) -> None:
         async with self._slot_freed:
-            await self._slot_freed.wait_for(lambda: self._running < self._max_running)
-            self._running += 1
+            await self._slot_freed.wait_for(lambda: self._running + replicas <= self._max_running)
+            self._running += replicas
 
-    async def _release_slot(self) -> None:
+    async def _release_slots(self, replicas: int) -> None:
         async with self._slot_freed:
-            self._running -= 1
-            self._slot_freed.notify()
+            self._running -= replicas
+            self._slot_freed.notify_all()  # a freed slot may be what a smaller job waits for
 
     async def _launch(self, local: _LocalJob) -> int | None:
         """Start the job's supervisor: its pid, or None when the job could not be started
@@ -419,7 +427,7 @@ class LocalProvider:
 
     async def _follow_found(self, local: _LocalJob) -> None:
         async with self._slot_freed:
-            self._running += 1  # it runs, whatever the limit: count it
+            self._running += local.job.specification.replicas  # it runs, whatever the limit
         try:
             await self._follow(local)
         except asyncio.CancelledError:
@@ -427,7 +435,7 @@ class LocalProvider:
         except Exception:
             log.exception("the local provider failed while following job %s", local.job.id)
         finally:
-            await self._release_slot()
+            await self._release_slots(local.job.specification.replicas)
             self._jobs.pop(local.job.id, None)
 
     # --- reporting ------------------------------------------------------------------------------

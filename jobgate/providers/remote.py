@@ -51,6 +51,10 @@ class RemoteProvider:
         return self._agents > 0
 
     @property
+    def max_replicas(self) -> None:
+        return None  # the agent's adapter refuses what it cannot run
+
+    @property
     def workspaces(self) -> None:
         return None  # the agent resolves paths where the files are, before it starts a job
 

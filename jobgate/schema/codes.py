@@ -10,8 +10,13 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL_SERVER_ERROR"
 # A document past one of the `[limits]` (extensions.limit names which).
 LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+# A caller past its allowance per minute (extensions.limit names it, extensions.retryAfter
+# says in how many seconds to retry); over HTTP, status 429 with a Retry-After header.
+RATE_LIMITED = "RATE_LIMITED"
 # The codes of request errors: the request was refused before anything ran.
-REQUEST_ERROR_CODES = frozenset({PARSE_FAILED, VALIDATION_FAILED, BAD_USER_INPUT, LIMIT_EXCEEDED})
+REQUEST_ERROR_CODES = frozenset(
+    {PARSE_FAILED, VALIDATION_FAILED, BAD_USER_INPUT, LIMIT_EXCEEDED, RATE_LIMITED}
+)
 
 
 def code_of(error: GraphQLError) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
@@ -17,9 +18,12 @@ from jobgate.domain.job import JobUpdate
 from jobgate.errors import Forbidden, Unauthenticated
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
+from jobgate.schema.codes import RATE_LIMITED
 from jobgate.services.commands import CommandService
 from jobgate.services.jobs import JobService, ProviderRegistry
 from jobgate.services.logs import JobLogService
+from jobgate.services.occupancy import Occupancy
+from jobgate.services.rates import RateLimits, RateRefusal, caller_key
 from jobgate.services.watch import JobWatcher
 from jobgate.storage.base import JobStore
 
@@ -48,6 +52,8 @@ class Services:
     catalog: Catalog
     providers: ProviderRegistry
     commands: CommandService
+    rates: RateLimits
+    occupancy: Occupancy
 
 
 @dataclass
@@ -75,6 +81,22 @@ class Context:
                 found[(job_id, last)] = loaded.get(job_id, [])
         return [found[key] for key in keys]
 
+    @property
+    def caller_key(self) -> str:
+        """Whose allowances this request draws from (`services.rates.caller_key`)."""
+        client = self.request.client
+        return caller_key(self.identity, None if client is None else client.host)
+
+    async def take_request(self) -> GraphQLError | None:
+        """Count a request (or subscription) against the caller's allowance."""
+        refusal = await self.services.rates.take_request(self.caller_key)
+        return None if refusal is None else rate_limited(refusal)
+
+    async def charge_cost(self, cost: int) -> GraphQLError | None:
+        """Spend an operation's cost from the caller's allowance (`schema.limits.CostLimit`)."""
+        refusal = await self.services.rates.take_cost(self.caller_key, cost)
+        return None if refusal is None else rate_limited(refusal)
+
     def caller(self) -> Identity:
         """The authenticated caller, user or provider."""
         if self.identity is None:
@@ -94,6 +116,17 @@ class Context:
         if not isinstance(identity, ProviderIdentity):
             raise Forbidden("this operation is for providers only")
         return identity
+
+
+def rate_limited(refusal: RateRefusal) -> GraphQLError:
+    return GraphQLError(
+        refusal.message,
+        extensions={
+            "code": RATE_LIMITED,
+            "limit": refusal.limit,
+            "retryAfter": refusal.retry_after,
+        },
+    )
 
 
 def identify(authenticator: Authenticator, header: str | None) -> tuple[Identity | None, bool]:

@@ -278,6 +278,8 @@ DESCRIPTIONS: dict[str, str] = {
     "UserErrorCode.IDEMPOTENCY_KEY_REUSED": "The idempotency key was used for another request.",
     "UserErrorCode.PRECONDITION_FAILED": "The provider refused, or an update's precondition "
     "did not hold.",
+    "UserErrorCode.QUOTA_EXCEEDED": "The caller's jobs not yet finished (or their replicas) "
+    "would pass the site's per-user limit.",
     # --- catalog -------------------------------------------------------------------------------
     "Application": "A program jobs can run, with the parameters it takes.",
     "Application.name": "Its name.",

@@ -18,9 +18,9 @@ setting (`limits.max_depth`), so a client knows which bound it met.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from graphql import (
     DocumentNode,
@@ -197,37 +197,51 @@ def limit_rule(limits: LimitSettings) -> type[ValidationRule]:
     return DocumentLimits
 
 
-def cost_problem(
+def operation_cost(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation_name: str | None,
     variables: dict[str, Any] | None,
     limits: LimitSettings,
-) -> GraphQLError | None:
-    """Why the operation costs too much with these variables, or None."""
+) -> int | None:
+    """What the operation may cost with these variables; None if the document has no such
+    operation (validation reports that)."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
-        return None  # validation reports it
+        return None
     walk = _Walk(schema, _fragments(document), limits, variables=variables or {})
     walk.operation(operation)
-    if walk.cost <= limits.max_cost:
+    return walk.cost
+
+
+def cost_problem(cost: int | None, limits: LimitSettings) -> GraphQLError | None:
+    """Why an operation of this cost is refused, or None."""
+    if cost is None or cost <= limits.max_cost:
         return None
     return limit_error(
-        f"the document may resolve {walk.cost} fields; at most {limits.max_cost} "
+        f"the document may resolve {cost} fields; at most {limits.max_cost} "
         "(a list counts as its `first`)",
         "max_cost",
     )
 
 
+@runtime_checkable
+class ChargesCost(Protocol):
+    """A request context that spends a caller's allowance (`jobgate.schema.context.Context`)."""
+
+    async def charge_cost(self, cost: int) -> GraphQLError | None: ...
+
+
 class CostLimit(SchemaExtension):
     """Refuses an operation past `max_cost`, with its variables' values, after validation (the
-    schema's last extension, so the validation cache has run)."""
+    schema's last extension, so the validation cache has run), and spends its cost from the
+    caller's allowance per minute (`limits.cost_per_minute`)."""
 
     def __init__(self, limits: LimitSettings) -> None:
         super().__init__()
         self.limits = limits
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None:
@@ -236,13 +250,17 @@ class CostLimit(SchemaExtension):
                     context.schema._schema, document, context.validation_rules
                 )
             if not context.pre_execution_errors:
-                problem = cost_problem(
+                cost = operation_cost(
                     context.schema._schema,
                     document,
                     context.operation_name,
                     context.variables,
                     self.limits,
                 )
+                problem = cost_problem(cost, self.limits)
+                charges = context.context
+                if problem is None and cost is not None and isinstance(charges, ChargesCost):
+                    problem = await charges.charge_cost(cost)
                 if problem is not None:
                     context.pre_execution_errors = [problem]
         yield

@@ -8,6 +8,7 @@ import gc
 import uvicorn
 from starlette.applications import Starlette
 
+from jobgate.server.http_protocol import bounded_protocol, descriptor_budget
 from jobgate.server.protocol import LeanWebSocketProtocol
 from jobgate.settings import LimitSettings, ServerSettings
 
@@ -21,8 +22,12 @@ def uvicorn_config(
         port=server.port,
         log_level=log_level,
         # h11, not httptools: httptools takes request heads of any size, h11 stops at this one
-        # (and answers 400). A WebSocket message past the body limit closes its socket (1009).
-        http="h11",
+        # (and answers 400); jobgate's h11 protocol adds a head timeout and a connection
+        # bound. A WebSocket message past the body limit closes its socket (1009).
+        http=bounded_protocol(
+            limits.header_timeout_seconds,
+            descriptor_budget(limits.max_connections, limits.reserved_descriptors),
+        ),
         h11_max_incomplete_event_size=limits.max_header_bytes,
         ws_max_size=limits.max_body_bytes,
         # "on", not "auto": a gateway whose store or bus cannot open must stop, not serve.

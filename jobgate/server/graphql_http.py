@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive
 from strawberry.types import ExecutionResult
 
-from jobgate.schema.codes import LIMIT_EXCEEDED, REQUEST_ERROR_CODES, code_of
+from jobgate.schema.codes import LIMIT_EXCEEDED, RATE_LIMITED, REQUEST_ERROR_CODES, code_of
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -44,7 +45,7 @@ def is_request_error(result: ExecutionResult) -> bool:
     )
 
 
-def error_body(message: str, code: str = BAD_REQUEST, **extensions: str) -> bytes:
+def error_body(message: str, code: str = BAD_REQUEST, **extensions: str | int) -> bytes:
     payload = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
     return json.dumps(payload, separators=(",", ":")).encode()
 
@@ -53,6 +54,25 @@ def error_response(request: Request, status_code: int, message: str) -> Response
     return Response(
         error_body(message), status_code=status_code, media_type=response_media_type(request)
     )
+
+
+def refused(
+    request: Request, status_code: int, error: GraphQLError, retry_after: int | None
+) -> Response:
+    """A request refused before it ran (429, 503), with a Retry-After header when given."""
+    body = json.dumps({"errors": [error.formatted]}, separators=(",", ":")).encode()
+    headers = {} if retry_after is None else {"retry-after": str(retry_after)}
+    return Response(
+        body, status_code=status_code, media_type=response_media_type(request), headers=headers
+    )
+
+
+def retry_after_of(result: ExecutionResult) -> int | None:
+    """If a caller's allowance refused the operation: in how many seconds to retry."""
+    for error in result.errors or []:
+        if code_of(error) == RATE_LIMITED:
+            return int((error.extensions or {}).get("retryAfter", 1))
+    return None
 
 
 class BodyTooLarge(Exception):

@@ -12,6 +12,7 @@ import enum
 import hashlib
 import json
 import logging
+import sys
 import time
 import weakref
 from collections import defaultdict
@@ -130,6 +131,17 @@ class ProviderRegistry:
         return list(self._adapters.values())
 
 
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """What one user may have that is not final yet (`[limits]` max_active_*_per_user)."""
+
+    active_jobs: int
+    active_replicas: int
+
+
+UNBOUNDED = Quotas(active_jobs=sys.maxsize, active_replicas=sys.maxsize)
+
+
 class JobService:
     """Validates, authorizes and applies UCloud's rules; the only writer of jobs."""
 
@@ -142,8 +154,10 @@ class JobService:
         feed: UpdateFeed | None = None,
         clock: Callable[[], int] = now_ms,
         max_ids: int = DEFAULT_MAX_IDS,
+        quotas: Quotas = UNBOUNDED,
     ) -> None:
         self.max_ids = max_ids
+        self.quotas = quotas
         self.store = store
         self.catalog = catalog
         self.providers = providers
@@ -214,6 +228,8 @@ class JobService:
         specs, problems = validate_specifications(request.specifications, self.catalog)
         owner = ResourceOwner(user.username, request.project)
         if not problems:
+            problems = self._capacity_problems(specs)
+        if not problems:
             problems = await asyncio.to_thread(self._workspace_problems, owner, specs)
         if problems:
             return Outcome([], problems)
@@ -230,7 +246,9 @@ class JobService:
             earlier = await self.store.earlier_submission(submission)
             if earlier is not None:
                 return Outcome(earlier.jobs, [])
-            problems = await self._duplicate_problems(user, specs)
+            problems = await self._quota_problems(user, specs)
+            if not problems:
+                problems = await self._duplicate_problems(user, specs)
             if problems:
                 return Outcome([], problems)
             created = await self.store.create_jobs(submission)
@@ -247,6 +265,48 @@ class JobService:
                 # Stored with their outbox entries: accepted. The drain hands them over later.
                 log.warning("jobs stored; their hand-over waits for the store: %s", error.message)
         return Outcome(created.jobs, [], created.first_updates)
+
+    def _capacity_problems(self, specs: Sequence[JobSpecification]) -> list[UserProblem]:
+        """Jobs with more replicas than their provider can ever run at once."""
+        problems: list[UserProblem] = []
+        for index, spec in enumerate(specs):
+            adapter = self.providers.get(spec.product.provider)
+            most = None if adapter is None else adapter.max_replicas
+            if most is not None and spec.replicas > most:
+                problems.append(
+                    UserProblem(
+                        UserErrorCode.INVALID_PARAMETER,
+                        f"provider '{spec.product.provider}' runs at most {most} replicas at once",
+                        index=index,
+                        field=("replicas",),
+                    )
+                )
+        return problems
+
+    async def _quota_problems(
+        self, user: User, specs: Sequence[JobSpecification]
+    ) -> list[UserProblem]:
+        """Whether these jobs keep the user within the per-user quotas (`Quotas`). Submits
+        running at the same moment may each pass alone and together go past by their size."""
+        usage = await self.store.active_usage(user.username)
+        jobs, replicas = len(specs), sum(spec.replicas for spec in specs)
+        for have, adding, most, what, setting in (
+            (usage.jobs, jobs, self.quotas.active_jobs, "jobs", "max_active_jobs_per_user"),
+            (
+                usage.replicas,
+                replicas,
+                self.quotas.active_replicas,
+                "replicas",
+                "max_active_replicas_per_user",
+            ),
+        ):
+            if have + adding > most:
+                message = (
+                    f"you have {have} {what} not yet finished and at most {most} are allowed "
+                    f"(limits.{setting}); these would add {adding}"
+                )
+                return [UserProblem(UserErrorCode.QUOTA_EXCEEDED, message, field=("jobs",))]
+        return []
 
     def _workspace_problems(
         self, owner: ResourceOwner, specs: Sequence[JobSpecification]

@@ -179,6 +179,14 @@ def job_number(job_id: str) -> int | None:
     return int(job_id)
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveUsage:
+    """What one user has that is not final yet (the per-user quotas count it)."""
+
+    jobs: int
+    replicas: int
+
+
 class JobStore(Protocol):
     """Durable jobs and their ordered update log. Raises `StoreUnavailable` when unreachable."""
 
@@ -219,6 +227,9 @@ class JobStore(Protocol):
 
     async def count_jobs(self, visibility: Visibility, job_filter: JobFilter) -> int:
         """How many visible jobs match the filter."""
+
+    async def active_usage(self, username: str) -> ActiveUsage:
+        """How many jobs that `username` created are not final yet, and their replicas."""
 
     async def updates_of(
         self, job_ids: Sequence[str], last: int | None = None

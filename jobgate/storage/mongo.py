@@ -37,10 +37,11 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError,
 
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
-from jobgate.domain.states import JobState
+from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
+    ActiveUsage,
     CreatedJobs,
     JobFilter,
     JobOrder,
@@ -540,6 +541,17 @@ class MongoJobStore:
             return await self._jobs.count_documents(
                 {"$and": [_visibility_query(visibility), _filter_query(job_filter)]}
             )
+
+    async def active_usage(self, username: str) -> ActiveUsage:
+        await self._catch_up()
+        states = sorted(state.value for state in ACTIVE_STATES)
+        async with self._call("active_usage"):
+            # Only the replica counts come back, of at most the quota's number of jobs.
+            docs = await self._jobs.find(
+                {"createdBy": username, "state": {"$in": states}},
+                projection={"spec.replicas": True, "_id": False},
+            ).to_list(None)
+        return ActiveUsage(jobs=len(docs), replicas=sum(doc["spec"]["replicas"] for doc in docs))
 
     async def updates_of(
         self, job_ids: Sequence[str], last: int | None = None

@@ -21,10 +21,11 @@ import aiosqlite
 
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
-from jobgate.domain.states import JobState
+from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
+    ActiveUsage,
     CreatedJobs,
     JobFilter,
     JobPage,
@@ -402,6 +403,16 @@ class SqliteJobStore:
             "count_jobs",
         )
         return int(rows[0][0])
+
+    async def active_usage(self, username: str) -> ActiveUsage:
+        states = sorted(state.value for state in ACTIVE_STATES)
+        rows = await self._fetch(
+            "SELECT count(*), coalesce(sum(json_extract(spec, '$.replicas')), 0) FROM jobs"
+            f" WHERE created_by = ? AND state IN ({placeholders(len(states))})",
+            [username, *states],
+            "active_usage",
+        )
+        return ActiveUsage(jobs=int(rows[0][0]), replicas=int(rows[0][1]))
 
     async def updates_of(
         self, job_ids: Sequence[str], last: int | None = None

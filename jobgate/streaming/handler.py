@@ -32,6 +32,13 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from jobgate.cursors import decode_position
 from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
+from jobgate.streaming.admission import (
+    TOO_MANY_CONNECTIONS,
+    TRY_AGAIN_LATER,
+    ConnectionSeat,
+    admit_subscription,
+    end_subscription,
+)
 from jobgate.streaming.codes import coded
 from jobgate.streaming.plan import WatchPlan
 from jobgate.streaming.render import RendererPool
@@ -45,7 +52,21 @@ class ServesWatches(Protocol):
 
 
 class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    _seat: ConnectionSeat | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            if self._seat is not None:
+                self._seat.release()
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if not self.connection_init_received:
+            self._seat = ConnectionSeat(self.context)
+            if not self._seat.take(message.get("payload")):
+                await self.websocket.close(code=TRY_AGAIN_LATER, reason=TOO_MANY_CONNECTIONS)
+                return
         await super().handle_connection_init(message)
         if self.connection_init_received:
             # Cancelled by now; Strawberry would keep the task object for the connection's life.
@@ -61,10 +82,19 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         plan = renderers.planner.plan(
             operation.query, operation.variables, operation.operation_name
         )
-        if plan is None:
-            await super().run_operation(operation)
+        # On Strawberry's path the schema's CostLimit spends the operation's cost.
+        refusal = await admit_subscription(self.context, None if plan is None else plan.cost)
+        if refusal is not None:
+            with contextlib.suppress(WebSocketDisconnected):
+                await operation.send_initial_errors([refusal])
             return
-        await self._watch(operation, plan, renderers)
+        try:
+            if plan is None:
+                await super().run_operation(operation)
+            else:
+                await self._watch(operation, plan, renderers)
+        finally:
+            end_subscription(self.context)
 
     async def _watch(
         self, operation: Operation[Context, None], plan: WatchPlan, renderers: RendererPool

@@ -21,11 +21,20 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 )
 
 from jobgate.schema.context import Context
+from jobgate.streaming.admission import (
+    TOO_MANY_CONNECTIONS,
+    TRY_AGAIN_LATER,
+    ConnectionSeat,
+    admit_subscription,
+    end_subscription,
+)
 from jobgate.streaming.codes import coded
 
 
 class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     _init_received = False
+
+    _seat: ConnectionSeat | None = None
 
     async def handle(self) -> None:
         timeout = self.view.connection_init_wait_timeout.total_seconds()
@@ -36,6 +45,8 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
+            if self._seat is not None:
+                self._seat.release()
 
     async def _close_unless_initialised(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -47,7 +58,30 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.websocket.close(code=4429, reason="Too many initialisation requests")
             return
         self._init_received = True
+        self._seat = ConnectionSeat(self.context)
+        if not self._seat.take(message.get("payload")):
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason=TOO_MANY_CONNECTIONS)
+            return
         await super().handle_connection_init(message)
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        refusal = await admit_subscription(self.context)  # the schema's CostLimit spends cost
+        if refusal is not None:
+            self.tasks.pop(operation_id, None)
+            await self.send_message(
+                {"type": "error", "id": operation_id, "payload": refusal.formatted}
+            )
+            return
+        try:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            end_subscription(self.context)
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "error" and "payload" in message:

@@ -42,6 +42,7 @@ from jobgate.schema.limits import (
     BoundedParserCache,
     CostLimit,
     cost_problem,
+    operation_cost,
 )
 from jobgate.settings import LimitSettings
 
@@ -62,6 +63,8 @@ class WatchPlan:
     after: str | None
     key: tuple[str, str | None, str]
     depends_on_permissions: bool
+    # What the operation costs (`[limits] max_cost`'s count), spent from the caller's allowance.
+    cost: int = 0
 
 
 class WatchPlanner:
@@ -120,10 +123,14 @@ class WatchPlanner:
         if analysed is None:
             return None
         document, depends_on_permissions = analysed
-        if self._cost_limits is not None and cost_problem(
-            self.graphql_schema, document, operation_name, variables, self._cost_limits
-        ):
-            return None  # Strawberry's path refuses it, with its code
+        cost = 0
+        if self._cost_limits is not None:
+            found = operation_cost(
+                self.graphql_schema, document, operation_name, variables, self._cost_limits
+            )
+            if cost_problem(found, self._cost_limits):
+                return None  # Strawberry's path refuses it, with its code
+            cost = found or 0
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
             return None
@@ -156,6 +163,7 @@ class WatchPlanner:
             after=arguments.get("after"),
             key=(query, operation_name, canonical),
             depends_on_permissions=depends_on_permissions,
+            cost=cost,
         )
 
     def _valid_document(self, query: str) -> tuple[DocumentNode, bool] | None:

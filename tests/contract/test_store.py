@@ -14,6 +14,7 @@ from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import IdempotencyKeyReused
 from jobgate.storage.base import (
+    ActiveUsage,
     JobFilter,
     JobOrder,
     JobQuery,
@@ -103,6 +104,20 @@ async def test_an_update_is_stored_with_the_new_status_in_one_write(store: JobSt
     assert fresh.version == job.version + 1
     history = (await store.updates_of([job.id]))[job.id]
     assert [u.request.state for u in history] == [JobState.IN_QUEUE, JobState.RUNNING]
+
+
+async def test_active_usage_counts_a_users_unfinished_jobs_and_their_replicas(
+    store: JobStore,
+) -> None:
+    three = dataclasses.replace(spec(), replicas=3)
+    jobs = (await store.create_jobs(submission(three, spec(), spec()))).jobs
+    await store.create_jobs(submission(three, user="bob"))
+    assert await store.active_usage("alice") == ActiveUsage(jobs=3, replicas=5)
+    done = JobStatus(JobState.SUCCESS)
+    await store.commit_update(jobs[0], UpdateRequest(jobs[0].id, state=JobState.SUCCESS), done, 9)
+    assert await store.active_usage("alice") == ActiveUsage(jobs=2, replicas=2)
+    assert await store.active_usage("bob") == ActiveUsage(jobs=1, replicas=3)
+    assert await store.active_usage("nobody") == ActiveUsage(jobs=0, replicas=0)
 
 
 async def test_a_write_from_a_stale_read_loses(store: JobStore) -> None:

@@ -40,6 +40,7 @@ class RecordingProvider:
     # Set to hold every command until the test releases it.
     gate: asyncio.Event | None = None
     workspaces: Workspaces | None = None
+    max_replicas: int | None = None
 
     def __post_init__(self) -> None:
         if not self.products:

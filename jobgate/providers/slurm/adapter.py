@@ -104,6 +104,10 @@ class SlurmProvider:
         return True
 
     @property
+    def max_replicas(self) -> None:
+        return None  # Slurm refuses (or queues) what the cluster cannot take
+
+    @property
     def workspaces(self) -> Workspaces:
         assert self._workspaces is not None, "start() sets the workspaces"
         return self._workspaces

@@ -1,0 +1,79 @@
+"""What a WebSocket connection may hold, for both protocols' handlers: a place among its
+caller's connections (`limits.max_websockets_per_caller`), and per subscription a place among
+its caller's subscriptions, one request of its allowance and the operation's cost
+(`limits.max_subscriptions_per_caller`, `requests_per_minute`, `cost_per_minute`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+from jobgate.schema.codes import LIMIT_EXCEEDED
+from jobgate.schema.context import Context
+
+# RFC 6455's "Try Again Later": the server refuses for now, for a reason that passes.
+TRY_AGAIN_LATER = 1013
+TOO_MANY_CONNECTIONS = "too many connections for this caller (limits.max_websockets_per_caller)"
+
+
+class ConnectionSeat:
+    """The connection's place among its caller's connections, taken at `connection_init`."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._held: str | None = None
+
+    def take(self, params: Any) -> bool:
+        """Take a place for the caller that `connection_init`'s `params` name (its token, or
+        the upgrade request's); False if that caller has all its connections open."""
+        if self._held is not None:
+            return True
+        services = self.context.services
+        identity = self.context.identity
+        header = _authorization(params)
+        if header is not None:
+            identity = services.authenticator.from_authorization(header)
+        probe = Context(services, self.context.request, identity)
+        key = probe.caller_key
+        if not services.occupancy.open_websocket(key):
+            return False
+        self._held = key
+        return True
+
+    def release(self) -> None:
+        if self._held is not None:
+            self.context.services.occupancy.close_websocket(self._held)
+            self._held = None
+
+
+def _authorization(params: Any) -> str | None:
+    if not isinstance(params, dict):
+        return None
+    value = next((v for k, v in params.items() if str(k).lower() == "authorization"), None)
+    return None if value is None else str(value)
+
+
+async def admit_subscription(context: Context, cost: int | None = None) -> GraphQLError | None:
+    """Take a subscription place and a request (and, given, the cost) from the caller's
+    allowances; the refusal if there is none. A subscription admitted here must end with
+    `end_subscription`."""
+    occupancy = context.services.occupancy
+    key = context.caller_key
+    if not occupancy.start_subscription(key):
+        return GraphQLError(
+            f"this caller has {occupancy.max_subscriptions} subscriptions open "
+            "(limits.max_subscriptions_per_caller)",
+            extensions={"code": LIMIT_EXCEEDED, "limit": "limits.max_subscriptions_per_caller"},
+        )
+    refusal = await context.take_request()
+    if refusal is None and cost:
+        refusal = await context.charge_cost(cost)
+    if refusal is not None:
+        occupancy.end_subscription(key)
+    return refusal
+
+
+def end_subscription(context: Context) -> None:
+    context.services.occupancy.end_subscription(context.caller_key)
