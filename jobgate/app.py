@@ -237,7 +237,12 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         poll_interval=settings.feed.poll_interval_seconds,
         max_queued=settings.feed.max_queued_events,
     )
-    logs = JobLogHub(tail_lines=settings.logs.tail_lines, max_jobs=settings.logs.max_jobs)
+    logs = JobLogHub(
+        tail_lines=settings.logs.tail_lines,
+        max_jobs=settings.logs.max_jobs,
+        tail_bytes=settings.logs.tail_bytes,
+        total_bytes=settings.logs.total_bytes,
+    )
     signal = CommandSignal()
     feed.ring_listeners.append(signal.notify)
     providers = ProviderRegistry(

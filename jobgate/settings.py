@@ -170,8 +170,14 @@ class LimitSettings(_Strict):
 
 
 class LogSettings(_Strict):
-    tail_lines: int = Field(default=1000, ge=1)
-    max_jobs: int = Field(default=1000, ge=1)
+    """Job output kept in memory for `jobLogs` (the whole output stays in the job's files)."""
+
+    tail_lines: int = Field(default=1000, ge=1, description="Lines kept per job")
+    max_jobs: int = Field(default=1000, ge=1, description="Jobs whose lines are kept")
+    tail_bytes: int = Field(default=1 << 20, ge=1024, description="Bytes of lines kept per job")
+    total_bytes: int = Field(
+        default=128 << 20, ge=1024, description="Bytes of lines kept for all jobs together"
+    )
 
 
 class UserSettings(_Strict):

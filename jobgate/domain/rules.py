@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from jobgate.domain.job import JobStatus, UpdateRequest
+from jobgate.domain.paths import PATH_MAX_LENGTH
 from jobgate.domain.states import RESTARTABLE_STATES, JobState
 from jobgate.errors import UserErrorCode
 
@@ -41,6 +42,8 @@ class Rejected:
 Decision = Applied | Skipped | Rejected
 
 STATUS_MAX_LENGTH = 4000
+# Slurm's ids are a few digits, Kubernetes' names at most 253 characters.
+PROVIDER_ID_MAX_LENGTH = 256
 _T = TypeVar("_T")
 
 
@@ -59,6 +62,21 @@ def check_update(request: UpdateRequest) -> Rejected | None:
         return Rejected(
             UserErrorCode.INVALID_PARAMETER,
             f"status may have at most {STATUS_MAX_LENGTH} characters",
+        )
+    if request.output_folder is not None and (
+        "\0" in request.output_folder or len(request.output_folder.encode()) > PATH_MAX_LENGTH
+    ):
+        return Rejected(
+            UserErrorCode.INVALID_PARAMETER,
+            f"outputFolder must be a path of at most {PATH_MAX_LENGTH} bytes, without NUL",
+        )
+    if request.provider_generated_id is not None and (
+        len(request.provider_generated_id) > PROVIDER_ID_MAX_LENGTH
+        or not request.provider_generated_id.isprintable()
+    ):
+        return Rejected(
+            UserErrorCode.INVALID_PARAMETER,
+            f"providerGeneratedId may have at most {PROVIDER_ID_MAX_LENGTH} printable characters",
         )
     changes = (
         request.state,

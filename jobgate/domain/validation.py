@@ -45,6 +45,14 @@ def validate_specifications(
 
 
 _Found = list[tuple[UserErrorCode, tuple[str, ...], str]]
+SHOWN_MAX_LENGTH = 100
+
+
+def shown(text: str) -> str:
+    """`text` as an error message repeats it: cut short, so a huge value is not echoed whole."""
+    if len(text) <= SHOWN_MAX_LENGTH:
+        return text
+    return text[:SHOWN_MAX_LENGTH] + f"… ({len(text)} characters)"
 
 
 def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecification, _Found]:
@@ -76,6 +84,10 @@ def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecific
         problem = path_problem(file.path)
         if problem is not None:
             found.append((invalid, field, problem))
+    if spec.opened_file is not None:
+        problem = path_problem(spec.opened_file)
+        if problem is not None:
+            found.append((invalid, ("openedFile",), problem))
 
     product = catalog.product(spec.product)
     if product is None:
@@ -84,7 +96,8 @@ def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecific
             (
                 UserErrorCode.UNKNOWN_PRODUCT,
                 ("product",),
-                f"provider '{ref.provider}' has no product '{ref.id}' in category '{ref.category}'",
+                f"provider '{shown(ref.provider)}' has no product '{shown(ref.id)}' "
+                f"in category '{shown(ref.category)}'",
             )
         )
 
@@ -94,7 +107,8 @@ def _validate_one(spec: JobSpecification, catalog: Catalog) -> tuple[JobSpecific
             (
                 UserErrorCode.UNKNOWN_APPLICATION,
                 ("application",),
-                f"no application '{spec.application.name}' version '{spec.application.version}'",
+                f"no application '{shown(spec.application.name)}' "
+                f"version '{shown(spec.application.version)}'",
             )
         )
         return spec, found

@@ -2,8 +2,11 @@
 
 Providers append lines as their jobs write them and close a job's log when the job ends. A
 watcher gets the kept tail first (or the lines after its cursor), then new lines as they come,
-and its stream ends when the log is closed. Each job keeps at most `tail_lines` lines, and the
-hub keeps the tails of at most `max_jobs` jobs, dropping the longest-finished first.
+and its stream ends when the log is closed. Each job keeps at most `tail_lines` lines and
+`tail_bytes` of text, and the hub keeps the tails of at most `max_jobs` jobs and `total_bytes`
+of text in all: past those it drops the longest-finished jobs' tails first, then the oldest
+lines of the job that is writing (and, once it is down to one line, of the oldest job). The whole output stays in the job's files; watchers that had
+not read the dropped lines are told (`LogLagging`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,26 @@ from typing import Literal
 from jobgate.errors import JobgateError
 
 Channel = Literal["stdout", "stderr"]
+
+# A longer run of output without a newline is passed on in pieces of this size (the output
+# files), and a longer line reported by a provider is refused.
+MAX_LINE_BYTES = 16 * 1024
+# What a kept line costs besides its text (the LogLine and its strings' headers), so that a
+# flood of empty lines is bounded too.
+LINE_OVERHEAD_BYTES = 160
+
+
+def text_bytes(text: str) -> int:
+    """The UTF-8 size of `text` (its length, for ASCII, without encoding it)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _size(line: LogLine) -> int:
+    return (
+        LINE_OVERHEAD_BYTES
+        + (0 if line.stdout is None else text_bytes(line.stdout))
+        + (0 if line.stderr is None else text_bytes(line.stderr))
+    )
 
 
 class LogLagging(JobgateError):
@@ -44,6 +67,7 @@ class _JobLog:
     tail: deque[LogLine]
     next_seq: int = 1
     closed: bool = False
+    size: int = 0  # bytes of the kept lines (`_size`)
     # One future per waiting follower, resolved on the next change. Not a shared Event: a
     # follower clearing it would hide a line from another that was busy sending.
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
@@ -67,9 +91,19 @@ class _JobLog:
 class JobLogHub:
     """In-process log tails and live log streams, per job."""
 
-    def __init__(self, *, tail_lines: int = 1000, max_jobs: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        tail_lines: int = 1000,
+        max_jobs: int = 1000,
+        tail_bytes: int = 1 << 20,
+        total_bytes: int = 128 << 20,
+    ) -> None:
         self.tail_lines = tail_lines
         self.max_jobs = max_jobs
+        self.tail_bytes = tail_bytes
+        self.total_bytes = total_bytes
+        self.size = 0  # bytes kept in all
         self._logs: OrderedDict[str, _JobLog] = OrderedDict()
         # Called with every appended line (an agent forwards them to its gateway).
         self.listeners: list[Callable[[LogLine], None]] = []
@@ -77,7 +111,7 @@ class JobLogHub:
     def _log(self, job_id: str) -> _JobLog:
         log = self._logs.get(job_id)
         if log is None:
-            log = self._logs[job_id] = _JobLog(deque(maxlen=self.tail_lines))
+            log = self._logs[job_id] = _JobLog(deque())
             self._forget_old()
         return log
 
@@ -87,7 +121,34 @@ class JobLogHub:
         if excess <= 0:
             return
         for job_id in [j for j, log in self._logs.items() if log.closed][: max(excess, 0)]:
-            del self._logs[job_id]
+            self._forget(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        self.size -= self._logs.pop(job_id).size
+
+    def _drop_oldest_line(self, log: _JobLog) -> None:
+        dropped = _size(log.tail.popleft())
+        log.size -= dropped
+        self.size -= dropped
+
+    def _keep_within_bounds(self, writing: _JobLog) -> None:
+        while len(writing.tail) > self.tail_lines or (
+            writing.size > self.tail_bytes and len(writing.tail) > 1
+        ):
+            self._drop_oldest_line(writing)
+        while self.size > self.total_bytes:
+            finished = next((j for j, log in self._logs.items() if log.closed), None)
+            if finished is not None:
+                self._forget(finished)
+                continue
+            if len(writing.tail) <= 1:
+                # The writer is down to its newest line: the oldest job with more gives one.
+                other = next((log for log in self._logs.values() if len(log.tail) > 1), None)
+                if other is None:
+                    return  # every open job keeps its newest line
+                self._drop_oldest_line(other)
+            else:
+                self._drop_oldest_line(writing)
 
     def append(
         self, job_id: str, rank: int, channel: Channel, text: str, label: str | None = None
@@ -108,6 +169,10 @@ class JobLogHub:
         )
         log.next_seq += 1
         log.tail.append(line)
+        size = _size(line)
+        log.size += size
+        self.size += size
+        self._keep_within_bounds(log)
         log.changed()
         for listener in self.listeners:
             listener(line)

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobgate.events.logs import Channel, JobLogHub
+from jobgate.events.logs import MAX_LINE_BYTES, Channel, JobLogHub
 
 CHANNELS: tuple[Channel, ...] = ("stdout", "stderr")
 MAX_READ = 1024 * 1024
-# A longer run of output without a newline is passed on in pieces of this size.
-MAX_LINE_BYTES = 16 * 1024
 
 
 class OutputTail:

@@ -34,7 +34,7 @@ from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
 from jobgate.domain.paths import file_values
 from jobgate.domain.rules import Applied, Rejected, Skipped, apply_update
 from jobgate.domain.states import ACTIVE_STATES, JobState
-from jobgate.domain.validation import validate_specifications
+from jobgate.domain.validation import shown, validate_specifications
 from jobgate.domain.values import MAX_DURATION, ResourceOwner, SimpleDuration
 from jobgate.errors import (
     BadRequest,
@@ -65,6 +65,8 @@ from jobgate.storage.codec import spec_to_doc
 log = logging.getLogger(__name__)
 
 MAX_BULK_ITEMS = 1000
+# UUIDs are 36 characters; Stripe's keys at most 255.
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
 MAX_PAGE_SIZE = 1000
 DUPLICATE_WINDOW = 10
 HANDOVER_BATCH = 500
@@ -217,10 +219,18 @@ class JobService:
                 field=("jobs",),
             )
             return Outcome([], [problem])
+        key = request.idempotency_key
+        if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+            problem = UserProblem(
+                UserErrorCode.INVALID_PARAMETER,
+                f"an idempotency key has 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters",
+                field=("idempotencyKey",),
+            )
+            return Outcome([], [problem])
         if request.project is not None and request.project not in user.projects:
             problem = UserProblem(
                 UserErrorCode.FORBIDDEN,
-                f"you are not a member of project '{request.project}'",
+                f"you are not a member of project '{shown(request.project)}'",
                 field=("project",),
             )
             return Outcome([], [problem])

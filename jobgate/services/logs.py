@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from jobgate.auth import Identity, ProviderIdentity, report_refusal
 from jobgate.errors import BadRequest, NotFound, NotSupported, UserErrorCode, UserProblem
-from jobgate.events.logs import JobLogHub, LogLine
+from jobgate.events.logs import MAX_LINE_BYTES, JobLogHub, LogLine, text_bytes
 from jobgate.services.jobs import JobService
 
 MAX_LINES = 1000
+MAX_CHANNEL_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,8 @@ class JobLogService:
                         "the job's product does not support logs",
                         index,
                     )
+                else:
+                    problem = _line_problem(line, job.specification.replicas, index)
             if problem is not None:
                 problems.append(dataclasses.replace(problem, job_id=line.job_id))
                 continue
@@ -90,3 +93,19 @@ class JobLogService:
         """A job reached a final state: end its log streams (lines reported after it are kept)."""
         if self.logs.knows(job_id):
             self.logs.close(job_id)
+
+
+def _line_problem(line: ReportedLine, replicas: int, index: int) -> UserProblem | None:
+    """Why a reported line cannot be kept: a rank the job does not have, or text past the
+    bounds the output files are read with."""
+    invalid = UserErrorCode.INVALID_PARAMETER
+    if not 0 <= line.rank < replicas:
+        return UserProblem(invalid, f"the job has ranks 0 to {replicas - 1}", index, ("rank",))
+    for name, text in (("stdout", line.stdout), ("stderr", line.stderr)):
+        if text is not None and text_bytes(text) > MAX_LINE_BYTES:
+            message = f"a line may have at most {MAX_LINE_BYTES} bytes; send longer ones in pieces"
+            return UserProblem(invalid, message, index, (name,))
+    if line.channel is not None and len(line.channel) > MAX_CHANNEL_LENGTH:
+        message = f"a channel name may have at most {MAX_CHANNEL_LENGTH} characters"
+        return UserProblem(invalid, message, index, ("channel",))
+    return None

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from jobgate.events.logs import JobLogHub, LogLagging
+from jobgate.events.logs import LINE_OVERHEAD_BYTES, JobLogHub, LogLagging
 
 
 async def test_a_watcher_that_falls_out_of_the_tail_is_told() -> None:
@@ -72,3 +72,37 @@ async def test_every_follower_gets_every_line_as_it_comes_even_a_slow_one() -> N
     assert received["fast"] == [1, 2]
     hub.close("1")
     await asyncio.gather(*followers)
+
+
+def kept(hub: JobLogHub, job_id: str) -> list[str]:
+    return [line.stdout or "" for line in hub._logs[job_id].tail]
+
+
+async def test_a_job_keeps_at_most_tail_bytes_of_its_newest_lines() -> None:
+    line = LINE_OVERHEAD_BYTES + 100
+    hub = JobLogHub(tail_bytes=3 * line)
+    hub.open("1")
+    for n in range(10):
+        hub.append("1", 0, "stdout", f"{n}" * 100)
+    assert kept(hub, "1") == ["7" * 100, "8" * 100, "9" * 100]
+    assert hub.size == 3 * line
+    # Multi-byte text counts its UTF-8 bytes, and one line is always kept.
+    hub.append("1", 0, "stdout", "é" * 400)
+    assert kept(hub, "1") == ["é" * 400]
+    assert hub.size == LINE_OVERHEAD_BYTES + 800
+
+
+async def test_past_total_bytes_finished_jobs_go_first_then_the_writers_oldest_lines() -> None:
+    line = LINE_OVERHEAD_BYTES + 100
+    hub = JobLogHub(total_bytes=4 * line)
+    for job_id in ("done", "running"):
+        hub.open(job_id)
+        hub.append(job_id, 0, "stdout", "a" * 100)
+    hub.close("done")
+    for _ in range(3):
+        hub.append("running", 0, "stdout", "b" * 100)
+    assert not hub.knows("done")  # the finished job's tail made room first
+    assert hub.size == 4 * line
+    hub.append("running", 0, "stdout", "c" * 100)
+    assert kept(hub, "running") == ["b" * 100] * 3 + ["c" * 100]
+    assert hub.size == 4 * line
