@@ -24,9 +24,10 @@ import collections
 import contextvars
 import logging
 import re
+import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 
 import pymongo
@@ -56,6 +57,18 @@ from jobgate.storage.base import (
     Visibility,
     owner_key,
     sort_key,
+)
+from jobgate.storage.carried import (
+    NOTHING,
+    Carried,
+    JobBase,
+    StoredEntry,
+    completed,
+    entry_status_doc,
+    is_carrier,
+    jobs_needing_bases,
+    lookups_needed,
+    whole,
 )
 from jobgate.storage.codec import (
     Doc,
@@ -120,12 +133,17 @@ class MongoJobStore:
         self._next_position: int | None = None
         # Writes after a commit point that MongoDB went away before (see `_catch_up`).
         self._unwritten: dict[int, Doc] = {}
-        self._behind: dict[int, tuple[int, JobStatus]] = {}
+        # Job documents to bring to an entry: (version, status, carried_since or None).
+        self._behind: dict[int, tuple[int, JobStatus, int | None]] = {}
         # The first log position of the append this process is waiting on, if any, and the
         # positions of the last entries it undid.
         self._appending: int | None = None
         self._undone: collections.deque[int] = collections.deque(maxlen=1000)
         self._doubtful: set[tuple[int, int]] = set()
+        # Marks the entries this store appends: undoing a doubtful append removes this
+        # store's entry only, never another gateway's for the same job and version (a gateway
+        # that died after its commit point leaves the job document behind its entry).
+        self._writer = secrets.token_hex(8)
 
     async def open(self) -> None:
         """Create the indexes; if the server is down, they are created on first use instead."""
@@ -250,7 +268,10 @@ class MongoJobStore:
                 if self._next_position is None:
                     self._next_position = await self._newest_position() + 1
                 first = self._next_position
-                docs = [{"_id": first + offset, **entry} for offset, entry in enumerate(pending)]
+                docs = [
+                    {"_id": first + offset, **entry, "writer": self._writer}
+                    for offset, entry in enumerate(pending)
+                ]
                 self._appending = first
                 try:
                     async with self._call("append"):
@@ -411,7 +432,7 @@ class MongoJobStore:
                 if job is None or job["version"] < version:
                     # No projection: FerretDB v1's findAndModify takes none.
                     removed = await self._log.find_one_and_delete(
-                        {"job": number, "version": version}
+                        {"job": number, "version": version, "writer": self._writer}
                     )
                     if removed is not None:
                         # A read already on its way may bring it back: `_settled` drops it.
@@ -436,8 +457,8 @@ class MongoJobStore:
             await self._write_job_docs(docs)
             for doc in docs:
                 self._unwritten.pop(doc["_id"], None)
-        for number, (version, status) in list(self._behind.items()):
-            await self._apply_to_job(number, version, status)
+        for number, (version, status, carried_since) in list(self._behind.items()):
+            await self._apply_to_job(number, version, status, carried_since)
             self._behind.pop(number, None)
 
     async def commit_update(
@@ -454,14 +475,19 @@ class MongoJobStore:
             await self._roll_forward(job)
             return None
         # Appended: the update is stored, whatever happens to the job document now.
+        carried_since = seq if is_carrier(entry["statusAfter"]) else None
         try:
-            await self._apply_to_job(int(job.id), job.version, status_after)
+            await self._apply_to_job(int(job.id), job.version, status_after, carried_since)
         except StoreUnavailable:
             log.warning("job %s: its document catches up when MongoDB is back", job.id)
-            self._behind[int(job.id)] = (job.version, status_after)
+            self._behind[int(job.id)] = (job.version, status_after, carried_since)
         return JobUpdate(seq, job.id, timestamp, request, status_after)
 
-    async def _apply_to_job(self, number: int, version: int, status: JobStatus) -> None:
+    async def _apply_to_job(
+        self, number: int, version: int, status: JobStatus, carried_since: int | None = None
+    ) -> None:
+        """Bring the job document from `version` to the next: `status`, and the position of
+        its newest entry carrying the strings when this one does (`storage.carried`)."""
         async with self._call("commit_update"):
             await self._jobs.update_one(
                 {"_id": number, "version": version},
@@ -472,6 +498,7 @@ class MongoJobStore:
                         "providerGeneratedId": status.provider_generated_id,
                         "status": status_to_doc(status),
                         "version": version + 1,
+                        **({} if carried_since is None else {"carriedSince": carried_since}),
                     }
                 },
             )
@@ -483,21 +510,29 @@ class MongoJobStore:
         if entry is None or time.time() * 1000 - entry["timestamp"] < ORPHAN_AGE_MS:
             return
         log.warning("rolling job %s forward to version %s", job.id, job.version + 1)
-        await self._apply_to_job(int(job.id), job.version, status_from_doc(entry["statusAfter"]))
+        # An entry that does not carry the strings left them as the job has them.
+        (update,) = completed(
+            [_stored_entry(entry)], {job.id: JobBase(entry["_id"], whole(job.status))}, {}
+        )
+        carried_since = entry["_id"] if is_carrier(entry["statusAfter"]) else None
+        await self._apply_to_job(int(job.id), job.version, update.status_after, carried_since)
 
     # --- reading ------------------------------------------------------------------------------
 
     async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
-        numbers = ids_to_numbers(job_ids)
+        return [_job_from_doc(doc) for doc in await self._job_docs(ids_to_numbers(job_ids))]
+
+    async def _job_docs(self, numbers: Collection[int]) -> list[Doc]:
+        """The documents of the jobs that exist among `numbers` (repaired where needed)."""
         if not numbers:
             return []
         await self._catch_up()
         async with self._call("get_jobs"):
-            docs = await self._jobs.find({"_id": {"$in": numbers}}).to_list(None)
+            docs = await self._jobs.find({"_id": {"$in": sorted(numbers)}}).to_list(None)
         missing = set(numbers) - {doc["_id"] for doc in docs}
         if missing:
             docs += await self._repair(missing)
-        return [_job_from_doc(doc) for doc in docs]
+        return docs
 
     async def _repair(self, numbers: set[int]) -> list[Doc]:
         """Job documents of committed jobs a writer that died (or lost MongoDB) did not write:
@@ -565,8 +600,8 @@ class MongoJobStore:
                     .sort("_id", ASCENDING)
                     .to_list(None)
                 )
-            for doc in docs:
-                result[str(doc["job"])].append(_update_from_entry(doc))
+            for update in await self._completed([_stored_entry(doc) for doc in docs]):
+                result[update.job_id].append(update)
         if last is not None:
             for job_id, updates in result.items():
                 result[job_id] = updates[-last:] if last > 0 else []
@@ -594,12 +629,44 @@ class MongoJobStore:
                 .to_list(None)
             )
         docs = self._settled(docs)
-        jobs = {job.id: job for job in await self.get_jobs([str(doc["job"]) for doc in docs])}
-        entries: list[LogEntry] = []
-        for doc in docs:
-            update = _update_from_entry(doc)
-            entries.append(LogEntry(update, jobs[update.job_id].as_of(update)))
-        return entries
+        job_docs = await self._job_docs({doc["job"] for doc in docs})
+        jobs = {str(doc["_id"]): _job_from_doc(doc) for doc in job_docs}
+        stored = [_stored_entry(doc) for doc in docs]
+        updates = await self._completed(stored, job_docs)
+        return [LogEntry(update, jobs[update.job_id].as_of(update)) for update in updates]
+
+    async def _completed(
+        self, entries: list[StoredEntry], job_docs: list[Doc] | None = None
+    ) -> list[JobUpdate]:
+        """The entries with their whole statuses (`jobgate.storage.carried`); `job_docs` are
+        the documents of their jobs if at hand (else read when needed)."""
+        if job_docs is None:
+            needing = {int(job_id) for job_id in jobs_needing_bases(entries)}
+            job_docs = await self._job_docs(needing) if needing else []
+        newest: dict[str, int] = {}
+        for entry in entries:
+            assert entry.version is not None
+            newest[entry.job_id] = max(newest.get(entry.job_id, 0), entry.version)
+        # A document that has not caught up with the entries read cannot vouch for them.
+        bases: dict[str, JobBase | None] = {
+            str(doc["_id"]): JobBase(doc.get("carriedSince", 0), Carried.of(doc["status"]))
+            if doc["version"] >= newest.get(str(doc["_id"]), 0)
+            else None
+            for doc in job_docs
+        }
+        looked_up: dict[str, Carried] = {}
+        for job_id, first in lookups_needed(entries, bases).items():
+            async with self._call("carried"):
+                found = await self._log.find_one(
+                    {
+                        "job": int(job_id),
+                        "version": {"$lt": first.version},
+                        "statusAfter.outputFolder": {"$exists": True},
+                    },
+                    sort=[("version", DESCENDING)],
+                )
+            looked_up[job_id] = NOTHING if found is None else Carried.of(found["statusAfter"])
+        return completed(entries, bases, looked_up)
 
     def _settled(self, docs: list[Doc]) -> list[Doc]:
         """The entries up to the first one whose append is not answered yet (in flight here, or
@@ -731,11 +798,24 @@ def _log_entry(
         "provider": job.provider,
         "timestamp": timestamp,
         "request": request_to_doc(request),
-        "statusAfter": status_to_doc(status_after),
+        "statusAfter": entry_status_doc(status_to_doc(status_after), request, first=version == 1),
     }
 
 
+def _stored_entry(doc: Doc) -> StoredEntry:
+    job_id = str(doc["job"])
+    return StoredEntry(
+        seq=doc["_id"],
+        job_id=job_id,
+        timestamp=doc["timestamp"],
+        request=request_from_doc(job_id, doc["request"]),
+        status_doc=doc["statusAfter"],
+        version=doc["version"],
+    )
+
+
 def _update_from_entry(doc: Doc) -> JobUpdate:
+    """The update of an entry that carries its strings (a job's first one)."""
     job_id = str(doc["job"])
     return JobUpdate(
         seq=doc["_id"],

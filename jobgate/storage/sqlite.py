@@ -39,6 +39,17 @@ from jobgate.storage.base import (
     owner_key,
     sort_key,
 )
+from jobgate.storage.carried import (
+    NOTHING,
+    Carried,
+    JobBase,
+    StoredEntry,
+    completed,
+    entry_status_doc,
+    is_carrier,
+    lookups_needed,
+    whole,
+)
 from jobgate.storage.codec import (
     request_from_doc,
     request_to_doc,
@@ -141,6 +152,7 @@ class SqliteJobStore:
             await self._writer.execute("PRAGMA synchronous=NORMAL")
             await self._writer.execute("PRAGMA busy_timeout=5000")
             await self._writer.executescript(SCHEMA)
+            await self._migrate(self._writer)
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._reader.execute("PRAGMA busy_timeout=5000")
         except (sqlite3.OperationalError, OSError) as error:
@@ -148,6 +160,15 @@ class SqliteJobStore:
             raise StoreUnavailable(
                 f"cannot open the SQLite store at {self.path}: {error}"
             ) from error
+
+    @staticmethod
+    async def _migrate(db: aiosqlite.Connection) -> None:
+        """Bring a store made by an earlier version up to this schema."""
+        async with db.execute("PRAGMA table_info(jobs)") as cursor:
+            columns = {row[1] for row in await cursor.fetchall()}
+        if "carried_since" not in columns:
+            # 0: every entry written before carried strings existed carries them itself.
+            await db.execute("ALTER TABLE jobs ADD COLUMN carried_since INTEGER NOT NULL DEFAULT 0")
 
     def deadline(self) -> AbstractContextManager[None]:
         # A local file: a write waits at most busy_timeout for another process's lock.
@@ -279,6 +300,7 @@ class SqliteJobStore:
             )
             if cursor.rowcount != 1:
                 return None
+            stored_status = entry_status_doc(status_to_doc(status_after), request, first=False)
             cursor = await db.execute(
                 "INSERT INTO job_updates (job_num, timestamp, request, status_after)"
                 " VALUES (?, ?, ?, ?)",
@@ -286,11 +308,15 @@ class SqliteJobStore:
                     int(job.id),
                     timestamp,
                     json.dumps(request_to_doc(request)),
-                    json.dumps(status_to_doc(status_after)),
+                    json.dumps(stored_status),
                 ),
             )
             seq = cursor.lastrowid
             assert seq is not None
+            if is_carrier(stored_status):
+                await db.execute(
+                    "UPDATE jobs SET carried_since = ? WHERE num = ?", (seq, int(job.id))
+                )
             return JobUpdate(seq, job.id, timestamp, request, status_after)
 
     # --- reading ------------------------------------------------------------------------------
@@ -423,22 +449,43 @@ class SqliteJobStore:
             return result
         where = f"job_num IN ({placeholders(len(numbers))})"
         params: list[object] = list(numbers)
+        # Each entry comes with its job's carried strings (`storage.carried`), in one read.
+        columns = "u.seq, u.job_num, u.timestamp, u.request, u.status_after, j.carried_since"
         if last is None:
             sql = (
-                "SELECT seq, job_num, timestamp, request, status_after FROM job_updates"
-                f" WHERE {where} ORDER BY seq"
+                f"SELECT {columns}, j.status FROM job_updates AS u"
+                f" JOIN jobs AS j ON j.num = u.job_num WHERE u.{where} ORDER BY u.seq"
             )
         else:
             sql = (
-                "SELECT seq, job_num, timestamp, request, status_after FROM ("
+                f"SELECT {columns}, j.status FROM ("
                 " SELECT *, row_number() OVER (PARTITION BY job_num ORDER BY seq DESC) AS age"
-                f" FROM job_updates WHERE {where}) WHERE age <= ? ORDER BY seq"
+                f" FROM job_updates WHERE {where}) AS u JOIN jobs AS j ON j.num = u.job_num"
+                " WHERE u.age <= ? ORDER BY u.seq"
             )
             params.append(last)
-        for row in await self._fetch(sql, params, "updates_of"):
-            update = _update_from_row(row)
+        rows = await self._fetch(sql, params, "updates_of")
+        entries = [_entry_from_row(row[:5]) for row in rows]
+        bases: dict[str, JobBase | None] = {str(row[1]): _base(row[5], row[6]) for row in rows}
+        for update in await self._completed(entries, bases):
             result[update.job_id].append(update)
         return result
+
+    async def _completed(
+        self, entries: list[StoredEntry], bases: dict[str, JobBase | None]
+    ) -> list[JobUpdate]:
+        """The entries with their whole statuses (`jobgate.storage.carried`)."""
+        looked_up: dict[str, Carried] = {}
+        for job_id, first in lookups_needed(entries, bases).items():
+            rows = await self._fetch(
+                "SELECT status_after FROM job_updates WHERE job_num = ? AND seq < ?"
+                " AND json_type(status_after, '$.outputFolder') IS NOT NULL"
+                " ORDER BY seq DESC LIMIT 1",
+                [int(job_id), first.seq],
+                "carried",
+            )
+            looked_up[job_id] = Carried.of(json.loads(rows[0][0])) if rows else NOTHING
+        return completed(entries, bases, looked_up)
 
     async def latest_seq(self) -> int:
         rows = await self._fetch("SELECT coalesce(max(seq), 0) FROM job_updates", [], "latest")
@@ -459,18 +506,22 @@ class SqliteJobStore:
             clauses.append(visible)
             params.extend(visible_params)
         rows = await self._fetch(
-            f"SELECT u.seq, u.job_num, u.timestamp, u.request, u.status_after, {JOB_COLUMNS}"
-            " FROM job_updates AS u JOIN jobs ON jobs.num = u.job_num"
+            f"SELECT u.seq, u.job_num, u.timestamp, u.request, u.status_after, {JOB_COLUMNS},"
+            " jobs.carried_since FROM job_updates AS u JOIN jobs ON jobs.num = u.job_num"
             f" WHERE {' AND '.join(clauses)} ORDER BY u.seq LIMIT ?",
             [*params, query.limit],
             "read_log",
         )
-        entries: list[LogEntry] = []
-        for row in rows:
-            update = _update_from_row(row[:5])
-            job = _job_from_row(row[5:])
-            entries.append(LogEntry(update, job.as_of(update)))
-        return entries
+        stored = [_entry_from_row(row[:5]) for row in rows]
+        jobs = {str(row[5]): _job_from_row(row[5:12]) for row in rows}
+        bases: dict[str, JobBase | None] = {
+            job_id: JobBase(row[12], whole(jobs[job_id].status))
+            for job_id, row in ((str(row[5]), row) for row in rows)
+        }
+        return [
+            LogEntry(update, jobs[update.job_id].as_of(update))
+            for update in await self._completed(stored, bases)
+        ]
 
     # --- the hand-over outbox -----------------------------------------------------------------
 
@@ -570,13 +621,17 @@ def _job_from_row(row: Sequence[Any]) -> Job:
     )
 
 
-def _update_from_row(row: Sequence[Any]) -> JobUpdate:
+def _entry_from_row(row: Sequence[Any]) -> StoredEntry:
     seq, job_num, timestamp, request, status_after = row
     job_id = str(job_num)
-    return JobUpdate(
+    return StoredEntry(
         seq=seq,
         job_id=job_id,
         timestamp=timestamp,
         request=request_from_doc(job_id, json.loads(request)),
-        status_after=status_from_doc(json.loads(status_after)),
+        status_doc=json.loads(status_after),
     )
+
+
+def _base(carried_since: int, status: str) -> JobBase:
+    return JobBase(carried_since, Carried.of(json.loads(status)))

@@ -4,6 +4,8 @@ a huge value whole."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +112,36 @@ async def test_job_output_is_kept_by_bytes_per_job_and_in_all(tmp_path: Path) ->
             # The newest lines are the ones kept, in order.
             assert lines[-1].stdout == "30000"
             assert [line.seq for line in lines] == list(range(lines[0].seq, lines[-1].seq + 1))
+
+
+def store_bytes(folder: Path) -> int:
+    """The database file's size with everything written to it (the WAL checkpointed)."""
+    database = folder / "j.db"
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return database.stat().st_size
+
+
+async def test_an_update_stores_what_it_changed_not_the_whole_status(tmp_path: Path) -> None:
+    settings = gateway_settings(tmp_path / "data", f"sqlite://{tmp_path}/j.db")
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        (job_id,) = await submit(alice, job_spec("sleep", seconds=60))
+        folder = "/" + "f" * 4000
+        (result,) = await report(gateway, {"jobId": job_id, "outputFolder": folder})
+        assert result["outcome"] == "APPLIED"
+        before = store_bytes(tmp_path)
+        for batch in range(5):
+            updates = [{"jobId": job_id, "status": f"tick {batch}.{n}"} for n in range(100)]
+            results = await report(gateway, *updates)
+            assert {r["outcome"] for r in results} == {"APPLIED"}
+        grown = store_bytes(tmp_path) - before
+        # 500 updates of a few bytes each; a copy of the 4 kB folder in each would be 2 MB.
+        assert grown < 500_000, grown
+        # What the job reports is the same as ever.
+        query = "query($id: ID!) { job(id: $id) { output { outputFolder } updates { status } } }"
+        job = (await alice.execute(query, {"id": job_id}))["job"]
+        assert job["output"]["outputFolder"] == folder
+        ticks = [u["status"] for u in job["updates"] if (u["status"] or "").startswith("tick")]
+        assert ticks == [f"tick {b}.{n}" for b in range(5) for n in range(100)]
+        await alice.execute(CANCEL, {"ids": [job_id]})

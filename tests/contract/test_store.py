@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from jobgate.domain.commands import CommandKind, NewCommand
 from jobgate.domain.job import Job, JobStatus, UpdateRequest
+from jobgate.domain.rules import Applied, apply_update
 from jobgate.domain.states import ACTIVE_STATES, JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import IdempotencyKeyReused
@@ -25,6 +29,7 @@ from jobgate.storage.base import (
     Visibility,
     sort_key,
 )
+from jobgate.storage.codec import status_to_doc
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.factories import spec, submission
@@ -118,6 +123,95 @@ async def test_active_usage_counts_a_users_unfinished_jobs_and_their_replicas(
     assert await store.active_usage("alice") == ActiveUsage(jobs=2, replicas=2)
     assert await store.active_usage("bob") == ActiveUsage(jobs=1, replicas=3)
     assert await store.active_usage("nobody") == ActiveUsage(jobs=0, replicas=0)
+
+
+async def history_with_changing_strings(store: JobStore) -> tuple[Job, list[JobStatus]]:
+    """A job whose provider id and output folder change between status-only updates; its
+    status after each of its updates, in order."""
+    (job,) = (await store.create_jobs(submission())).jobs
+    other = (await store.create_jobs(submission())).jobs[0]  # interleaved in the log
+    statuses = [job.status]
+    requests = [
+        UpdateRequest(job.id, state=JobState.RUNNING, provider_generated_id="p-1"),
+        UpdateRequest(job.id, status="one"),
+        UpdateRequest(job.id, output_folder="/a" * 100),
+        UpdateRequest(job.id, status="two"),
+        UpdateRequest(job.id, status="three"),
+        UpdateRequest(job.id, output_folder="/b"),
+        UpdateRequest(job.id, status="four"),
+    ]
+    for at, request in enumerate(requests, start=10):
+        decision = apply_update(job.status, request, at)
+        assert isinstance(decision, Applied)
+        stored = await store.commit_update(job, request, decision.status, at)
+        assert stored is not None
+        assert stored.status_after == decision.status
+        (job,) = await store.get_jobs([job.id])
+        statuses.append(decision.status)
+        await advance(store, other, JobState.IN_QUEUE, at)
+        (other,) = await store.get_jobs([other.id])
+    return job, statuses
+
+
+async def test_every_update_reads_back_with_the_whole_status_after_it(store: JobStore) -> None:
+    job, statuses = await history_with_changing_strings(store)
+    history = (await store.updates_of([job.id]))[job.id]
+    assert [u.status_after for u in history] == statuses
+    for last in range(1, len(statuses) + 1):
+        newest = (await store.updates_of([job.id], last=last))[job.id]
+        assert [u.status_after for u in newest] == statuses[-last:], last
+    # The log, read from every position and cut at every length, says the same.
+    everything = await store.read_log(LogQuery(after=0, job_ids=(job.id,)))
+    positions = [entry.update.seq for entry in everything]
+    for start in range(len(positions)):
+        for limit in (1, 2, 3):
+            entries = await store.read_log(
+                LogQuery(after=positions[start] - 1, limit=limit, job_ids=(job.id,))
+            )
+            assert [e.update.status_after for e in entries] == statuses[start : start + limit]
+            assert [e.job.status for e in entries] == statuses[start : start + limit]
+
+
+async def test_a_store_written_before_carried_strings_reads_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteJobStore(path)
+    await store.open()
+    job, statuses = await history_with_changing_strings(store)
+    await store.close()
+    # What an earlier version wrote: every entry with its whole status, no carried_since.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        seqs = [
+            row[0]
+            for row in db.execute(
+                "SELECT seq FROM job_updates WHERE job_num = ? ORDER BY seq", (int(job.id),)
+            )
+        ]
+        for seq, status in zip(seqs, statuses, strict=True):
+            db.execute(
+                "UPDATE job_updates SET status_after = ? WHERE seq = ?",
+                (json.dumps(status_to_doc(status)), seq),
+            )
+        db.execute(
+            "UPDATE job_updates SET status_after = ? WHERE job_num != ?",
+            (json.dumps(status_to_doc(JobStatus())), int(job.id)),
+        )
+        db.execute("ALTER TABLE jobs DROP COLUMN carried_since")
+        db.commit()
+    store = SqliteJobStore(path)
+    await store.open()
+    try:
+        request = UpdateRequest(job.id, status="after the upgrade")
+        stored = await store.commit_update(job, request, job.status, 99)
+        assert stored is not None
+        statuses.append(job.status)
+        history = (await store.updates_of([job.id]))[job.id]
+        assert [u.status_after for u in history] == statuses
+        newest = (await store.updates_of([job.id], last=2))[job.id]
+        assert [u.status_after for u in newest] == statuses[-2:]
+        entries = await store.read_log(LogQuery(after=stored.seq - 1, job_ids=(job.id,)))
+        assert [e.job.status for e in entries] == statuses[-1:]
+    finally:
+        await store.close()
 
 
 async def test_a_write_from_a_stale_read_loses(store: JobStore) -> None:

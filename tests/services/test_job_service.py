@@ -4,6 +4,7 @@ recording provider: the error paths the wire tests cannot reach, in milliseconds
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from jobgate.services.jobs import MAX_BULK_ITEMS, SubmitRequest, UpdateOutcome
 from jobgate.storage import mongo
 from jobgate.storage.base import CreatedJobs, JobStore, NewSubmission
 from jobgate.storage.mongo import MongoJobStore
+from tests.factories import submission
 from tests.servers import fresh_database
 from tests.services.harness import ALICE, BOB, Harness, harness, spec
 from tests.services.recording import RecordingProvider
@@ -264,6 +266,46 @@ async def test_mongo_rolls_forward_an_update_whose_writer_died_half_way(
             ]
     finally:
         await store.close()
+
+
+async def test_mongo_never_undoes_another_writers_entry_for_the_same_version(
+    mongo_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_database(mongo_server)
+    first, second = (MongoJobStore(url, server_selection_timeout_ms=3000) for _ in range(2))
+    await first.open()
+    await second.open()
+    try:
+        (job,) = (await first.create_jobs(submission())).jobs
+        running = dataclasses.replace(job.status, state=JobState.RUNNING)
+
+        async def die(*_args: object) -> None:
+            raise ConnectionError("the gateway died after appending to the log")
+
+        # The first gateway commits version 2 and dies before its job document follows.
+        monkeypatch.setattr(first, "_apply_to_job", die)
+        with pytest.raises(ConnectionError):
+            await first.commit_update(
+                job, UpdateRequest(job.id, state=JobState.RUNNING), running, 7
+            )
+        monkeypatch.undo()
+
+        # The second one, reading the job at version 1, appends version 2 as well, and MongoDB
+        # goes away without answering: its own append is in doubt, not the first one's entry.
+        async def unanswered(_entries: object) -> list[int]:
+            raise StoreUnavailable("the job store (MongoDB) is unavailable")
+
+        monkeypatch.setattr(second, "_append", unanswered)
+        with pytest.raises(StoreUnavailable):
+            await second.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
+        monkeypatch.undo()
+
+        await second.latest_seq()  # undoes what it doubts, before anything it reads
+        updates = (await second.updates_of([job.id]))[job.id]
+        assert [u.request.state for u in updates] == [JobState.IN_QUEUE, JobState.RUNNING]
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_an_in_process_providers_refused_report_is_logged_not_dropped(
