@@ -65,9 +65,16 @@ parameters = [{{ name = "seconds", type = "integer" }}]
 
 
 def write_config(
-    path: Path, *, data_dir: Path, storage: str, bus: str = "memory://", poll: float = 1.0
+    path: Path,
+    *,
+    data_dir: Path,
+    storage: str,
+    bus: str = "memory://",
+    poll: float = 1.0,
+    extra: str = "",
 ) -> Path:
-    path.write_text(CONFIG.format(data=data_dir, storage=storage, bus=bus, poll=poll))
+    """The test config, with `extra` TOML (more tables) after it."""
+    path.write_text(CONFIG.format(data=data_dir, storage=storage, bus=bus, poll=poll) + extra)
     return path
 
 

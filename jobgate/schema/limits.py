@@ -110,16 +110,18 @@ class BoundedParserCache(SchemaExtension):
             context.graphql_document = self.parse_bounded(context.query or "")
         except GraphQLError as error:
             # Not raised here: Strawberry turns only errors of its own parse into a refusal (on
-            # a subscription, an error raised by this hook ends the connection's worker). It
-            # parses again, under the same token bound, and fails the same way, quickly.
+            # a subscription, an error raised by this hook ends the connection's worker). Its
+            # parse fails at once, at its first token (parsing up to the bound again doubled
+            # the cost of every refused document), and its error becomes this one.
             failure = error
-            context.parse_options["max_tokens"] = self.parse_bounded.limits.max_tokens
+            context.parse_options["max_tokens"] = 0
         yield
         if failure is not None:
             for refusal in context.pre_execution_errors or []:
                 # In place, as `ErrorCodes` tags: these very objects are in Strawberry's result.
                 refusal.message = failure.message
                 refusal.extensions = failure.extensions
+                refusal.locations = failure.locations
 
 
 class BoundedValidationCache(SchemaExtension):

@@ -135,7 +135,9 @@ async def test_providers_report_lines_of_their_own_jobs_with_log_support(
 ) -> None:
     alice = sqlite_gateway.client(ALICE)
     mine, no_logs = await submit(
-        alice, job_spec("sleep", seconds=30), job_spec("sleep", product="cpu-basic", seconds=30)
+        alice,
+        {**job_spec("sleep", seconds=30), "replicas": 2},  # rank 1 is one of its own
+        job_spec("sleep", product="cpu-basic", seconds=30),
     )
     (theirs,) = await submit(alice, job_spec("sleep", provider="other", product="cpu-other"))
     await wait_for_state(alice, mine, "RUNNING")

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from bench.bench_fanout import rss_kib
 from tests.api.documents import SUBMIT, job_spec, submit
 from tests.gateway import (
     ALICE,
@@ -173,10 +174,46 @@ async def wait_closed_by_server(
     await asyncio.wait_for(asyncio.gather(*(closed(r) for r, _ in streams)), within)
 
 
+def serve(tmp_path: Path, limits: str = "", files: int | None = None) -> ServeProcess:
+    """`jobgate serve` with `[limits]` lines, and an open-file limit if given."""
+    config = write_config(
+        tmp_path / "jobgate.toml",
+        data_dir=tmp_path / "data",
+        storage=f"sqlite://{tmp_path}/j.db",
+        extra=f"\n[limits]\n{limits}\n",
+    )
+    process = ServeProcess(config)
+    if files is None:
+        process.start()
+    else:
+        limit = (files, files)
+        process.start(preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit))
+    return process
+
+
+class Footprint:
+    """The gateway process's memory and log, before and after what a test does to it."""
+
+    def __init__(self, process: ServeProcess) -> None:
+        self.process = process
+        assert process.process is not None
+        self.pid = process.process.pid
+        self.rss_kib = rss_kib(self.pid)
+        self.log_bytes = process.log_file.stat().st_size
+
+    def assert_bounded(self, *, rss_mib: float, log_bytes: int) -> None:
+        grown_mib = (rss_kib(self.pid) - self.rss_kib) / 1024
+        assert grown_mib < rss_mib, f"the gateway grew by {grown_mib:.1f} MiB"
+        logged = self.process.log_file.stat().st_size - self.log_bytes
+        assert logged < log_bytes, self.process.output()[-2000:]
+
+
 async def test_idle_and_slow_header_connections_are_closed_and_others_served(
     tmp_path: Path,
 ) -> None:
-    async with limited_gateway(tmp_path, header_timeout_seconds=1.5) as gateway:
+    gateway = serve(tmp_path, "header_timeout_seconds = 1.5")
+    try:
+        footprint = Footprint(gateway)
         idle = [await asyncio.open_connection("127.0.0.1", gateway.port) for _ in range(200)]
         slow = [await asyncio.open_connection("127.0.0.1", gateway.port) for _ in range(50)]
 
@@ -190,7 +227,7 @@ async def test_idle_and_slow_header_connections_are_closed_and_others_served(
 
         dribblers = [asyncio.create_task(dribble(w)) for _, w in slow]
         started = time.monotonic()
-        assert (await post(gateway, HEALTHY)).status_code == 200  # served meanwhile
+        assert await gateway.client(ALICE).execute(HEALTHY)  # served meanwhile
         await wait_closed_by_server(idle + slow, within=10)
         assert time.monotonic() - started < 8
         for task in dribblers:
@@ -206,6 +243,31 @@ async def test_idle_and_slow_header_connections_are_closed_and_others_served(
                 )
                 assert response.status_code == 200
                 await asyncio.sleep(1)
+        footprint.assert_bounded(rss_mib=20, log_bytes=2_000)
+    finally:
+        gateway.stop()
+
+
+async def test_a_flood_of_anonymous_requests_is_refused_cheaply(tmp_path: Path) -> None:
+    gateway = serve(tmp_path, "requests_per_minute = 100")
+    try:
+        footprint = Footprint(gateway)
+        statuses: list[int] = []
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def flood() -> None:
+                for _ in range(100):
+                    response = await http.post(gateway.url, json={"query": HEALTHY})
+                    statuses.append(response.status_code)
+
+            await asyncio.gather(*(flood() for _ in range(20)))
+        assert statuses.count(429) >= 2000 - 100
+        # The flood spent the address's allowance, not a user's.
+        assert await gateway.client(ALICE).execute(HEALTHY)
+        # uvicorn's access log: one short line per request, nothing more for a refusal.
+        footprint.assert_bounded(rss_mib=20, log_bytes=2001 * 100)
+    finally:
+        gateway.stop()
 
 
 def raise_own_file_limit(wanted: int) -> None:
@@ -214,24 +276,16 @@ def raise_own_file_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
 
 
-def serve_with_file_limit(tmp_path: Path, files: int) -> ServeProcess:
-    config = write_config(
-        tmp_path / "jobgate.toml", data_dir=tmp_path / "data", storage=f"sqlite://{tmp_path}/j.db"
-    )
-    serve = ServeProcess(config)
-    serve.start(preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (files, files)))
-    return serve
-
-
 async def test_a_flood_of_sockets_on_1024_descriptors_leaves_room_for_jobs(
     tmp_path: Path,
 ) -> None:
     raise_own_file_limit(4096)
-    serve = serve_with_file_limit(tmp_path, 1024)
+    gateway = serve(tmp_path, files=1024)
+    footprint = Footprint(gateway)
     flood: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
         for _ in range(1100):
-            flood.append(await asyncio.open_connection("127.0.0.1", serve.port))
+            flood.append(await asyncio.open_connection("127.0.0.1", gateway.port))
         # The gateway takes 1024 - 256 of them; those past that are answered 503 and closed
         # at once, while the others stay open (until their head timeout).
         reads = [asyncio.ensure_future(reader.read()) for reader, _ in flood]
@@ -240,9 +294,9 @@ async def test_a_flood_of_sockets_on_1024_descriptors_leaves_room_for_jobs(
         assert all(read.result().startswith(b"HTTP/1.1 503 ") for read in done)
         for read in pending:
             read.cancel()
-        alice = serve.client(ALICE)
-        # The flood holds every connection the gateway takes: a new one waits its turn, so
-        # free some room for the client, as a flood's idle sockets would time out.
+        alice = gateway.client(ALICE)
+        # The flood holds every connection the gateway takes, so a new one would be refused
+        # too: free some room for the client, as the flood's idle sockets would time out.
         await close_all(flood[:20])
         await asyncio.sleep(0.5)
         (job_id,) = await submit(alice, job_spec("echo", message="through the flood"))
@@ -255,11 +309,12 @@ async def test_a_flood_of_sockets_on_1024_descriptors_leaves_room_for_jobs(
                 break
             await asyncio.sleep(0.3)
         assert state == "SUCCESS"
-        assert "Too many open files" not in serve.output()
+        assert "Too many open files" not in gateway.output()
+        footprint.assert_bounded(rss_mib=40, log_bytes=2_000)
     finally:
         await close_all(flood)
-        serve.stop()
-    assert "taking 768 connections" in serve.output()
+        gateway.stop()
+    assert "taking 768 connections" in gateway.output()
 
 
 async def test_connections_past_max_connections_get_503_and_the_gateway_serves_on(
