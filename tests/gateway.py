@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,18 @@ from jobgate.schema.context import Services
 from jobgate.server.config import uvicorn_config
 from jobgate.settings import Settings
 from tests.servers import free_port
+
+# One TLS context for every HTTP client the tests make. Without it httpx builds a context and
+# loads the CA bundle for each client, about 36 ms of CPU on the event loop, and the tests
+# make a client per request: a burst of requests stalled the test's loop for most of a second,
+# and that stall counted in the latencies the tests measure of the gateway.
+TLS = ssl.create_default_context()
+
+
+def http_client(timeout: float = 30) -> httpx.AsyncClient:
+    """An HTTP client for a request or a few (see `TLS`)."""
+    return httpx.AsyncClient(timeout=timeout, verify=TLS)
+
 
 ALICE, BOB, CAROL = "alice-secret", "bob-secret", "carol-secret"
 PROVIDER, OTHER_PROVIDER = "provider-secret", "other-provider-secret"
@@ -169,7 +182,7 @@ class GraphQLClient:
 
     async def raw(self, query: str, variables: Json | None = None) -> Json:
         headers = {} if self.token is None else {"Authorization": f"Bearer {self.token}"}
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with http_client() as http:
             response = await http.post(
                 self.url, json={"query": query, "variables": variables or {}}, headers=headers
             )

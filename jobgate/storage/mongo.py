@@ -20,7 +20,6 @@ Only operators that FerretDB v1 also honours are used: no `$slice`, no transacti
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import logging
 import re
@@ -94,6 +93,8 @@ NUMBER_BLOCK = 1000
 # A log entry whose job document is still behind after this long was left by a writer that died.
 ORPHAN_AGE_MS = 10_000
 MAX_APPEND_ATTEMPTS = 100
+# Undone positions remembered for the reads that were on their way when they were undone.
+MAX_UNDONE_REMEMBERED = 1000
 
 ORDER_FIELDS = {
     OrderField.CREATED_AT: "createdAt",
@@ -135,15 +136,22 @@ class MongoJobStore:
         self._unwritten: dict[int, Doc] = {}
         # Job documents to bring to an entry: (version, status, carried_since or None).
         self._behind: dict[int, tuple[int, JobStatus, int | None]] = {}
-        # The first log position of the append this process is waiting on, if any, and the
-        # positions of the last entries it undid.
+        # The first log position of the append this process is waiting on, if any.
         self._appending: int | None = None
-        self._undone: collections.deque[int] = collections.deque(maxlen=1000)
-        self._doubtful: set[tuple[int, int]] = set()
-        # Marks the entries this store appends: undoing a doubtful append removes this
-        # store's entry only, never another gateway's for the same job and version (a gateway
-        # that died after its commit point leaves the job document behind its entry).
+        # The positions of the last entries this process undid, each with the count of undos
+        # done when it was (see `_settled`): a read issued after an undo cannot hold the entry
+        # undone, and the position may rightly hold a new one by then.
+        self._undos = 0
+        self._undone: dict[int, int] = {}
+        # Appends in doubt, by (job, version, mark): see `_append`.
+        self._doubtful: set[tuple[int, int, str]] = set()
+        # Every append marks its entries with this store's id and its own number: undoing a
+        # doubtful append removes that append's entry only, never another gateway's for the
+        # same job and version (a gateway that died after its commit point leaves the job
+        # document behind its entry), nor an earlier committed one of this store's (two
+        # updates of one job racing here, the loser's duplicate unanswered).
         self._writer = secrets.token_hex(8)
+        self._appends = 0
 
     async def open(self) -> None:
         """Create the indexes; if the server is down, they are created on first use instead."""
@@ -219,8 +227,11 @@ class MongoJobStore:
         try:
             yield
         except PyMongoError as error:
-            # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class.
-            if not (isinstance(error, ConnectionFailure) or error.timeout):
+            # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class;
+            # FerretDB answers it as an `InternalError` "interrupted" instead of MongoDB's
+            # `MaxTimeMSExpired`, so an error once the deadline has passed counts as one too.
+            ran_out = self.time_left() == 0.0
+            if not (isinstance(error, ConnectionFailure) or error.timeout or ran_out):
                 raise
             log.warning("MongoDB is unavailable: %s", error)
             raise StoreUnavailable("the job store (MongoDB) is unavailable") from error
@@ -254,12 +265,16 @@ class MongoJobStore:
             newest = await self._log.find_one(projection={"_id": True}, sort=[("_id", DESCENDING)])
         return 0 if newest is None else int(newest["_id"])
 
-    async def _append(self, entries: list[Doc]) -> list[int]:
+    async def _append(self, entries: list[Doc], *, undo_if_unanswered: bool = False) -> list[int]:
         """Append entries to the log at the next free positions, in order.
 
         Raises `DuplicateKeyError` when an entry's (job, version) is taken: another write to that
         job won. Entries before it are appended. Appends from this process take turns, so they
         never race each other for a position; only another gateway's append can take one first.
+
+        `StoreUnavailable` when MongoDB went away with the insert on its way: it may have stored
+        it or not. With `undo_if_unanswered` the caller answers that as a failure, so the
+        entries are in doubt (`_undo_doubtful` removes them once MongoDB is back, if stored).
         """
         async with self._turn(self._append_lock):
             positions: list[int] = []
@@ -268,14 +283,21 @@ class MongoJobStore:
                 if self._next_position is None:
                     self._next_position = await self._newest_position() + 1
                 first = self._next_position
+                self._appends += 1
+                mark = f"{self._writer}.{self._appends}"
                 docs = [
-                    {"_id": first + offset, **entry, "writer": self._writer}
+                    {"_id": first + offset, **entry, "writer": mark}
                     for offset, entry in enumerate(pending)
                 ]
                 self._appending = first
                 try:
                     async with self._call("append"):
                         await self._log.insert_many(docs, ordered=True)
+                except StoreUnavailable:
+                    self._next_position = None
+                    if undo_if_unanswered:
+                        self._doubtful.update((d["job"], d["version"], mark) for d in docs)
+                    raise
                 except BulkWriteError as error:
                     failure = error.details["writeErrors"][0]
                     done = failure["index"]
@@ -341,7 +363,7 @@ class MongoJobStore:
                 return earlier
         # A keyed submission's claim is its commit point: its retry completes what failed.
         first = await self._insert_jobs(
-            docs, submission.initial_status, undo_if_doubtful=submission.idempotency_key is None
+            docs, submission.initial_status, undo_if_unanswered=submission.idempotency_key is None
         )
         return CreatedJobs([_job_from_doc(doc) for doc in docs], first_updates=first)
 
@@ -368,7 +390,7 @@ class MongoJobStore:
         return CreatedJobs([jobs[str(doc["_id"])] for doc in claim["jobs"]], replayed=True)
 
     async def _insert_jobs(
-        self, docs: list[Doc], initial_status: str, *, undo_if_doubtful: bool = False
+        self, docs: list[Doc], initial_status: str, *, undo_if_unanswered: bool = False
     ) -> dict[str, JobUpdate]:
         """Append the jobs' IN_QUEUE entries (each holding its job's document), then insert
         the job documents; either may exist already (a retried claim). The appended entries are
@@ -384,11 +406,7 @@ class MongoJobStore:
         first: dict[str, JobUpdate] = {}
         while entries:
             try:
-                positions = await self._append(entries)
-            except StoreUnavailable:
-                if undo_if_doubtful:
-                    self._doubt([(e["job"], 1) for e in entries])
-                raise
+                positions = await self._append(entries, undo_if_unanswered=undo_if_unanswered)
             except DuplicateKeyError:
                 # Some entries were appended before (a retried claim): skip those and go on.
                 async with self._call("append"):
@@ -417,33 +435,39 @@ class MongoJobStore:
             if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
 
-    def _doubt(self, entries: list[tuple[int, int]]) -> None:
-        """Appends that failed without saying whether MongoDB stored them (it went away with
-        the insert on its way): answered as failures, so undone once it is back if stored."""
-        self._doubtful.update(entries)
-
     async def _undo_doubtful(self) -> None:
         """Remove the entries of failed appends that MongoDB stored after all: an answer of
         failure means nothing was done. Runs before anything else this store reads, so none of
-        them has been read here; a job document that moved past an entry keeps it."""
-        for number, version in sorted(self._doubtful):
-            async with self._call("undo"):
-                job = await self._jobs.find_one({"_id": number}, projection={"version": True})
-                if job is None or job["version"] < version:
-                    # No projection: FerretDB v1's findAndModify takes none.
-                    removed = await self._log.find_one_and_delete(
-                        {"job": number, "version": version, "writer": self._writer}
-                    )
-                    if removed is not None:
-                        # A read already on its way may bring it back: `_settled` drops it.
-                        self._undone.append(removed["_id"])
-                        log.warning(
-                            "undid job %s's entry %s: its write was answered as failed",
-                            number,
-                            version,
-                        )
-                        self._next_position = None
-            self._doubtful.discard((number, version))
+        them has been read here; a job document that moved past an entry keeps it.
+
+        It takes the appends' turn: FerretDB's find-and-delete finds and then deletes by
+        position, so a position freed by another undo and taken by a new append in between
+        would lose the new entry. One undo at a time, and no append meanwhile."""
+        async with self._turn(self._append_lock):
+            for number, version, mark in sorted(self._doubtful):
+                await self._undo(number, version, mark)
+
+    async def _undo(self, number: int, version: int, mark: str) -> None:
+        """Remove the entry `mark`'s append wrote for this job and version, if it is there and
+        the job's document has not moved past it."""
+        async with self._call("undo"):
+            job = await self._jobs.find_one({"_id": number}, projection={"version": True})
+            removed = None
+            if job is None or job["version"] < version:
+                # No projection: FerretDB v1's findAndModify takes none.
+                removed = await self._log.find_one_and_delete(
+                    {"job": number, "version": version, "writer": mark}
+                )
+        self._doubtful.discard((number, version, mark))
+        if removed is None:
+            return
+        log.warning("undid job %s's entry %s: its write was answered as failed", number, version)
+        # A read already on its way may bring it back: `_settled` drops it.
+        self._undos += 1
+        self._undone[removed["_id"]] = self._undos
+        while len(self._undone) > MAX_UNDONE_REMEMBERED:
+            del self._undone[next(iter(self._undone))]
+        self._next_position = None
 
     async def _catch_up(self) -> None:
         """Finish what the store could not after a commit point (MongoDB went away between two
@@ -467,10 +491,7 @@ class MongoJobStore:
         await self._ensure_indexes()
         entry = _log_entry(job, request, status_after, timestamp, version=job.version + 1)
         try:
-            (seq,) = await self._append([entry])
-        except StoreUnavailable:
-            self._doubt([(int(job.id), job.version + 1)])
-            raise
+            (seq,) = await self._append([entry], undo_if_unanswered=True)
         except DuplicateKeyError:
             await self._roll_forward(job)
             return None
@@ -621,6 +642,7 @@ class MongoJobStore:
             conditions.append({"job": {"$in": ids_to_numbers(query.job_ids)}})
         if query.visibility is not None:
             conditions.append(_visibility_query(query.visibility))
+        undos_before = self._undos
         async with self._call("read_log"):
             docs = (
                 await self._log.find({"$and": conditions})
@@ -628,7 +650,7 @@ class MongoJobStore:
                 .limit(query.limit)
                 .to_list(None)
             )
-        docs = self._settled(docs)
+        docs = self._settled(docs, undos_before)
         job_docs = await self._job_docs({doc["job"] for doc in docs})
         jobs = {str(doc["_id"]): _job_from_doc(doc) for doc in job_docs}
         stored = [_stored_entry(doc) for doc in docs]
@@ -668,19 +690,22 @@ class MongoJobStore:
             looked_up[job_id] = NOTHING if found is None else Carried.of(found["statusAfter"])
         return completed(entries, bases, looked_up)
 
-    def _settled(self, docs: list[Doc]) -> list[Doc]:
+    def _settled(self, docs: list[Doc], undos_before: int) -> list[Doc]:
         """The entries up to the first one whose append is not answered yet (in flight here, or
-        answered as failed and about to be undone), in order.
+        answered as failed and about to be undone, or undone while this read was on its way),
+        in order; `undos_before` is `_undos` when the read was issued.
 
         A reader (the update feed) must never pass on an entry that is then undone: it would
-        reach watchers as an update that never happened. The rest come with the next read.
+        reach watchers as an update that never happened. The rest come with the next read. An
+        undone position is suspect only to reads issued before its undo: the next append takes
+        the freed position, and a later read must pass its new entry on.
         """
         in_flight = self._appending
         for index, doc in enumerate(docs):
             if (
                 (in_flight is not None and doc["_id"] >= in_flight)
-                or (doc["job"], doc["version"]) in self._doubtful
-                or doc["_id"] in self._undone
+                or (doc["job"], doc["version"], doc.get("writer")) in self._doubtful
+                or self._undone.get(doc["_id"], 0) > undos_before
             ):
                 return docs[:index]
         return docs

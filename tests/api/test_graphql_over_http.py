@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway import ALICE, Gateway
+from tests.gateway import ALICE, Gateway, http_client
 
 AUDIT = Path(__file__).resolve().parents[2] / "tools" / "graphql-http-audit"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -58,7 +58,7 @@ async def post(
         "content-type": "application/json",
     }
     content = raw if raw is not None else json.dumps(body)
-    async with httpx.AsyncClient() as client:
+    async with http_client() as client:
         return await client.post(
             f"http://127.0.0.1:{gateway.port}/graphql", content=content, headers=headers
         )
@@ -172,7 +172,7 @@ async def test_a_missing_token_is_logged_as_one_info_line(
     sqlite_gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO):
-        async with httpx.AsyncClient() as client:
+        async with http_client() as client:
             response = await client.post(
                 f"http://127.0.0.1:{sqlite_gateway.port}/graphql",
                 json={"query": "{ jobs { totalCount } }"},

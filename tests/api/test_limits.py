@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -21,7 +20,7 @@ from websockets.typing import Subprotocol
 
 from bench.bench_fanout import rss_kib
 from tests.api.documents import SUBMIT, job_spec
-from tests.gateway import ALICE, GraphQLClient, GraphQLError, Json, subscribe
+from tests.gateway import ALICE, GraphQLClient, GraphQLError, Json, http_client, subscribe
 from tests.processes import ServeProcess, write_config
 
 PROTOCOLS = ["graphql-transport-ws", "graphql-ws"]
@@ -57,7 +56,7 @@ def refusal(errors: list[Json]) -> tuple[str, str | None]:
 
 async def refused_over_http(serve: ServeProcess, query: str, token: str | None = None) -> Json:
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with http_client(30) as http:
         response = await http.post(
             serve.url,
             json={"query": query},
@@ -178,7 +177,7 @@ async def test_a_body_past_the_limit_is_413_whether_its_length_is_declared_or_no
         for start in range(0, len(big), 65536):
             yield big[start : start + 65536]
 
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with http_client(30) as http:
         declared = await http.post(
             served.url, content=big, headers={"Content-Type": "application/json"}
         )
@@ -196,7 +195,7 @@ async def test_a_request_head_past_the_limit_is_431_and_a_websocket_handshake_is
 ) -> None:
     # Three headers of 6 KB: each within what any parser takes in one line, 18 KB in all.
     huge = {f"X-Padding-{n}": "a" * 6_000 for n in range(3)}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with http_client(30) as http:
         response = await http.post(served.url, json={"query": HEALTHY}, headers=huge)
     assert response.status_code == 431
     assert refusal(response.json()["errors"]) == ("LIMIT_EXCEEDED", "limits.max_header_bytes")

@@ -10,13 +10,13 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.gateway import ALICE, Gateway, gateway_settings, running_gateway
+from tests.gateway import ALICE, Gateway, gateway_settings, http_client, running_gateway
 
 FRONTEND = "http://localhost:5173"
 
 
 async def preflight(gateway: Gateway) -> httpx.Response:
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         return await http.options(
             gateway.url,
             headers={

@@ -31,6 +31,7 @@ from tests.gateway import (
     GraphQLError,
     Json,
     gateway_settings,
+    http_client,
     running_gateway,
     subscribe,
 )
@@ -53,7 +54,7 @@ async def limited_gateway(tmp_path: Path, name: str = "g", **limits: Any) -> Asy
 
 async def post(gateway: Gateway, query: str, token: str | None = ALICE) -> httpx.Response:
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with http_client(30) as http:
         return await http.post(gateway.url, json={"query": query}, headers=headers)
 
 
@@ -234,7 +235,7 @@ async def test_idle_and_slow_header_connections_are_closed_and_others_served(
             task.cancel()
         await close_all(idle + slow)
         # A keep-alive client that sends its requests whole is not cut off.
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with http_client(10) as http:
             for _ in range(3):
                 response = await http.post(
                     gateway.url,
@@ -253,7 +254,7 @@ async def test_a_flood_of_anonymous_requests_is_refused_cheaply(tmp_path: Path) 
     try:
         footprint = Footprint(gateway)
         statuses: list[int] = []
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with http_client(30) as http:
 
             async def flood() -> None:
                 for _ in range(100):

@@ -4,11 +4,14 @@ recording provider: the error paths the wire tests cannot reach, in milliseconds
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import pymongo.errors
 import pytest
 
 from jobgate.domain.job import UpdateRequest
@@ -17,7 +20,7 @@ from jobgate.domain.values import SimpleDuration
 from jobgate.errors import StoreUnavailable, UserErrorCode
 from jobgate.services.jobs import MAX_BULK_ITEMS, SubmitRequest, UpdateOutcome
 from jobgate.storage import mongo
-from jobgate.storage.base import CreatedJobs, JobStore, NewSubmission
+from jobgate.storage.base import CreatedJobs, JobStore, LogQuery, NewSubmission
 from jobgate.storage.mongo import MongoJobStore
 from tests.factories import submission
 from tests.servers import fresh_database
@@ -292,10 +295,7 @@ async def test_mongo_never_undoes_another_writers_entry_for_the_same_version(
 
         # The second one, reading the job at version 1, appends version 2 as well, and MongoDB
         # goes away without answering: its own append is in doubt, not the first one's entry.
-        async def unanswered(_entries: object) -> list[int]:
-            raise StoreUnavailable("the job store (MongoDB) is unavailable")
-
-        monkeypatch.setattr(second, "_append", unanswered)
+        unanswered_appends(monkeypatch, second)
         with pytest.raises(StoreUnavailable):
             await second.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
         monkeypatch.undo()
@@ -306,6 +306,79 @@ async def test_mongo_never_undoes_another_writers_entry_for_the_same_version(
     finally:
         await first.close()
         await second.close()
+
+
+def unanswered_appends(monkeypatch: pytest.MonkeyPatch, store: MongoJobStore) -> None:
+    """MongoDB goes away with the store's next appends to the log on their way: each reaches
+    it (stored, or refused as a duplicate) and the answer is lost."""
+    insert_many = store._log.insert_many
+
+    async def unanswered(*args: Any, **kwargs: Any) -> None:
+        with contextlib.suppress(pymongo.errors.BulkWriteError):
+            await insert_many(*args, **kwargs)
+        raise pymongo.errors.AutoReconnect("connection closed")
+
+    monkeypatch.setattr(store._log, "insert_many", unanswered)
+
+
+async def test_mongo_never_undoes_its_own_committed_entry_for_a_doubtful_one(
+    mongo_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reports on one job in one gateway: the first commits version 2 (its job document is
+    left behind when MongoDB goes away); the second, which read the job at version 1, appends
+    version 2 as well and gets no answer. Undoing the second must not remove the first, which
+    was answered as applied."""
+    store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
+    await store.open()
+    try:
+        (job,) = (await store.create_jobs(submission())).jobs
+        running = dataclasses.replace(job.status, state=JobState.RUNNING)
+
+        async def away(*_args: object) -> None:
+            raise StoreUnavailable("the job store (MongoDB) is unavailable")
+
+        monkeypatch.setattr(store, "_apply_to_job", away)
+        first = await store.commit_update(
+            job, UpdateRequest(job.id, state=JobState.RUNNING), running, 7
+        )
+        assert first is not None  # answered as applied; the document catches up later
+        monkeypatch.undo()
+
+        unanswered_appends(monkeypatch, store)  # MongoDB refuses the duplicate, unheard
+        with pytest.raises(StoreUnavailable):
+            await store.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
+        monkeypatch.undo()
+
+        await store.latest_seq()  # undoes what it doubts, before anything it reads
+        updates = (await store.updates_of([job.id]))[job.id]
+        assert [u.request.state for u in updates] == [JobState.IN_QUEUE, JobState.RUNNING]
+    finally:
+        await store.close()
+
+
+async def test_mongo_reads_a_new_entry_at_the_position_of_one_it_undid(
+    mongo_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MongoDB stores an append and then goes away before answering: the submit is refused
+    and its entry undone. The next append takes the freed position, and the update feed must
+    read it there: a reader that remembered the position alone, not which append it undid,
+    stopped at it for good and every watcher saw nothing after it."""
+    store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
+    await store.open()
+    try:
+        start = await store.latest_seq()
+        unanswered_appends(monkeypatch, store)  # stored, unheard
+        with pytest.raises(StoreUnavailable):
+            await store.create_jobs(submission())
+        monkeypatch.undo()
+        assert await store.latest_seq() == start  # undone: an answer of failure did nothing
+
+        (job,) = (await store.create_jobs(submission())).jobs
+        entries = await store.read_log(LogQuery(after=start, limit=10))
+
+        assert [(e.update.seq, e.update.job_id) for e in entries] == [(start + 1, job.id)]
+    finally:
+        await store.close()
 
 
 async def test_an_in_process_providers_refused_report_is_logged_not_dropped(
