@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.lifted_limits import LIFTED_LIMITS_TOML
 from tests.processes import JOBGATE
 from tests.servers import free_port, wait_for_port
 
@@ -40,7 +41,8 @@ SUBMIT = """mutation { submitJobs(input: {project: "lab", jobs: [{
   product: {id: "cpu", category: "cpu", provider: "local"},
   parameters: [{name: "seconds", value: {integer: 3600}}]}]}) { jobs { id } } }"""
 
-CONFIG = f"""
+CONFIG = (
+    f"""
 [server]
 data_dir = "{{data}}"
 graphiql = false
@@ -61,6 +63,8 @@ version = "1"
 command = ["sleep", "{{{{seconds}}}}"]
 parameters = [{{{{ name = "seconds", type = "integer" }}}}]
 """
+    + LIFTED_LIMITS_TOML
+)
 
 
 def member_tokens(count: int) -> list[str]:

@@ -26,12 +26,14 @@ from pathlib import Path
 
 import httpx
 
+from bench.lifted_limits import LIFTED_LIMITS_TOML
 from tests.processes import JOBGATE
 from tests.servers import SlurmCluster, free_port, wait_for_port
 
 HELD = "PartitionName=held Nodes=localhost MaxTime=INFINITE State=DOWN"
 
-CONFIG = """
+CONFIG = (
+    """
 [server]
 data_dir = "{folder}/data"
 
@@ -62,6 +64,8 @@ version = "1"
 command = ["echo", "{{message}}"]
 parameters = [{{ name = "message", type = "text" }}]
 """
+    + LIFTED_LIMITS_TOML
+)
 
 SUBMIT = """
 mutation Submit($input: SubmitJobsInput!) {

@@ -30,12 +30,14 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.bench_fanout import rss_kib
+from bench.lifted_limits import LIFTED_LIMITS_TOML
 from jobgate.providers.supervisor import stat_fields
 from tests.processes import JOBGATE
 from tests.servers import free_port, wait_for_port
 
 USER, VIEWER = "soak-user", "soak-viewer"
-CONFIG = f"""
+CONFIG = (
+    f"""
 [server]
 data_dir = "{{data}}"
 graphiql = false
@@ -59,6 +61,8 @@ version = "1"
 command = ["sh", "-c", "echo started; sleep {{{{seconds}}}}; echo done"]
 parameters = [{{{{ name = "seconds", type = "floating_point" }}}}]
 """
+    + LIFTED_LIMITS_TOML
+)
 SUBMIT = """mutation($s: Float!) { submitJobs(input: {jobs: [{
   application: {name: "work", version: "1"},
   product: {id: "cpu", category: "cpu", provider: "local"},

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.lifted_limits import LIFTED_LIMITS
 from jobgate.app import create_app
 from jobgate.auth import User
 from jobgate.domain.job import Job, JobUpdate
@@ -100,6 +101,7 @@ def graphql_app(db: Path, data_dir: Path, *, caches: bool) -> Starlette:
             "storage": {"url": f"sqlite://{db}"},
             "server": {"data_dir": str(data_dir), "graphiql": False},
             "users": [{"username": "alice", "token": "bench-token", "projects": ["proj-a"]}],
+            "limits": LIFTED_LIMITS,
         }
     )
     return create_app(settings, caches=caches)
