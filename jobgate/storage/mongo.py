@@ -33,7 +33,13 @@ import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
@@ -88,6 +94,8 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 DUPLICATE_KEY = 11000
+INTERRUPTED = 11601
+INTERNAL_ERROR = 1
 # Job numbers are handed out from blocks of this size, each claimed by one process.
 NUMBER_BLOCK = 1000
 # A log entry whose job document is still behind after this long was left by a writer that died.
@@ -227,11 +235,8 @@ class MongoJobStore:
         try:
             yield
         except PyMongoError as error:
-            # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class;
-            # FerretDB answers it as an `InternalError` "interrupted" instead of MongoDB's
-            # `MaxTimeMSExpired`, so an error once the deadline has passed counts as one too.
-            ran_out = self.time_left() == 0.0
-            if not (isinstance(error, ConnectionFailure) or error.timeout or ran_out):
+            # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class.
+            if not (isinstance(error, ConnectionFailure) or error.timeout or _interrupted(error)):
                 raise
             log.warning("MongoDB is unavailable: %s", error)
             raise StoreUnavailable("the job store (MongoDB) is unavailable") from error
@@ -775,6 +780,17 @@ class MongoJobStore:
                 {"provider": provider, "_id": {"$in": list(seqs)}}
             )
         return result.deleted_count
+
+
+def _interrupted(error: PyMongoError) -> bool:
+    """The server stopped the operation before it finished: MongoDB's `Interrupted`, or
+    FerretDB's way of saying it (an `InternalError` whose SQLite query was interrupted, where
+    MongoDB would answer `MaxTimeMSExpired`, and when the server is loaded past its answers)."""
+    if not isinstance(error, OperationFailure):
+        return False
+    return error.code == INTERRUPTED or (
+        error.code == INTERNAL_ERROR and "interrupted" in str(error.details or error)
+    )
 
 
 def _job_to_doc(job: Job) -> Doc:

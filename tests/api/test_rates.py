@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import resource
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -261,8 +262,15 @@ async def test_a_flood_of_anonymous_requests_is_refused_cheaply(tmp_path: Path) 
                     response = await http.post(gateway.url, json={"query": HEALTHY})
                     statuses.append(response.status_code)
 
+            started = time.monotonic()
             await asyncio.gather(*(flood() for _ in range(20)))
-        assert statuses.count(429) >= 2000 - 100
+            seconds = time.monotonic() - started
+        assert (
+            statuses.count(429) + statuses.count(200) == 2000
+        )  # each answered, one way or the other
+        # A sliding window: 100 in any minute. A flood that crosses the limiter's minute boundary
+        # may also take the part of the previous minute's 100 that has slid out meanwhile.
+        assert statuses.count(200) <= 100 + math.ceil(100 * seconds / 60), seconds
         # The flood spent the address's allowance, not a user's.
         assert await gateway.client(ALICE).execute(HEALTHY)
         # uvicorn's access log: one short line per request, nothing more for a refusal.

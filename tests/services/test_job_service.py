@@ -381,6 +381,34 @@ async def test_mongo_reads_a_new_entry_at_the_position_of_one_it_undid(
         await store.close()
 
 
+async def test_mongo_takes_ferretdbs_interruption_for_a_store_that_did_not_answer(
+    mongo_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FerretDB answers a query it gave up on (its time limit spent, or too loaded to finish)
+    with an InternalError "interrupted", where MongoDB says MaxTimeMSExpired or Interrupted: a
+    store that did not answer (STORE_UNAVAILABLE), not an unexpected error."""
+    store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
+    await store.open()
+    errmsg = (
+        "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:94 "
+        "sqlite.(*collection).Query] interrupted (9)"
+    )
+    reply = {"ok": 0.0, "errmsg": errmsg, "code": 1, "codeName": "InternalError"}
+    try:
+        for code in (1, 11601):  # FerretDB's InternalError, MongoDB's Interrupted
+
+            async def interrupted(*_args: object, code: int = code, **_kwargs: object) -> None:
+                raise pymongo.errors.OperationFailure(errmsg, code, {**reply, "code": code})
+
+            monkeypatch.setattr(store._log, "find_one", interrupted)
+            with pytest.raises(StoreUnavailable):
+                await store.latest_seq()
+            monkeypatch.undo()
+        assert await store.latest_seq() == 0
+    finally:
+        await store.close()
+
+
 async def test_an_in_process_providers_refused_report_is_logged_not_dropped(
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
