@@ -24,13 +24,14 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from jobgate.auth import Authentication
 from jobgate.events.bus import JobEventBus
 from jobgate.events.commands import CommandSignal
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.schema.build import build_schema
 from jobgate.schema.codes import LIMIT_EXCEEDED
-from jobgate.schema.context import Context, Services, identify
+from jobgate.schema.context import Context, Services
 from jobgate.server import graphql_http
 from jobgate.server.head_limit import HeaderLimit
 from jobgate.server.websocket_lane import WebSocketLane
@@ -130,13 +131,14 @@ class JobgateGraphQL(GraphQL[Context, None]):
 
     async def _serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive=graphql_http.bounded_receive(receive, self.max_body_bytes))
-        identity, rejected = identify(
-            self.services.authenticator, request.headers.get("authorization")
+        authentication = await self.services.authenticator.authenticate(
+            request.headers.get("authorization")
         )
         # get_context takes the caller from here: a request is identified once.
-        request.state.caller = (identity, rejected)
+        request.state.caller = authentication
         if request.method == "POST" or request.query_params.get("query"):
-            refusal = await Context(self.services, request, identity).take_request()
+            probe = Context(self.services, request, authentication.identity)
+            refusal = await probe.take_request()
             if refusal is not None:
                 retry_after = int((refusal.extensions or {})["retryAfter"])
                 await graphql_http.refused(request, 429, refusal, retry_after)(scope, receive, send)
@@ -199,11 +201,13 @@ class JobgateGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        identified = getattr(request.state, "caller", None)
-        if identified is None:  # a WebSocket: on_ws_connect may identify it again
-            identified = identify(self.services.authenticator, request.headers.get("authorization"))
-        identity, rejected = identified
-        return Context(self.services, request, identity, rejected)
+        authentication: Authentication | None = getattr(request.state, "caller", None)
+        if authentication is None:  # a WebSocket: on_ws_connect may identify it again
+            header = request.headers.get("authorization")
+            authentication = await self.services.authenticator.authenticate(header)
+        context = Context(self.services, request)
+        context.authenticated(authentication)
+        return context
 
     async def on_ws_connect(self, context: Context) -> None:
         """Take the token from `connection_init`'s payload, where browsers must put it."""
@@ -213,16 +217,15 @@ class JobgateGraphQL(GraphQL[Context, None]):
         )
         if header is None:
             return  # no token here: the upgrade request's header (if any) stands
-        identity = self.services.authenticator.from_authorization(str(header))
-        if identity is None:
+        authentication = await self.services.authenticator.authenticate(str(header))
+        if authentication.identity is None:
             raise ConnectionRejectionError(
                 {
-                    "message": "the bearer token is not valid",
+                    "message": authentication.rejection,
                     "extensions": {"code": "UNAUTHENTICATED"},
                 }
             )
-        context.identity = identity
-        context.credentials_rejected = False
+        context.authenticated(authentication)
 
 
 def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
@@ -298,6 +301,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        if authenticator.oidc is not None:
+            await authenticator.oidc.open()
         await bus.connect()
         await feed.start()
         for adapter in providers.all:
@@ -315,6 +320,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             await feed.stop()
             await services.rates.close()
             await bus.disconnect()
+            if authenticator.oidc is not None:
+                await authenticator.oidc.close()
             await store.close()
 
     async def health(_request: Request) -> Response:

@@ -1,4 +1,5 @@
-"""Who is calling: a user (with projects) or a provider, identified by a static bearer token."""
+"""Who is calling: a user (with projects) or a provider, identified by a bearer token: a static
+one from the config, or an access token of the site's OpenID Connect provider (`jobgate.oidc`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from jobgate.domain.job import Job
 from jobgate.errors import UserErrorCode
+from jobgate.oidc import OidcVerifier, TokenRejected
 from jobgate.storage.base import Visibility
 
 
@@ -61,12 +63,46 @@ def report_refusal(provider_id: str, job: Job | None) -> tuple[UserErrorCode, st
     return None
 
 
-class Authenticator:
-    """Maps bearer tokens to identities. Tokens are compared in constant time, as digests, and
-    are never logged."""
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """What a request's credentials say: who it is, or why the credentials sent were refused
+    (words that name a rule, never the token), and when they stop being valid, if they do."""
 
-    def __init__(self, tokens: Mapping[str, Identity]) -> None:
+    identity: Identity | None = None
+    rejection: str | None = None
+    expires_at: float | None = None  # seconds since the epoch
+
+
+ANONYMOUS = Authentication()
+
+
+class Authenticator:
+    """Maps bearer tokens to identities: the config's static tokens first (compared in constant
+    time, as digests), then, where configured, the OpenID Connect provider's access tokens.
+    Tokens are never logged."""
+
+    def __init__(self, tokens: Mapping[str, Identity], oidc: OidcVerifier | None = None) -> None:
         self._by_digest = [(_digest(token), identity) for token, identity in tokens.items()]
+        self.oidc = oidc
+
+    async def authenticate(self, header: str | None) -> Authentication:
+        """The caller an `Authorization` value names (`ANONYMOUS` without one)."""
+        if not header:
+            return ANONYMOUS
+        token = _bearer_token(header)
+        if token is None:
+            return Authentication(rejection="send 'Authorization: Bearer <token>'")
+        identity = self.identify(token)
+        if identity is not None:
+            return Authentication(identity)
+        if self.oidc is None:
+            return Authentication(rejection="the bearer token is not valid")
+        try:
+            verified = await self.oidc.verify(token)
+        except TokenRejected as error:
+            return Authentication(rejection=f"the bearer token is not valid: {error.reason}")
+        user = User(verified.username, verified.groups)
+        return Authentication(user, expires_at=verified.expires_at)
 
     def identify(self, token: str) -> Identity | None:
         wanted = _digest(token)
@@ -77,14 +113,12 @@ class Authenticator:
                 found = identity
         return found
 
-    def from_authorization(self, header: str | None) -> Identity | None:
-        """The identity of an `Authorization: Bearer <token>` value, if it names one."""
-        if not header:
-            return None
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return self.identify(token.strip())
+
+def _bearer_token(header: str) -> str | None:
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def _digest(token: str) -> bytes:

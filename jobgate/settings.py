@@ -180,6 +180,52 @@ class LogSettings(_Strict):
     )
 
 
+# Asymmetric signatures only: never `none`, and never HS*, whose key would be the issuer's
+# public key, known to everyone (the classic algorithm-confusion forgery).
+SIGNING_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+
+
+class OidcSettings(_Strict):
+    """Sign-in through the site's OpenID Connect provider (README: "Signing in")."""
+
+    issuer: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        description="The issuer URL; discovery is <issuer>/.well-known/openid-configuration",
+    )
+    audience: str = Field(min_length=1, description="The access token's aud (or azp) names it")
+    username_claim: str = Field(default="preferred_username", min_length=1)
+    groups_claim: str = Field(default="groups", min_length=1)
+    algorithms: list[str] = Field(default=list(SIGNING_ALGORITHMS), min_length=1)
+    leeway_seconds: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed")
+    jwks_refresh_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        description="At most one fetch of the issuer's keys this often for an unknown key id",
+    )
+    http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("issuer")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        refused = [name for name in value if name not in SIGNING_ALGORITHMS]
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)}: only {', '.join(SIGNING_ALGORITHMS)} are accepted"
+            )
+        return value
+
+
+class AuthSettings(_Strict):
+    oidc: OidcSettings | None = None
+
+
 class UserSettings(_Strict):
     username: str = Field(pattern=f"^{FOLDER_NAME.pattern}$")
     token: SecretStr
@@ -362,6 +408,7 @@ class Settings(BaseSettings):
     feed: FeedSettings = FeedSettings()
     logs: LogSettings = LogSettings()
     limits: LimitSettings = LimitSettings()
+    auth: AuthSettings = AuthSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     handover: HandoverSettings = HandoverSettings()
     users: list[UserSettings] = []

@@ -25,6 +25,7 @@ from jobgate.domain.values import (
 )
 from jobgate.errors import ConfigError
 from jobgate.events.commands import CommandSignal
+from jobgate.oidc import OidcVerifier
 from jobgate.providers.base import ProviderAdapter
 from jobgate.providers.factory import local_adapter, products_of, slurm_adapter
 from jobgate.providers.remote import RemoteProvider
@@ -106,7 +107,8 @@ def build_authenticator(settings: Settings) -> Authenticator:
             tokens[provider.token.get_secret_value()] = ProviderIdentity(provider.id)
     # Settings refuse a repeated token, so no identity can shadow another here.
     assert len(tokens) == len(settings.users) + sum(p.token is not None for p in settings.providers)
-    return Authenticator(tokens)
+    oidc = settings.auth.oidc
+    return Authenticator(tokens, None if oidc is None else OidcVerifier(oidc))
 
 
 def _application(index: int, app: ApplicationSettings) -> Application:

@@ -15,7 +15,7 @@ from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.gateway import Gateway, gateway_settings, running_gateway
-from tests.servers import FerretDB, SlurmCluster, fresh_database
+from tests.servers import FerretDB, Keycloak, SlurmCluster, fresh_database
 
 STORE_KINDS = ["sqlite", "mongo"]
 
@@ -44,6 +44,17 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
     try:
         yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keycloak]:
+    """A real Keycloak with the tests' realm, started once for the session (it is slow to
+    start) and stopped by its process group."""
+    server = Keycloak(tmp_path_factory.mktemp("keycloak") / "keycloak.log").start()
+    try:
+        yield server
     finally:
         server.stop()
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 FERRETDB_BIN = Path(os.environ.get("JOBGATE_FERRETDB_BIN", ROOT / ".test-services/bin/ferretdb"))
@@ -258,3 +262,143 @@ class SlurmCluster:
                     process.kill()
                     process.wait()
         self.processes = []
+
+
+KEYCLOAK_VERSION = "26.5.6"  # scripts/test fetches this one
+KEYCLOAK_HOME = Path(
+    os.environ.get("JOBGATE_KEYCLOAK_HOME", ROOT / f".test-services/keycloak-{KEYCLOAK_VERSION}")
+)
+KEYCLOAK_ADMIN = ("admin", "admin-password")
+REALM_FILE = ROOT / "tests/keycloak/realm.json"
+
+
+class Keycloak(LoopbackServer):
+    """Keycloak in development mode on a loopback port, with the tests' realm `hpc` imported
+    (`tests/keycloak/realm.json`) into an in-memory database: every run starts from the file.
+    It takes half a minute or more to start, so a test session starts it once."""
+
+    REALM = "hpc"
+
+    def __init__(self, log_file: Path) -> None:
+        super().__init__()
+        self.management_port = free_port()
+        self.log_file = log_file
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/realms/{self.REALM}"
+
+    def start(self) -> Keycloak:
+        java = os.environ.get("JOBGATE_JAVA_HOME")
+        if not (KEYCLOAK_HOME / "bin/kc.sh").exists() or not java:
+            raise RuntimeError(
+                f"Keycloak ({KEYCLOAK_HOME}) or JOBGATE_JAVA_HOME (a Java 21+) is missing: run "
+                "scripts/test, which fetches the one and finds the other"
+            )
+        imports = KEYCLOAK_HOME / "data/import"
+        imports.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REALM_FILE, imports / f"{self.REALM}-realm.json")
+        user, password = KEYCLOAK_ADMIN
+        env = {
+            **os.environ,
+            "JAVA_HOME": java,
+            "KC_BOOTSTRAP_ADMIN_USERNAME": user,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": password,
+        }
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(KEYCLOAK_HOME / "bin/kc.sh"),
+                    "start-dev",
+                    "--http-host=127.0.0.1",
+                    f"--http-port={self.port}",
+                    f"--http-management-port={self.management_port}",
+                    "--db=dev-mem",
+                    "--import-realm",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # kc.sh and its java: one process group to stop
+            )
+        self._wait_until_ready(timeout=240)
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        discovery = f"{self.issuer}/.well-known/openid-configuration"
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Keycloak exited; see {self.log_file}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(discovery, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise TimeoutError(f"Keycloak did not start in {timeout} s; see {self.log_file}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def token(self, username: str, password: str, client: str = "jobgate-cli") -> str:
+        """An access token by the password grant (the tests' way to sign in)."""
+        response = httpx.post(
+            f"{self.issuer}/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": client,
+                "username": username,
+                "password": password,
+            },
+            timeout=30,
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+    def add_signing_key(self, private_key_pem: str, priority: int) -> None:
+        """Give the realm an RSA signing key of the caller's (through the admin API); the key
+        with the highest priority signs the tokens issued from then on (a key rotation)."""
+        user, password = KEYCLOAK_ADMIN
+        response = httpx.post(
+            f"{self.url}/realms/master/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": user,
+                "password": password,
+            },
+            timeout=30,
+        )
+        response.raise_for_status()
+        headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        admin = f"{self.url}/admin/realms/{self.REALM}"
+        realm = httpx.get(admin, headers=headers, timeout=30).json()
+        component = {
+            "name": f"rotated-{priority}",
+            "providerId": "rsa",
+            "providerType": "org.keycloak.keys.KeyProvider",
+            "parentId": realm["id"],
+            "config": {
+                "priority": [str(priority)],
+                "enabled": ["true"],
+                "active": ["true"],
+                "algorithm": ["RS256"],
+                "privateKey": [private_key_pem],
+            },
+        }
+        created = httpx.post(f"{admin}/components", json=component, headers=headers, timeout=30)
+        created.raise_for_status()

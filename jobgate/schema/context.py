@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
-from jobgate.auth import Authenticator, Identity, ProviderIdentity, User
+from jobgate.auth import Authentication, Authenticator, Identity, ProviderIdentity, User
 from jobgate.domain.catalog import Catalog
 from jobgate.domain.job import JobUpdate
 from jobgate.errors import Forbidden, Unauthenticated
@@ -61,7 +61,9 @@ class Context:
     services: Services
     request: Request | WebSocket
     identity: Identity | None = None
-    credentials_rejected: bool = False
+    # Why the credentials sent were refused, if they were; when they end, if they do.
+    rejection: str | None = None
+    expires_at: float | None = None
     connection_params: dict[str, Any] | None = None
     updates: DataLoader[UpdatesKey, list[JobUpdate]] = field(init=False)
 
@@ -100,10 +102,14 @@ class Context:
     def caller(self) -> Identity:
         """The authenticated caller, user or provider."""
         if self.identity is None:
-            if self.credentials_rejected:
-                raise Unauthenticated("the bearer token is not valid")
-            raise Unauthenticated("send 'Authorization: Bearer <token>'")
+            raise Unauthenticated(self.rejection or "send 'Authorization: Bearer <token>'")
         return self.identity
+
+    def authenticated(self, authentication: Authentication) -> None:
+        """Take the caller (or the refusal) that credentials name."""
+        self.identity = authentication.identity
+        self.rejection = authentication.rejection
+        self.expires_at = authentication.expires_at
 
     def user(self) -> User:
         identity = self.caller()
@@ -127,11 +133,3 @@ def rate_limited(refusal: RateRefusal) -> GraphQLError:
             "retryAfter": refusal.retry_after,
         },
     )
-
-
-def identify(authenticator: Authenticator, header: str | None) -> tuple[Identity | None, bool]:
-    """(identity, whether credentials were sent but rejected) for an Authorization value."""
-    if not header:
-        return None, False
-    identity = authenticator.from_authorization(header)
-    return identity, identity is None

@@ -6,12 +6,19 @@ its caller's subscriptions, one request of its allowance and the operation's cos
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 from typing import Any
 
 from graphql import GraphQLError
+from starlette.websockets import WebSocket
 
 from jobgate.schema.codes import LIMIT_EXCEEDED
 from jobgate.schema.context import Context
+
+log = logging.getLogger(__name__)
 
 # RFC 6455's "Try Again Later": the server refuses for now, for a reason that passes.
 TRY_AGAIN_LATER = 1013
@@ -25,7 +32,7 @@ class ConnectionSeat:
         self.context = context
         self._held: str | None = None
 
-    def take(self, params: Any) -> bool:
+    async def take(self, params: Any) -> bool:
         """Take a place for the caller that `connection_init`'s `params` name (its token, or
         the upgrade request's); False if that caller has all its connections open."""
         if self._held is not None:
@@ -34,7 +41,7 @@ class ConnectionSeat:
         identity = self.context.identity
         header = _authorization(params)
         if header is not None:
-            identity = services.authenticator.from_authorization(header)
+            identity = (await services.authenticator.authenticate(header)).identity
         probe = Context(services, self.context.request, identity)
         key = probe.caller_key
         if not services.occupancy.open_websocket(key):
@@ -46,6 +53,33 @@ class ConnectionSeat:
         if self._held is not None:
             self.context.services.occupancy.close_websocket(self._held)
             self._held = None
+
+
+class ExpiryTimer:
+    """Closes a connection when the token it was opened with expires (4403, on both
+    protocols), so that no subscription outlives its token: the client signs in again and
+    resumes from its last cursor."""
+
+    CODE = 4403
+    REASON = "Token expired: sign in again and resume"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, websocket: WebSocket, expires_at: float | None) -> None:
+        if expires_at is not None and self._task is None:
+            self._task = asyncio.create_task(self._close_at(websocket, expires_at))
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _close_at(self, websocket: WebSocket, expires_at: float) -> None:
+        await asyncio.sleep(max(0.0, expires_at - time.time()))
+        log.info("a WebSocket's token expired; closing it (%d)", self.CODE)
+        with contextlib.suppress(RuntimeError, OSError):  # closed meanwhile
+            await websocket.close(code=self.CODE, reason=self.REASON)
 
 
 def _authorization(params: Any) -> str | None:

@@ -36,6 +36,7 @@ from jobgate.streaming.admission import (
     TOO_MANY_CONNECTIONS,
     TRY_AGAIN_LATER,
     ConnectionSeat,
+    ExpiryTimer,
     admit_subscription,
     end_subscription,
 )
@@ -53,6 +54,7 @@ class ServesWatches(Protocol):
 
 class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     _seat: ConnectionSeat | None = None
+    _expiry: ExpiryTimer | None = None
 
     async def handle(self) -> None:
         try:
@@ -60,17 +62,22 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         finally:
             if self._seat is not None:
                 self._seat.release()
+            if self._expiry is not None:
+                self._expiry.stop()
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         if not self.connection_init_received:
             self._seat = ConnectionSeat(self.context)
-            if not self._seat.take(message.get("payload")):
+            if not await self._seat.take(message.get("payload")):
                 await self.websocket.close(code=TRY_AGAIN_LATER, reason=TOO_MANY_CONNECTIONS)
                 return
         await super().handle_connection_init(message)
         if self.connection_init_received:
             # Cancelled by now; Strawberry would keep the task object for the connection's life.
             self.connection_init_timeout_task = None
+            if self.connection_acknowledged and self._expiry is None:
+                self._expiry = ExpiryTimer()
+                self._expiry.start(cast(WebSocket, self.context.request), self.context.expires_at)
 
     async def send_message(self, message: Message) -> None:
         if message["type"] == "error":

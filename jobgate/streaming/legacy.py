@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import cast
 
+from starlette.websockets import WebSocket
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage,
@@ -25,6 +27,7 @@ from jobgate.streaming.admission import (
     TOO_MANY_CONNECTIONS,
     TRY_AGAIN_LATER,
     ConnectionSeat,
+    ExpiryTimer,
     admit_subscription,
     end_subscription,
 )
@@ -35,6 +38,7 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     _init_received = False
 
     _seat: ConnectionSeat | None = None
+    _expiry: ExpiryTimer | None = None
 
     async def handle(self) -> None:
         timeout = self.view.connection_init_wait_timeout.total_seconds()
@@ -47,6 +51,8 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
                 await watchdog
             if self._seat is not None:
                 self._seat.release()
+            if self._expiry is not None:
+                self._expiry.stop()
 
     async def _close_unless_initialised(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -59,10 +65,13 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             return
         self._init_received = True
         self._seat = ConnectionSeat(self.context)
-        if not self._seat.take(message.get("payload")):
+        if not await self._seat.take(message.get("payload")):
             await self.websocket.close(code=TRY_AGAIN_LATER, reason=TOO_MANY_CONNECTIONS)
             return
         await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self._expiry = ExpiryTimer()
+            self._expiry.start(cast(WebSocket, self.context.request), self.context.expires_at)
 
     async def handle_async_results(
         self,

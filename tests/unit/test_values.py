@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobgate.auth import Authenticator, ProviderIdentity, User
+from jobgate.auth import ANONYMOUS, Authenticator, ProviderIdentity, User
 from jobgate.cursors import decode_page_cursor, decode_position, encode_page_cursor
 from jobgate.domain.catalog import render_command
 from jobgate.domain.timestamps import parse_datetime, serialize_datetime
@@ -100,10 +100,15 @@ def test_parameter_values_survive_their_wire_form(value: object) -> None:
     assert value_from_wire(value_to_wire(value)) == value  # type: ignore[arg-type]
 
 
-def test_tokens_identify_users_and_providers_and_nothing_else() -> None:
+async def test_tokens_identify_users_and_providers_and_nothing_else() -> None:
     alice = User("alice", frozenset({"p"}))
     authenticator = Authenticator({"a-token": alice, "p-token": ProviderIdentity("local")})
-    assert authenticator.from_authorization("Bearer a-token") == alice
-    assert authenticator.from_authorization("bearer p-token") == ProviderIdentity("local")
-    for header in ("Bearer wrong", "a-token", "Basic a-token", "Bearer ", "", None):
-        assert authenticator.from_authorization(header) is None
+    assert (await authenticator.authenticate("Bearer a-token")).identity == alice
+    local = ProviderIdentity("local")
+    assert (await authenticator.authenticate("bearer p-token")).identity == local
+    for header in ("Bearer wrong", "a-token", "Basic a-token", "Bearer "):
+        refused = await authenticator.authenticate(header)
+        assert refused.identity is None, header
+        assert refused.rejection, header
+    for nothing in ("", None):
+        assert await authenticator.authenticate(nothing) == ANONYMOUS
