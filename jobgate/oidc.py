@@ -41,6 +41,14 @@ from jobgate.settings import OidcSettings
 log = logging.getLogger(__name__)
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+# Why PyJWT refused a token, in words that name the rule and nothing of the token.
+REASONS: tuple[tuple[type[PyJWTError], str], ...] = (
+    (ExpiredSignatureError, "it has expired"),
+    (ImmatureSignatureError, "it is not valid yet"),
+    (InvalidIssuerError, "it was not issued by this gateway's identity provider"),
+    (InvalidSignatureError, "its signature does not verify"),
+    (MissingRequiredClaimError, "it lacks a required claim (exp, iss)"),
+)
 
 
 class TokenRejected(Exception):
@@ -102,18 +110,9 @@ class OidcVerifier:
                 leeway=settings.leeway_seconds,
                 options={"require": ["exp", "iss"], "verify_aud": False},
             )
-        except ExpiredSignatureError:
-            raise TokenRejected("it has expired") from None
-        except ImmatureSignatureError:
-            raise TokenRejected("it is not valid yet") from None
-        except InvalidIssuerError:
-            raise TokenRejected("it was not issued by this gateway's identity provider") from None
-        except InvalidSignatureError:
-            raise TokenRejected("its signature does not verify") from None
-        except MissingRequiredClaimError:
-            raise TokenRejected("it lacks a required claim (exp, iss)") from None
-        except PyJWTError:
-            raise TokenRejected("it is not valid") from None
+        except PyJWTError as error:
+            reason = next((r for kind, r in REASONS if isinstance(error, kind)), "it is not valid")
+            raise TokenRejected(reason) from None
         if not _names_audience(claims, settings.audience):
             raise TokenRejected("it is not meant for this gateway (audience)")
         username = claims.get(settings.username_claim)

@@ -187,7 +187,7 @@ class UpdateFeed:
             self._store_failing = False
 
     async def _catch_up(self) -> None:
-        # Stores assign log positions densely and make them visible in order (the JobStore
+        # Stores assign log positions in order and make them visible in order (the JobStore
         # contract), so reading "after the position" never skips a write still in flight.
         while True:
             entries = await self.store.read_log(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from jobgate.domain.catalog import Product
 from jobgate.domain.commands import CommandKind, NewCommand
 from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.events.commands import CommandSignal
 from jobgate.providers.base import ProviderContext
@@ -98,11 +99,14 @@ class RemoteProvider:
         await self._store(CommandKind.SUBMIT, jobs)
         if not self.online:
             assert self._context is not None
+            # For a job still queued only: a job handed over again (the outbox could not
+            # complete its entry) may have started, or ended, at the agent meanwhile.
             await self._context.report(
                 [
                     UpdateRequest(
                         job.id,
                         status=f"Waiting for the agent of provider '{self.id}' to connect",
+                        expected_state=JobState.IN_QUEUE,
                     )
                     for job in jobs
                 ]

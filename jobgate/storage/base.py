@@ -2,8 +2,10 @@
 
 A store owns two things: the jobs, and one global, ordered log of their updates. Each stored
 update gets the next position (`seq`) in that log; the position is the update's cursor.
-Positions are dense and become readable in order: once position n can be read, so can every
-position before it. Readers of the log rely on that to never skip a write still in flight.
+Positions increase and become readable in order: once position n can be read, so can every
+stored update before it, and no update is ever stored before it later. Readers of the log rely
+on that to never skip a write still in flight. (A position may stay empty for good: MongoDB's
+store leaves the position of an append it undid.)
 """
 
 from __future__ import annotations

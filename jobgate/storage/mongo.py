@@ -7,7 +7,8 @@ are a read followed by a write, not an atomic compare-and-set):
 
 - a unique index on (job, version): of two racing updates to one job, one insert wins;
 - the log position is the entry's `_id`, taken as the newest position plus one: a writer only
-  takes position n + 1 after it has seen n, so the log has no holes and becomes visible in order.
+  takes position n + 1 after it has seen n, so the log becomes visible in order. (The position
+  of an append this store undid stays empty: it never writes at a position it tried before.)
 
 The job document is then brought up to date (status, state, version) for queries. A writer that
 dies in between leaves its entry in the log; the next writer to that job finds it and rolls the
@@ -140,6 +141,10 @@ class MongoJobStore:
         self._append_lock = asyncio.Lock()
         # The position this process expects to append at next; None means "read it first".
         self._next_position: int | None = None
+        # The highest position this process has tried to write: it never writes at or below it
+        # again. FerretDB deletes by position once it has found what to delete, so an undo
+        # whose answer was lost may still remove whatever stands at its position later.
+        self._high_water = 0
         # Writes after a commit point that MongoDB went away before (see `_catch_up`).
         self._unwritten: dict[int, Doc] = {}
         # Job documents to bring to an entry: (version, status, carried_since or None).
@@ -286,7 +291,8 @@ class MongoJobStore:
             pending = entries
             for _attempt in range(MAX_APPEND_ATTEMPTS):
                 if self._next_position is None:
-                    self._next_position = await self._newest_position() + 1
+                    newest = await self._newest_position()
+                    self._next_position = max(newest, self._high_water) + 1
                 first = self._next_position
                 self._appends += 1
                 mark = f"{self._writer}.{self._appends}"
@@ -295,6 +301,7 @@ class MongoJobStore:
                     for offset, entry in enumerate(pending)
                 ]
                 self._appending = first
+                self._high_water = max(self._high_water, first + len(docs) - 1)
                 try:
                     async with self._call("append"):
                         await self._log.insert_many(docs, ordered=True)

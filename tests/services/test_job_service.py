@@ -18,6 +18,9 @@ from jobgate.domain.job import UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import StoreUnavailable, UserErrorCode
+from jobgate.events.commands import CommandSignal
+from jobgate.events.logs import JobLogHub
+from jobgate.providers.remote import RemoteProvider
 from jobgate.services.jobs import MAX_BULK_ITEMS, SubmitRequest, UpdateOutcome
 from jobgate.storage import mongo
 from jobgate.storage.base import CreatedJobs, JobStore, LogQuery, NewSubmission
@@ -238,37 +241,43 @@ async def test_the_feed_stops_even_when_woken_as_it_is_cancelled(h: Harness) -> 
         await h.feed.start()
 
 
-async def test_mongo_rolls_forward_an_update_whose_writer_died_half_way(
-    mongo_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+async def mongo_store(mongo_server: str) -> AsyncIterator[MongoJobStore]:
+    """A MongoJobStore on a fresh database, for what only MongoDB's store does."""
     store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
     await store.open()
     try:
-        async with harness(store, tmp_path) as h:
-            (job,) = await h.submit()
-
-            async def die(*_args: object) -> None:
-                raise ConnectionError("the gateway died after appending to the log")
-
-            monkeypatch.setattr(store, "_apply_to_job", die)
-            with pytest.raises(ConnectionError):
-                await h.jobs.apply_update(UpdateRequest(job.id, state=JobState.RUNNING))
-            monkeypatch.undo()
-            assert (await h.job(job.id)).status.state is JobState.IN_QUEUE  # half written
-
-            monkeypatch.setattr(mongo, "ORPHAN_AGE_MS", 0)  # the orphan is old enough
-            result = await h.jobs.apply_update(UpdateRequest(job.id, status="still going"))
-
-            assert result.outcome is UpdateOutcome.APPLIED
-            after = await h.job(job.id)
-            assert after.status.state is JobState.RUNNING
-            updates = (await store.updates_of([job.id]))[job.id]
-            assert [(u.request.state, u.request.status) for u in updates[1:]] == [
-                (JobState.RUNNING, None),
-                (None, "still going"),
-            ]
+        yield store
     finally:
         await store.close()
+
+
+async def test_mongo_rolls_forward_an_update_whose_writer_died_half_way(
+    mongo_store: MongoJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with harness(mongo_store, tmp_path) as h:
+        (job,) = await h.submit()
+
+        async def die(*_args: object) -> None:
+            raise ConnectionError("the gateway died after appending to the log")
+
+        monkeypatch.setattr(mongo_store, "_apply_to_job", die)
+        with pytest.raises(ConnectionError):
+            await h.jobs.apply_update(UpdateRequest(job.id, state=JobState.RUNNING))
+        monkeypatch.undo()
+        assert (await h.job(job.id)).status.state is JobState.IN_QUEUE  # half written
+
+        monkeypatch.setattr(mongo, "ORPHAN_AGE_MS", 0)  # the orphan is old enough
+        result = await h.jobs.apply_update(UpdateRequest(job.id, status="still going"))
+
+        assert result.outcome is UpdateOutcome.APPLIED
+        after = await h.job(job.id)
+        assert after.status.state is JobState.RUNNING
+        updates = (await mongo_store.updates_of([job.id]))[job.id]
+        assert [(u.request.state, u.request.status) for u in updates[1:]] == [
+            (JobState.RUNNING, None),
+            (None, "still going"),
+        ]
 
 
 async def test_mongo_never_undoes_another_writers_entry_for_the_same_version(
@@ -322,91 +331,100 @@ def unanswered_appends(monkeypatch: pytest.MonkeyPatch, store: MongoJobStore) ->
 
 
 async def test_mongo_never_undoes_its_own_committed_entry_for_a_doubtful_one(
-    mongo_server: str, monkeypatch: pytest.MonkeyPatch
+    mongo_store: MongoJobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two reports on one job in one gateway: the first commits version 2 (its job document is
     left behind when MongoDB goes away); the second, which read the job at version 1, appends
     version 2 as well and gets no answer. Undoing the second must not remove the first, which
     was answered as applied."""
-    store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
-    await store.open()
-    try:
-        (job,) = (await store.create_jobs(submission())).jobs
-        running = dataclasses.replace(job.status, state=JobState.RUNNING)
+    (job,) = (await mongo_store.create_jobs(submission())).jobs
+    running = dataclasses.replace(job.status, state=JobState.RUNNING)
 
-        async def away(*_args: object) -> None:
-            raise StoreUnavailable("the job store (MongoDB) is unavailable")
+    async def away(*_args: object) -> None:
+        raise StoreUnavailable("the job store (MongoDB) is unavailable")
 
-        monkeypatch.setattr(store, "_apply_to_job", away)
-        first = await store.commit_update(
-            job, UpdateRequest(job.id, state=JobState.RUNNING), running, 7
-        )
-        assert first is not None  # answered as applied; the document catches up later
-        monkeypatch.undo()
+    monkeypatch.setattr(mongo_store, "_apply_to_job", away)
+    first = await mongo_store.commit_update(
+        job, UpdateRequest(job.id, state=JobState.RUNNING), running, 7
+    )
+    assert first is not None  # answered as applied; the document catches up later
+    monkeypatch.undo()
 
-        unanswered_appends(monkeypatch, store)  # MongoDB refuses the duplicate, unheard
-        with pytest.raises(StoreUnavailable):
-            await store.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
-        monkeypatch.undo()
+    unanswered_appends(monkeypatch, mongo_store)  # MongoDB refuses the duplicate, unheard
+    with pytest.raises(StoreUnavailable):
+        await mongo_store.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
+    monkeypatch.undo()
 
-        await store.latest_seq()  # undoes what it doubts, before anything it reads
-        updates = (await store.updates_of([job.id]))[job.id]
-        assert [u.request.state for u in updates] == [JobState.IN_QUEUE, JobState.RUNNING]
-    finally:
-        await store.close()
+    await mongo_store.latest_seq()  # undoes what it doubts, before anything it reads
+    updates = (await mongo_store.updates_of([job.id]))[job.id]
+    assert [u.request.state for u in updates] == [JobState.IN_QUEUE, JobState.RUNNING]
 
 
-async def test_mongo_reads_a_new_entry_at_the_position_of_one_it_undid(
+async def undone_submit(monkeypatch: pytest.MonkeyPatch, store: MongoJobStore) -> int:
+    """A submit that MongoDB stores but never answers: refused, and its entry undone. The
+    position the entry had."""
+    start = await store.latest_seq()
+    unanswered_appends(monkeypatch, store)
+    with pytest.raises(StoreUnavailable):
+        await store.create_jobs(submission())
+    monkeypatch.undo()
+    assert await store.latest_seq() == start  # undone: an answer of failure did nothing
+    return start + 1
+
+
+async def test_mongo_reads_another_gateways_entry_at_the_position_of_one_it_undid(
     mongo_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """MongoDB stores an append and then goes away before answering: the submit is refused
-    and its entry undone. The next append takes the freed position, and the update feed must
-    read it there: a reader that remembered the position alone, not which append it undid,
-    stopped at it for good and every watcher saw nothing after it."""
-    store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
-    await store.open()
+    """Another gateway takes the position this one freed by an undo, and this one's update feed
+    must read the new entry there: a reader that remembered the position alone, not when it was
+    undone, stopped at it for good, and every watcher of that gateway saw nothing after it."""
+    url = fresh_database(mongo_server)
+    first, second = (MongoJobStore(url, server_selection_timeout_ms=3000) for _ in range(2))
+    await first.open()
+    await second.open()
     try:
-        start = await store.latest_seq()
-        unanswered_appends(monkeypatch, store)  # stored, unheard
-        with pytest.raises(StoreUnavailable):
-            await store.create_jobs(submission())
-        monkeypatch.undo()
-        assert await store.latest_seq() == start  # undone: an answer of failure did nothing
-
-        (job,) = (await store.create_jobs(submission())).jobs
-        entries = await store.read_log(LogQuery(after=start, limit=10))
-
-        assert [(e.update.seq, e.update.job_id) for e in entries] == [(start + 1, job.id)]
+        freed = await undone_submit(monkeypatch, first)
+        (job,) = (await second.create_jobs(submission())).jobs
+        entries = await first.read_log(LogQuery(after=freed - 1, limit=10))
+        assert [(e.update.seq, e.update.job_id) for e in entries] == [(freed, job.id)]
     finally:
-        await store.close()
+        await first.close()
+        await second.close()
+
+
+async def test_mongo_never_writes_again_at_a_position_it_tried(
+    mongo_store: MongoJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FerretDB's find-and-delete deletes by position once it has found its entry: an undo
+    whose answer was lost may still delete what stands at that position later. So a gateway
+    leaves the position of an append it undid empty, and its feed reads on past it."""
+    freed = await undone_submit(monkeypatch, mongo_store)
+    (job,) = (await mongo_store.create_jobs(submission())).jobs
+    entries = await mongo_store.read_log(LogQuery(after=freed - 1, limit=10))
+    assert [(e.update.seq, e.update.job_id) for e in entries] == [(freed + 1, job.id)]
 
 
 async def test_mongo_takes_ferretdbs_interruption_for_a_store_that_did_not_answer(
-    mongo_server: str, monkeypatch: pytest.MonkeyPatch
+    mongo_store: MongoJobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """FerretDB answers a query it gave up on (its time limit spent, or too loaded to finish)
     with an InternalError "interrupted", where MongoDB says MaxTimeMSExpired or Interrupted: a
     store that did not answer (STORE_UNAVAILABLE), not an unexpected error."""
-    store = MongoJobStore(fresh_database(mongo_server), server_selection_timeout_ms=3000)
-    await store.open()
     errmsg = (
         "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:94 "
         "sqlite.(*collection).Query] interrupted (9)"
     )
     reply = {"ok": 0.0, "errmsg": errmsg, "code": 1, "codeName": "InternalError"}
-    try:
-        for code in (1, 11601):  # FerretDB's InternalError, MongoDB's Interrupted
+    for code in (1, 11601):  # FerretDB's InternalError, MongoDB's Interrupted
 
-            async def interrupted(*_args: object, code: int = code, **_kwargs: object) -> None:
-                raise pymongo.errors.OperationFailure(errmsg, code, {**reply, "code": code})
+        async def interrupted(*_args: object, code: int = code, **_kwargs: object) -> None:
+            raise pymongo.errors.OperationFailure(errmsg, code, {**reply, "code": code})
 
-            monkeypatch.setattr(store._log, "find_one", interrupted)
-            with pytest.raises(StoreUnavailable):
-                await store.latest_seq()
-            monkeypatch.undo()
-        assert await store.latest_seq() == 0
-    finally:
-        await store.close()
+        monkeypatch.setattr(mongo_store._log, "find_one", interrupted)
+        with pytest.raises(StoreUnavailable):
+            await mongo_store.latest_seq()
+        monkeypatch.undo()
+    assert await mongo_store.latest_seq() == 0
 
 
 async def test_an_in_process_providers_refused_report_is_logged_not_dropped(
@@ -439,3 +457,35 @@ async def test_a_job_that_ended_before_its_hand_over_never_reaches_its_provider(
     (job,) = (await h.jobs.submit(ALICE, SubmitRequest([spec()]))).jobs
     assert h.provider.calls_of("submit") == []
     assert (await h.job(job.id)).status.state is JobState.SUCCESS
+
+
+async def test_a_remote_provider_handed_a_job_again_leaves_a_started_one_alone(
+    h: Harness, tmp_path: Path
+) -> None:
+    """The hand-over outbox hands a job over again when completing its entry failed (the store
+    was away), and the job may have started, even ended, by then. With no agent connected, the
+    remote provider tells a job still queued that it waits for one, and nothing to the others:
+    a finished job got "Waiting for the agent ..." after its SUCCESS."""
+    remote = RemoteProvider(
+        h.provider.id,
+        h.provider.products,
+        store=h.store,
+        signal=CommandSignal(),
+        ring=lambda: None,
+        clock=lambda: 0,
+    )
+    await remote.start(
+        h.jobs.provider_context(remote.id, tmp_path, JobLogHub(tail_lines=10, max_jobs=10))
+    )
+    queued, started, ended = await h.submit(spec("q"), spec("s"), spec("e"))
+    await h.report(UpdateRequest(started.id, state=JobState.RUNNING))
+    await h.report(UpdateRequest(ended.id, state=JobState.SUCCESS))
+    jobs = {job.id: job for job in await h.store.get_jobs([queued.id, started.id, ended.id])}
+
+    await remote.submit(list(jobs.values()))
+
+    updates = await h.store.updates_of(list(jobs))
+    waiting = f"Waiting for the agent of provider '{remote.id}' to connect"
+    assert [u.request.status for u in updates[queued.id]][-1] == waiting
+    for job_id in (started.id, ended.id):
+        assert waiting not in [u.request.status for u in updates[job_id]]
