@@ -102,6 +102,8 @@ class UpdateFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = asyncio.Event()
         self._store_failing = False
+        # Set (and replaced) whenever the position moves: `catch_up_to` waits on it.
+        self._moved = asyncio.Event()
         # Called on every doorbell: other readers of the store (agents' command streams) use it.
         self.ring_listeners: list[Callable[[], None]] = []
 
@@ -126,6 +128,14 @@ class UpdateFeed:
                 await self._started.wait()
         except TimeoutError as error:
             raise StoreUnavailable("the update feed cannot read the store yet") from error
+
+    async def catch_up_to(self, position: int) -> None:
+        """Wait until the feed has read the log up to `position`: it reads when rung and
+        polls, so it can trail the store by a moment. Callers bound the wait."""
+        while self.position < position:
+            moved = self._moved
+            self.poke()
+            await moved.wait()
 
     def attach(self, predicate: Predicate) -> FeedSubscription:
         """Subscribe to every entry after the current position that `predicate` accepts."""
@@ -198,5 +208,8 @@ class UpdateFeed:
                 for subscription in self._subscriptions:
                     subscription.offer(entry)
                 self.position = entry.update.seq
+            if entries:
+                self._moved.set()
+                self._moved = asyncio.Event()
             if len(entries) < self.batch_size:
                 return

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import strawberry
 
 from jobgate.auth import ProviderIdentity
@@ -13,6 +16,9 @@ from jobgate.schema.payloads import JobEdge, PageInfo
 from jobgate.schema.types import Application, Info, Job, Product, Provider
 from jobgate.storage.base import JobFilter as StoreJobFilter
 from jobgate.storage.base import JobOrder as StoreJobOrder
+
+# How long `latestUpdateCursor` lets the update feed catch up with the store, at most.
+FEED_CATCH_UP_SECONDS = 2.0
 
 
 @strawberry.type
@@ -84,10 +90,17 @@ class Query:
     @coded
     async def latest_update_cursor(self, info: Info) -> str:
         info.context.caller()
-        feed = info.context.services.feed
+        services = info.context.services
+        feed = services.feed
         await feed.ready()
         # The feed's position, not the store's newest: every update up to it is readable, so a
-        # subscription after it misses nothing that was still being written.
+        # subscription after it misses nothing that was still being written. But first let the
+        # feed read up to the store's newest (it may trail by a poll), so that a subscription
+        # after it does not repeat updates a listing just before has shown.
+        newest = await services.store.latest_seq()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FEED_CATCH_UP_SECONDS):
+                await feed.catch_up_to(newest)
         return encode_position(feed.position)
 
     @strawberry.field

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from jobgate.cursors import encode_position
 from tests.api.documents import CANCEL, WATCH, job_spec, latest_cursor, submit, wait_for_state
+from tests.factories import submission
 from tests.gateway import (
     ALICE,
     BOB,
@@ -180,3 +182,21 @@ async def test_a_subscription_refused_before_it_runs_says_why_with_a_code(
         async with subscribe(sqlite_gateway, document, variables, protocol=protocol) as stream:
             await stream.next()
     assert refused.value.codes == [code]
+
+
+async def test_the_latest_cursor_is_the_stores_newest_even_while_the_feed_trails(
+    tmp_path: Path,
+) -> None:
+    """`latestUpdateCursor` is where "list, then subscribe after it" starts. The update feed
+    reads the store when rung and polls; on a busy machine it trailed, the cursor was older
+    than updates a listing had just shown, and the subscription repeated them."""
+    settings = gateway_settings(
+        tmp_path / "data", f"sqlite://{tmp_path}/jobgate.db", feed={"poll_interval_seconds": 60}
+    )
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        await latest_cursor(alice)  # the feed is up
+        store = gateway.services.store
+        await store.create_jobs(submission())  # behind the feed's back: no doorbell rings
+        newest = await store.latest_seq()
+        assert await latest_cursor(alice) == encode_position(newest)
