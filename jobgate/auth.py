@@ -74,6 +74,8 @@ class Authentication:
 
 
 ANONYMOUS = Authentication()
+# What a caller without usable credentials is told.
+NO_CREDENTIALS_HINT = "send 'Authorization: Bearer <token>'"
 
 
 class Authenticator:
@@ -91,7 +93,7 @@ class Authenticator:
             return ANONYMOUS
         token = _bearer_token(header)
         if token is None:
-            return Authentication(rejection="send 'Authorization: Bearer <token>'")
+            return Authentication(rejection=NO_CREDENTIALS_HINT)
         identity = self.identify(token)
         if identity is not None:
             return Authentication(identity)

@@ -12,7 +12,14 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
-from jobgate.auth import Authentication, Authenticator, Identity, ProviderIdentity, User
+from jobgate.auth import (
+    NO_CREDENTIALS_HINT,
+    Authentication,
+    Authenticator,
+    Identity,
+    ProviderIdentity,
+    User,
+)
 from jobgate.domain.catalog import Catalog
 from jobgate.domain.job import JobUpdate
 from jobgate.errors import Forbidden, Unauthenticated
@@ -102,7 +109,7 @@ class Context:
     def caller(self) -> Identity:
         """The authenticated caller, user or provider."""
         if self.identity is None:
-            raise Unauthenticated(self.rejection or "send 'Authorization: Bearer <token>'")
+            raise Unauthenticated(self.rejection or NO_CREDENTIALS_HINT)
         return self.identity
 
     def authenticated(self, authentication: Authentication) -> None:

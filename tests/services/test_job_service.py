@@ -14,7 +14,7 @@ from typing import Any
 import pymongo.errors
 import pytest
 
-from jobgate.domain.job import UpdateRequest
+from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import StoreUnavailable, UserErrorCode
@@ -304,14 +304,7 @@ async def test_mongo_never_undoes_another_writers_entry_for_the_same_version(
 
         # The second one, reading the job at version 1, appends version 2 as well, and MongoDB
         # goes away without answering: its own append is in doubt, not the first one's entry.
-        unanswered_appends(monkeypatch, second)
-        with pytest.raises(StoreUnavailable):
-            await second.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
-        monkeypatch.undo()
-
-        await second.latest_seq()  # undoes what it doubts, before anything it reads
-        updates = (await second.updates_of([job.id]))[job.id]
-        assert [u.request.state for u in updates] == [JobState.IN_QUEUE, JobState.RUNNING]
+        await stale_duplicate_undone_alone(monkeypatch, second, job)
     finally:
         await first.close()
         await second.close()
@@ -328,6 +321,22 @@ def unanswered_appends(monkeypatch: pytest.MonkeyPatch, store: MongoJobStore) ->
         raise pymongo.errors.AutoReconnect("connection closed")
 
     monkeypatch.setattr(store._log, "insert_many", unanswered)
+
+
+async def stale_duplicate_undone_alone(
+    monkeypatch: pytest.MonkeyPatch, store: MongoJobStore, job: Job
+) -> None:
+    """`store`, which read `job` at version 1 after version 2 (RUNNING) was committed, appends
+    version 2 as well and MongoDB refuses it unheard: after its undo, the job's history is still
+    the committed one."""
+    unanswered_appends(monkeypatch, store)
+    with pytest.raises(StoreUnavailable):
+        await store.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
+    monkeypatch.undo()
+
+    await store.latest_seq()  # undoes what it doubts, before anything it reads
+    updates = (await store.updates_of([job.id]))[job.id]
+    assert [u.request.state for u in updates] == [JobState.IN_QUEUE, JobState.RUNNING]
 
 
 async def test_mongo_never_undoes_its_own_committed_entry_for_a_doubtful_one(
@@ -350,14 +359,7 @@ async def test_mongo_never_undoes_its_own_committed_entry_for_a_doubtful_one(
     assert first is not None  # answered as applied; the document catches up later
     monkeypatch.undo()
 
-    unanswered_appends(monkeypatch, mongo_store)  # MongoDB refuses the duplicate, unheard
-    with pytest.raises(StoreUnavailable):
-        await mongo_store.commit_update(job, UpdateRequest(job.id, status="late"), job.status, 8)
-    monkeypatch.undo()
-
-    await mongo_store.latest_seq()  # undoes what it doubts, before anything it reads
-    updates = (await mongo_store.updates_of([job.id]))[job.id]
-    assert [u.request.state for u in updates] == [JobState.IN_QUEUE, JobState.RUNNING]
+    await stale_duplicate_undone_alone(monkeypatch, mongo_store, job)
 
 
 async def undone_submit(monkeypatch: pytest.MonkeyPatch, store: MongoJobStore) -> int:
