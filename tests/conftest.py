@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,44 @@ from tests.gateway import Gateway, gateway_settings, running_gateway
 from tests.servers import FerretDB, Keycloak, SlurmCluster, fresh_database
 
 STORE_KINDS = ["sqlite", "mongo"]
+
+
+# What a failed test shows of the servers it started: their logs are files in its tmp_path,
+# which a CI run on another machine does not keep. The lines that tell what went wrong.
+LOG_EXCERPT_CHARS = 8000
+LEVEL = re.compile(r"\b(ERROR|CRITICAL)\b")
+
+
+def telling_lines(lines: list[str]) -> list[str]:
+    """ERROR and CRITICAL lines, and every traceback whole (to its exception's line)."""
+    kept: list[str] = []
+    in_traceback = False
+    for line in lines:
+        if "Traceback (most recent call last)" in line:
+            in_traceback = True
+            kept.append(line)
+        elif in_traceback:
+            kept.append(line)
+            # The exception's own line is the first one not indented (chained ones follow it).
+            in_traceback = line.startswith((" ", "\t")) or not line.strip()
+        elif LEVEL.search(line):
+            kept.append(line)
+    return kept
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and isinstance(tmp_path, Path):
+        for log_file in sorted(tmp_path.rglob("*.log"))[:10]:
+            lines = log_file.read_text(errors="replace").splitlines()
+            if telling := telling_lines(lines):
+                excerpt = "\n".join(telling)[-LOG_EXCERPT_CHARS:]
+                report.sections.append((f"errors in {log_file.relative_to(tmp_path)}", excerpt))
+    return report
 
 
 @pytest.fixture(autouse=True)

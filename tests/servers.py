@@ -74,9 +74,10 @@ class LoopbackServer:
 class FerretDB(LoopbackServer):
     """A FerretDB v1 server (SQLite handler) on a loopback port, with its data in `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, sqlite_options: str = "") -> None:
         super().__init__(port)
         self.data_dir = data_dir
+        self.sqlite_options = sqlite_options  # e.g. "_pragma=busy_timeout(1000)"
 
     @property
     def url(self) -> str:
@@ -93,7 +94,8 @@ class FerretDB(LoopbackServer):
             [
                 str(FERRETDB_BIN),
                 "--handler=sqlite",
-                f"--sqlite-url=file:{self.data_dir}/",
+                f"--sqlite-url=file:{self.data_dir}/"
+                + (f"?{self.sqlite_options}" if self.sqlite_options else ""),
                 f"--listen-addr=127.0.0.1:{self.port}",
                 "--telemetry=disable",
                 "--debug-addr=-",

@@ -27,6 +27,23 @@ class GatewayRefused(JobgateError):
         self.codes = codes
 
 
+# Codes of errors that pass: the gateway's store did not answer, the gateway itself failed
+# (as an HTTP 5xx does), or the provider asked too much this minute. The call is tried again
+# later; an agent must outlive them all.
+PASSING_CODES = frozenset({"STORE_UNAVAILABLE", "INTERNAL_SERVER_ERROR", "RATE_LIMITED"})
+
+
+def failure_of(errors: list[Json], call: str = "") -> GatewayUnavailable | GatewayRefused:
+    """What a GraphQL answer's errors mean to the agent: a passing failure, or a refusal."""
+    codes = [str(e.get("extensions", {}).get("code")) for e in errors]
+    prefix = f"{call}: " if call else ""
+    if PASSING_CODES.intersection(codes):
+        return GatewayUnavailable(prefix + str(errors[0].get("message", "unavailable")))
+    # Each message once: several fields refused for one reason say it once.
+    messages = dict.fromkeys(str(e.get("message", "")) for e in errors)
+    return GatewayRefused(prefix + "; ".join(messages), codes)
+
+
 class GatewayClient:
     def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
         self.url = url
@@ -59,11 +76,6 @@ class GatewayClient:
             raise GatewayUnavailable(f"the gateway answered {response.status_code}") from error
         errors = body.get("errors")
         if errors:
-            codes = [str(e.get("extensions", {}).get("code")) for e in errors]
-            if "STORE_UNAVAILABLE" in codes:
-                raise GatewayUnavailable(errors[0].get("message", "store unavailable"))
-            # Each message once: several fields refused for one reason say it once.
-            messages = dict.fromkeys(str(e.get("message", "")) for e in errors)
-            raise GatewayRefused("; ".join(messages), codes)
+            raise failure_of(errors)
         data: Json = body["data"]
         return data

@@ -23,7 +23,7 @@ from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
 
 from jobgate.agent import decode
-from jobgate.agent.client import GatewayClient, GatewayRefused, GatewayUnavailable
+from jobgate.agent.client import GatewayClient, GatewayRefused, GatewayUnavailable, failure_of
 from jobgate.agent.journal import CommandJournal
 from jobgate.agent.settings import AgentSettings, LocalAdapterSettings
 from jobgate.domain.catalog import Catalog, Product
@@ -278,11 +278,8 @@ class Agent:
                     case "ping":
                         await ws.send(json.dumps({"type": "pong"}))
                     case "error":
-                        errors = message["payload"]
-                        codes = [str(e.get("extensions", {}).get("code")) for e in errors]
-                        if "STORE_UNAVAILABLE" in codes:  # passing: reconnect and try again
-                            raise GatewayUnavailable(f"providerCommands: {errors[0]['message']}")
-                        raise GatewayRefused(f"providerCommands failed: {errors}", codes)
+                        # A passing failure: reconnect and try again.
+                        raise failure_of(message["payload"], "providerCommands")
                     case "complete":
                         await self._carry_out_all(commands, unacknowledged)
                         return

@@ -167,7 +167,9 @@ class JobgateSchema(strawberry.Schema):
             if is_unexpected(error):
                 log.error("unexpected error: %s", error.message, exc_info=error.original_error)
             else:
-                log.info("refused (%s): %.200s", code_of(error) or BAD_USER_INPUT, error.message)
+                # As the caller gets it: `ErrorCodes` codes the result after this runs.
+                leaving = with_code(error)
+                log.info("refused (%s): %.200s", code_of(leaving), leaving.message)
 
 
 # Extensions the lean `jobUpdates` path applies itself (codes through `with_code`, the same

@@ -241,7 +241,9 @@ class MongoJobStore:
             yield
         except PyMongoError as error:
             # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class.
-            if not (isinstance(error, ConnectionFailure) or error.timeout or _interrupted(error)):
+            if not (
+                isinstance(error, ConnectionFailure) or error.timeout or _did_not_answer(error)
+            ):
                 raise
             log.warning("MongoDB is unavailable: %s", error)
             raise StoreUnavailable("the job store (MongoDB) is unavailable") from error
@@ -344,11 +346,8 @@ class MongoJobStore:
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
         await self._ensure_indexes()
         claimant = owner_key(submission.owner)
-        if submission.idempotency_key is not None:
-            earlier = await self._earlier_submission(claimant, submission)
-            if earlier is not None:
-                return earlier
-
+        # A key used before is found by its claim's unique index below, in the same round trip
+        # as a new claim (callers ask `earlier_submission` first anyway).
         numbers = await self._job_numbers(len(submission.specifications))
         docs: list[Doc] = []
         for number, spec in zip(numbers, submission.specifications, strict=True):
@@ -396,10 +395,14 @@ class MongoJobStore:
             return None
         if claim["requestHash"] != submission.request_hash:
             raise IdempotencyKeyReused("this idempotency key was used for a different request")
-        # A claim is written before its jobs: finish what an earlier crash may have cut short.
-        await self._insert_jobs(claim["jobs"], claim["initialStatus"])
-        jobs = {job.id: job for job in await self.get_jobs([str(d["_id"]) for d in claim["jobs"]])}
-        return CreatedJobs([jobs[str(doc["_id"])] for doc in claim["jobs"]], replayed=True)
+        ids = [str(doc["_id"]) for doc in claim["jobs"]]
+        jobs = {job.id: job for job in await self.get_jobs(ids)}
+        if len(jobs) < len(ids):
+            # A claim is written before its jobs: finish what an earlier crash cut short. (A
+            # job's document is written after its entry: with every document there, all is.)
+            await self._insert_jobs(claim["jobs"], claim["initialStatus"])
+            jobs = {job.id: job for job in await self.get_jobs(ids)}
+        return CreatedJobs([jobs[job_id] for job_id in ids], replayed=True)
 
     async def _insert_jobs(
         self, docs: list[Doc], initial_status: str, *, undo_if_unanswered: bool = False
@@ -789,15 +792,13 @@ class MongoJobStore:
         return result.deleted_count
 
 
-def _interrupted(error: PyMongoError) -> bool:
-    """The server stopped the operation before it finished: MongoDB's `Interrupted`, or
-    FerretDB's way of saying it (an `InternalError` whose SQLite query was interrupted, where
-    MongoDB would answer `MaxTimeMSExpired`, and when the server is loaded past its answers)."""
-    if not isinstance(error, OperationFailure):
-        return False
-    return error.code == INTERRUPTED or (
-        error.code == INTERNAL_ERROR and "interrupted" in str(error.details or error)
-    )
+def _did_not_answer(error: PyMongoError) -> bool:
+    """The server failed the operation itself, not for anything in it: MongoDB's `Interrupted`,
+    or an `InternalError`, which is how FerretDB says every way it could not do it now (a
+    SQLite query interrupted under load or past its `maxTimeMS`, "context deadline exceeded",
+    a SQLite file locked past its busy timeout: where MongoDB would time out or wait). The
+    caller may try again; nothing in the request was wrong."""
+    return isinstance(error, OperationFailure) and error.code in (INTERRUPTED, INTERNAL_ERROR)
 
 
 def _job_to_doc(job: Job) -> Doc:

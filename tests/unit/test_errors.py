@@ -8,6 +8,7 @@ import logging
 import pytest
 from graphql import GraphQLError
 
+from jobgate.errors import StoreUnavailable
 from jobgate.schema.build import build_schema, is_unexpected, with_code
 
 
@@ -44,3 +45,16 @@ def test_only_the_unexpected_is_logged_with_a_traceback(caplog: pytest.LogCaptur
     (record,) = caplog.records
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None
+
+
+def test_a_refusal_is_logged_with_the_code_its_caller_gets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A store that went away under a field resolver that does not translate its own errors
+    # (`Job.updates`): the caller gets STORE_UNAVAILABLE, and so must the log say.
+    caplog.set_level(logging.INFO)
+    error = GraphQLError("x", original_error=StoreUnavailable("the job store is unavailable"))
+    assert with_code(error).extensions == {"code": "STORE_UNAVAILABLE"}
+    build_schema().process_errors([error])
+    (record,) = caplog.records
+    assert record.getMessage() == "refused (STORE_UNAVAILABLE): the job store is unavailable"
