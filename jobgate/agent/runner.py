@@ -74,6 +74,17 @@ LOG_FLUSH_SECONDS = 0.2
 MAX_BUFFERED_LINES = 10_000
 
 
+def command_in(payload: dict[str, Any]) -> dict[str, Any]:
+    """The command a `next` message of `providerCommands` carries. An event can carry errors
+    instead (the gateway's store did not answer while it read the command): they raise, as
+    `failure_of` says (a passing one reconnects; commands not acknowledged come again)."""
+    errors = payload.get("errors")
+    if errors:
+        raise failure_of(errors, "providerCommands")
+    command: dict[str, Any] = payload["data"]["providerCommands"]
+    return command
+
+
 class AgentAdapter(ProviderAdapter, Protocol):
     def tracks(self, job_id: str) -> bool:
         """Whether the adapter already follows this job (so a repeated SUBMIT is ignored)."""
@@ -274,7 +285,7 @@ class Agent:
                 message = json.loads(raw)
                 match message["type"]:
                     case "next":
-                        commands.append(message["payload"]["data"]["providerCommands"])
+                        commands.append(command_in(message["payload"]))
                     case "ping":
                         await ws.send(json.dumps({"type": "pong"}))
                     case "error":

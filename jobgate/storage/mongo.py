@@ -156,6 +156,13 @@ class MongoJobStore:
         # undone, and the position may rightly hold a new one by then.
         self._undos = 0
         self._undone: dict[int, int] = {}
+        # Positions of appends whose answer was lost: stored, not stored, or still landing (a
+        # slow server may commit one after the client gave up). Readers stop before the first
+        # until `_settle_lost` fences it with a tombstone; `_settled_at` remembers, by the count
+        # of settlements then, the positions settled while a read may have been on its way.
+        self._unsettled: set[int] = set()
+        self._settles = 0
+        self._settled_at: dict[int, int] = {}
         # Appends in doubt, by (job, version, mark): see `_append`.
         self._doubtful: set[tuple[int, int, str]] = set()
         # Every append marks its entries with this store's id and its own number: undoing a
@@ -309,6 +316,7 @@ class MongoJobStore:
                         await self._log.insert_many(docs, ordered=True)
                 except StoreUnavailable:
                     self._next_position = None
+                    self._unsettled.update(doc["_id"] for doc in docs)
                     if undo_if_unanswered:
                         self._doubtful.update((d["job"], d["version"], mark) for d in docs)
                     raise
@@ -326,7 +334,9 @@ class MongoJobStore:
                         ) from error
                     continue  # only the position was taken, by another gateway: take the next
                 except BaseException:
+                    # Cancelled (or failed otherwise) with the insert on its way: it may land.
                     self._next_position = None
+                    self._unsettled.update(doc["_id"] for doc in docs)
                     raise
                 finally:
                     self._appending = None
@@ -358,6 +368,7 @@ class MongoJobStore:
 
         if submission.idempotency_key is not None:
             claim = {
+                "_id": _claim_id(claimant, submission.idempotency_key),
                 "owner": claimant,
                 "key": submission.idempotency_key,
                 "requestHash": submission.request_hash,
@@ -368,8 +379,9 @@ class MongoJobStore:
                 async with self._call("claim"):
                     await self._submissions.insert_one(claim)
             except DuplicateKeyError:
-                # Another request with this key won the race: answer with its jobs.
-                earlier = await self._earlier_submission(claimant, submission)
+                # Another request with this key won the race (or an older claim holds it):
+                # answer with its jobs.
+                earlier = await self._earlier_submission(claimant, submission, legacy=True)
                 assert earlier is not None
                 return earlier
         # A keyed submission's claim is its commit point: its retry completes what failed.
@@ -385,12 +397,16 @@ class MongoJobStore:
         return await self._earlier_submission(owner_key(submission.owner), submission)
 
     async def _earlier_submission(
-        self, owner_key: str, submission: NewSubmission
+        self, owner_key: str, submission: NewSubmission, *, legacy: bool = False
     ) -> CreatedJobs | None:
+        key = submission.idempotency_key
+        assert key is not None
         async with self._call("claim"):
-            claim = await self._submissions.find_one(
-                {"owner": owner_key, "key": submission.idempotency_key}
-            )
+            # By its id: one row to read, where FerretDB scans every claim for other fields.
+            claim = await self._submissions.find_one({"_id": _claim_id(owner_key, key)})
+            if claim is None and legacy:
+                # Claims made before their ids were derived from owner and key.
+                claim = await self._submissions.find_one({"owner": owner_key, "key": key})
         if claim is None:
             return None
         if claim["requestHash"] != submission.request_hash:
@@ -462,6 +478,33 @@ class MongoJobStore:
             for number, version, mark in sorted(self._doubtful):
                 await self._undo(number, version, mark)
 
+    async def _settle_lost(self) -> None:
+        """Decide the fate of appends whose answer was lost: a tombstone inserted at each of
+        their positions either takes it (the lost write never lands: its insert would find the
+        position taken) or finds the entry there (it landed). Either way the position is
+        settled and readers may pass it. Takes the appends' turn, as undos do."""
+        async with self._turn(self._append_lock):
+            positions = sorted(self._unsettled)
+            if not positions:
+                return
+            tombstones = [
+                # A job number of its own (negative: no job's) keeps (job, version) unique.
+                {"_id": position, "job": -position, "version": 0, "tombstone": True}
+                for position in positions
+            ]
+            try:
+                async with self._call("settle"):
+                    await self._log.insert_many(tombstones, ordered=False)
+            except BulkWriteError as error:
+                if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                    raise
+            self._settles += 1
+            for position in positions:
+                self._unsettled.discard(position)
+                self._settled_at[position] = self._settles
+            while len(self._settled_at) > MAX_UNDONE_REMEMBERED:
+                del self._settled_at[next(iter(self._settled_at))]
+
     async def _undo(self, number: int, version: int, mark: str) -> None:
         """Remove the entry `mark`'s append wrote for this job and version, if it is there and
         the job's document has not moved past it."""
@@ -489,6 +532,8 @@ class MongoJobStore:
         writes): job documents to insert, job documents to bring to their newest entry; and undo
         what was answered as failed but stored. Before every read, so a read issued after a
         write returned sees it once MongoDB answers."""
+        if self._unsettled:
+            await self._settle_lost()
         if self._doubtful:
             await self._undo_doubtful()
         if self._unwritten:
@@ -657,7 +702,8 @@ class MongoJobStore:
             conditions.append({"job": {"$in": ids_to_numbers(query.job_ids)}})
         if query.visibility is not None:
             conditions.append(_visibility_query(query.visibility))
-        undos_before = self._undos
+        conditions.append({"job": {"$gt": 0}})  # not the tombstones of lost appends
+        undos_before, settles_before = self._undos, self._settles
         async with self._call("read_log"):
             docs = (
                 await self._log.find({"$and": conditions})
@@ -665,7 +711,7 @@ class MongoJobStore:
                 .limit(query.limit)
                 .to_list(None)
             )
-        docs = self._settled(docs, undos_before)
+        docs = self._settled(docs, query.after, undos_before, settles_before)
         job_docs = await self._job_docs({doc["job"] for doc in docs})
         jobs = {str(doc["_id"]): _job_from_doc(doc) for doc in job_docs}
         stored = [_stored_entry(doc) for doc in docs]
@@ -705,20 +751,30 @@ class MongoJobStore:
             looked_up[job_id] = NOTHING if found is None else Carried.of(found["statusAfter"])
         return completed(entries, bases, looked_up)
 
-    def _settled(self, docs: list[Doc], undos_before: int) -> list[Doc]:
+    def _settled(
+        self, docs: list[Doc], after: int, undos_before: int, settles_before: int
+    ) -> list[Doc]:
         """The entries up to the first one whose append is not answered yet (in flight here, or
         answered as failed and about to be undone, or undone while this read was on its way),
-        in order; `undos_before` is `_undos` when the read was issued.
+        and before any position whose write may still land; in order. `undos_before` and
+        `settles_before` are `_undos` and `_settles` when the read was issued.
 
         A reader (the update feed) must never pass on an entry that is then undone: it would
-        reach watchers as an update that never happened. The rest come with the next read. An
-        undone position is suspect only to reads issued before its undo: the next append takes
-        the freed position, and a later read must pass its new entry on.
+        reach watchers as an update that never happened. Nor pass a position whose write lands
+        after it read past it: that update would never reach them. The rest come with the next
+        read. An undone position is suspect only to reads issued before its undo: the next
+        append takes the freed position, and a later read must pass its new entry on.
         """
         in_flight = self._appending
+        # Positions lost, or settled since this read was issued (it may not have seen them),
+        # ahead of the reader (every append takes a position beyond what anyone has read).
+        lost = [*self._unsettled]
+        lost += [p for p, settle in self._settled_at.items() if settle > settles_before]
+        fence = min((p for p in lost if p > after), default=None)
         for index, doc in enumerate(docs):
             if (
                 (in_flight is not None and doc["_id"] >= in_flight)
+                or (fence is not None and doc["_id"] >= fence)
                 or (doc["job"], doc["version"], doc.get("writer")) in self._doubtful
                 or self._undone.get(doc["_id"], 0) > undos_before
             ):
@@ -799,6 +855,11 @@ def _did_not_answer(error: PyMongoError) -> bool:
     a SQLite file locked past its busy timeout: where MongoDB would time out or wait). The
     caller may try again; nothing in the request was wrong."""
     return isinstance(error, OperationFailure) and error.code in (INTERRUPTED, INTERNAL_ERROR)
+
+
+def _claim_id(owner_key: str, key: str) -> str:
+    """An idempotency claim's id: its owner and key (unique together, as the index says)."""
+    return f"{owner_key}\x00{key}"
 
 
 def _job_to_doc(job: Job) -> Doc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,19 +20,23 @@ from tests.gateway import GraphQLClient, GraphQLError, WebSocketTarget, subscrib
 from tests.processes import ServeProcess
 
 Json = dict[str, Any]
-# How long a careful client waits before it tries again.
+# How long a careful client waits before it tries again, at first and at most.
 RETRY_SECONDS = 0.2
+MAX_RETRY_SECONDS = 3.0
 
 
 async def submit_until_accepted(
     client: GraphQLClient, spec: Json, key: str, *, timeout: float = 60
 ) -> str:
     """Submit one job with an idempotency key, retrying (same key) through any failure of the
-    gateway, as a careful client does (waiting as long as a refusal for its rate says); the id
-    the gateway finally answers with."""
+    gateway, as a careful client does: backing off (exponentially, with jitter, so that fifty
+    clients do not come back at once to a store that is slow already) and waiting as long as a
+    refusal for its rate says; the id the gateway finally answers with."""
     deadline = asyncio.get_running_loop().time() + timeout
+    backoff = RETRY_SECONDS
     while True:
-        pause = RETRY_SECONDS
+        pause = backoff * random.uniform(0.5, 1.5)
+        backoff = min(backoff * 2, MAX_RETRY_SECONDS)
         try:
             body = await client.raw(SUBMIT, {"input": {"jobs": [spec], "idempotencyKey": key}})
             if not body.get("errors"):

@@ -491,3 +491,58 @@ async def test_a_remote_provider_handed_a_job_again_leaves_a_started_one_alone(
     assert [u.request.status for u in updates[queued.id]][-1] == waiting
     for job_id in (started.id, ended.id):
         assert waiting not in [u.request.status for u in updates[job_id]]
+
+
+async def test_mongo_readers_never_pass_a_position_whose_write_may_still_land(
+    mongo_store: MongoJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append whose answer was lost may still be stored later (a slow server commits it after
+    the client gave up). A reader that passed its position meanwhile, reading the appends after
+    it, would never see it: a watcher would miss an update for good (a CI fault case did)."""
+    store = mongo_store
+    (first,) = (await store.create_jobs(submission())).jobs
+    lost: list[list[dict[str, Any]]] = []
+
+    async def answer_lost(docs: list[dict[str, Any]], **kwargs: Any) -> None:
+        lost.append(docs)  # on its way, not stored yet
+        raise pymongo.errors.NetworkTimeout("timed out")
+
+    monkeypatch.setattr(store._log, "insert_many", answer_lost)
+    with pytest.raises(StoreUnavailable):  # a keyed submission: its retry finishes it
+        await store.create_jobs(submission(key="late"))
+    monkeypatch.undo()
+    (after,) = (await store.create_jobs(submission())).jobs
+    seen = [entry.update.seq for entry in await store.read_log(LogQuery(after=0))]
+    # Now the lost write lands, late.
+    with contextlib.suppress(pymongo.errors.BulkWriteError):
+        await store._log.insert_many(lost[0], ordered=True)
+    retried = await store.earlier_submission(submission(key="late"))
+    assert retried is not None
+    seen += [e.update.seq for e in await store.read_log(LogQuery(after=max(seen)))]
+    everything = [entry.update.seq for entry in await store.read_log(LogQuery(after=0))]
+    assert seen == everything
+    assert {e.update.job_id for e in await store.read_log(LogQuery(after=0))} == {
+        first.id,
+        after.id,
+        retried.jobs[0].id,
+    }
+
+
+async def test_mongo_finds_a_claim_by_its_id_and_one_made_before_claims_had_such_ids(
+    mongo_store: MongoJobStore,
+) -> None:
+    store = mongo_store
+    first = await store.create_jobs(submission(key="k"))
+    before = store.round_trips.by_kind.get("claim", 0)
+    again = await store.earlier_submission(submission(key="k"))
+    assert again is not None
+    assert [job.id for job in again.jobs] == [job.id for job in first.jobs]
+    assert store.round_trips.by_kind["claim"] == before + 1  # one read, by id
+    # A claim as an earlier version stored it: a generated id, found by owner and key.
+    claim = await store._submissions.find_one_and_delete({})
+    assert claim is not None
+    del claim["_id"]
+    await store._submissions.insert_one(claim)
+    replayed = await store.create_jobs(submission(key="k"))
+    assert replayed.replayed
+    assert [job.id for job in replayed.jobs] == [job.id for job in first.jobs]
