@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.lifted_limits import LIFTED_LIMITS
+from jobgate.access import User
 from jobgate.app import create_app
-from jobgate.auth import User
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.domain.timestamps import serialize_datetime
 from jobgate.settings import Settings
@@ -43,7 +43,7 @@ query Jobs {
 }
 """
 
-USER = User("alice", frozenset({"proj-a"}))
+USER = User.member_of("alice", {"proj-a"})
 
 
 def job_json(job: Job, updates: list[JobUpdate]) -> dict[str, Any]:

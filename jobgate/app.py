@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
@@ -42,6 +43,8 @@ from jobgate.services.logs import JobLogService
 from jobgate.services.occupancy import Occupancy
 from jobgate.services.rates import RateLimits
 from jobgate.services.reconcile import Reconciler
+from jobgate.services.sharing import SharingService
+from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import LimitSettings, Settings
 from jobgate.streaming.handler import JobgateTransportWSHandler
@@ -78,12 +81,13 @@ class JobgateGraphQL(GraphQL[Context, None]):
         caches: bool = True,
         lean_subscriptions: bool = True,
         limits: LimitSettings | None = None,
+        identity_api: bool = False,
     ) -> None:
         limits = limits or LimitSettings()
         self.max_body_bytes = limits.max_body_bytes
         self.max_concurrent_requests = limits.max_concurrent_requests
         self.in_flight = 0  # HTTP GraphQL requests being served
-        schema = build_schema(caches=caches, limits=limits)
+        schema = build_schema(caches=caches, limits=limits, identity=identity_api)
         super().__init__(
             schema,
             connection_init_wait_timeout=timedelta(seconds=limits.init_timeout_seconds),
@@ -103,7 +107,14 @@ class JobgateGraphQL(GraphQL[Context, None]):
         self._graphiql_page = (GRAPHIQL / "index.html").read_text(encoding="utf-8")
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(self._graphiql_page)
+        oidc = self.services.authenticator.oidc
+        sign_in = None if oidc is None else await oidc.browser_sign_in()
+        if sign_in is None:
+            return HTMLResponse(self._graphiql_page)
+        # GraphiQL's sign-in (jobgate-signin.js) reads the issuer's endpoints from the page.
+        config = json.dumps(sign_in).replace("<", "\\u003c")
+        tag = f'<script id="jobgate-sign-in" type="application/json">{config}</script>'
+        return HTMLResponse(self._graphiql_page.replace("<!-- sign-in -->", tag, 1))
 
     # --- GraphQL over HTTP (see jobgate.server.graphql_http) ----------------------------------
 
@@ -228,8 +239,9 @@ class JobgateGraphQL(GraphQL[Context, None]):
         context.authenticated(authentication)
 
 
-def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
-    """The gateway for `settings`; parts open on startup and close on shutdown."""
+def create_app(settings: Settings, *, caches: bool = True, identity_api: bool = False) -> Starlette:
+    """The gateway for `settings`; parts open on startup and close on shutdown. `identity_api`
+    serves the contract's [identity] parts, not served until that work is done (tests)."""
     store = build_store(settings)
     catalog = build_catalog(settings)
     authenticator = build_authenticator(settings)
@@ -269,6 +281,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     drain = HandoverDrain(jobs, retry_seconds=settings.handover.retry_seconds)
     job_logs = JobLogService(jobs, logs)
     jobs.on_final.append(job_logs.job_ended)
+    access_tokens = AccessTokens(store, authenticator.projects)
+    authenticator.access_tokens = access_tokens
     services = Services(
         store=store,
         jobs=jobs,
@@ -287,6 +301,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             max_websockets=settings.limits.max_websockets_per_caller,
             max_subscriptions=settings.limits.max_subscriptions_per_caller,
         ),
+        sharing=SharingService(store, authenticator.projects),
+        access_tokens=access_tokens,
     )
     origins = settings.server.allowed_origins
     graphql = JobgateGraphQL(
@@ -296,6 +312,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         caches=caches,
         lean_subscriptions=settings.server.lean_subscriptions,
         limits=settings.limits,
+        identity_api=identity_api,
     )
 
     @contextlib.asynccontextmanager

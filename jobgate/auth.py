@@ -7,60 +7,10 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from jobgate.domain.job import Job
-from jobgate.errors import UserErrorCode
+from jobgate.access import Identity, Projects
 from jobgate.oidc import OidcVerifier, TokenRejected
-from jobgate.storage.base import Visibility
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    username: str
-    projects: frozenset[str]
-
-    @property
-    def visibility(self) -> Visibility:
-        return Visibility.for_user(self.username, self.projects)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderIdentity:
-    provider_id: str
-
-    @property
-    def visibility(self) -> Visibility:
-        return Visibility.for_provider(self.provider_id)
-
-
-Identity = User | ProviderIdentity
-
-
-class Permission:
-    READ = "READ"
-    EDIT = "EDIT"
-    ADMIN = "ADMIN"
-    PROVIDER = "PROVIDER"
-
-
-def permissions_on(identity: Identity, job: Job) -> list[str]:
-    """What `identity` may do with `job` (empty when it may not even read it)."""
-    if not identity.visibility.allows(job):
-        return []
-    if isinstance(identity, ProviderIdentity):
-        return [Permission.PROVIDER, Permission.READ, Permission.EDIT]
-    if job.owner.created_by == identity.username:
-        return [Permission.ADMIN, Permission.READ, Permission.EDIT]
-    return [Permission.READ, Permission.EDIT]
-
-
-def report_refusal(provider_id: str, job: Job | None) -> tuple[UserErrorCode, str] | None:
-    """Why a provider may not report on `job` (its updates or its log lines), if it may not:
-    only a job's own provider may. Another provider's job is answered as a missing one, word for
-    word, so a provider cannot tell which job ids exist elsewhere."""
-    if job is None or job.provider != provider_id:
-        return UserErrorCode.NOT_FOUND, "no such job"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +21,17 @@ class Authentication:
     identity: Identity | None = None
     rejection: str | None = None
     expires_at: float | None = None  # seconds since the epoch
+    access_token_id: str | None = None  # when a personal access token named the caller
+
+
+class AccessTokenCheck(Protocol):
+    """Personal access tokens (`jobgate.services.tokens`)."""
+
+    async def authenticate(self, token: str) -> Authentication: ...
+
+
+# What personal access tokens begin with (`jobgate.services.tokens`).
+ACCESS_TOKEN_PREFIX = "jgp_"  # noqa: S105 (a prefix, not a secret)
 
 
 ANONYMOUS = Authentication()
@@ -83,9 +44,17 @@ class Authenticator:
     time, as digests), then, where configured, the OpenID Connect provider's access tokens.
     Tokens are never logged."""
 
-    def __init__(self, tokens: Mapping[str, Identity], oidc: OidcVerifier | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Mapping[str, Identity],
+        oidc: OidcVerifier | None = None,
+        projects: Projects | None = None,
+    ) -> None:
         self._by_digest = [(_digest(token), identity) for token, identity in tokens.items()]
         self.oidc = oidc
+        self.projects = projects or Projects()
+        # Set by the app once the store is there.
+        self.access_tokens: AccessTokenCheck | None = None
 
     async def authenticate(self, header: str | None) -> Authentication:
         """The caller an `Authorization` value names (`ANONYMOUS` without one)."""
@@ -97,13 +66,15 @@ class Authenticator:
         identity = self.identify(token)
         if identity is not None:
             return Authentication(identity)
+        if token.startswith(ACCESS_TOKEN_PREFIX) and self.access_tokens is not None:
+            return await self.access_tokens.authenticate(token)
         if self.oidc is None:
             return Authentication(rejection="the bearer token is not valid")
         try:
             verified = await self.oidc.verify(token)
         except TokenRejected as error:
             return Authentication(rejection=f"the bearer token is not valid: {error.reason}")
-        user = User(verified.username, verified.groups)
+        user = self.projects.user(verified.username, verified.groups)
         return Authentication(user, expires_at=verified.expires_at)
 
     def identify(self, token: str) -> Identity | None:

@@ -16,6 +16,7 @@ Any failure is a `TokenRejected` whose reason names the rule, never the token or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class OidcVerifier:
         self.settings = settings
         self._http = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
         self._jwks_uri: str | None = None
+        # The issuer's discovery document, once fetched (GraphiQL's sign-in reads endpoints).
+        self.discovery: dict[str, Any] | None = None
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None  # monotonic time of the last fetch tried
         self._fetch_lock = asyncio.Lock()
@@ -138,6 +141,26 @@ class OidcVerifier:
             raise TokenRejected("its signing key is not one of the issuer's")
         return key
 
+    async def browser_sign_in(self) -> dict[str, str] | None:
+        """What GraphiQL needs to sign users in (`graphiql_client_id`), or None: not set, or
+        the issuer has not answered discovery yet (tried again, within the refetch bound)."""
+        client_id = self.settings.graphiql_client_id
+        if client_id is None:
+            return None
+        if self.discovery is None and self._may_refresh():
+            with contextlib.suppress(TokenRejected):
+                async with self._fetch_lock:
+                    if self.discovery is None:
+                        await self._refresh()
+        discovery = self.discovery
+        if discovery is None:
+            return None
+        found = {
+            name: discovery.get(name)
+            for name in ("authorization_endpoint", "token_endpoint", "end_session_endpoint")
+        }
+        return {"clientId": client_id, **{k: v for k, v in found.items() if isinstance(v, str)}}
+
     def _may_refresh(self) -> bool:
         last = self._fetched_at
         return last is None or time.monotonic() - last >= self.settings.jwks_refresh_seconds
@@ -154,6 +177,7 @@ class OidcVerifier:
                 if not isinstance(jwks_uri, str):
                     raise TokenRejected("the identity provider names no jwks_uri")
                 self._jwks_uri = jwks_uri
+                self.discovery = discovery
             keys = PyJWKSet.from_dict(await self._get_json(self._jwks_uri)).keys
         except (httpx.HTTPError, ValueError, PyJWKError, PyJWKSetError) as error:
             log.warning("OpenID Connect: the issuer's keys could not be fetched: %s", error)

@@ -205,6 +205,11 @@ class OidcSettings(_Strict):
         description="At most one fetch of the issuer's keys this often for an unknown key id",
     )
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    graphiql_client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A public client of the issuer: GraphiQL signs users in through it (PKCE)",
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -230,6 +235,26 @@ class UserSettings(_Strict):
     username: str = Field(pattern=f"^{FOLDER_NAME.pattern}$")
     token: SecretStr
     projects: list[Annotated[str, Field(pattern=f"^{FOLDER_NAME.pattern}$")]] = []
+
+
+Username = Annotated[str, Field(pattern=f"^{FOLDER_NAME.pattern}$")]
+
+
+class ProjectSettings(_Strict):
+    """A project's roles (README: "Projects, roles and sharing"); members name it themselves."""
+
+    id: str = Field(pattern=f"^{FOLDER_NAME.pattern}$")
+    title: str | None = Field(default=None, max_length=200)
+    pis: list[Username] = Field(default=[], description="Principal investigators")
+    admins: list[Username] = []
+    groups: dict[Annotated[str, Field(pattern=f"^{FOLDER_NAME.pattern}$")], list[Username]] = {}
+
+    @field_validator("groups")
+    @classmethod
+    def _all_is_everyone(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if "all" in value:
+            raise ValueError("'all' is every member's group; it is not listed")
+        return value
 
 
 class SupportSettings(_Strict):
@@ -412,12 +437,14 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     handover: HandoverSettings = HandoverSettings()
     users: list[UserSettings] = []
+    projects: list[ProjectSettings] = []
     providers: list[ProviderSettings] = []
     applications: list[ApplicationSettings] = []
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
         _require_unique("users", [u.username for u in self.users])
+        _require_unique("projects", [p.id for p in self.projects])
         _require_unique("providers", [p.id for p in self.providers])
         _require_unique("applications", [f"{a.name}@{a.version}" for a in self.applications])
         _require_unique_tokens(self)

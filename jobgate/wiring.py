@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobgate.auth import Authenticator, Identity, ProviderIdentity, User
+from jobgate.access import Identity, Project, Projects, ProviderIdentity
+from jobgate.auth import Authenticator
 from jobgate.domain.catalog import (
     Application,
     ApplicationParameter,
@@ -98,17 +99,31 @@ def build_catalog(settings: Settings) -> Catalog:
     return Catalog(applications, products)
 
 
+def build_projects(settings: Settings) -> Projects:
+    return Projects(
+        Project(
+            p.id,
+            p.title,
+            frozenset(p.pis),
+            frozenset(p.admins),
+            tuple((name, frozenset(names)) for name, names in sorted(p.groups.items())),
+        )
+        for p in settings.projects
+    )
+
+
 def build_authenticator(settings: Settings) -> Authenticator:
+    projects = build_projects(settings)
     tokens: dict[str, Identity] = {}
     for user in settings.users:
-        tokens[user.token.get_secret_value()] = User(user.username, frozenset(user.projects))
+        tokens[user.token.get_secret_value()] = projects.user(user.username, user.projects)
     for provider in settings.providers:
         if provider.token is not None:
             tokens[provider.token.get_secret_value()] = ProviderIdentity(provider.id)
     # Settings refuse a repeated token, so no identity can shadow another here.
     assert len(tokens) == len(settings.users) + sum(p.token is not None for p in settings.providers)
     oidc = settings.auth.oidc
-    return Authenticator(tokens, None if oidc is None else OidcVerifier(oidc))
+    return Authenticator(tokens, None if oidc is None else OidcVerifier(oidc), projects)
 
 
 def _application(index: int, app: ApplicationSettings) -> Application:

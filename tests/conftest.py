@@ -129,6 +129,14 @@ async def gateway(storage_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture
+async def identity_gateway(storage_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    """`gateway`, serving the contract's [identity] parts too."""
+    settings = gateway_settings(tmp_path / "data", storage_url)
+    async with running_gateway(settings, identity_api=True) as running:
+        yield running
+
+
+@pytest.fixture
 async def sqlite_gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     """A gateway on SQLite, for behaviour that does not depend on the store."""
     url = f"sqlite://{tmp_path}/jobgate.db"

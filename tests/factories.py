@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jobgate.access import initial_acl
 from jobgate.domain.job import JobSpecification
 from jobgate.domain.values import NameAndVersion, ProductReference, ResourceOwner, TextValue
 from jobgate.storage.base import NewSubmission
@@ -31,10 +32,12 @@ def submission(
     key: str | None = None,
     request_hash: str = "hash",
 ) -> NewSubmission:
+    owner = ResourceOwner(user, project)
     return NewSubmission(
-        owner=ResourceOwner(user, project),
+        owner=owner,
         specifications=list(specs) or [spec()],
         created_at=at,
         idempotency_key=key,
         request_hash=request_hash,
+        acl=initial_acl(owner),  # as the service gives every job
     )

@@ -34,6 +34,7 @@ def http_client(timeout: float = 30) -> httpx.AsyncClient:
 
 
 ALICE, BOB, CAROL = "alice-secret", "bob-secret", "carol-secret"
+DAVE, GRACE = "dave-secret", "grace-secret"
 PROVIDER, OTHER_PROVIDER = "provider-secret", "other-provider-secret"
 BATCH_PROVIDER = "batch-provider-secret"
 
@@ -47,10 +48,23 @@ def gateway_settings(data_dir: Path, storage_url: str, **overrides: Any) -> Sett
         "storage": {"url": storage_url, "server_selection_timeout_ms": 1500},
         "server": {"data_dir": str(data_dir)},
         "feed": {"poll_interval_seconds": 0.5},
+        # proj-a: alice its PI, dave its admin, carol a member in the group "analysts",
+        # grace a member in no group; bob is in proj-b alone.
         "users": [
             {"username": "alice", "token": ALICE, "projects": ["proj-a"]},
             {"username": "bob", "token": BOB, "projects": ["proj-b"]},
             {"username": "carol", "token": CAROL, "projects": ["proj-a"]},
+            {"username": "dave", "token": DAVE},
+            {"username": "grace", "token": GRACE, "projects": ["proj-a"]},
+        ],
+        "projects": [
+            {
+                "id": "proj-a",
+                "title": "Project A",
+                "pis": ["alice"],
+                "admins": ["dave"],
+                "groups": {"analysts": ["carol"]},
+            }
         ],
         "providers": [
             {
@@ -145,9 +159,11 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+async def running_gateway(
+    settings: Settings, *, identity_api: bool = False
+) -> AsyncIterator[Gateway]:
     port = free_port()
-    app = create_app(settings)
+    app = create_app(settings, identity_api=identity_api)
     # The same uvicorn setup as `jobgate serve`, so tests run its WebSocket protocol too.
     listen = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
     server = uvicorn.Server(uvicorn_config(app, listen, settings.limits, log_level="warning"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from jobgate.domain.acl import Acl
 from jobgate.domain.states import JobState
 from jobgate.domain.values import (
     NameAndVersion,
@@ -97,6 +98,8 @@ class Job:
     status: JobStatus
     created_at: int
     version: int = 0
+    # Who else may read or change it (UCloud's ACL); a project job's creator is on it.
+    acl: Acl = ()
 
     @property
     def provider(self) -> str:

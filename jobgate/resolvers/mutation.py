@@ -28,7 +28,7 @@ from jobgate.services.jobs import Outcome, SubmitRequest
 from jobgate.services.logs import ReportedLine
 
 
-def _jobs_payload(outcome: Outcome) -> JobsPayload:
+def jobs_payload(outcome: Outcome) -> JobsPayload:
     return JobsPayload(
         jobs=[Job.of(job) for job in outcome.jobs],
         user_errors=[UserError.of(problem) for problem in outcome.problems],
@@ -62,25 +62,25 @@ class Mutation:
     @coded
     async def cancel_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
         ids = [str(job_id) for job_id in input.ids]
-        return _jobs_payload(await info.context.services.jobs.cancel(info.context.user(), ids))
+        return jobs_payload(await info.context.services.jobs.cancel(info.context.user(), ids))
 
     @strawberry.mutation
     @coded
     async def extend_jobs(self, info: Info, input: ExtendJobsInput) -> JobsPayload:
         requests = [(str(r.job_id), r.requested_time.to_domain()) for r in input.requests]
-        return _jobs_payload(await info.context.services.jobs.extend(info.context.user(), requests))
+        return jobs_payload(await info.context.services.jobs.extend(info.context.user(), requests))
 
     @strawberry.mutation
     @coded
     async def suspend_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
         ids = [str(job_id) for job_id in input.ids]
-        return _jobs_payload(await info.context.services.jobs.suspend(info.context.user(), ids))
+        return jobs_payload(await info.context.services.jobs.suspend(info.context.user(), ids))
 
     @strawberry.mutation
     @coded
     async def resume_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
         ids = [str(job_id) for job_id in input.ids]
-        return _jobs_payload(await info.context.services.jobs.resume(info.context.user(), ids))
+        return jobs_payload(await info.context.services.jobs.resume(info.context.user(), ids))
 
     @strawberry.mutation(
         description="Results come in request order; updates to one job apply in request order."

@@ -7,7 +7,7 @@ import contextlib
 
 import strawberry
 
-from jobgate.auth import ProviderIdentity
+from jobgate.access import ProviderIdentity
 from jobgate.cursors import encode_position
 from jobgate.providers.base import ProviderAdapter
 from jobgate.resolvers.errors import coded

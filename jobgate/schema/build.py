@@ -19,6 +19,7 @@ from strawberry.types.graphql import OperationType
 
 from jobgate.errors import JobgateError
 from jobgate.resolvers.errors import UNEXPECTED_MESSAGE
+from jobgate.resolvers.identity import IdentityMutation, IdentityQuery
 from jobgate.resolvers.mutation import Mutation
 from jobgate.resolvers.query import Query
 from jobgate.resolvers.subscription import Subscription
@@ -156,6 +157,16 @@ class PerEventMemoExecutor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
 
+@strawberry.type(name="Query")
+class IdentityQueryRoot(Query, IdentityQuery):
+    """`Query` with the contract's [identity] fields."""
+
+
+@strawberry.type(name="Mutation")
+class IdentityMutationRoot(Mutation, IdentityMutation):
+    """`Mutation` with the contract's [identity] fields."""
+
+
 class JobgateSchema(strawberry.Schema):
     """Strawberry's schema, logging a client's mistake as one INFO line and only the
     unexpected with a traceback."""
@@ -185,10 +196,11 @@ LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
 
 
 def build_schema(
-    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS
+    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS, identity: bool = False
 ) -> strawberry.Schema:
     """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
-    validates every document afresh (benchmarks)."""
+    validates every document afresh (benchmarks). `identity` adds the contract's [identity]
+    parts, which are not served until they are all done."""
     parse_bounded = BoundedParse(limits, cache=caches)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
@@ -201,10 +213,11 @@ def build_schema(
         extensions.append(functools.partial(BoundedValidationCache, limits, validate))
     # Last: it needs validation done, and the request's variables.
     extensions.append(functools.partial(CostLimit, limits))
+    query, mutation = (IdentityQueryRoot, IdentityMutationRoot) if identity else (Query, Mutation)
     schema = JobgateSchema(
         execution_context_class=PerEventMemoExecutor,
-        query=Query,
-        mutation=Mutation,
+        query=query,
+        mutation=mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,

@@ -12,14 +12,8 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
-from jobgate.auth import (
-    NO_CREDENTIALS_HINT,
-    Authentication,
-    Authenticator,
-    Identity,
-    ProviderIdentity,
-    User,
-)
+from jobgate.access import Identity, ProviderIdentity, User
+from jobgate.auth import NO_CREDENTIALS_HINT, Authentication, Authenticator
 from jobgate.domain.catalog import Catalog
 from jobgate.domain.job import JobUpdate
 from jobgate.errors import Forbidden, Unauthenticated
@@ -31,6 +25,8 @@ from jobgate.services.jobs import JobService, ProviderRegistry
 from jobgate.services.logs import JobLogService
 from jobgate.services.occupancy import Occupancy
 from jobgate.services.rates import RateLimits, RateRefusal, caller_key
+from jobgate.services.sharing import SharingService
+from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
 from jobgate.storage.base import JobStore
 
@@ -61,6 +57,8 @@ class Services:
     commands: CommandService
     rates: RateLimits
     occupancy: Occupancy
+    sharing: SharingService
+    access_tokens: AccessTokens
 
 
 @dataclass
@@ -71,6 +69,7 @@ class Context:
     # Why the credentials sent were refused, if they were; when they end, if they do.
     rejection: str | None = None
     expires_at: float | None = None
+    access_token_id: str | None = None
     connection_params: dict[str, Any] | None = None
     updates: DataLoader[UpdatesKey, list[JobUpdate]] = field(init=False)
 
@@ -117,6 +116,7 @@ class Context:
         self.identity = authentication.identity
         self.rejection = authentication.rejection
         self.expires_at = authentication.expires_at
+        self.access_token_id = authentication.access_token_id
 
     def user(self) -> User:
         identity = self.caller()

@@ -6,11 +6,13 @@ from typing import Annotated
 
 import strawberry
 
-from jobgate import auth
+from jobgate import access
 from jobgate.cursors import encode_position
+from jobgate.domain import acl as domain_acl
 from jobgate.domain import catalog as domain_catalog
 from jobgate.domain import job as domain
 from jobgate.domain import values as domain_values
+from jobgate.domain.acl import Permission as DomainPermission
 from jobgate.schema.context import DEPENDS_ON_PERMISSIONS, Context
 from jobgate.schema.enums import JobState, Permission
 from jobgate.schema.scalars import BigInt, DateTime
@@ -425,6 +427,18 @@ class ResourceAclEntry:
     entity: AclEntity
     permissions: list[Permission]
 
+    @classmethod
+    def of(cls, entry: domain_acl.AclEntry) -> ResourceAclEntry:
+        entity: AclUser | AclProjectGroup
+        if entry.entity.username is not None:
+            entity = AclUser(username=entry.entity.username)
+        else:
+            assert entry.entity.project is not None
+            assert entry.entity.group is not None
+            entity = AclProjectGroup(project_id=entry.entity.project, group=entry.entity.group)
+        ordered = [p for p in domain_acl.Permission if p in entry.permissions]
+        return cls(entity=entity, permissions=[Permission(p) for p in ordered])
+
 
 @strawberry.type
 class ResourcePermissions:
@@ -464,11 +478,10 @@ class Job:
     @strawberry.field(metadata=DEPENDS_ON_PERMISSIONS)
     def permissions(self, info: Info) -> ResourcePermissions:
         identity = info.context.identity
-        granted = [] if identity is None else auth.permissions_on(identity, self._job)
+        granted = [] if identity is None else access.permissions_on(identity, self._job)
         others: list[ResourceAclEntry] | None = None
-        if auth.Permission.ADMIN in granted:
-            # Access is by ownership and project membership; there are no extra grants yet.
-            others = []
+        if DomainPermission.ADMIN in granted:
+            others = [ResourceAclEntry.of(entry) for entry in self._job.acl]
         return ResourcePermissions(myself=[Permission(p) for p in granted], others=others)
 
     @classmethod

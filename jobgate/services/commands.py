@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from jobgate.auth import ProviderIdentity
+from jobgate.access import ProviderIdentity
 from jobgate.domain.commands import ProviderCommand
 from jobgate.errors import NotSupported
 from jobgate.events.commands import CommandSignal

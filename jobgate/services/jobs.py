@@ -20,15 +20,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobgate.auth import (
+from jobgate.access import (
     Identity,
-    Permission,
     ProviderIdentity,
     User,
+    initial_acl,
     permissions_on,
     report_refusal,
 )
 from jobgate.cursors import decode_page_cursor, encode_page_cursor
+from jobgate.domain.acl import Permission
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
 from jobgate.domain.paths import file_values
@@ -249,6 +250,7 @@ class JobService:
             created_at=self.clock(),
             idempotency_key=request.idempotency_key,
             request_hash=_request_hash(specs, request.project),
+            acl=initial_acl(owner),
         )
         try:
             # A retry with the key answers with the first jobs, whatever their state: it comes

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from jobgate.auth import Identity, ProviderIdentity, report_refusal
+from jobgate.access import Identity, ProviderIdentity, report_refusal
 from jobgate.errors import BadRequest, NotFound, NotSupported, UserErrorCode, UserProblem
 from jobgate.events.logs import MAX_LINE_BYTES, JobLogHub, LogLine, text_bytes
 from jobgate.services.jobs import JobService

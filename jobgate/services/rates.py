@@ -20,7 +20,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis import asyncio as redis
 
-from jobgate.auth import Identity, ProviderIdentity, User
+from jobgate.access import Identity, ProviderIdentity, User
 from jobgate.settings import LimitSettings
 
 log = logging.getLogger(__name__)

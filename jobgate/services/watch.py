@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from jobgate.auth import Identity
+from jobgate.access import Identity
 from jobgate.cursors import encode_position
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.errors import NotFound
@@ -59,8 +59,10 @@ class JobWatcher:
         unfinished = None if wanted is None else await self._unfinished(wanted, identity)
 
         def interesting(entry: LogEntry) -> bool:
-            if wanted is not None:
-                return entry.update.job_id in wanted
+            # Asked of each entry as the job is when the feed reads it: a watcher whose access
+            # is taken away (its ACL entry, its membership) gets nothing of the job after that.
+            if wanted is not None and entry.update.job_id not in wanted:
+                return False
             return visibility.allows(entry.job)
 
         await self.feed.ready()
@@ -116,7 +118,10 @@ class JobWatcher:
     async def _stored(
         self, after: int, up_to: int, job_ids: tuple[str, ...] | None, identity: Identity
     ) -> AsyncIterator[LogEntry]:
-        """Stored entries in (after, up_to] that the caller may read, in order."""
+        """Stored entries in (after, up_to] that the caller may read, in order. The store reads
+        what the caller may read; each entry is asked again as its job is now (a store that lost
+        its answer half-way through an ACL change may hold an older copy of the ACL)."""
+        visibility = identity.visibility
         position = after
         while position < up_to:
             entries = await self.store.read_log(
@@ -129,7 +134,8 @@ class JobWatcher:
                 )
             )
             for entry in entries:
-                yield entry
+                if visibility.allows(entry.job):
+                    yield entry
                 position = entry.update.seq
             if len(entries) < REPLAY_BATCH:
                 return

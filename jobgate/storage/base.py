@@ -16,37 +16,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from jobgate.access import Visibility
+from jobgate.domain.acl import Acl
 from jobgate.domain.commands import NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobSpecification, JobStatus, JobUpdate, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import ResourceOwner
-
-
-@dataclass(frozen=True, slots=True)
-class Visibility:
-    """Which jobs a caller may read: everything, one provider's jobs, or a user's workspaces."""
-
-    everything: bool = False
-    provider: str | None = None
-    username: str | None = None
-    projects: frozenset[str] = frozenset()
-
-    @classmethod
-    def for_user(cls, username: str, projects: frozenset[str]) -> Visibility:
-        return cls(username=username, projects=projects)
-
-    @classmethod
-    def for_provider(cls, provider: str) -> Visibility:
-        return cls(provider=provider)
-
-    def allows(self, job: Job) -> bool:
-        if self.everything:
-            return True
-        if self.provider is not None:
-            return job.provider == self.provider
-        if job.owner.project is None:
-            return job.owner.created_by == self.username
-        return job.owner.project in self.projects
+from jobgate.storage.tokens import AccessTokenStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +89,7 @@ class NewSubmission:
     idempotency_key: str | None = None
     request_hash: str = ""
     initial_status: str = "The job was submitted"
+    acl: Acl = ()  # every job's: `jobgate.access.initial_acl`
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +166,7 @@ class ActiveUsage:
     replicas: int
 
 
-class JobStore(Protocol):
+class JobStore(AccessTokenStore, Protocol):
     """Durable jobs and their ordered update log. Raises `StoreUnavailable` when unreachable."""
 
     round_trips: RoundTrips
@@ -245,6 +222,10 @@ class JobStore(Protocol):
 
         Returns None when another write changed the job first; the caller re-reads and retries.
         """
+
+    async def update_acl(self, job: Job, acl: Acl) -> bool:
+        """Replace the job's ACL with `acl` if it is still `job.acl`; False when another change
+        came first (the caller re-reads and retries) or the job is gone."""
 
     async def latest_seq(self) -> int:
         """The newest readable position of the update log (0 when empty)."""

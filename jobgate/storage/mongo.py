@@ -42,6 +42,8 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from jobgate.access import Visibility, initial_acl
+from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
 from jobgate.domain.states import ACTIVE_STATES, JobState
@@ -60,7 +62,7 @@ from jobgate.storage.base import (
     OrderField,
     PageKey,
     RoundTrips,
-    Visibility,
+    job_number,
     owner_key,
     sort_key,
 )
@@ -86,6 +88,7 @@ from jobgate.storage.codec import (
     status_to_doc,
 )
 from jobgate.storage.sql_query import ids_to_numbers
+from jobgate.storage.tokens import AccessTokenRecord
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ ORPHAN_AGE_MS = 10_000
 MAX_APPEND_ATTEMPTS = 100
 # Undone positions remembered for the reads that were on their way when they were undone.
 MAX_UNDONE_REMEMBERED = 1000
+# Jobs given ACLs per round when a store made before ACLs is first opened.
+MIGRATION_BATCH = 500
 
 ORDER_FIELDS = {
     OrderField.CREATED_AT: "createdAt",
@@ -133,12 +138,14 @@ class MongoJobStore:
         self._blocks: AsyncCollection[Doc] = self._db["number_blocks"]
         self._commands: AsyncCollection[Doc] = self._db["provider_commands"]
         self._command_blocks: AsyncCollection[Doc] = self._db["command_number_blocks"]
+        self._tokens: AsyncCollection[Doc] = self._db["access_tokens"]
         self._command_numbers: list[int] = []
         self._indexes_ready = False
         self._index_lock = asyncio.Lock()
         self._numbers: list[int] = []
         self._number_lock = asyncio.Lock()
         self._append_lock = asyncio.Lock()
+        self._token_lock = asyncio.Lock()
         # The position this process expects to append at next; None means "read it first".
         self._next_position: int | None = None
         # The highest position this process has tried to write: it never writes at or below it
@@ -229,16 +236,40 @@ class MongoJobStore:
             )
             await jobs.create_index([("createdAt", DESCENDING)], name="created_at")
             await jobs.create_index([("handover", ASCENDING), ("_id", ASCENDING)], name="handover")
+            await jobs.create_index([("readers", ASCENDING)], name="readers")
+            await self._tokens.create_index(
+                [("username", ASCENDING), ("createdAt", ASCENDING)], name="user"
+            )
             await self._log.create_index(
                 [("job", ASCENDING), ("version", ASCENDING)], name="job_version", unique=True
             )
             await self._commands.create_index(
                 [("provider", ASCENDING), ("_id", ASCENDING)], name="provider"
             )
+            await self._give_old_jobs_acls()
             await self._submissions.create_index(
                 [("owner", ASCENDING), ("key", ASCENDING)], name="idempotency_key", unique=True
             )
             self._indexes_ready = True
+
+    async def _give_old_jobs_acls(self) -> None:
+        """Jobs stored before ACLs existed (every member then saw every job of a project): a
+        project job's creator is put on its ACL, as at submit today. Once per store, cheap after."""
+        while True:
+            old = await self._jobs.find(
+                {"acl": {"$exists": False}}, projection={"createdBy": True, "project": True}
+            ).to_list(MIGRATION_BATCH)
+            if not old:
+                return
+            for doc in old:
+                acl = initial_acl(ResourceOwner(doc["createdBy"], doc["project"]))
+                await self._log.update_many(
+                    {"job": doc["_id"]}, {"$set": {"readers": readers(acl)}}
+                )
+                await self._jobs.update_one(
+                    {"_id": doc["_id"]},
+                    {"$set": {"acl": acl_to_docs(acl), "readers": readers(acl)}},
+                )
 
     @asynccontextmanager
     async def _call(self, kind: str) -> AsyncIterator[None]:
@@ -362,7 +393,15 @@ class MongoJobStore:
         docs: list[Doc] = []
         for number, spec in zip(numbers, submission.specifications, strict=True):
             status = JobStatus(time_allocation=spec.time_allocation)
-            job = Job(str(number), submission.owner, spec, status, submission.created_at, 1)
+            job = Job(
+                str(number),
+                submission.owner,
+                spec,
+                status,
+                submission.created_at,
+                1,
+                submission.acl,
+            )
             # The outbox entry travels in the job's own document: stored with it, or not at all.
             docs.append({**_job_to_doc(job), "handover": True})
 
@@ -597,6 +636,58 @@ class MongoJobStore:
         )
         carried_since = entry["_id"] if is_carrier(entry["statusAfter"]) else None
         await self._apply_to_job(int(job.id), job.version, update.status_after, carried_since)
+
+    async def update_acl(self, job: Job, acl: Acl) -> bool:
+        number = job_number(job.id)
+        if number is None:
+            return False
+        await self._ensure_indexes()
+        async with self._call("update_acl"):
+            result = await self._jobs.update_one(
+                {"_id": number, "acl": acl_to_docs(job.acl)},
+                {"$set": {"acl": acl_to_docs(acl), "readers": readers(acl)}},
+            )
+            if result.matched_count != 1:
+                return False
+            # The log's copy, for replays filtered in the database. Were MongoDB to go away
+            # here, a replay could still offer an entry the job's ACL no longer allows: the
+            # watcher checks each against the job as it is (`JobWatcher`).
+            await self._log.update_many({"job": number}, {"$set": {"readers": readers(acl)}})
+        return True
+
+    # --- personal access tokens --------------------------------------------------------------
+
+    async def add_access_token(self, record: AccessTokenRecord, most: int) -> bool:
+        await self._ensure_indexes()
+        async with self._turn(self._token_lock), self._call("access_tokens"):
+            # One gateway's creations take turns; across gateways the count is near enough.
+            if await self._tokens.count_documents({"username": record.username}) >= most:
+                return False
+            await self._tokens.insert_one(_token_to_doc(record))
+        return True
+
+    async def access_token(self, token_id: str) -> AccessTokenRecord | None:
+        async with self._call("access_token"):
+            doc = await self._tokens.find_one({"_id": token_id})
+        return None if doc is None else _token_from_doc(doc)
+
+    async def access_tokens_of(self, username: str) -> list[AccessTokenRecord]:
+        async with self._call("access_tokens"):
+            docs = (
+                await self._tokens.find({"username": username})
+                .sort([("createdAt", ASCENDING), ("_id", ASCENDING)])
+                .to_list(None)
+            )
+        return [_token_from_doc(doc) for doc in docs]
+
+    async def revoke_access_token(self, username: str, token_id: str) -> bool:
+        async with self._call("access_tokens"):
+            result = await self._tokens.delete_one({"_id": token_id, "username": username})
+        return result.deleted_count == 1
+
+    async def touch_access_token(self, token_id: str, at: int) -> None:
+        async with self._call("access_tokens"):
+            await self._tokens.update_one({"_id": token_id}, {"$set": {"lastUsedAt": at}})
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -862,6 +953,32 @@ def _claim_id(owner_key: str, key: str) -> str:
     return f"{owner_key}\x00{key}"
 
 
+def _token_to_doc(record: AccessTokenRecord) -> Doc:
+    return {
+        "_id": record.id,
+        "username": record.username,
+        "name": record.name,
+        "secretDigest": record.secret_digest,
+        "projects": list(record.projects),
+        "createdAt": record.created_at,
+        "expiresAt": record.expires_at,
+        "lastUsedAt": record.last_used_at,
+    }
+
+
+def _token_from_doc(doc: Doc) -> AccessTokenRecord:
+    return AccessTokenRecord(
+        doc["_id"],
+        doc["username"],
+        doc["name"],
+        doc["secretDigest"],
+        tuple(doc["projects"]),
+        doc["createdAt"],
+        doc["expiresAt"],
+        doc.get("lastUsedAt"),
+    )
+
+
 def _job_to_doc(job: Job) -> Doc:
     spec = job.specification
     return {
@@ -882,6 +999,8 @@ def _job_to_doc(job: Job) -> Doc:
         "version": job.version,
         "spec": spec_to_doc(spec),
         "status": status_to_doc(job.status),
+        "acl": acl_to_docs(job.acl),
+        "readers": readers(job.acl),
     }
 
 
@@ -893,19 +1012,22 @@ def _job_from_doc(doc: Doc) -> Job:
         status=status_from_doc(doc["status"]),
         created_at=doc["createdAt"],
         version=doc["version"],
+        acl=acl_from_docs(doc.get("acl")),
     )
 
 
 def _log_entry(
     job: Job, request: UpdateRequest, status_after: JobStatus, timestamp: int, *, version: int
 ) -> Doc:
-    # The owner fields are copied so that the log can be filtered by visibility on its own.
+    # The owner fields and the ACL's readers are copied so that the log can be filtered by
+    # visibility on its own (`update_acl` keeps the readers current).
     return {
         "job": int(job.id),
         "version": version,
         "createdBy": job.owner.created_by,
         "project": job.owner.project,
         "provider": job.provider,
+        "readers": readers(job.acl),
         "timestamp": timestamp,
         "request": request_to_doc(request),
         "statusAfter": entry_status_doc(status_to_doc(status_after), request, first=version == 1),
@@ -937,14 +1059,23 @@ def _update_from_entry(doc: Doc) -> JobUpdate:
 
 
 def _visibility_query(visibility: Visibility) -> Doc:
+    """`Visibility.allows` as a query (`jobgate.access` owns the rule), on the jobs and on the
+    log alike: both hold the owner fields and the readers of the job's ACL."""
     if visibility.everything:
         return {}
     if visibility.provider is not None:
         return {"provider": visibility.provider}
-    personal: Doc = {"project": None, "createdBy": visibility.username}
-    if not visibility.projects:
-        return personal
-    return {"$or": [personal, {"project": {"$in": sorted(visibility.projects)}}]}
+    branches: list[Doc] = [{"project": None, "createdBy": visibility.username}]
+    if visibility.managed:
+        branches.append({"project": {"$in": sorted(visibility.managed)}})
+    if visibility.entities:
+        branches.append(
+            {
+                "readers": {"$in": sorted(visibility.entities)},
+                "project": {"$in": [None, *sorted(visibility.member)]},
+            }
+        )
+    return branches[0] if len(branches) == 1 else {"$or": branches}
 
 
 def _filter_query(job_filter: JobFilter) -> Doc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey, Visibility, job_number
+from jobgate.access import Visibility
+from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey, job_number
 
 SqlParams = list[object]
 
@@ -21,28 +22,44 @@ def placeholders(count: int) -> str:
 
 
 def visibility_sql(visibility: Visibility, table: str = "jobs") -> tuple[str, SqlParams]:
+    """`Visibility.allows` in SQL (`jobgate.access` owns the rule)."""
     if visibility.everything:
         return "1=1", []
     if visibility.provider is not None:
         return f"{table}.provider = ?", [visibility.provider]
-    projects = sorted(visibility.projects)
-    clause = f"({table}.project IS NULL AND {table}.created_by = ?)"
-    params: SqlParams = [visibility.username]
-    if projects:
-        clause = f"({clause} OR {table}.project IN ({placeholders(len(projects))}))"
-        params.extend(projects)
-    return clause, params
+    branches = visibility_branches(visibility, table)
+    assert branches is not None
+    return (
+        "(" + " OR ".join(f"({clause})" for clause, _ in branches) + ")",
+        [param for _, params in branches for param in params],
+    )
 
 
-def visibility_branches(visibility: Visibility) -> list[tuple[str, SqlParams]] | None:
-    """A user's visibility as disjoint equalities (their personal jobs; each project's), each
-    of which an index serves in creation order; None for other callers."""
+def visibility_branches(
+    visibility: Visibility, table: str = "jobs"
+) -> list[tuple[str, SqlParams]] | None:
+    """A user's visibility as disjoint conditions, each of which an index serves in creation
+    order: their personal jobs; each project they manage; and the jobs shared with them (their
+    own in projects where they are a plain member among them), read from `job_readers`.
+    None for other callers."""
     if visibility.everything or visibility.provider is not None or visibility.username is None:
         return None
     branches: list[tuple[str, SqlParams]] = [
-        ("jobs.created_by = ? AND jobs.project IS NULL", [visibility.username])
+        (f"{table}.created_by = ? AND {table}.project IS NULL", [visibility.username])
     ]
-    branches += [("jobs.project = ?", [project]) for project in sorted(visibility.projects)]
+    branches += [(f"{table}.project = ?", [project]) for project in sorted(visibility.managed)]
+    entities = sorted(visibility.entities)
+    if entities:
+        member = sorted(visibility.member)
+        in_member = f" OR {table}.project IN ({placeholders(len(member))})" if member else ""
+        branches.append(
+            (
+                f"{table}.num IN (SELECT job_num FROM job_readers"
+                f" WHERE entity IN ({placeholders(len(entities))}))"
+                f" AND (({table}.project IS NULL AND {table}.created_by != ?){in_member})",
+                [*entities, visibility.username, *member],
+            )
+        )
     return branches
 
 

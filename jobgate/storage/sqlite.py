@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from jobgate.access import Visibility
+from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
 from jobgate.domain.states import ACTIVE_STATES, JobState
@@ -35,7 +37,7 @@ from jobgate.storage.base import (
     NewSubmission,
     OrderField,
     RoundTrips,
-    Visibility,
+    job_number,
     owner_key,
     sort_key,
 )
@@ -66,6 +68,7 @@ from jobgate.storage.sql_query import (
     visibility_branches,
     visibility_sql,
 )
+from jobgate.storage.tokens import AccessTokenRecord
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     provider_generated_id TEXT,
     version INTEGER NOT NULL,
     spec TEXT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    acl TEXT NOT NULL DEFAULT '[]'
 );
 -- A user's personal jobs and each project's, in creation order (see find_jobs).
 CREATE INDEX IF NOT EXISTS jobs_personal_created ON jobs (created_by, project, created_at, num);
@@ -120,6 +124,24 @@ CREATE TABLE IF NOT EXISTS provider_commands (
     requested_seconds INTEGER
 );
 CREATE INDEX IF NOT EXISTS provider_commands_provider ON provider_commands (provider, seq);
+-- Who a job's ACL lets read it (`jobgate.domain.acl.readers`), for visibility in queries.
+CREATE TABLE IF NOT EXISTS job_readers (
+    entity TEXT NOT NULL,
+    job_num INTEGER NOT NULL REFERENCES jobs (num),
+    PRIMARY KEY (entity, job_num)
+) WITHOUT ROWID;
+-- Personal access tokens: the digest of each secret, never the secret (`storage.tokens`).
+CREATE TABLE IF NOT EXISTS access_tokens (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    name TEXT NOT NULL,
+    secret_digest TEXT NOT NULL,
+    projects TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    last_used_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS access_tokens_user ON access_tokens (username, created_at);
 -- The outbox: jobs stored but not yet confirmed handed to their provider (see JobStore).
 CREATE TABLE IF NOT EXISTS handovers (
     job_num INTEGER PRIMARY KEY REFERENCES jobs (num),
@@ -128,7 +150,8 @@ CREATE TABLE IF NOT EXISTS handovers (
 """
 
 JOB_COLUMNS = (
-    "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec, jobs.status"
+    "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec,"
+    " jobs.status, jobs.acl"
 )
 
 
@@ -169,6 +192,17 @@ class SqliteJobStore:
         if "carried_since" not in columns:
             # 0: every entry written before carried strings existed carries them itself.
             await db.execute("ALTER TABLE jobs ADD COLUMN carried_since INTEGER NOT NULL DEFAULT 0")
+        if "acl" not in columns:
+            # Before ACLs, every member saw every job of a project: its creator keeps theirs.
+            await db.execute("ALTER TABLE jobs ADD COLUMN acl TEXT NOT NULL DEFAULT '[]'")
+            await db.execute(
+                "UPDATE jobs SET acl = json_array(json_object('entity', 'user:' || created_by,"
+                " 'permissions', json_array('EDIT', 'READ'))) WHERE project IS NOT NULL"
+            )
+            await db.execute(
+                "INSERT OR IGNORE INTO job_readers (entity, job_num)"
+                " SELECT 'user:' || created_by, num FROM jobs WHERE project IS NOT NULL"
+            )
 
     def deadline(self) -> AbstractContextManager[None]:
         # A local file: a write waits at most busy_timeout for another process's lock.
@@ -222,12 +256,13 @@ class SqliteJobStore:
                     status=status,
                     created_at=submission.created_at,
                     version=1,
+                    acl=submission.acl,
                 )
                 cursor = await db.execute(
                     "INSERT INTO jobs (created_by, project, provider, product_id, product_category,"
                     " application, name, name_key, state, state_rank, created_at,"
-                    " provider_generated_id, version, spec, status)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " provider_generated_id, version, spec, status, acl)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.owner.created_by,
                         job.owner.project,
@@ -244,10 +279,15 @@ class SqliteJobStore:
                         job.version,
                         json.dumps(spec_to_doc(spec)),
                         json.dumps(status_to_doc(status)),
+                        _acl_text(job.acl),
                     ),
                 )
                 number = cursor.lastrowid
                 assert number is not None
+                await db.executemany(
+                    "INSERT INTO job_readers (entity, job_num) VALUES (?, ?)",
+                    [(entity, number) for entity in readers(job.acl)],
+                )
                 job_id = str(number)
                 request = UpdateRequest(
                     job_id, state=JobState.IN_QUEUE, status=submission.initial_status
@@ -513,15 +553,88 @@ class SqliteJobStore:
             "read_log",
         )
         stored = [_entry_from_row(row[:5]) for row in rows]
-        jobs = {str(row[5]): _job_from_row(row[5:12]) for row in rows}
+        jobs = {str(row[5]): _job_from_row(row[5:13]) for row in rows}
         bases: dict[str, JobBase | None] = {
-            job_id: JobBase(row[12], whole(jobs[job_id].status))
+            job_id: JobBase(row[13], whole(jobs[job_id].status))
             for job_id, row in ((str(row[5]), row) for row in rows)
         }
         return [
             LogEntry(update, jobs[update.job_id].as_of(update))
             for update in await self._completed(stored, bases)
         ]
+
+    async def update_acl(self, job: Job, acl: Acl) -> bool:
+        number = job_number(job.id)
+        if number is None:
+            return False
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET acl = ? WHERE num = ? AND acl = ?",
+                (_acl_text(acl), number, _acl_text(job.acl)),
+            )
+            if cursor.rowcount != 1:
+                return False
+            await db.execute("DELETE FROM job_readers WHERE job_num = ?", (number,))
+            await db.executemany(
+                "INSERT INTO job_readers (entity, job_num) VALUES (?, ?)",
+                [(entity, number) for entity in readers(acl)],
+            )
+        return True
+
+    # --- personal access tokens --------------------------------------------------------------
+
+    async def add_access_token(self, record: AccessTokenRecord, most: int) -> bool:
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT count(*) FROM access_tokens WHERE username = ?", (record.username,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0] >= most:
+                return False
+            await db.execute(
+                "INSERT INTO access_tokens (id, username, name, secret_digest, projects,"
+                " created_at, expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.username,
+                    record.name,
+                    record.secret_digest,
+                    json.dumps(list(record.projects)),
+                    record.created_at,
+                    record.expires_at,
+                    record.last_used_at,
+                ),
+            )
+        return True
+
+    async def access_token(self, token_id: str) -> AccessTokenRecord | None:
+        rows = await self._fetch(
+            f"SELECT {PAT_COLUMNS} FROM access_tokens WHERE id = ?",
+            [token_id],
+            "access_token",
+        )
+        return _token_from_row(rows[0]) if rows else None
+
+    async def access_tokens_of(self, username: str) -> list[AccessTokenRecord]:
+        rows = await self._fetch(
+            f"SELECT {PAT_COLUMNS} FROM access_tokens WHERE username = ? ORDER BY created_at, id",
+            [username],
+            "access_tokens",
+        )
+        return [_token_from_row(row) for row in rows]
+
+    async def revoke_access_token(self, username: str, token_id: str) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM access_tokens WHERE username = ? AND id = ?", (username, token_id)
+            )
+            return cursor.rowcount == 1
+
+    async def touch_access_token(self, token_id: str, at: int) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE access_tokens SET last_used_at = ? WHERE id = ?", (at, token_id)
+            )
 
     # --- the hand-over outbox -----------------------------------------------------------------
 
@@ -609,8 +722,30 @@ class SqliteJobStore:
             return cursor.rowcount
 
 
+PAT_COLUMNS = "id, username, name, secret_digest, projects, created_at, expires_at, last_used_at"
+
+
+def _token_from_row(row: Sequence[Any]) -> AccessTokenRecord:
+    token_id, username, name, digest, projects, created_at, expires_at, last_used_at = row
+    return AccessTokenRecord(
+        token_id,
+        username,
+        name,
+        digest,
+        tuple(json.loads(projects)),
+        created_at,
+        expires_at,
+        last_used_at,
+    )
+
+
+def _acl_text(acl: Acl) -> str:
+    # Compact, as SQLite's json functions write it (the migration): `update_acl` compares text.
+    return json.dumps(acl_to_docs(acl), separators=(",", ":"))
+
+
 def _job_from_row(row: Sequence[Any]) -> Job:
-    number, created_by, project, created_at, version, spec, status = row
+    number, created_by, project, created_at, version, spec, status, acl = row
     return Job(
         id=str(number),
         owner=ResourceOwner(created_by, project),
@@ -618,6 +753,7 @@ def _job_from_row(row: Sequence[Any]) -> Job:
         status=status_from_doc(json.loads(status)),
         created_at=created_at,
         version=version,
+        acl=acl_from_docs(json.loads(acl)),
     )
 
 

@@ -20,8 +20,8 @@ from typing import Any
 from graphql import ExecutionResult, execute_subscription_event
 from graphql.execution import Executor
 
-from jobgate import auth
-from jobgate.auth import Identity
+from jobgate import access
+from jobgate.access import Identity
 from jobgate.schema.build import with_code
 from jobgate.schema.context import Context
 from jobgate.schema.payloads import JobUpdateEvent
@@ -58,7 +58,7 @@ class EventRenderer:
         if not event.live or self.users == 1:
             return await self._rendering(event, identity)
         permissions = (
-            tuple(auth.permissions_on(identity, event.job)) if self._per_permissions else ()
+            tuple(access.permissions_on(identity, event.job)) if self._per_permissions else ()
         )
         key = (event.update.seq, permissions)
         shared = self._live.get(key)

@@ -10,6 +10,8 @@ from tests.gateway import (
     ALICE,
     BOB,
     CAROL,
+    DAVE,
+    GRACE,
     OTHER_PROVIDER,
     PROVIDER,
     Gateway,
@@ -42,20 +44,29 @@ async def test_alice_can_neither_see_nor_cancel_bobs_job(gateway: Gateway) -> No
     await bob.execute(CANCEL, {"ids": [bobs]})
 
 
-async def test_project_members_share_the_projects_jobs(gateway: Gateway) -> None:
-    alice, carol, bob = gateway.client(ALICE), gateway.client(CAROL), gateway.client(BOB)
-    (shared,) = await submit(alice, job_spec(), project="proj-a")
+async def test_a_member_sees_their_own_project_jobs_and_its_pi_and_admins_see_all(
+    gateway: Gateway,
+) -> None:
+    alice, dave = gateway.client(ALICE), gateway.client(DAVE)  # proj-a's PI and admin
+    carol, grace = gateway.client(CAROL), gateway.client(GRACE)  # its members
+    bob = gateway.client(BOB)  # not in it
+    (carols,) = await submit(carol, job_spec(), project="proj-a")
     (personal,) = await submit(alice, job_spec(message="mine"))
-    seen_by_carol = await get_job(carol, shared)
+    for leader in (alice, dave):
+        seen = await get_job(leader, carols)
+        assert seen is not None
+        assert seen["permissions"]["myself"] == ["ADMIN", "READ", "EDIT"]
+    seen_by_carol = await get_job(carol, carols)
     assert seen_by_carol is not None
     assert seen_by_carol["permissions"]["myself"] == ["READ", "EDIT"]
-    seen_by_alice = await get_job(alice, shared)
-    assert seen_by_alice is not None
-    assert seen_by_alice["permissions"]["myself"] == ["ADMIN", "READ", "EDIT"]
+    # A colleague's job takes sharing; another workspace's is never there.
+    assert await get_job(grace, carols) is None
+    assert await get_job(bob, carols) is None
     assert await get_job(carol, personal) is None
-    assert await get_job(bob, shared) is None
     only_project = await carol.execute(JOBS, {"filter": {"project": "proj-a"}})
-    assert [n["id"] for n in only_project["jobs"]["nodes"]] == [shared]
+    assert [n["id"] for n in only_project["jobs"]["nodes"]] == [carols]
+    cancelled = await grace.execute(CANCEL, {"ids": [carols]})
+    assert [e["code"] for e in cancelled["cancelJobs"]["userErrors"]] == ["NOT_FOUND"]
 
 
 async def test_a_user_cannot_report_job_updates(gateway: Gateway) -> None:

@@ -64,7 +64,7 @@ async def gateway(keycloak: Keycloak, storage_url: str, tmp_path: Path) -> Async
     settings = gateway_settings(
         tmp_path / "data", storage_url, auth={"oidc": oidc_settings(keycloak)}
     )
-    async with running_gateway(settings) as running:
+    async with running_gateway(settings, identity_api=True) as running:
         yield running
 
 
@@ -130,19 +130,38 @@ async def test_a_signed_in_user_works_in_the_projects_of_their_groups(
 ) -> None:
     erin = gateway.client(keycloak.token("erin", "erin-password"))  # groups: /proj-a
     frank = gateway.client(keycloak.token("frank", "frank-password"))  # no groups
-    alice = gateway.client(ALICE)  # a static user of proj-a, beside them
+    alice = gateway.client(ALICE)  # a static user, proj-a's PI, beside them
 
-    (shared,) = await submit(alice, job_spec(), project="proj-a")
+    (alices,) = await submit(alice, job_spec(), project="proj-a")
     (own,) = await submit(erin, job_spec(), project="proj-a")
 
-    seen = (await erin.execute(ME))["jobs"]["nodes"]
-    assert {n["id"] for n in seen} == {shared, own}
+    # A member by her groups: her own jobs of the project; its PI sees hers too.
+    assert [n["id"] for n in (await erin.execute(ME))["jobs"]["nodes"]] == [own]
+    seen = (await alice.execute(ME))["jobs"]["nodes"]
+    assert {n["id"] for n in seen} == {alices, own}
     assert {n["owner"]["createdBy"] for n in seen} == {"alice", "erin"}
     assert (await frank.execute(ME))["jobs"]["nodes"] == []
     body = await frank.raw(SUBMIT, {"input": {"jobs": [job_spec()], "project": "proj-a"}})
     assert body.get("errors") or body["data"]["submitJobs"]["userErrors"], body
     (personal,) = await submit(frank, job_spec())
     assert [n["id"] for n in (await frank.execute(ME))["jobs"]["nodes"]] == [personal]
+
+
+async def test_a_signed_in_users_access_token_carries_the_projects_of_their_groups(
+    gateway: Gateway, keycloak: Keycloak
+) -> None:
+    erin = gateway.client(keycloak.token("erin", "erin-password"))  # groups: /proj-a
+    made = await erin.execute(
+        'mutation { createAccessToken(input: {name: "laptop"}) { token userErrors { code } } }'
+    )
+    script = gateway.client(made["createAccessToken"]["token"])
+    me = await script.execute("{ me { username projects { projectId role groups } } }")
+    assert me["me"] == {
+        "username": "erin",
+        "projects": [{"projectId": "proj-a", "role": "USER", "groups": ["all"]}],
+    }
+    (job_id,) = await submit(script, job_spec(), project="proj-a")
+    assert [n["id"] for n in (await erin.execute(ME))["jobs"]["nodes"]] == [job_id]
 
 
 async def test_tokens_that_must_not_pass_are_refused_with_a_reason(

@@ -104,7 +104,9 @@ async def test_without_job_ids_a_watcher_sees_only_jobs_it_may_read(gateway: Gat
         subscribe(gateway, WATCH, after, token=BOB) as bob_stream,
     ):
         (secret,) = await submit(alice, job_spec(message="personal"))
-        (shared,) = await submit(alice, job_spec(message="project"), project="proj-a")
+        (shared,) = await submit(
+            gateway.client(CAROL), job_spec(message="project"), project="proj-a"
+        )
         (bobs,) = await submit(bob, job_spec(message="bob"))
         carol_events = await carol_stream.take(3)
         bob_events = await bob_stream.take(3)

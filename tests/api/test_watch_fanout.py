@@ -74,7 +74,7 @@ async def test_watchers_with_one_document_still_see_their_own_permissions(
         subscribe(gateway, MINE, after, token=CAROL) as member,
         subscribe(gateway, MINE, after) as owner_again,
     ):
-        (shared,) = await submit(alice, job_spec(), project="proj-a")
+        (shared,) = await submit(gateway.client(CAROL), job_spec(), project="proj-a")
         seen = [await stream.take(3) for stream in (owner, member, owner_again)]
     for events in seen:
         assert [e["jobUpdates"]["jobId"] for e in events] == [shared] * 3
@@ -88,8 +88,9 @@ async def test_watchers_with_one_document_still_see_their_own_permissions(
 async def test_callers_sharing_a_rendering_still_get_only_the_jobs_they_may_read(
     gateway: Gateway,
 ) -> None:
-    """No field of OWNERSHIP depends on the caller, so Alice and Carol share its renderings;
-    Bob, outside the project, asks the same and must still get nothing."""
+    """No field of OWNERSHIP depends on the caller, so Alice (the project's PI) and Carol (who
+    made the job) share its renderings; Bob, outside the project, asks the same and must still
+    get nothing."""
     alice = gateway.client(ALICE)
     after = {"after": await latest_cursor(alice)}
     async with (
@@ -97,7 +98,7 @@ async def test_callers_sharing_a_rendering_still_get_only_the_jobs_they_may_read
         subscribe(gateway, OWNERSHIP, after, token=CAROL) as member,
         subscribe(gateway, OWNERSHIP, after, token=BOB) as outsider,
     ):
-        (shared,) = await submit(alice, job_spec(), project="proj-a")
+        (shared,) = await submit(gateway.client(CAROL), job_spec(), project="proj-a")
         seen_by_owner, seen_by_member = await owner.take(3), await member.take(3)
         with pytest.raises(TimeoutError):
             await outsider.next(timeout=1.0)
@@ -109,7 +110,7 @@ async def test_callers_sharing_a_rendering_still_get_only_the_jobs_they_may_read
     ]
     assert seen_by_owner[0]["jobUpdates"]["job"] == {
         "id": shared,
-        "owner": {"createdBy": "alice", "project": "proj-a"},
+        "owner": {"createdBy": "carol", "project": "proj-a"},
     }
 
 

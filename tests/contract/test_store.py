@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from jobgate.access import Project, Projects, User, Visibility, changed_acl
+from jobgate.domain.acl import AclEntity, AclEntry, Permission
 from jobgate.domain.commands import CommandKind, NewCommand
 from jobgate.domain.job import Job, JobStatus, UpdateRequest
 from jobgate.domain.rules import Applied, apply_update
@@ -26,7 +28,6 @@ from jobgate.storage.base import (
     LogQuery,
     OrderField,
     PageKey,
-    Visibility,
     sort_key,
 )
 from jobgate.storage.codec import status_to_doc
@@ -263,9 +264,13 @@ async def test_the_log_can_be_narrowed_to_jobs_or_to_what_a_caller_reads(store: 
     (shared,) = (await store.create_jobs(submission(user="bob", project="p"))).jobs
     by_job = await store.read_log(LogQuery(after=0, job_ids=(theirs.id,)))
     assert [e.update.job_id for e in by_job] == [theirs.id]
-    alice = Visibility.for_user("alice", frozenset({"p"}))
-    visible = await store.read_log(LogQuery(after=0, visibility=alice))
-    assert [e.update.job_id for e in visible] == [mine.id, shared.id]
+    (own_in_p,) = (await store.create_jobs(submission(user="alice", project="p"))).jobs
+    member = User.member_of("alice", {"p"}).visibility
+    visible = await store.read_log(LogQuery(after=0, visibility=member))
+    assert [e.update.job_id for e in visible] == [mine.id, own_in_p.id]
+    pi = Projects([Project("p", pis=frozenset({"alice"}))]).user("alice").visibility
+    visible = await store.read_log(LogQuery(after=0, visibility=pi))
+    assert [e.update.job_id for e in visible] == [mine.id, shared.id, own_in_p.id]
 
 
 async def test_the_newest_updates_of_many_jobs_come_in_one_call(store: JobStore) -> None:
@@ -285,18 +290,25 @@ async def test_users_see_their_personal_jobs_and_their_projects_jobs(store: JobS
     (bob_own,) = (await store.create_jobs(submission(user="bob"))).jobs
     (bob_a,) = (await store.create_jobs(submission(user="bob", project="a"))).jobs
     (bob_b,) = (await store.create_jobs(submission(user="bob", project="b"))).jobs
-    alice = Visibility.for_user("alice", frozenset({"a"}))
-    assert set(await ids(store, JobQuery(alice))) == {alice_own.id, alice_a.id, bob_a.id}
-    assert await store.count_jobs(alice, JobFilter()) == 3
-    bob = Visibility.for_user("bob", frozenset({"b"}))
+    # A plain member of a: her own jobs, not a colleague's (that takes sharing).
+    alice = User.member_of("alice", {"a"}).visibility
+    assert set(await ids(store, JobQuery(alice))) == {alice_own.id, alice_a.id}
+    assert await store.count_jobs(alice, JobFilter()) == 2
+    bob = User.member_of("bob", {"b"}).visibility
     assert set(await ids(store, JobQuery(bob))) == {bob_own.id, bob_b.id}
     assert bob_own.id not in await ids(store, JobQuery(alice))
+    # An admin of a: every job of it.
+    admin = Projects([Project("a", admins=frozenset({"alice"}))]).user("alice").visibility
+    assert set(await ids(store, JobQuery(admin))) == {alice_own.id, alice_a.id, bob_a.id}
+    assert await store.count_jobs(admin, JobFilter()) == 3
+    # Bob, no longer a member of a, no longer sees the job he created there.
+    assert bob_a.id not in await ids(store, JobQuery(bob))
 
 
 async def test_providers_see_the_jobs_on_their_products(store: JobStore) -> None:
     (local,) = (await store.create_jobs(submission(spec(provider="local")))).jobs
     await store.create_jobs(submission(spec(provider="other")))
-    assert await ids(store, JobQuery(Visibility.for_provider("local"))) == [local.id]
+    assert await ids(store, JobQuery(Visibility(provider="local"))) == [local.id]
 
 
 async def test_every_filter_field_is_applied(store: JobStore) -> None:
@@ -511,7 +523,7 @@ async def test_a_users_pages_merge_personal_and_project_jobs_in_order(
             submission(spec(), user=user, project=project, at=(number * 7) % 5)
         )
         jobs.extend(created.jobs)
-    alice = Visibility.for_user("alice", frozenset({"lab", "empty"}))
+    alice = Projects([Project("lab", pis=frozenset({"alice"}))]).user("alice", {"empty"}).visibility
     visible = [job for job in jobs if alice.allows(job)]
     expected = sorted(visible, key=lambda j: (j.created_at, int(j.id)), reverse=descending)
     seen: list[str] = []
@@ -525,3 +537,44 @@ async def test_a_users_pages_merge_personal_and_project_jobs_in_order(
         last = page.jobs[-1]
         after = PageKey(last.created_at, int(last.id))
     assert seen == [job.id for job in expected]
+
+
+async def test_a_jobs_acl_decides_who_else_reads_it_in_every_query(store: JobStore) -> None:
+    (job,) = (await store.create_jobs(submission(user="bob", project="a"))).jobs
+    (personal,) = (await store.create_jobs(submission(user="bob"))).jobs
+    projects = Projects([Project("a", groups=(("analysts", frozenset({"carol"})),))])
+    carol = projects.user("carol", {"a"}).visibility
+    dave = projects.user("dave", {"a"}).visibility  # a member, in no group
+    outsider = projects.user("erin").visibility
+
+    async def readers_of(job_id: str) -> dict[str, bool]:
+        seen = {}
+        for name, visibility in (("carol", carol), ("dave", dave), ("erin", outsider)):
+            listed = job_id in await ids(store, JobQuery(visibility))
+            counted = await store.count_jobs(visibility, JobFilter(ids=(job_id,)))
+            logged = await store.read_log(LogQuery(after=0, visibility=visibility))
+            in_log = job_id in {entry.update.job_id for entry in logged}
+            assert listed == bool(counted) == in_log, (name, listed, counted, in_log)
+            seen[name] = listed
+        return seen
+
+    assert await readers_of(job.id) == {"carol": False, "dave": False, "erin": False}
+    analysts = AclEntry(AclEntity.project_group("a", "analysts"), frozenset({Permission.READ}))
+    shared = changed_acl(job.acl, [analysts], [])
+    assert await store.update_acl(job, shared)
+    (stored,) = await store.get_jobs([job.id])
+    assert set(stored.acl) == set(shared)
+    assert await readers_of(job.id) == {"carol": True, "dave": False, "erin": False}
+    # A change made from an older copy of the ACL does not land: the caller re-reads.
+    everyone = AclEntry(AclEntity.project_group("a", "all"), frozenset({Permission.READ}))
+    assert not await store.update_acl(job, changed_acl(job.acl, [everyone], []))
+    assert await store.update_acl(stored, changed_acl(stored.acl, [everyone], []))
+    assert await readers_of(job.id) == {"carol": True, "dave": True, "erin": False}
+    (stored,) = await store.get_jobs([job.id])
+    revoked = changed_acl(stored.acl, [], [everyone.entity, analysts.entity])
+    assert await store.update_acl(stored, revoked)
+    assert await readers_of(job.id) == {"carol": False, "dave": False, "erin": False}
+    # A personal job, shared with a user who shares no project with its creator.
+    erin = AclEntry(AclEntity.user("erin"), frozenset({Permission.READ, Permission.EDIT}))
+    assert await store.update_acl(personal, changed_acl(personal.acl, [erin], []))
+    assert await readers_of(personal.id) == {"carol": False, "dave": False, "erin": True}

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobgate.auth import User
+from jobgate.access import User
 from jobgate.domain.catalog import (
     Application,
     ApplicationParameter,
@@ -26,8 +26,8 @@ from jobgate.storage.base import JobStore
 from tests import factories
 from tests.services.recording import RecordingProvider
 
-ALICE = User("alice", frozenset({"proj-a"}))
-BOB = User("bob", frozenset({"proj-b"}))
+ALICE = User.member_of("alice", {"proj-a"})
+BOB = User.member_of("bob", {"proj-b"})
 
 ECHO = Application(
     name="echo",

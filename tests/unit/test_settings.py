@@ -106,6 +106,9 @@ def test_environment_variables_override_the_file(
             'parameters = [{ name = "p", type = "colour" }]\n',
             "applications.0.parameters.0.type",
         ),
+        ('[[projects]]\nid = "p"\n[projects.groups]\nall = ["a"]\n', "projects.0.groups"),
+        ('[[projects]]\nid = "p"\npis = ["../a"]\n', "projects.0.pis.0"),
+        ('[[projects]]\nid = "p"\n[[projects]]\nid = "p"\n', "projects: 'p' appears"),
     ],
 )
 def test_a_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobgate.auth import ANONYMOUS, Authenticator, ProviderIdentity, User
+from jobgate.access import ProviderIdentity, User
+from jobgate.auth import ANONYMOUS, Authenticator
 from jobgate.cursors import decode_page_cursor, decode_position, encode_page_cursor
 from jobgate.domain.catalog import render_command
 from jobgate.domain.timestamps import parse_datetime, serialize_datetime
@@ -101,7 +102,7 @@ def test_parameter_values_survive_their_wire_form(value: object) -> None:
 
 
 async def test_tokens_identify_users_and_providers_and_nothing_else() -> None:
-    alice = User("alice", frozenset({"p"}))
+    alice = User.member_of("alice", {"p"})
     authenticator = Authenticator({"a-token": alice, "p-token": ProviderIdentity("local")})
     assert (await authenticator.authenticate("Bearer a-token")).identity == alice
     local = ProviderIdentity("local")

@@ -6,6 +6,9 @@
 //   new tabs start with them. They travel as HTTP headers and as the WebSocket's
 //   `connection_init` payload, where the gateway reads the token (browsers cannot set headers
 //   on a WebSocket).
+// - Signed in through the site's identity provider (jobgate-signin.js), the access token goes
+//   with every request and new subscription. A subscription outlives no token: at its expiry
+//   the gateway closes it (4403), and running it again uses the refreshed token.
 // - A subscription's result pane lists its events as they arrive, oldest first.
 // - A subscription keeps running when you switch to another tab (GraphiQL would stop it):
 //   its events are collected meanwhile, and coming back to its tab shows them all and goes on
@@ -124,7 +127,14 @@
   }
 
   async function fetcher(graphiqlParams, options) {
-    const headers = sharedHeaders((options && options.headers) || {});
+    // Signed in (jobgate-signin.js): the access token goes along, unless the Headers editor
+    // names an Authorization of its own. It is never kept with the shared headers.
+    await window.jobgateSignIn.ready;
+    const headers = Object.assign(
+      {},
+      window.jobgateSignIn.headers(),
+      sharedHeaders((options && options.headers) || {})
+    );
     const query = graphiqlParams.query || "";
     const operation = chooseOperation(query, graphiqlParams.operationName);
     const operationName = operation
