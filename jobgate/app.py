@@ -26,6 +26,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from jobgate.auth import Authentication
+from jobgate.errors import IdentityProviderUnavailable, Unauthenticated
 from jobgate.events.bus import JobEventBus
 from jobgate.events.commands import CommandSignal
 from jobgate.events.feed import UpdateFeed
@@ -230,11 +231,13 @@ class JobgateGraphQL(GraphQL[Context, None]):
             return  # no token here: the upgrade request's header (if any) stands
         authentication = await self.services.authenticator.authenticate(str(header))
         if authentication.identity is None:
+            code = (
+                IdentityProviderUnavailable.code
+                if authentication.unavailable
+                else Unauthenticated.code
+            )
             raise ConnectionRejectionError(
-                {
-                    "message": authentication.rejection,
-                    "extensions": {"code": "UNAUTHENTICATED"},
-                }
+                {"message": authentication.rejection, "extensions": {"code": code}}
             )
         context.authenticated(authentication)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from jobgate.access import Identity, Projects
-from jobgate.oidc import OidcVerifier, TokenRejected
+from jobgate.oidc import IssuerUnreachable, OidcVerifier, TokenRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class Authentication:
     rejection: str | None = None
     expires_at: float | None = None  # seconds since the epoch
     access_token_id: str | None = None  # when a personal access token named the caller
+    # The credentials could not be checked now (the identity provider is away): try again.
+    unavailable: bool = False
 
 
 class AccessTokenCheck(Protocol):
@@ -72,6 +74,8 @@ class Authenticator:
             return Authentication(rejection="the bearer token is not valid")
         try:
             verified = await self.oidc.verify(token)
+        except IssuerUnreachable as error:
+            return Authentication(rejection=error.reason, unavailable=True)
         except TokenRejected as error:
             return Authentication(rejection=f"the bearer token is not valid: {error.reason}")
         user = self.projects.user(verified.username, verified.groups)

@@ -86,6 +86,13 @@ class InvalidCursor(JobgateError):
     code = "INVALID_CURSOR"
 
 
+class IdentityProviderUnavailable(JobgateError):
+    """The site's identity provider cannot be reached to check a token; the request may be
+    retried (signing in again would not help)."""
+
+    code = "IDENTITY_PROVIDER_UNAVAILABLE"
+
+
 class StoreUnavailable(JobgateError):
     """The database cannot be reached now; the request may be retried."""
 

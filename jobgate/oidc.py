@@ -60,6 +60,14 @@ class TokenRejected(Exception):
         self.reason = reason
 
 
+class IssuerUnreachable(TokenRejected):
+    """The token cannot be checked now: the issuer's keys could not be fetched. No fault of the
+    token; the caller may try again."""
+
+    def __init__(self) -> None:
+        super().__init__("the identity provider cannot be reached to check the token; try again")
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
     """What an accepted token says of its user."""
@@ -80,6 +88,7 @@ class OidcVerifier:
         self.discovery: dict[str, Any] | None = None
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None  # monotonic time of the last fetch tried
+        self._fetch_failed = False  # the last fetch tried did not get the keys
         self._fetch_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -138,6 +147,8 @@ class OidcVerifier:
                     await self._refresh()
                     key = self._keys.get(kid)
         if key is None:
+            if self._fetch_failed:  # the keys it may be among could not be had
+                raise IssuerUnreachable
             raise TokenRejected("its signing key is not one of the issuer's")
         return key
 
@@ -181,7 +192,9 @@ class OidcVerifier:
             keys = PyJWKSet.from_dict(await self._get_json(self._jwks_uri)).keys
         except (httpx.HTTPError, ValueError, PyJWKError, PyJWKSetError) as error:
             log.warning("OpenID Connect: the issuer's keys could not be fetched: %s", error)
-            raise TokenRejected("the identity provider's keys cannot be fetched") from None
+            self._fetch_failed = True
+            raise IssuerUnreachable from None
+        self._fetch_failed = False
         # Signing keys only (Keycloak also publishes an encryption key).
         self._keys = {
             key.key_id: key for key in keys if key.key_id and key.public_key_use in (None, "sig")

@@ -16,7 +16,7 @@ from jobgate.access import Identity, ProviderIdentity, User
 from jobgate.auth import NO_CREDENTIALS_HINT, Authentication, Authenticator
 from jobgate.domain.catalog import Catalog
 from jobgate.domain.job import JobUpdate
-from jobgate.errors import Forbidden, Unauthenticated
+from jobgate.errors import Forbidden, IdentityProviderUnavailable, Unauthenticated
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.schema.codes import RATE_LIMITED
@@ -70,6 +70,7 @@ class Context:
     rejection: str | None = None
     expires_at: float | None = None
     access_token_id: str | None = None
+    credentials_unchecked: bool = False  # the identity provider could not be reached
     connection_params: dict[str, Any] | None = None
     updates: DataLoader[UpdatesKey, list[JobUpdate]] = field(init=False)
 
@@ -108,6 +109,8 @@ class Context:
     def caller(self) -> Identity:
         """The authenticated caller, user or provider."""
         if self.identity is None:
+            if self.credentials_unchecked and self.rejection:
+                raise IdentityProviderUnavailable(self.rejection)
             raise Unauthenticated(self.rejection or NO_CREDENTIALS_HINT)
         return self.identity
 
@@ -117,6 +120,7 @@ class Context:
         self.rejection = authentication.rejection
         self.expires_at = authentication.expires_at
         self.access_token_id = authentication.access_token_id
+        self.credentials_unchecked = authentication.unavailable
 
     def user(self) -> User:
         identity = self.caller()

@@ -42,7 +42,7 @@ from tests.gateway import (
     running_gateway,
     subscribe,
 )
-from tests.servers import Keycloak
+from tests.servers import Keycloak, free_port
 
 ME = "{ jobs(first: 10) { nodes { id owner { createdBy project } } } }"
 FEED = "subscription($after: String) { jobUpdates(after: $after) { cursor jobId } }"
@@ -317,3 +317,32 @@ async def test_a_subscription_ends_with_its_token_and_resumes_with_a_new_one(
         assert seen == stored  # each once, in order, across the expiry
         assert len(stored) >= 4  # submitted, three reports (and RUNNING, if it started)
         await erin.execute(CANCEL, {"ids": [job]})
+
+
+async def test_an_identity_provider_that_cannot_be_reached_says_try_again_not_sign_in_again(
+    tmp_path: Path,
+) -> None:
+    """Nothing listens where the issuer should be: a token cannot be checked. That is no fault
+    of the token (UNAUTHENTICATED would send the user to sign in again, to no avail): it is a
+    code of its own, which says to try again, as STORE_UNAVAILABLE does."""
+    issuer = f"http://127.0.0.1:{free_port()}/realms/hpc"
+    oidc = {"issuer": issuer, "audience": "jobgate", "jwks_refresh_seconds": 1}
+    settings = gateway_settings(
+        tmp_path / "data", f"sqlite://{tmp_path}/jobgate.db", auth={"oidc": oidc}
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    token = jwt.encode(
+        {"iss": issuer, "aud": "jobgate", "preferred_username": "erin", "exp": now + 300},
+        key,
+        algorithm="RS256",
+        headers={"kid": "some-key"},
+    )
+    async with running_gateway(settings) as gateway:
+        body = await gateway.client(token).raw("{ jobs(first: 1) { nodes { id } } }")
+        assert refusal(body) == (
+            "IDENTITY_PROVIDER_UNAVAILABLE",
+            "the identity provider cannot be reached to check the token; try again",
+        )
+        # Static tokens do not need it.
+        assert (await gateway.client(ALICE).execute("{ latestUpdateCursor }"))["latestUpdateCursor"]
