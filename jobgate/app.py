@@ -229,7 +229,11 @@ class JobgateGraphQL(GraphQL[Context, None]):
         )
         if header is None:
             return  # no token here: the upgrade request's header (if any) stands
-        authentication = await self.services.authenticator.authenticate(str(header))
+        checked = context.checked_init
+        if checked is not None and checked[0] == str(header):
+            authentication = checked[1]  # the connection's seat checked it already
+        else:
+            authentication = await self.services.authenticator.authenticate(str(header))
         if authentication.identity is None:
             code = (
                 IdentityProviderUnavailable.code

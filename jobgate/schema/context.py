@@ -71,6 +71,8 @@ class Context:
     expires_at: float | None = None
     access_token_id: str | None = None
     credentials_unchecked: bool = False  # the identity provider could not be reached
+    # `connection_init`'s Authorization and what it named, once checked (`ConnectionSeat`).
+    checked_init: tuple[str, Authentication] | None = None
     connection_params: dict[str, Any] | None = None
     updates: DataLoader[UpdatesKey, list[JobUpdate]] = field(init=False)
 

@@ -41,7 +41,10 @@ class ConnectionSeat:
         identity = self.context.identity
         header = _authorization(params)
         if header is not None:
-            identity = (await services.authenticator.authenticate(header)).identity
+            authentication = await services.authenticator.authenticate(header)
+            # Checked once: `on_ws_connect` takes this result for the same header.
+            self.context.checked_init = (header, authentication)
+            identity = authentication.identity
         probe = Context(services, self.context.request, identity)
         key = probe.caller_key
         if not services.occupancy.open_websocket(key):

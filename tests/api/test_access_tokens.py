@@ -8,6 +8,8 @@ import hashlib
 import json
 from typing import Any
 
+import pytest
+
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.api.documents import JOB, WATCH, job_spec, submit
@@ -69,7 +71,7 @@ async def test_a_token_stands_for_its_user_until_revoked(identity_gateway: Gatew
         assert (await stream.next())["jobUpdates"]["jobId"] == job_id
     # Listed, with its last use; its secret is never shown again.
     listing = await alice.raw(MINE)
-    assert secret.split("_")[-1] not in json.dumps(listing)
+    assert secret.removeprefix(f"jgp_{token['id']}_") not in json.dumps(listing)
     (listed,) = listing["data"]["myAccessTokens"]
     assert listed["id"] == token["id"]
     assert listed["lastUsedAt"] is not None
@@ -156,3 +158,24 @@ async def test_what_cannot_be_a_token_is_refused_with_its_field(identity_gateway
             ("INVALID_PARAMETER", field)
         ]
     assert (await alice.execute(MINE))["myAccessTokens"] == []
+
+
+async def test_a_subscriptions_token_is_checked_once_per_connection(
+    identity_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A personal access token's check is a read of the store: connection_init's token used to
+    # be checked twice (for the connection's place among its caller's, then again).
+    secret = (await make(identity_gateway.client(ALICE)))["token"]
+    store = identity_gateway.services.store
+    reads: list[str] = []
+    read = store.access_token
+
+    async def counted(token_id: str) -> Any:
+        reads.append(token_id)
+        return await read(token_id)
+
+    monkeypatch.setattr(store, "access_token", counted)
+    (job_id,) = await submit(identity_gateway.client(ALICE), job_spec(message="watched"))
+    async with subscribe(identity_gateway, WATCH, {"ids": [job_id]}, token=secret) as stream:
+        assert (await stream.next())["jobUpdates"]["jobId"] == job_id
+    assert len(reads) == 1
