@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 
 import pymongo
@@ -107,6 +107,8 @@ ORPHAN_AGE_MS = 10_000
 MAX_APPEND_ATTEMPTS = 100
 # Undone positions remembered for the reads that were on their way when they were undone.
 MAX_UNDONE_REMEMBERED = 1000
+# Locks that writes to job documents take (a job's is its number modulo this).
+DOCUMENT_STRIPES = 64
 # Jobs given ACLs per round when a store made before ACLs is first opened.
 MIGRATION_BATCH = 500
 
@@ -146,6 +148,8 @@ class MongoJobStore:
         self._number_lock = asyncio.Lock()
         self._append_lock = asyncio.Lock()
         self._token_lock = asyncio.Lock()
+        # Writes to one job's document take turns (`_writing`), by stripes of job numbers.
+        self._document_stripes = [asyncio.Lock() for _ in range(DOCUMENT_STRIPES)]
         # The position this process expects to append at next; None means "read it first".
         self._next_position: int | None = None
         # The highest position this process has tried to write: it never writes at or below it
@@ -206,15 +210,19 @@ class MongoJobStore:
     async def _turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:
         """Hold `lock`, waiting for it no longer than the request's deadline: a writer ahead
         that waits for MongoDB does not make this request wait past its own."""
+        await self._acquire(lock)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    async def _acquire(self, lock: asyncio.Lock) -> None:
+        """Acquire `lock` within the request's deadline (`StoreUnavailable` past it)."""
         try:
             async with asyncio.timeout(self.time_left()):
                 await lock.acquire()
         except TimeoutError:
             raise StoreUnavailable("the job store (MongoDB) did not answer in time") from None
-        try:
-            yield
-        finally:
-            lock.release()
 
     async def close(self) -> None:
         await self._client.close()
@@ -266,10 +274,30 @@ class MongoJobStore:
                 await self._log.update_many(
                     {"job": doc["_id"]}, {"$set": {"readers": readers(acl)}}
                 )
-                await self._jobs.update_one(
-                    {"_id": doc["_id"]},
-                    {"$set": {"acl": acl_to_docs(acl), "readers": readers(acl)}},
-                )
+                async with self._writing([doc["_id"]]):
+                    await self._jobs.update_one(
+                        {"_id": doc["_id"]},
+                        {"$set": {"acl": acl_to_docs(acl), "readers": readers(acl)}},
+                    )
+
+    @asynccontextmanager
+    async def _writing(self, numbers: Iterable[int]) -> AsyncIterator[None]:
+        """Hold the write turn of these jobs' documents (in stripe order: no deadlock), waiting
+        no longer than the request's deadline. FerretDB updates a document by reading it and
+        writing it back whole, outside one transaction: two updates of one document at once can
+        lose one (a hand-over's completion wrote a job back to its older version, and the job
+        never ended). MongoDB updates a document atomically; the turns cost it nothing much."""
+        stripes = sorted({number % DOCUMENT_STRIPES for number in numbers})
+        held: list[asyncio.Lock] = []
+        try:
+            for stripe in stripes:
+                lock = self._document_stripes[stripe]
+                await self._acquire(lock)
+                held.append(lock)
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
 
     @asynccontextmanager
     async def _call(self, kind: str) -> AsyncIterator[None]:
@@ -608,7 +636,7 @@ class MongoJobStore:
     ) -> None:
         """Bring the job document from `version` to the next: `status`, and the position of
         its newest entry carrying the strings when this one does (`storage.carried`)."""
-        async with self._call("commit_update"):
+        async with self._writing([number]), self._call("commit_update"):
             await self._jobs.update_one(
                 {"_id": number, "version": version},
                 {
@@ -642,7 +670,7 @@ class MongoJobStore:
         if number is None:
             return False
         await self._ensure_indexes()
-        async with self._call("update_acl"):
+        async with self._writing([number]), self._call("update_acl"):
             result = await self._jobs.update_one(
                 {"_id": number, "acl": acl_to_docs(job.acl)},
                 {"$set": {"acl": acl_to_docs(acl), "readers": readers(acl)}},
@@ -887,7 +915,7 @@ class MongoJobStore:
     async def complete_handovers(self, job_ids: Sequence[str]) -> None:
         numbers = ids_to_numbers(job_ids)
         if numbers:
-            async with self._call("complete_handovers"):
+            async with self._writing(numbers), self._call("complete_handovers"):
                 await self._jobs.update_many(
                     {"_id": {"$in": numbers}}, {"$unset": {"handover": ""}}
                 )

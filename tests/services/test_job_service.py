@@ -546,3 +546,28 @@ async def test_mongo_finds_a_claim_by_its_id_and_one_made_before_claims_had_such
     replayed = await store.create_jobs(submission(key="k"))
     assert replayed.replayed
     assert [job.id for job in replayed.jobs] == [job.id for job in first.jobs]
+
+
+async def test_mongo_writes_to_one_job_document_take_turns(mongo_store: MongoJobStore) -> None:
+    """FerretDB updates a document by reading it and writing it back whole, outside one
+    transaction: a hand-over's completion racing an update of the same job wrote the job back
+    as it was (a CI run: a job stuck IN_QUEUE at version 2 with its RUNNING and SUCCESS entries
+    in the log). Writes to one job's document from one gateway take turns."""
+    store = mongo_store
+    jobs = (await store.create_jobs(submission(*[spec() for _ in range(20)]))).jobs
+
+    async def advance(job: Job) -> None:
+        request = UpdateRequest(job.id, state=JobState.RUNNING, status="running")
+        status = dataclasses.replace(job.status, state=JobState.RUNNING)
+        assert await store.commit_update(job, request, status, 2_000) is not None
+
+    for _round in range(3):
+        await asyncio.gather(
+            *(advance(job) for job in jobs),
+            *(store.complete_handovers([job.id]) for job in jobs),
+        )
+        jobs = await store.get_jobs([job.id for job in jobs])
+        assert {job.status.state for job in jobs} == {JobState.RUNNING}
+        assert await store.pending_handovers() == []
+        # Again, from IN_QUEUE, on fresh jobs.
+        jobs = (await store.create_jobs(submission(*[spec() for _ in range(20)]))).jobs
