@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobgate.domain.acl import ALL_MEMBERS, GRANTABLE, Acl, AclEntity, AclEntry, Permission
 from jobgate.domain.job import Job
@@ -45,6 +45,23 @@ class Membership:
 class User:
     username: str
     memberships: tuple[Membership, ...] = ()
+    # Derived from the memberships once: the rules ask it for every job a caller is shown,
+    # and for every update a watcher is sent.
+    visibility: Visibility = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        managed = frozenset(m.project for m in self.memberships if m.role is not ProjectRole.USER)
+        entities = {AclEntity.user(self.username).key}
+        for m in self.memberships:
+            for group in m.groups | {ALL_MEMBERS}:
+                entities.add(AclEntity.project_group(m.project, group).key)
+        visibility = Visibility(
+            username=self.username,
+            managed=managed,
+            member=frozenset(m.project for m in self.memberships) - managed,
+            entities=frozenset(entities),
+        )
+        object.__setattr__(self, "visibility", visibility)
 
     @classmethod
     def member_of(cls, username: str, projects: Iterable[str]) -> User:
@@ -53,30 +70,17 @@ class User:
 
     @property
     def projects(self) -> frozenset[str]:
-        return frozenset(m.project for m in self.memberships)
+        return self.visibility.managed | self.visibility.member
 
     @property
     def managed(self) -> frozenset[str]:
         """The projects this user is a PI or an admin of: every job of them is theirs to run."""
-        return frozenset(m.project for m in self.memberships if m.role is not ProjectRole.USER)
+        return self.visibility.managed
 
     @property
     def entities(self) -> frozenset[str]:
         """The ACL entities that stand for this user: themselves, and each group of theirs."""
-        keys = {AclEntity.user(self.username).key}
-        for m in self.memberships:
-            for group in m.groups | {ALL_MEMBERS}:
-                keys.add(AclEntity.project_group(m.project, group).key)
-        return frozenset(keys)
-
-    @property
-    def visibility(self) -> Visibility:
-        return Visibility(
-            username=self.username,
-            managed=self.managed,
-            member=self.projects - self.managed,
-            entities=self.entities,
-        )
+        return self.visibility.entities
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +172,15 @@ def permissions_on(identity: Identity, job: Job) -> list[Permission]:
     """What `identity` may do with `job`, in UCloud's order (empty: it may not even read it)."""
     if isinstance(identity, ProviderIdentity):
         return list(AS_PROVIDER) if job.provider == identity.provider_id else []
+    visibility = identity.visibility
     project = job.owner.project
     if project is None and job.owner.created_by == identity.username:
         return list(FULL)
-    if project is not None and project in identity.managed:
+    if project is not None and project in visibility.managed:
         return list(FULL)
-    if project is not None and project not in identity.projects:
+    if project is not None and project not in visibility.member:
         return []
-    entities = identity.entities
+    entities = visibility.entities
     granted: set[Permission] = set()
     for entry in job.acl:
         if entry.entity.key in entities:

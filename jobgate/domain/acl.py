@@ -4,7 +4,7 @@ a group of the job's project. Who may do what with them is `jobgate.access`'s to
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Permission(enum.StrEnum):
@@ -30,6 +30,16 @@ class AclEntity:
     username: str | None = None
     project: str | None = None
     group: str | None = None
+    # How stores index it: `user:<name>` or `group:<project>/<group>` (neither a username nor
+    # a project id holds ':' or '/'). Made once: visibility checks ask it of every entry.
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.username is not None:
+            key = f"user:{self.username}"
+        else:
+            key = f"group:{self.project}/{self.group}"
+        object.__setattr__(self, "key", key)
 
     @classmethod
     def user(cls, username: str) -> AclEntity:
@@ -38,14 +48,6 @@ class AclEntity:
     @classmethod
     def project_group(cls, project: str, group: str) -> AclEntity:
         return cls(project=project, group=group)
-
-    @property
-    def key(self) -> str:
-        """How stores index it: `user:<name>` or `group:<project>/<group>` (neither a username
-        nor a project id holds ':' or '/')."""
-        if self.username is not None:
-            return f"user:{self.username}"
-        return f"group:{self.project}/{self.group}"
 
     @classmethod
     def from_key(cls, key: str) -> AclEntity:

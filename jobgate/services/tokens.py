@@ -9,19 +9,19 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from jobgate.access import Projects, User
 from jobgate.auth import ACCESS_TOKEN_PREFIX, Authentication
 from jobgate.errors import UserErrorCode, UserProblem
+from jobgate.services.jobs import now_ms
 from jobgate.storage.tokens import AccessTokenRecord, AccessTokenStore
 
 # `jgp_<id>_<secret>`: the prefix tells the token from an identity provider's JWT and lets
 # secret scanners find one (GitHub's `ghp_`); the id finds its record without the secret.
 PREFIX = ACCESS_TOKEN_PREFIX
-TOKEN = re.compile(r"jgp_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+TOKEN = re.compile(re.escape(PREFIX) + r"([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 MAX_TOKENS_PER_USER = 50
 MAX_NAME_LENGTH = 100
 MAX_DAYS = 366
@@ -29,10 +29,6 @@ DAY_MS = 86_400_000
 # A token's last use is written at most this often (not on every request).
 TOUCH_EVERY_MS = 60_000
 REJECTED = "the bearer token is not valid"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def digest(secret: str) -> str:

@@ -130,7 +130,7 @@ class JobWatcher:
                     up_to=up_to,
                     limit=REPLAY_BATCH,
                     job_ids=job_ids,
-                    visibility=identity.visibility,
+                    visibility=visibility,
                 )
             )
             for entry in entries:

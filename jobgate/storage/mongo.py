@@ -277,7 +277,7 @@ class MongoJobStore:
                 async with self._writing([doc["_id"]]):
                     await self._jobs.update_one(
                         {"_id": doc["_id"]},
-                        {"$set": {"acl": acl_to_docs(acl), "readers": readers(acl)}},
+                        {"$set": _acl_fields(acl)},
                     )
 
     @asynccontextmanager
@@ -673,7 +673,7 @@ class MongoJobStore:
         async with self._writing([number]), self._call("update_acl"):
             result = await self._jobs.update_one(
                 {"_id": number, "acl": acl_to_docs(job.acl)},
-                {"$set": {"acl": acl_to_docs(acl), "readers": readers(acl)}},
+                {"$set": _acl_fields(acl)},
             )
             if result.matched_count != 1:
                 return False
@@ -888,7 +888,10 @@ class MongoJobStore:
         # Positions lost, or settled since this read was issued (it may not have seen them),
         # ahead of the reader (every append takes a position beyond what anyone has read).
         lost = [*self._unsettled]
-        lost += [p for p, settle in self._settled_at.items() if settle > settles_before]
+        for position, settle in reversed(self._settled_at.items()):  # newest settled first
+            if settle <= settles_before:
+                break
+            lost.append(position)
         fence = min((p for p in lost if p > after), default=None)
         for index, doc in enumerate(docs):
             if (
@@ -976,6 +979,11 @@ def _did_not_answer(error: PyMongoError) -> bool:
     return isinstance(error, OperationFailure) and error.code in (INTERRUPTED, INTERNAL_ERROR)
 
 
+def _acl_fields(acl: Acl) -> Doc:
+    """A job document's ACL, and the readers it names (what `_visibility_query` matches)."""
+    return {"acl": acl_to_docs(acl), "readers": readers(acl)}
+
+
 def _claim_id(owner_key: str, key: str) -> str:
     """An idempotency claim's id: its owner and key (unique together, as the index says)."""
     return f"{owner_key}\x00{key}"
@@ -1027,8 +1035,7 @@ def _job_to_doc(job: Job) -> Doc:
         "version": job.version,
         "spec": spec_to_doc(spec),
         "status": status_to_doc(job.status),
-        "acl": acl_to_docs(job.acl),
-        "readers": readers(job.acl),
+        **_acl_fields(job.acl),
     }
 
 

@@ -284,10 +284,7 @@ class SqliteJobStore:
                 )
                 number = cursor.lastrowid
                 assert number is not None
-                await db.executemany(
-                    "INSERT INTO job_readers (entity, job_num) VALUES (?, ?)",
-                    [(entity, number) for entity in readers(job.acl)],
-                )
+                await _add_readers(db, number, job.acl)
                 job_id = str(number)
                 request = UpdateRequest(
                     job_id, state=JobState.IN_QUEUE, status=submission.initial_status
@@ -575,10 +572,7 @@ class SqliteJobStore:
             if cursor.rowcount != 1:
                 return False
             await db.execute("DELETE FROM job_readers WHERE job_num = ?", (number,))
-            await db.executemany(
-                "INSERT INTO job_readers (entity, job_num) VALUES (?, ?)",
-                [(entity, number) for entity in readers(acl)],
-            )
+            await _add_readers(db, number, acl)
         return True
 
     # --- personal access tokens --------------------------------------------------------------
@@ -736,6 +730,14 @@ def _token_from_row(row: Sequence[Any]) -> AccessTokenRecord:
         created_at,
         expires_at,
         last_used_at,
+    )
+
+
+async def _add_readers(db: aiosqlite.Connection, number: int, acl: Acl) -> None:
+    """The rows of `job_readers` that stand for the job's ACL."""
+    await db.executemany(
+        "INSERT INTO job_readers (entity, job_num) VALUES (?, ?)",
+        [(entity, number) for entity in readers(acl)],
     )
 
 
