@@ -45,6 +45,9 @@ class Membership:
 class User:
     username: str
     memberships: tuple[Membership, ...] = ()
+    # The Unix account mapped to them (a static `unix_user`, or their sign-in's claim), for
+    # providers that run jobs as their users' accounts (`jobgate.unix`).
+    unix_user: str | None = None
     # Derived from the memberships once: the rules ask it for every job a caller is shown,
     # and for every update a watcher is sent.
     visibility: Visibility = field(init=False, repr=False, compare=False)
@@ -152,7 +155,9 @@ class Projects:
         project = self._by_id.get(project_id)
         return frozenset() if project is None else frozenset(name for name, _ in project.groups)
 
-    def user(self, username: str, claimed: Iterable[str] = ()) -> User:
+    def user(
+        self, username: str, claimed: Iterable[str] = (), unix_user: str | None = None
+    ) -> User:
         ids = set(claimed) | {p.id for p in self._by_id.values() if username in p.pis | p.admins}
         memberships = []
         for project_id in sorted(ids):
@@ -165,7 +170,7 @@ class Projects:
                 role = ProjectRole.USER
             groups = frozenset(name for name, names in project.groups if username in names)
             memberships.append(Membership(project_id, role, groups))
-        return User(username, tuple(memberships))
+        return User(username, tuple(memberships), unix_user)
 
 
 def permissions_on(identity: Identity, job: Job) -> list[Permission]:

@@ -58,6 +58,7 @@ from jobgate.wiring import (
     build_catalog,
     build_providers,
     build_store,
+    build_unix_accounts,
 )
 
 log = logging.getLogger(__name__)
@@ -82,13 +83,12 @@ class JobgateGraphQL(GraphQL[Context, None]):
         caches: bool = True,
         lean_subscriptions: bool = True,
         limits: LimitSettings | None = None,
-        identity_api: bool = False,
     ) -> None:
         limits = limits or LimitSettings()
         self.max_body_bytes = limits.max_body_bytes
         self.max_concurrent_requests = limits.max_concurrent_requests
         self.in_flight = 0  # HTTP GraphQL requests being served
-        schema = build_schema(caches=caches, limits=limits, identity=identity_api)
+        schema = build_schema(caches=caches, limits=limits)
         super().__init__(
             schema,
             connection_init_wait_timeout=timedelta(seconds=limits.init_timeout_seconds),
@@ -246,9 +246,8 @@ class JobgateGraphQL(GraphQL[Context, None]):
         context.authenticated(authentication)
 
 
-def create_app(settings: Settings, *, caches: bool = True, identity_api: bool = False) -> Starlette:
-    """The gateway for `settings`; parts open on startup and close on shutdown. `identity_api`
-    serves the contract's [identity] parts, not served until that work is done (tests)."""
+def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
+    """The gateway for `settings`; parts open on startup and close on shutdown."""
     store = build_store(settings)
     catalog = build_catalog(settings)
     authenticator = build_authenticator(settings)
@@ -279,6 +278,7 @@ def create_app(settings: Settings, *, caches: bool = True, identity_api: bool = 
         feed,
         max_ids=limits.max_ids,
         quotas=Quotas(limits.max_active_jobs_per_user, limits.max_active_replicas_per_user),
+        unix_accounts=build_unix_accounts(settings),
     )
     reconciler = Reconciler(
         jobs,
@@ -319,7 +319,6 @@ def create_app(settings: Settings, *, caches: bool = True, identity_api: bool = 
         caches=caches,
         lean_subscriptions=settings.server.lean_subscriptions,
         limits=settings.limits,
-        identity_api=identity_api,
     )
 
     @contextlib.asynccontextmanager

@@ -78,7 +78,7 @@ class Authenticator:
             return Authentication(rejection=error.reason, unavailable=True)
         except TokenRejected as error:
             return Authentication(rejection=f"the bearer token is not valid: {error.reason}")
-        user = self.projects.user(verified.username, verified.groups)
+        user = self.projects.user(verified.username, verified.groups, verified.unix_user)
         return Authentication(user, expires_at=verified.expires_at)
 
     def identify(self, token: str) -> Identity | None:

@@ -38,6 +38,7 @@ from jwt.exceptions import (
 
 from jobgate.domain.paths import FOLDER_NAME
 from jobgate.settings import OidcSettings
+from jobgate.unix import name_problem
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class VerifiedToken:
     username: str
     groups: frozenset[str]
     expires_at: float  # seconds since the epoch
+    unix_user: str | None = None  # from `unix_user_claim`, when it names a valid account
 
 
 class OidcVerifier:
@@ -134,6 +136,7 @@ class OidcVerifier:
             username=username,
             groups=_groups(claims.get(settings.groups_claim)),
             expires_at=float(claims["exp"]),
+            unix_user=_unix_user(claims, settings.unix_user_claim),
         )
 
     async def _key(self, kid: object) -> PyJWK:
@@ -214,6 +217,17 @@ def _names_audience(claims: dict[str, Any], audience: str) -> bool:
     aud = claims.get("aud")
     named = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     return audience in named or claims.get("azp") == audience
+
+
+def _unix_user(claims: dict[str, Any], claim: str | None) -> str | None:
+    """The account the claim names; none for a missing or unusable one (such a user is refused
+    at submit by providers that need an account, with the reason; the sign-in stands)."""
+    value = None if claim is None else claims.get(claim)
+    if isinstance(value, list) and len(value) == 1:  # a multivalued user attribute
+        value = value[0]
+    if not isinstance(value, str) or name_problem(value) is not None:
+        return None
+    return value
 
 
 def _groups(value: object) -> frozenset[str]:

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 
 from jobgate.domain.paths import FOLDER_NAME
 from jobgate.errors import ConfigError
+from jobgate.unix import TEMPLATE_PLACEHOLDER, UNIX_NAME, template_problem
 
 ParameterTypeName = Literal[
     "input_file",
@@ -210,6 +211,11 @@ class OidcSettings(_Strict):
         min_length=1,
         description="A public client of the issuer: GraphiQL signs users in through it (PKCE)",
     )
+    unix_user_claim: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A claim naming the user's Unix account, for providers with user_accounts",
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -231,10 +237,25 @@ class AuthSettings(_Strict):
     oidc: OidcSettings | None = None
 
 
+UnixName = Annotated[str, Field(pattern=f"^{UNIX_NAME.pattern}$")]
+
+
 class UserSettings(_Strict):
     username: str = Field(pattern=f"^{FOLDER_NAME.pattern}$")
     token: SecretStr
     projects: list[Annotated[str, Field(pattern=f"^{FOLDER_NAME.pattern}$")]] = []
+    unix_user: UnixName | None = Field(
+        default=None,
+        description="The user's Unix account, for providers with user_accounts (README: "
+        '"Unix accounts")',
+    )
+
+    @field_validator("unix_user")
+    @classmethod
+    def _not_root(cls, value: str | None) -> str | None:
+        if value == "root":
+            raise ValueError("jobs never run as root")
+        return value
 
 
 Username = Annotated[str, Field(pattern=f"^{FOLDER_NAME.pattern}$")]
@@ -280,6 +301,30 @@ class _ProviderBase(_Strict):
     id: str = Field(min_length=1, pattern=r"^[\w.-]+$")
     token: SecretStr | None = None
     products: list[ProductSettings] = Field(min_length=1)
+    user_accounts: bool = Field(
+        default=False,
+        description="Run each job as its user's own Unix account; a user without one is "
+        'refused at submit (README: "Unix accounts")',
+    )
+    unix_user_template: str | None = Field(
+        default=None,
+        description=f"The account of a user with no unix_user of their own, e.g. "
+        f"'{TEMPLATE_PLACEHOLDER}' or 'hpc-{TEMPLATE_PLACEHOLDER}'",
+    )
+
+    @field_validator("unix_user_template")
+    @classmethod
+    def _one_placeholder(cls, value: str | None) -> str | None:
+        problem = None if value is None else template_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _template_needs_accounts(self) -> _ProviderBase:
+        if self.unix_user_template is not None and not self.user_accounts:
+            raise ValueError("unix_user_template is used only with user_accounts = true")
+        return self
 
 
 def _workspace_template(placeholder: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from jobgate.settings import (
 from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
+from jobgate.unix import UnixAccountRule, can_switch_accounts
 
 
 def build_store(settings: Settings) -> JobStore:
@@ -93,6 +95,30 @@ def build_adapter(
     raise ConfigError(f"providers: kind '{provider.kind}' cannot run here")
 
 
+def build_unix_accounts(settings: Settings) -> dict[str, UnixAccountRule]:
+    """By provider id, how each provider with `user_accounts` picks a job's Unix account.
+
+    Raises `ConfigError` for an adapter in this gateway that could not switch accounts.
+    """
+    rules: dict[str, UnixAccountRule] = {}
+    for index, provider in enumerate(settings.providers):
+        if not provider.user_accounts:
+            continue
+        here = not isinstance(provider, RemoteProviderSettings)
+        if here and not can_switch_accounts():
+            raise ConfigError(
+                f"providers.{index}.user_accounts: running jobs as their users' accounts "
+                "needs jobgate to run as root"
+            )
+        if isinstance(provider, SlurmProviderSettings) and shutil.which("runuser") is None:
+            raise ConfigError(
+                f"providers.{index}.user_accounts: Slurm jobs are submitted through runuser "
+                "(Debian: util-linux), which is not installed"
+            )
+        rules[provider.id] = UnixAccountRule(provider.unix_user_template, checked_here=here)
+    return rules
+
+
 def build_catalog(settings: Settings) -> Catalog:
     applications = [_application(index, app) for index, app in enumerate(settings.applications)]
     products = [product for p in settings.providers for product in products_of(p)]
@@ -116,7 +142,9 @@ def build_authenticator(settings: Settings) -> Authenticator:
     projects = build_projects(settings)
     tokens: dict[str, Identity] = {}
     for user in settings.users:
-        tokens[user.token.get_secret_value()] = projects.user(user.username, user.projects)
+        tokens[user.token.get_secret_value()] = projects.user(
+            user.username, user.projects, user.unix_user
+        )
     for provider in settings.providers:
         if provider.token is not None:
             tokens[provider.token.get_secret_value()] = ProviderIdentity(provider.id)

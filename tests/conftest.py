@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.gateway import Gateway, gateway_settings, running_gateway
 from tests.servers import FerretDB, Keycloak, SlurmCluster, fresh_database
+from tests.unix_accounts import shared_folder, unix_accounts
+
+__all__ = ["shared_folder", "unix_accounts"]  # fixtures for every suite
 
 STORE_KINDS = ["sqlite", "mongo"]
 
@@ -129,14 +134,6 @@ async def gateway(storage_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture
-async def identity_gateway(storage_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
-    """`gateway`, serving the contract's [identity] parts too."""
-    settings = gateway_settings(tmp_path / "data", storage_url)
-    async with running_gateway(settings, identity_api=True) as running:
-        yield running
-
-
-@pytest.fixture
 async def sqlite_gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     """A gateway on SQLite, for behaviour that does not depend on the store."""
     url = f"sqlite://{tmp_path}/jobgate.db"
@@ -145,15 +142,20 @@ async def sqlite_gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 
 @pytest.fixture(scope="session")
-def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+def slurm() -> Iterator[SlurmCluster]:
     """slurmctld + slurmd on loopback; `SLURM_CONF` points this process's clients at it."""
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
+    # Not under pytest's folders, which are root's alone: every account reads slurm.conf, as
+    # on a cluster, so jobs run as users' own accounts (`tests/slurm/test_slurm_accounts.py`).
+    root = Path(tempfile.mkdtemp(prefix="jobgate-slurm-"))
+    root.chmod(0o755)
+    cluster = SlurmCluster(root).start()
     previous = os.environ.get("SLURM_CONF")
     os.environ["SLURM_CONF"] = str(cluster.conf)
     try:
         yield cluster
     finally:
         cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
         if previous is None:
             os.environ.pop("SLURM_CONF", None)
         else:

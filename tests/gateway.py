@@ -106,6 +106,7 @@ def gateway_settings(data_dir: Path, storage_url: str, **overrides: Any) -> Sett
                 "parameters": [{"name": "seconds", "type": "integer", "default": 30}],
             },
             {"name": "fail", "version": "1", "command": ["sh", "-c", "exit 3"]},
+            {"name": "whoami", "version": "1", "command": ["id", "-un"]},
             {
                 "name": "chatty",
                 "version": "1",
@@ -159,11 +160,9 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(
-    settings: Settings, *, identity_api: bool = False
-) -> AsyncIterator[Gateway]:
+async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     port = free_port()
-    app = create_app(settings, identity_api=identity_api)
+    app = create_app(settings)
     # The same uvicorn setup as `jobgate serve`, so tests run its WebSocket protocol too.
     listen = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
     server = uvicorn.Server(uvicorn_config(app, listen, settings.limits, log_level="warning"))

@@ -34,6 +34,7 @@ JOB_FIELDS = f"""
   id
   createdAt
   providerGeneratedId
+  unixUser
   owner {{ createdBy project }}
   status {{ state startedAt allowRestart timeAllocation {DURATION} }}
   specification {{
@@ -130,6 +131,7 @@ def job(data: Json) -> Job:
             provider_generated_id=data["providerGeneratedId"],
         ),
         created_at=parse_datetime(data["createdAt"]),
+        unix_user=data["unixUser"],
     )
 
 

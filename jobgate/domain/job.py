@@ -100,6 +100,8 @@ class Job:
     version: int = 0
     # Who else may read or change it (UCloud's ACL); a project job's creator is on it.
     acl: Acl = ()
+    # The Unix account it runs as, where its provider runs jobs as their users' (`jobgate.unix`).
+    unix_user: str | None = None
 
     @property
     def provider(self) -> str:

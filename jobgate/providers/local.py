@@ -41,7 +41,7 @@ from jobgate.providers.background import (
 )
 from jobgate.providers.base import ProviderContext
 from jobgate.providers.output import OutputTail
-from jobgate.providers.sandbox import JOB_PATH, Account, Bubblewrap, job_environment
+from jobgate.providers.sandbox import JOB_PATH, Bubblewrap, job_environment
 from jobgate.providers.supervisor import EXIT, LAUNCH, LOCK, PROCESSES, STOP, SUPERVISOR
 from jobgate.providers.workspace import (
     DEFAULT_LAYOUT,
@@ -49,6 +49,7 @@ from jobgate.providers.workspace import (
     WorkspaceLayout,
     Workspaces,
 )
+from jobgate.unix import Account, users_account
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,12 @@ class LocalProvider:
         except OutsideWorkspace as error:
             await self._report(job.id, JobState.FAILURE, f"Refused: {error.message}")
             return None
+        try:
+            own = users_account(job.unix_user)
+        except ProviderError as error:
+            await self._report(job.id, JobState.FAILURE, f"Refused: {error.message}")
+            return None
+        account = own or self._account
         argv = render_command(app.command, given)
         work = folder / WORK
         command = argv
@@ -288,8 +295,8 @@ class LocalProvider:
                 workspace=workspace,
                 mounts=mounts,
                 network=product is not None and product.network,
+                account=own,
             )
-        account = self._account
         launch = {
             "argv": command,
             "program": argv[0] if argv else "",
@@ -300,7 +307,7 @@ class LocalProvider:
             "env": job_environment(
                 job_id=job.id, replicas=spec.replicas, workspace=workspace, job_folder=work
             ),
-            "account": None if account is None else {"uid": account.uid, "gid": account.gid},
+            "account": None if account is None else _launch_account(account, own is not None),
         }
         try:
             # Everything the job folder must hold before anything starts: a full disk is a
@@ -450,6 +457,12 @@ class LocalProvider:
 
 def _describe(duration: SimpleDuration) -> str:
     return f"{duration.hours:02d}:{duration.minutes:02d}:{duration.seconds:02d}"
+
+
+def _launch_account(account: Account, users_own: bool) -> dict[str, Any]:
+    """The account as the supervisor takes it: a user's own keeps its groups."""
+    groups = os.getgrouplist(account.name, account.gid) if users_own else []
+    return {"uid": account.uid, "gid": account.gid, "groups": groups}
 
 
 def _reason(error: OSError) -> str:

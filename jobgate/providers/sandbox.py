@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobgate.errors import ConfigError
+from jobgate.unix import Account, can_switch_accounts, host_account
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +42,13 @@ DEFAULT_ACCOUNT = "nobody"
 PRIVATE_TMP = "/tmp"  # noqa: S108
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
-    """The account jobs run as."""
-
-    name: str
-    uid: int
-    gid: int
-
-
 def job_account(run_as: str | None) -> Account | None:
     """The account jobs run as, or None for jobgate's own (when it is not root).
 
     Only root can start a process as another account: a gateway that runs as a user runs its
     jobs as that user, and asking for another one is a configuration error.
     """
-    if os.geteuid() != 0:
+    if not can_switch_accounts():
         own = pwd.getpwuid(os.geteuid()).pw_name
         if run_as is not None and run_as != own:
             raise ConfigError(
@@ -64,13 +56,12 @@ def job_account(run_as: str | None) -> Account | None:
             )
         return None
     name = run_as or DEFAULT_ACCOUNT
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        raise ConfigError(f"run_as names no account on this host: '{name}'") from None
-    if entry.pw_uid == 0:
+    account = host_account(name)
+    if account is None:
+        raise ConfigError(f"run_as names no account on this host: '{name}'")
+    if account.uid == 0:
         raise ConfigError("run_as must not be root: jobs run as an unprivileged account")
-    return Account(name, entry.pw_uid, entry.pw_gid)
+    return account
 
 
 def job_environment(
@@ -95,7 +86,8 @@ class Bubblewrap:
 
     `hidden` are folders and files no job may see even where they lie under a system folder
     (the gateway's data folder, its config, the root of all workspaces); `read_only` are more
-    host folders a site lets jobs read (its software). With an `account`, jobgate runs as root:
+    host folders a site lets jobs read (its software). `account` is the one jobs run as unless
+    their user has one of their own (`command`). With an `account`, jobgate runs as root:
     bwrap then sets the sandbox up with root's rights (it must reach folders only root may
     open) in no user namespace, and `setpriv` inside drops to the account with no capabilities
     left, so the job is that account on the host too, never a root mapped to another name.
@@ -132,12 +124,18 @@ class Bubblewrap:
         workspace: Path,
         mounts: Sequence[tuple[Path, bool]] = (),
         network: bool = False,
+        account: Account | None = None,
     ) -> list[str]:
         """`argv` inside a sandbox that sees `job_folder` (its working folder) and `workspace`
         writable, each of `mounts` (resolved paths inside the workspace) read-only where it says
-        so, and otherwise only the system folders."""
+        so, and otherwise only the system folders; run as `account` (a user's own), else as
+        the sandbox's."""
+        # A user's own account keeps its groups (a project's Unix group gives its folders).
+        groups = "--clear-groups" if account is None else "--init-groups"
+        account = account or self.account
+        assert account is None or self.account is not None, "only root switches accounts"
         args = [self.executable, "--die-with-parent"]
-        if self.account is None:
+        if account is None:
             args.append("--unshare-all")
         else:  # --unshare-all without the user namespace (see the class)
             args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
@@ -176,9 +174,9 @@ class Bubblewrap:
             if read_only:
                 args += ["--ro-bind-try", str(path), str(path)]
         args += ["--bind", str(job_folder), str(job_folder), "--chdir", str(job_folder), "--"]
-        if self.account is not None:
-            uid, gid = self.account.uid, self.account.gid
-            args += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+        if account is not None:
+            uid, gid = account.uid, account.gid
+            args += ["setpriv", f"--reuid={uid}", f"--regid={gid}", groups]
             args += ["--inh-caps=-all", "--bounding-set=-all", "--"]
         return [*args, *argv]
 

@@ -172,7 +172,8 @@ def main(folder: Path) -> int:
     account = launch.get("account")
     as_account: dict[str, Any] = {}
     if account is not None and not sandboxed:  # in a sandbox, setpriv inside drops to it
-        as_account = {"user": account["uid"], "group": account["gid"], "extra_groups": []}
+        groups = account.get("groups", [])
+        as_account = {"user": account["uid"], "group": account["gid"], "extra_groups": groups}
     for rank in range(int(launch["replicas"])):
         if replicas.stop_requested:
             break  # stopped before every replica started: the rest never start

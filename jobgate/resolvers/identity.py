@@ -1,8 +1,5 @@
-"""The contract's [identity] parts: who is calling (`me`) and sharing jobs (`updateJobAcl`).
-
-Served only by `build_schema(identity=True)` until the identity issue is done (the contract
-says to leave them out of the served schema until then); tests build them in.
-"""
+"""The contract's [identity] parts: who is calling (`me`), sharing jobs (`updateJobAcl`) and
+personal access tokens."""
 
 from __future__ import annotations
 
@@ -48,6 +45,10 @@ class ProjectMembership:
 class Viewer:
     username: str
     projects: list[ProjectMembership]
+    unix_user: str | None = strawberry.field(
+        description="The Unix account mapped to this user, if any: providers that run jobs as "
+        "their users' own accounts use it before their template."
+    )
 
 
 @strawberry.input
@@ -157,6 +158,7 @@ class IdentityQuery:
                 )
                 for m in identity.memberships
             ],
+            unix_user=identity.unix_user,
         )
 
     @strawberry.field(description="The caller's personal access tokens (never their secrets).")

@@ -158,13 +158,13 @@ class PerEventMemoExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 @strawberry.type(name="Query")
-class IdentityQueryRoot(Query, IdentityQuery):
-    """`Query` with the contract's [identity] fields."""
+class QueryRoot(Query, IdentityQuery):
+    """Jobs and the catalog (`Query`), and who is calling (`IdentityQuery`)."""
 
 
 @strawberry.type(name="Mutation")
-class IdentityMutationRoot(Mutation, IdentityMutation):
-    """`Mutation` with the contract's [identity] fields."""
+class MutationRoot(Mutation, IdentityMutation):
+    """Jobs' lifecycle (`Mutation`), sharing and access tokens (`IdentityMutation`)."""
 
 
 class JobgateSchema(strawberry.Schema):
@@ -196,11 +196,10 @@ LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
 
 
 def build_schema(
-    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS, identity: bool = False
+    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS
 ) -> strawberry.Schema:
     """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
-    validates every document afresh (benchmarks). `identity` adds the contract's [identity]
-    parts, which are not served until they are all done."""
+    validates every document afresh (benchmarks)."""
     parse_bounded = BoundedParse(limits, cache=caches)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
@@ -213,11 +212,10 @@ def build_schema(
         extensions.append(functools.partial(BoundedValidationCache, limits, validate))
     # Last: it needs validation done, and the request's variables.
     extensions.append(functools.partial(CostLimit, limits))
-    query, mutation = (IdentityQueryRoot, IdentityMutationRoot) if identity else (Query, Mutation)
     schema = JobgateSchema(
         execution_context_class=PerEventMemoExecutor,
-        query=query,
-        mutation=mutation,
+        query=QueryRoot,
+        mutation=MutationRoot,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,

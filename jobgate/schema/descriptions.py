@@ -68,6 +68,8 @@ DESCRIPTIONS: dict[str, str] = {
     "Job.output": "Where the job's provider keeps its output.",
     "Job.providerGeneratedId": "The provider's own id of the job (Slurm's job id, for a "
     "Slurm provider), once the provider has reported it.",
+    "Job.unixUser": "The Unix account the job runs as, where its provider runs jobs as their "
+    'users\' own accounts (README: "Unix accounts"); null where it runs them as its own.',
     "Job.updates(last)": "Only the newest `last` updates.",
     "Job.permissions": "What the caller may do with this job.",
     "JobState.IN_QUEUE": "Accepted and waiting for its provider to start it.",
@@ -280,6 +282,58 @@ DESCRIPTIONS: dict[str, str] = {
     "did not hold.",
     "UserErrorCode.QUOTA_EXCEEDED": "The caller's jobs not yet finished (or their replicas) "
     "would pass the site's per-user limit.",
+    "UserErrorCode.NO_UNIX_ACCOUNT": "The job's provider runs jobs as their users' own Unix "
+    "accounts, and the caller has none there.",
+    # --- identity ------------------------------------------------------------------------------
+    "Mutation.updateJobAcl(input)": "The changes, one per job; all of them or none are applied.",
+    "Mutation.createAccessToken": "A personal access token for scripts: it stands for the "
+    "caller (with the projects their sign-in named) until it expires or is revoked. Needs a "
+    "sign-in or static token; an access token cannot make another.",
+    "Mutation.createAccessToken(input)": "Its name and lifetime.",
+    "Mutation.revokeAccessToken": "Revoke one of the caller's access tokens: it stops working "
+    "at once.",
+    "Mutation.revokeAccessToken(input)": "Which token.",
+    "ProjectRole.PI": "A principal investigator: ADMIN, READ and EDIT on every job of the project.",
+    "ProjectRole.ADMIN": "An admin: as a PI, on every job of the project.",
+    "ProjectRole.USER": "A member: READ and EDIT on the jobs they created and the jobs shared "
+    "with them or a group of theirs.",
+    "ProjectMembership": "The caller's place in one project.",
+    "ProjectMembership.projectId": "The project's id.",
+    "ProjectMembership.title": "The project's title, where the site set one.",
+    "ProjectMembership.role": "The caller's role in it.",
+    "Viewer": "The caller: a signed-in user, a static user or a personal access token's user.",
+    "Viewer.username": "Their username.",
+    "Viewer.projects": "The projects they are a member of, with their role in each.",
+    "AccessToken": "A personal access token, without its secret.",
+    "AccessToken.id": "Its id: revoke it with this.",
+    "AccessToken.name": "The name its user gave it.",
+    "AccessToken.createdAt": "When it was made.",
+    "AccessToken.expiresAt": "When it stops working; null: never.",
+    "AccessToken.lastUsedAt": "When it was last used (to the minute); null: never.",
+    "AclEntityInput.username": "A user.",
+    "AclEntityInput.projectGroup": "A group of the job's project (`all`: every member).",
+    "AclProjectGroupInput": "A group of a project.",
+    "AclProjectGroupInput.projectId": "The project: the job's own.",
+    "AclProjectGroupInput.group": "The group's name, as the site defined it, or `all`.",
+    "AclEntryInput": "What one user or group is given on a job.",
+    "AclEntryInput.entity": "Who.",
+    "AclEntryInput.permissions": "READ and/or EDIT, added to what they have (delete the "
+    "entity first to narrow it).",
+    "JobAclChange.jobId": "The job.",
+    "JobAclChange.added": "Entries to add, or to widen an entity's permissions with.",
+    "JobAclChange.deleted": "Entities to take off the ACL.",
+    "UpdateJobAclInput": "Changes to jobs' ACLs (needs ADMIN on each job).",
+    "UpdateJobAclInput.changes": "One change per job, 1 to 1000.",
+    "CreateAccessTokenInput": "A new personal access token.",
+    "CreateAccessTokenInput.name": "A name to know it by, 1 to 100 characters.",
+    "CreateAccessTokenPayload": "The new token, or why it was not made.",
+    "CreateAccessTokenPayload.accessToken": "The token's record (without the secret).",
+    "CreateAccessTokenPayload.userErrors": "Why it was not made, if it was not.",
+    "RevokeAccessTokenInput": "The token to revoke.",
+    "RevokeAccessTokenInput.id": "Its id (`AccessToken.id`).",
+    "RevokeAccessTokenPayload": "Whether the token was revoked.",
+    "RevokeAccessTokenPayload.revoked": "True once it no longer works.",
+    "RevokeAccessTokenPayload.userErrors": "Why it was not, if it was not (NOT_FOUND).",
     # --- catalog -------------------------------------------------------------------------------
     "Application": "A program jobs can run, with the parameters it takes.",
     "Application.name": "Its name.",

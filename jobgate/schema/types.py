@@ -457,6 +457,7 @@ class Job:
     created_at: DateTime
     output: JobOutput | None
     provider_generated_id: str | None
+    unix_user: str | None
     _job: strawberry.Private[domain.Job]
     # Every update the job has, when the caller knows them already (a job just created).
     _known_updates: strawberry.Private[list[domain.JobUpdate] | None] = None
@@ -495,6 +496,7 @@ class Job:
             created_at=DateTime(job.created_at),
             output=JobOutput(output_folder=job.status.output_folder),
             provider_generated_id=job.status.provider_generated_id,
+            unix_user=job.unix_user,
             _job=job,
             _known_updates=known_updates,
         )

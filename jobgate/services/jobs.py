@@ -16,7 +16,7 @@ import sys
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,7 @@ from jobgate.storage.base import (
     sort_key,
 )
 from jobgate.storage.codec import spec_to_doc
+from jobgate.unix import UnixAccountRule
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,12 @@ class JobService:
         clock: Callable[[], int] = now_ms,
         max_ids: int = DEFAULT_MAX_IDS,
         quotas: Quotas = UNBOUNDED,
+        unix_accounts: Mapping[str, UnixAccountRule] | None = None,
     ) -> None:
         self.max_ids = max_ids
         self.quotas = quotas
+        # By provider id: the providers that run jobs as their users' own Unix accounts.
+        self.unix_accounts = dict(unix_accounts or {})
         self.store = store
         self.catalog = catalog
         self.providers = providers
@@ -240,6 +244,9 @@ class JobService:
         owner = ResourceOwner(user.username, request.project)
         if not problems:
             problems = self._capacity_problems(specs)
+        unix_users: dict[str, str] = {}
+        if not problems:
+            unix_users, problems = await asyncio.to_thread(self._unix_accounts, user, specs)
         if not problems:
             problems = await asyncio.to_thread(self._workspace_problems, owner, specs)
         if problems:
@@ -251,6 +258,7 @@ class JobService:
             idempotency_key=request.idempotency_key,
             request_hash=_request_hash(specs, request.project),
             acl=initial_acl(owner),
+            unix_users=unix_users,
         )
         try:
             # A retry with the key answers with the first jobs, whatever their state: it comes
@@ -294,6 +302,40 @@ class JobService:
                     )
                 )
         return problems
+
+    def _unix_accounts(
+        self, user: User, specs: Sequence[JobSpecification]
+    ) -> tuple[dict[str, str], list[UserProblem]]:
+        """The Unix account the user's jobs run as, by provider, for the providers that run
+        jobs as their users' accounts; a problem for each job whose provider has none for them
+        (nothing is created then, so nothing reaches the provider). In a thread: looking an
+        account up may ask the site's directory (LDAP, SSSD)."""
+        accounts: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        problems: list[UserProblem] = []
+        for index, spec in enumerate(specs):
+            provider = spec.product.provider
+            rule = self.unix_accounts.get(provider)
+            if rule is None:
+                continue
+            if provider not in accounts and provider not in refused:
+                problem = rule.problem(provider, user.username, user.unix_user)
+                if problem is None:
+                    name = rule.account_of(user.username, user.unix_user)
+                    assert name is not None  # no problem: the user has one
+                    accounts[provider] = name
+                else:
+                    refused[provider] = problem
+            if provider in refused:
+                problems.append(
+                    UserProblem(
+                        UserErrorCode.NO_UNIX_ACCOUNT,
+                        refused[provider],
+                        index=index,
+                        field=("product",),
+                    )
+                )
+        return accounts, problems
 
     async def _quota_problems(
         self, user: User, specs: Sequence[JobSpecification]

@@ -81,6 +81,7 @@ class AccessTokens:
             name=name,
             secret_digest=digest(secret),
             projects=tuple(sorted(user.projects)),
+            unix_user=user.unix_user,
             created_at=created,
             expires_at=None if expires_in_days is None else created + expires_in_days * DAY_MS,
         )
@@ -119,6 +120,6 @@ class AccessTokens:
         if now - last >= TOUCH_EVERY_MS:
             self._touched[token_id] = now
             await self.store.touch_access_token(token_id, now)
-        user = self.projects.user(record.username, record.projects)
+        user = self.projects.user(record.username, record.projects, record.unix_user)
         expires = None if record.expires_at is None else record.expires_at / 1000
         return Authentication(user, expires_at=expires, access_token_id=token_id)

@@ -11,7 +11,7 @@ store leaves the position of an append it undid.)
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -90,6 +90,8 @@ class NewSubmission:
     request_hash: str = ""
     initial_status: str = "The job was submitted"
     acl: Acl = ()  # every job's: `jobgate.access.initial_acl`
+    # By provider id: the Unix account its jobs run as, for providers with user accounts.
+    unix_users: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -429,6 +429,7 @@ class MongoJobStore:
                 submission.created_at,
                 1,
                 submission.acl,
+                submission.unix_users.get(spec.product.provider),
             )
             # The outbox entry travels in the job's own document: stored with it, or not at all.
             docs.append({**_job_to_doc(job), "handover": True})
@@ -999,6 +1000,7 @@ def _token_to_doc(record: AccessTokenRecord) -> Doc:
         "createdAt": record.created_at,
         "expiresAt": record.expires_at,
         "lastUsedAt": record.last_used_at,
+        "unixUser": record.unix_user,
     }
 
 
@@ -1012,6 +1014,7 @@ def _token_from_doc(doc: Doc) -> AccessTokenRecord:
         doc["createdAt"],
         doc["expiresAt"],
         doc.get("lastUsedAt"),
+        doc.get("unixUser"),
     )
 
 
@@ -1036,6 +1039,7 @@ def _job_to_doc(job: Job) -> Doc:
         "spec": spec_to_doc(spec),
         "status": status_to_doc(job.status),
         **_acl_fields(job.acl),
+        "unixUser": job.unix_user,
     }
 
 
@@ -1048,6 +1052,7 @@ def _job_from_doc(doc: Doc) -> Job:
         created_at=doc["createdAt"],
         version=doc["version"],
         acl=acl_from_docs(doc.get("acl")),
+        unix_user=doc.get("unixUser"),  # absent from jobs stored before Unix accounts
     )
 
 

@@ -90,7 +90,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     version INTEGER NOT NULL,
     spec TEXT NOT NULL,
     status TEXT NOT NULL,
-    acl TEXT NOT NULL DEFAULT '[]'
+    acl TEXT NOT NULL DEFAULT '[]',
+    unix_user TEXT
 );
 -- A user's personal jobs and each project's, in creation order (see find_jobs).
 CREATE INDEX IF NOT EXISTS jobs_personal_created ON jobs (created_by, project, created_at, num);
@@ -139,7 +140,8 @@ CREATE TABLE IF NOT EXISTS access_tokens (
     projects TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER,
-    last_used_at INTEGER
+    last_used_at INTEGER,
+    unix_user TEXT
 );
 CREATE INDEX IF NOT EXISTS access_tokens_user ON access_tokens (username, created_at);
 -- The outbox: jobs stored but not yet confirmed handed to their provider (see JobStore).
@@ -151,8 +153,9 @@ CREATE TABLE IF NOT EXISTS handovers (
 
 JOB_COLUMNS = (
     "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec,"
-    " jobs.status, jobs.acl"
+    " jobs.status, jobs.acl, jobs.unix_user"
 )
+JOB_COLUMN_COUNT = JOB_COLUMNS.count(",") + 1
 
 
 class SqliteJobStore:
@@ -203,6 +206,12 @@ class SqliteJobStore:
                 "INSERT OR IGNORE INTO job_readers (entity, job_num)"
                 " SELECT 'user:' || created_by, num FROM jobs WHERE project IS NOT NULL"
             )
+        if "unix_user" not in columns:
+            # Jobs from before Unix accounts ran as their provider's own account.
+            await db.execute("ALTER TABLE jobs ADD COLUMN unix_user TEXT")
+        async with db.execute("PRAGMA table_info(access_tokens)") as cursor:
+            if "unix_user" not in {row[1] for row in await cursor.fetchall()}:
+                await db.execute("ALTER TABLE access_tokens ADD COLUMN unix_user TEXT")
 
     def deadline(self) -> AbstractContextManager[None]:
         # A local file: a write waits at most busy_timeout for another process's lock.
@@ -257,12 +266,13 @@ class SqliteJobStore:
                     created_at=submission.created_at,
                     version=1,
                     acl=submission.acl,
+                    unix_user=submission.unix_users.get(spec.product.provider),
                 )
                 cursor = await db.execute(
                     "INSERT INTO jobs (created_by, project, provider, product_id, product_category,"
                     " application, name, name_key, state, state_rank, created_at,"
-                    " provider_generated_id, version, spec, status, acl)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " provider_generated_id, version, spec, status, acl, unix_user)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.owner.created_by,
                         job.owner.project,
@@ -280,6 +290,7 @@ class SqliteJobStore:
                         json.dumps(spec_to_doc(spec)),
                         json.dumps(status_to_doc(status)),
                         _acl_text(job.acl),
+                        job.unix_user,
                     ),
                 )
                 number = cursor.lastrowid
@@ -550,9 +561,10 @@ class SqliteJobStore:
             "read_log",
         )
         stored = [_entry_from_row(row[:5]) for row in rows]
-        jobs = {str(row[5]): _job_from_row(row[5:13]) for row in rows}
+        end = 5 + JOB_COLUMN_COUNT  # the entry's columns, then the job's, then carried_since
+        jobs = {str(row[5]): _job_from_row(row[5:end]) for row in rows}
         bases: dict[str, JobBase | None] = {
-            job_id: JobBase(row[13], whole(jobs[job_id].status))
+            job_id: JobBase(row[end], whole(jobs[job_id].status))
             for job_id, row in ((str(row[5]), row) for row in rows)
         }
         return [
@@ -586,8 +598,7 @@ class SqliteJobStore:
             if row is not None and row[0] >= most:
                 return False
             await db.execute(
-                "INSERT INTO access_tokens (id, username, name, secret_digest, projects,"
-                " created_at, expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO access_tokens ({PAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.username,
@@ -597,6 +608,7 @@ class SqliteJobStore:
                     record.created_at,
                     record.expires_at,
                     record.last_used_at,
+                    record.unix_user,
                 ),
             )
         return True
@@ -716,11 +728,13 @@ class SqliteJobStore:
             return cursor.rowcount
 
 
-PAT_COLUMNS = "id, username, name, secret_digest, projects, created_at, expires_at, last_used_at"
+PAT_COLUMNS = (
+    "id, username, name, secret_digest, projects, created_at, expires_at, last_used_at, unix_user"
+)
 
 
 def _token_from_row(row: Sequence[Any]) -> AccessTokenRecord:
-    token_id, username, name, digest, projects, created_at, expires_at, last_used_at = row
+    token_id, username, name, digest, projects, created_at, expires_at, last_used_at, unix = row
     return AccessTokenRecord(
         token_id,
         username,
@@ -730,6 +744,7 @@ def _token_from_row(row: Sequence[Any]) -> AccessTokenRecord:
         created_at,
         expires_at,
         last_used_at,
+        unix,
     )
 
 
@@ -747,7 +762,7 @@ def _acl_text(acl: Acl) -> str:
 
 
 def _job_from_row(row: Sequence[Any]) -> Job:
-    number, created_by, project, created_at, version, spec, status, acl = row
+    number, created_by, project, created_at, version, spec, status, acl, unix_user = row
     return Job(
         id=str(number),
         owner=ResourceOwner(created_by, project),
@@ -756,6 +771,7 @@ def _job_from_row(row: Sequence[Any]) -> Job:
         created_at=created_at,
         version=version,
         acl=acl_from_docs(json.loads(acl)),
+        unix_user=unix_user,
     )
 
 

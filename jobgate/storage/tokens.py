@@ -12,7 +12,8 @@ from typing import Protocol
 @dataclass(frozen=True, slots=True)
 class AccessTokenRecord:
     """One personal access token. `projects` are the projects its user's sign-in named when it
-    was made (an identity provider's groups): the token carries that identity."""
+    was made (an identity provider's groups), `unix_user` the Unix account it named: the token
+    carries that identity."""
 
     id: str
     username: str
@@ -22,6 +23,7 @@ class AccessTokenRecord:
     created_at: int  # milliseconds since the epoch, as every time here
     expires_at: int | None
     last_used_at: int | None = None
+    unix_user: str | None = None
 
 
 class AccessTokenStore(Protocol):

@@ -35,6 +35,7 @@ projects = ["proj-a"]
 id = "edge"
 kind = "remote"
 token = "{token}"
+{provider_extra}
 
 [[providers.products]]
 name = "edge-cpu"
@@ -61,6 +62,11 @@ command = ["echo", "{{message}}"]
 parameters = [{{ name = "message", type = "text" }}]
 
 [[applications]]
+name = "whoami"
+version = "1"
+command = ["id", "-un"]
+
+[[applications]]
 name = "sleep"
 version = "1"
 command = ["sleep", "{{seconds}}"]
@@ -76,9 +82,14 @@ workdir = "{workdir}"
 
 
 def write_gateway_config(
-    folder: Path, *, reconcile_seconds: float = 3600, storage: str | None = None
+    folder: Path,
+    *,
+    reconcile_seconds: float = 3600,
+    storage: str | None = None,
+    provider_extra: str = "",
 ) -> Path:
-    """The gateway's config; its store is `folder/jobgate.db` unless `storage` names one."""
+    """The gateway's config; its store is `folder/jobgate.db` unless `storage` names one;
+    `provider_extra` are more keys of provider `edge`."""
     path = folder / "gateway.toml"
     path.write_text(
         GATEWAY_CONFIG.format(
@@ -86,15 +97,18 @@ def write_gateway_config(
             storage=storage or f"sqlite://{folder / 'jobgate.db'}",
             token=EDGE,
             reconcile=reconcile_seconds,
+            provider_extra=provider_extra,
         )
     )
     return path
 
 
-def write_agent_config(folder: Path, kind: str) -> Path:
+def write_agent_config(folder: Path, kind: str, workdir: Path | None = None) -> Path:
+    """The agent's config; its jobs' folders are `workdir`, else `folder/agent-work`."""
     extra = 'partition = "debug"\npoll_interval_seconds = 0.3' if kind == "slurm" else ""
     path = folder / "agent.toml"
-    path.write_text(AGENT_CONFIG.format(kind=kind, workdir=folder / "agent-work", extra=extra))
+    workdir = workdir or folder / "agent-work"
+    path.write_text(AGENT_CONFIG.format(kind=kind, workdir=workdir, extra=extra))
     return path
 
 

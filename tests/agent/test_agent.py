@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from jobgate.storage.sqlite import SqliteJobStore
+from jobgate.unix import Account
 from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.api.documents import (
     CANCEL,
@@ -233,3 +234,33 @@ async def test_an_agents_local_jobs_reach_the_network_only_on_a_product_that_all
         await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
         outputs[product] = (folder / job_id / "stdout-0.log").read_text()
     assert outputs == {"edge-cpu": "", "edge-net": "reached\n"}
+
+
+async def test_a_slurm_agent_runs_a_job_as_the_account_the_gateway_picked(
+    tmp_path: Path,
+    shared_folder: Path,
+    clean_queue: SlurmCluster,
+    unix_accounts: dict[str, Account],
+) -> None:
+    """The gateway maps the user to an account (its template for provider `edge`); the job
+    carries it to the agent, whose Slurm adapter submits it as that account."""
+    config = write_gateway_config(
+        tmp_path, provider_extra='user_accounts = true\nunix_user_template = "jgt-{username}"'
+    )
+    serve = ServeProcess(config)
+    agent = AgentProcess(
+        write_agent_config(tmp_path, "slurm", workdir=shared_folder / "agent-work"), serve.url
+    )
+    try:
+        alice = serve.start()
+        agent.start()
+        await wait_online(alice, True)
+        (job_id,) = await submit(alice, edge_spec("whoami"))
+        done = await wait_for_state(alice, job_id, "SUCCESS", timeout=60)
+    finally:
+        agent.stop(signal.SIGKILL)
+        serve.stop(signal.SIGKILL)
+    assert done["unixUser"] == "jgt-alice"
+    output = shared_folder / "agent-work" / "slurm" / job_id / "stdout-0.log"
+    assert output.read_text() == "jgt-alice\n"
+    assert output.stat().st_uid == unix_accounts["jgt-alice"].uid

@@ -13,6 +13,7 @@ JOB_FIELDS = """
   owner { createdBy project }
   createdAt
   providerGeneratedId
+  unixUser
   status { state isFinal startedAt expiresAt allowRestart }
   specification {
     name replicas allowDuplicateJob

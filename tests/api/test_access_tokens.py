@@ -51,15 +51,15 @@ def refusal(body: dict[str, Any]) -> tuple[str, str]:
     return error["extensions"]["code"], error["message"]
 
 
-async def test_a_token_stands_for_its_user_until_revoked(identity_gateway: Gateway) -> None:
-    alice = identity_gateway.client(ALICE)
+async def test_a_token_stands_for_its_user_until_revoked(gateway: Gateway) -> None:
+    alice = gateway.client(ALICE)
     made = await make(alice, "nightly builds")
     secret = made["token"]
     assert secret.startswith("jgp_")
     token = made["accessToken"]
     assert token["name"] == "nightly builds"
     assert token["lastUsedAt"] is None
-    script = identity_gateway.client(secret)
+    script = gateway.client(secret)
     assert (await script.execute(ME))["me"] == {
         "username": "alice",
         "projects": [{"projectId": "proj-a", "role": "PI"}],
@@ -67,7 +67,7 @@ async def test_a_token_stands_for_its_user_until_revoked(identity_gateway: Gatew
     (job_id,) = await submit(script, job_spec(message="from a script"), project="proj-a")
     job = (await alice.execute(JOB, {"id": job_id}))["job"]
     assert job["owner"] == {"createdBy": "alice", "project": "proj-a"}
-    async with subscribe(identity_gateway, WATCH, {"ids": [job_id]}, token=secret) as stream:
+    async with subscribe(gateway, WATCH, {"ids": [job_id]}, token=secret) as stream:
         assert (await stream.next())["jobUpdates"]["jobId"] == job_id
     # Listed, with its last use; its secret is never shown again.
     listing = await alice.raw(MINE)
@@ -79,7 +79,7 @@ async def test_a_token_stands_for_its_user_until_revoked(identity_gateway: Gatew
     body = await script.raw(CREATE, {"name": "child", "days": 1})
     assert refusal(body)[0] == "FORBIDDEN"
     # Bob cannot revoke it; alice can, once.
-    bob = await identity_gateway.client(BOB).execute(REVOKE, {"id": token["id"]})
+    bob = await gateway.client(BOB).execute(REVOKE, {"id": token["id"]})
     assert bob["revokeAccessToken"]["revoked"] is False
     assert [e["code"] for e in bob["revokeAccessToken"]["userErrors"]] == ["NOT_FOUND"]
     revoked = await alice.execute(REVOKE, {"id": token["id"]})
@@ -94,12 +94,12 @@ async def test_a_token_stands_for_its_user_until_revoked(identity_gateway: Gatew
 
 
 async def test_stores_keep_a_digest_of_the_secret_never_the_secret(
-    identity_gateway: Gateway,
+    gateway: Gateway,
 ) -> None:
-    made = await make(identity_gateway.client(ALICE))
+    made = await make(gateway.client(ALICE))
     token_id = made["accessToken"]["id"]
     secret = made["token"].removeprefix(f"jgp_{token_id}_")
-    store = identity_gateway.services.store
+    store = gateway.services.store
     record = await store.access_token(token_id)
     assert record is not None
     assert record.secret_digest == hashlib.sha256(secret.encode()).hexdigest()
@@ -116,8 +116,8 @@ async def test_stores_keep_a_digest_of_the_secret_never_the_secret(
         assert secret not in json.dumps(doc, default=str)
 
 
-async def test_a_token_expires_and_a_made_up_one_never_passes(identity_gateway: Gateway) -> None:
-    alice = identity_gateway.client(ALICE)
+async def test_a_token_expires_and_a_made_up_one_never_passes(gateway: Gateway) -> None:
+    alice = gateway.client(ALICE)
     made = await make(alice, days=1)
     token = made["accessToken"]
     assert token["expiresAt"] is not None
@@ -125,9 +125,9 @@ async def test_a_token_expires_and_a_made_up_one_never_passes(identity_gateway: 
     assert forever["accessToken"]["expiresAt"] is None
     default = (await alice.execute(CREATE_DEFAULT, {"name": "default"}))["createAccessToken"]
     assert default["userErrors"] == []
-    script = identity_gateway.client(made["token"])
+    script = gateway.client(made["token"])
     assert (await script.execute(ME))["me"]["username"] == "alice"
-    tokens = identity_gateway.services.access_tokens
+    tokens = gateway.services.access_tokens
     real_clock = tokens.clock
     tokens.clock = lambda: real_clock() + 2 * DAY_MS  # two days on
     try:
@@ -135,17 +135,17 @@ async def test_a_token_expires_and_a_made_up_one_never_passes(identity_gateway: 
             "UNAUTHENTICATED",
             "the bearer token is not valid: it has expired",
         )
-        still = identity_gateway.client(forever["token"])
+        still = gateway.client(forever["token"])
         assert (await still.execute(ME))["me"]["username"] == "alice"
     finally:
         tokens.clock = real_clock
-    made_up = identity_gateway.client(f"jgp_{token['id']}_{'A' * 43}")
+    made_up = gateway.client(f"jgp_{token['id']}_{'A' * 43}")
     assert refusal(await made_up.raw(ME))[0] == "UNAUTHENTICATED"
-    assert refusal(await identity_gateway.client("jgp_nonsense").raw(ME))[0] == "UNAUTHENTICATED"
+    assert refusal(await gateway.client("jgp_nonsense").raw(ME))[0] == "UNAUTHENTICATED"
 
 
-async def test_what_cannot_be_a_token_is_refused_with_its_field(identity_gateway: Gateway) -> None:
-    alice = identity_gateway.client(ALICE)
+async def test_what_cannot_be_a_token_is_refused_with_its_field(gateway: Gateway) -> None:
+    alice = gateway.client(ALICE)
     for name, days, field in (
         ("", 30, ["name"]),
         ("x" * 101, 30, ["name"]),
@@ -161,12 +161,12 @@ async def test_what_cannot_be_a_token_is_refused_with_its_field(identity_gateway
 
 
 async def test_a_subscriptions_token_is_checked_once_per_connection(
-    identity_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A personal access token's check is a read of the store: connection_init's token used to
     # be checked twice (for the connection's place among its caller's, then again).
-    secret = (await make(identity_gateway.client(ALICE)))["token"]
-    store = identity_gateway.services.store
+    secret = (await make(gateway.client(ALICE)))["token"]
+    store = gateway.services.store
     reads: list[str] = []
     read = store.access_token
 
@@ -175,7 +175,7 @@ async def test_a_subscriptions_token_is_checked_once_per_connection(
         return await read(token_id)
 
     monkeypatch.setattr(store, "access_token", counted)
-    (job_id,) = await submit(identity_gateway.client(ALICE), job_spec(message="watched"))
-    async with subscribe(identity_gateway, WATCH, {"ids": [job_id]}, token=secret) as stream:
+    (job_id,) = await submit(gateway.client(ALICE), job_spec(message="watched"))
+    async with subscribe(gateway, WATCH, {"ids": [job_id]}, token=secret) as stream:
         assert (await stream.next())["jobUpdates"]["jobId"] == job_id
     assert len(reads) == 1

@@ -32,6 +32,7 @@ from tests.api.documents import (
     job_spec,
     latest_cursor,
     submit,
+    wait_for_state,
 )
 from tests.gateway import (
     ALICE,
@@ -64,7 +65,7 @@ async def gateway(keycloak: Keycloak, storage_url: str, tmp_path: Path) -> Async
     settings = gateway_settings(
         tmp_path / "data", storage_url, auth={"oidc": oidc_settings(keycloak)}
     )
-    async with running_gateway(settings, identity_api=True) as running:
+    async with running_gateway(settings) as running:
         yield running
 
 
@@ -346,3 +347,42 @@ async def test_an_identity_provider_that_cannot_be_reached_says_try_again_not_si
         )
         # Static tokens do not need it.
         assert (await gateway.client(ALICE).execute("{ latestUpdateCursor }"))["latestUpdateCursor"]
+
+
+async def test_the_unix_user_claim_names_the_account_jobs_run_as(
+    keycloak: Keycloak, storage_url: str, tmp_path: Path, unix_accounts: dict[str, Any]
+) -> None:
+    """erin's realm attribute `unix_user` reaches the token as a claim; her jobs (and her
+    access token's) run as that account; frank has none and is refused at submit."""
+    local = {
+        "id": "local",
+        "kind": "local",
+        "token": "local-provider-secret",
+        "user_accounts": True,
+        "products": [{"name": "cpu-small", "category": "cpu"}],
+    }
+    settings = gateway_settings(
+        tmp_path / "data",
+        storage_url,
+        auth={"oidc": oidc_settings(keycloak, unix_user_claim="unix_user")},
+        providers=[local],
+    )
+    async with running_gateway(settings) as gateway:
+        erin = gateway.client(keycloak.token("erin", "erin-password"))
+        frank = gateway.client(keycloak.token("frank", "frank-password"))
+        assert (await erin.execute("{ me { unixUser } }"))["me"] == {"unixUser": "jgt-erin"}
+        made = await erin.execute(
+            'mutation { createAccessToken(input: {name: "cron"}) { token userErrors { code } } }'
+        )
+        script = gateway.client(made["createAccessToken"]["token"])
+        for client in (erin, script):
+            (job_id,) = await submit(client, job_spec("whoami"))
+            done = await wait_for_state(client, job_id, "SUCCESS", timeout=30)
+            assert done["unixUser"] == "jgt-erin"
+            output = tmp_path / "data" / "local" / "local" / job_id / "stdout-0.log"
+            assert output.read_text() == "jgt-erin\n"
+
+        data = await frank.execute(SUBMIT, {"input": {"jobs": [job_spec("whoami")]}})
+        (error,) = data["submitJobs"]["userErrors"]
+        assert error["code"] == "NO_UNIX_ACCOUNT"
+        assert (await frank.execute("{ me { unixUser } }"))["me"] == {"unixUser": None}

@@ -113,13 +113,13 @@ ROLES = [
 ]
 
 
-async def test_every_role_gets_exactly_what_ucloud_gives_it(identity_gateway: Gateway) -> None:
-    carol = identity_gateway.client(CAROL)
+async def test_every_role_gets_exactly_what_ucloud_gives_it(gateway: Gateway) -> None:
+    carol = gateway.client(CAROL)
     (job_id,) = await submit(carol, job_spec("sleep", seconds=60), project="proj-a")
     await wait_for_state(carol, job_id, "RUNNING")
     seen = []
     for role, token, permissions, in_list, edit, admin in ROLES:
-        client = identity_gateway.client(token)
+        client = gateway.client(token)
         got = (
             await myself(client, job_id),
             await listed(client, job_id),
@@ -129,24 +129,24 @@ async def test_every_role_gets_exactly_what_ucloud_gives_it(identity_gateway: Ga
         seen.append((role, *got))
         assert got == (permissions, in_list, edit, admin), role
     # The job's provider: PROVIDER, READ and EDIT, but user operations are for users.
-    provider = identity_gateway.client(PROVIDER)
+    provider = gateway.client(PROVIDER)
     assert await myself(provider, job_id) == ["PROVIDER", "READ", "EDIT"]
     with pytest.raises(GraphQLError) as refused:
         await share(provider, job_id, [grant(user("bob"), "READ")])
     assert refused.value.codes == ["FORBIDDEN"]
     # Only carol's own job counts as hers: a colleague's job in the project is not.
     (grace_job,) = await submit(
-        identity_gateway.client(GRACE), job_spec(message="grace's"), project="proj-a"
+        gateway.client(GRACE), job_spec(message="grace's"), project="proj-a"
     )
     assert await myself(carol, grace_job) is None
     await carol.execute(CANCEL, {"ids": [job_id]})
 
 
 async def test_a_job_shared_with_a_user_and_with_a_group_reaches_exactly_them(
-    identity_gateway: Gateway,
+    gateway: Gateway,
 ) -> None:
-    alice, carol = identity_gateway.client(ALICE), identity_gateway.client(CAROL)
-    grace, bob = identity_gateway.client(GRACE), identity_gateway.client(BOB)
+    alice, carol = gateway.client(ALICE), gateway.client(CAROL)
+    grace, bob = gateway.client(GRACE), gateway.client(BOB)
     (job_id,) = await submit(alice, job_spec("sleep", seconds=60), project="proj-a")
     assert await myself(carol, job_id) is None
     payload = await share(alice, job_id, [grant(group("analysts"), "READ", "EDIT")])
@@ -173,9 +173,9 @@ async def test_a_job_shared_with_a_user_and_with_a_group_reaches_exactly_them(
 
 
 async def test_a_personal_job_is_shared_with_users_and_what_cannot_be_shared_is_refused(
-    identity_gateway: Gateway,
+    gateway: Gateway,
 ) -> None:
-    alice, bob = identity_gateway.client(ALICE), identity_gateway.client(BOB)
+    alice, bob = gateway.client(ALICE), gateway.client(BOB)
     (personal,) = await submit(alice, job_spec(message="mine"))
     assert (await share(alice, personal, [grant(user("bob"), "READ", "EDIT")]))["userErrors"] == []
     assert await myself(bob, personal) == ["READ", "EDIT"]
@@ -202,18 +202,18 @@ async def test_a_personal_job_is_shared_with_users_and_what_cannot_be_shared_is_
 
 
 async def test_a_share_taken_back_stops_the_updates_of_a_subscribed_watcher(
-    identity_gateway: Gateway,
+    gateway: Gateway,
 ) -> None:
-    alice, grace = identity_gateway.client(ALICE), identity_gateway.client(GRACE)
-    provider = identity_gateway.client(PROVIDER)
+    alice, grace = gateway.client(ALICE), gateway.client(GRACE)
+    provider = gateway.client(PROVIDER)
     (job_id,) = await submit(alice, job_spec("sleep", seconds=60), project="proj-a")
     await wait_for_state(alice, job_id, "RUNNING")
     await share(alice, job_id, [grant(user("grace"), "READ")])
     after = {"after": await latest_cursor(alice)}
     async with (
-        subscribe(identity_gateway, WATCH, after, token=GRACE) as everything,
-        subscribe(identity_gateway, WATCH, {"ids": [job_id]}, token=GRACE) as this_job,
-        subscribe(identity_gateway, WATCH, after) as pi,
+        subscribe(gateway, WATCH, after, token=GRACE) as everything,
+        subscribe(gateway, WATCH, {"ids": [job_id]}, token=GRACE) as this_job,
+        subscribe(gateway, WATCH, after) as pi,
     ):
         await provider.execute(REPORT, {"updates": [{"jobId": job_id, "status": "one"}]})
         assert (await everything.next())["jobUpdates"]["update"]["status"] == "one"
@@ -230,19 +230,19 @@ async def test_a_share_taken_back_stops_the_updates_of_a_subscribed_watcher(
     await alice.execute(CANCEL, {"ids": [job_id]})
 
 
-async def test_me_tells_a_user_their_projects_roles_and_groups(identity_gateway: Gateway) -> None:
-    alice = await identity_gateway.client(ALICE).execute(ME)
+async def test_me_tells_a_user_their_projects_roles_and_groups(gateway: Gateway) -> None:
+    alice = await gateway.client(ALICE).execute(ME)
     assert alice["me"] == {
         "username": "alice",
         "projects": [
             {"projectId": "proj-a", "title": "Project A", "role": "PI", "groups": ["all"]}
         ],
     }
-    carol = await identity_gateway.client(CAROL).execute(ME)
+    carol = await gateway.client(CAROL).execute(ME)
     assert carol["me"]["projects"] == [
         {"projectId": "proj-a", "title": "Project A", "role": "USER",
          "groups": ["all", "analysts"]}
     ]  # fmt: skip
-    dave = await identity_gateway.client(DAVE).execute(ME)  # an admin by the project alone
+    dave = await gateway.client(DAVE).execute(ME)  # an admin by the project alone
     assert [p["role"] for p in dave["me"]["projects"]] == ["ADMIN"]
-    assert (await identity_gateway.client(PROVIDER).execute(ME))["me"] is None
+    assert (await gateway.client(PROVIDER).execute(ME))["me"] is None

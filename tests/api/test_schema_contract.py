@@ -28,24 +28,9 @@ PINNED = Path(__file__).with_name("contract.graphql")
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "api" / "schema.graphql"
 CONTRACTS = [PINNED, *([SHARED] if SHARED.exists() else [])]
 
-# Parts the contract marks for later issues: [identity] (identity and sharing) and [sessions]
-# (interactive sessions). They stay out of the served schema until their issues are done.
+# Parts the contract marks for later issues: [sessions] (interactive sessions). They stay out
+# of the served schema until their issue is done. ([identity] is done and served.)
 LATER_TYPES: dict[str, set[str]] = {
-    "[identity]": {
-        "ProjectRole",
-        "ProjectMembership",
-        "Viewer",
-        "AccessToken",
-        "AclEntityInput",
-        "AclProjectGroupInput",
-        "AclEntryInput",
-        "JobAclChange",
-        "UpdateJobAclInput",
-        "CreateAccessTokenInput",
-        "CreateAccessTokenPayload",
-        "RevokeAccessTokenInput",
-        "RevokeAccessTokenPayload",
-    },
     "[sessions]": {
         "InteractiveSessionType",
         "InteractiveSession",
@@ -55,13 +40,6 @@ LATER_TYPES: dict[str, set[str]] = {
     },
 }
 LATER_FIELDS: dict[str, set[tuple[str, str]]] = {
-    "[identity]": {
-        ("Query", "me"),
-        ("Query", "myAccessTokens"),
-        ("Mutation", "updateJobAcl"),
-        ("Mutation", "createAccessToken"),
-        ("Mutation", "revokeAccessToken"),
-    },
     "[sessions]": {
         ("Mutation", "openInteractiveSessions"),
         ("ComputeSupport", "web"),
@@ -81,12 +59,6 @@ def served() -> GraphQLSchema:
 
 def contract_of(path: Path) -> GraphQLSchema:
     return build_schema(path.read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def with_identity() -> GraphQLSchema:
-    # What the identity work serves once it is done (tests build it in now).
-    return build_schema(build_jobgate_schema(identity=True).as_str())
 
 
 def contract_types(contract: GraphQLSchema, later: set[str] = ALL_LATER_TYPES) -> list[str]:
@@ -116,17 +88,6 @@ def test_every_contract_field_and_argument_has_the_same_type(
     path: Path, served: GraphQLSchema
 ) -> None:
     assert_same_fields(contract_of(path), served, ALL_LATER_TYPES, ALL_LATER_FIELDS)
-
-
-@pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
-def test_the_identity_parts_keep_the_contracts_names_and_types(
-    path: Path, with_identity: GraphQLSchema
-) -> None:
-    contract = contract_of(path)
-    assert_same_kinds(contract, with_identity, LATER_TYPES["[sessions]"])
-    assert_same_fields(
-        contract, with_identity, LATER_TYPES["[sessions]"], LATER_FIELDS["[sessions]"]
-    )
 
 
 def assert_same_kinds(contract: GraphQLSchema, served: GraphQLSchema, later: set[str]) -> None:

@@ -215,6 +215,53 @@ async def test_a_store_written_before_carried_strings_reads_the_same(tmp_path: P
         await store.close()
 
 
+async def test_each_job_keeps_the_unix_account_its_provider_runs_it_as(store: JobStore) -> None:
+    """Every read gives the job back with the account picked at submit: a restarted gateway,
+    the hand-over outbox, a retried request and an agent all run it as that account."""
+    new = dataclasses.replace(
+        submission(spec(provider="local"), spec(provider="other"), key="k"),
+        unix_users={"local": "jgt-alice"},
+    )
+    created = (await store.create_jobs(new)).jobs
+    expected = {created[0].id: "jgt-alice", created[1].id: None}
+
+    def accounts(jobs: list[Job]) -> dict[str, str | None]:
+        return {job.id: job.unix_user for job in jobs}
+
+    assert accounts(created) == expected
+    assert accounts(await store.get_jobs(list(expected))) == expected
+    listed = await store.find_jobs(JobQuery(EVERYTHING, JobFilter(), limit=10))
+    assert accounts(listed.jobs) == expected
+    assert accounts(await store.pending_handovers()) == expected
+    assert accounts([entry.job for entry in await store.read_log(LogQuery(after=0))]) == expected
+    replayed = await store.earlier_submission(new)
+    assert replayed is not None
+    assert accounts(list(replayed.jobs)) == expected
+
+
+async def test_a_store_from_before_unix_accounts_opens_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = SqliteJobStore(path)
+    await store.open()
+    (old,) = (await store.create_jobs(submission())).jobs
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE jobs DROP COLUMN unix_user")
+        db.execute("ALTER TABLE access_tokens DROP COLUMN unix_user")
+        db.commit()
+    store = SqliteJobStore(path)
+    await store.open()
+    try:
+        (read,) = await store.get_jobs([old.id])
+        assert read == old
+        assert read.unix_user is None
+        new = dataclasses.replace(submission(at=2_000), unix_users={"local": "jgt-alice"})
+        (job,) = (await store.create_jobs(new)).jobs
+        assert [j.unix_user for j in await store.get_jobs([job.id])] == ["jgt-alice"]
+    finally:
+        await store.close()
+
+
 async def test_a_write_from_a_stale_read_loses(store: JobStore) -> None:
     (job,) = (await store.create_jobs(submission())).jobs
     await advance(store, job, JobState.RUNNING)

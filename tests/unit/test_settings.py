@@ -89,6 +89,9 @@ def test_environment_variables_override_the_file(
     assert settings.users[0].username == "alice"
 
 
+LOCAL = '[[providers]]\nid = "x"\nkind = "local"\nproducts = [{name="a", category="b"}]\n'
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
@@ -109,6 +112,14 @@ def test_environment_variables_override_the_file(
         ('[[projects]]\nid = "p"\n[projects.groups]\nall = ["a"]\n', "projects.0.groups"),
         ('[[projects]]\nid = "p"\npis = ["../a"]\n', "projects.0.pis.0"),
         ('[[projects]]\nid = "p"\n[[projects]]\nid = "p"\n', "projects: 'p' appears"),
+        ('[[users]]\nusername = "a"\ntoken = "t"\nunix_user = "Bad Name"\n', "users.0.unix_user"),
+        ('[[users]]\nusername = "a"\ntoken = "t"\nunix_user = "root"\n', "never run as root"),
+        (f'{LOCAL}user_accounts = true\nunix_user_template = "x"\n', "must hold {username}"),
+        (
+            f'{LOCAL}user_accounts = true\nunix_user_template = "{{username}}-{{project}}"\n',
+            "providers.0.unix_user_template: {username} is the only placeholder",
+        ),
+        (f'{LOCAL}unix_user_template = "{{username}}"\n', "only with user_accounts = true"),
     ],
 )
 def test_a_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:

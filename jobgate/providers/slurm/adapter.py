@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,7 @@ from jobgate.providers.workspace import (
     WorkspaceLayout,
     Workspaces,
 )
+from jobgate.unix import Account, users_account
 
 log = logging.getLogger(__name__)
 # How long a submit waits for the adapter to find the jobs of a previous run in Slurm.
@@ -177,23 +180,30 @@ class SlurmProvider:
             workspace = self.workspaces.root(job.owner)
         except OutsideWorkspace as error:
             return state_change(job.id, JobState.FAILURE, f"Refused: {error.message}")
+        try:
+            account = users_account(job.unix_user)
+            if account is not None:
+                await asyncio.to_thread(_require_reachable, self.root)
+        except ProviderError as error:
+            return state_change(job.id, JobState.FAILURE, f"Refused: {error.message}")
         product = self._context.catalog.product(job.specification.product)
         script = batch_script(job, argv, folder, workspace, product, self.id, self.options)
         async with self._submit_slots:
             try:
                 # In a thread: on a shared file system these are round trips, and while one job's
                 # folder is written the other slots' sbatch calls go on.
-                await asyncio.to_thread(self.workspaces.prepare, job.owner)
-                await asyncio.to_thread(_write_script, folder, script)
-                slurm_id = await commands.sbatch(folder / "job.sh")
-            except (SlurmCommandError, OSError) as error:
+                uid = None if account is None else account.uid
+                await asyncio.to_thread(self.workspaces.prepare, job.owner, uid)
+                await asyncio.to_thread(_write_script, folder, script, account)
+                slurm_id = await commands.sbatch(folder / "job.sh", job.unix_user)
+            except (ProviderError, OSError) as error:
                 reason = error.message if isinstance(error, JobgateError) else str(error)
                 return state_change(job.id, JobState.FAILURE, f"Slurm refused the job: {reason}")
         self._track(job, slurm_id, JobState.IN_QUEUE)
         if job.id in self._cancel_when_submitted:
             self._cancel_when_submitted.discard(job.id)
             self._tracked[slurm_id].cancelled = True
-            await commands.scancel([slurm_id])
+            await commands.scancel([slurm_id], job.unix_user)
         return UpdateRequest(
             job.id,
             status=f"Submitted to Slurm as job {slurm_id}",
@@ -201,7 +211,9 @@ class SlurmProvider:
         )
 
     async def cancel(self, jobs: Sequence[Job]) -> None:
-        slurm_ids: list[str] = []
+        """scancel each job as the account it runs as (one call per account); Slurm lets a
+        user cancel their own jobs."""
+        by_account: dict[str | None, list[str]] = {}
         for job in jobs:
             slurm_id = self._slurm_id(job)
             if slurm_id is None and job.id in self._submitting:
@@ -213,9 +225,10 @@ class SlurmProvider:
                 continue
             if slurm_id in self._tracked:
                 self._tracked[slurm_id].cancelled = True
-            slurm_ids.append(slurm_id)
-        if slurm_ids:
-            await commands.scancel(slurm_ids)
+            by_account.setdefault(job.unix_user, []).append(slurm_id)
+        for account, slurm_ids in by_account.items():
+            await commands.scancel(slurm_ids, account)
+        if by_account:
             self._poke.set()
 
     async def extend(self, requests: Sequence[tuple[Job, SimpleDuration]]) -> None:
@@ -414,9 +427,31 @@ class SlurmProvider:
         await report_until_stored(self._context, self.id, updates)
 
 
-def _write_script(folder: Path, script: str) -> None:
+def _write_script(folder: Path, script: str, account: Account | None) -> None:
+    """The job's folder with its batch script; the user's, when the job runs as their account
+    (Slurm writes their output there as them)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "job.sh").write_text(script)
+    if account is not None:
+        folder.chmod(0o700)
+        for path in (folder, folder / "job.sh"):
+            os.chown(path, account.uid, account.gid)
+
+
+def _require_reachable(root: Path) -> None:
+    """Raises `ProviderError` unless every account can pass through `root` (made if missing)
+    and the folders above it: a job run as its user's account reads its script there, and
+    Slurm writes its output there as them."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for place in (*reversed(root.parents), root):
+            if not place.stat().st_mode & stat.S_IXOTH:
+                raise ProviderError(
+                    f"jobs run as their users' accounts, who cannot reach {place}: give it "
+                    "o+x, or set workdir to a folder users may reach"
+                )
+    except OSError as error:
+        raise ProviderError(f"cannot prepare {root}: {error.strerror}") from error
 
 
 def _ran_unseen(reported: JobState, slurm_state: str, state: JobState) -> bool:
