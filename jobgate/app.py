@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from importlib import resources
 
@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -36,6 +36,8 @@ from jobgate.schema.codes import LIMIT_EXCEEDED
 from jobgate.schema.context import Context, Services
 from jobgate.server import graphql_http
 from jobgate.server.head_limit import HeaderLimit
+from jobgate.server.health import Readiness, health_endpoints
+from jobgate.server.operators import OperatorAccess
 from jobgate.server.websocket_lane import WebSocketLane
 from jobgate.services.commands import CommandService
 from jobgate.services.handover import HandoverDrain
@@ -48,6 +50,7 @@ from jobgate.services.sharing import SharingService
 from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
 from jobgate.settings import LimitSettings, Settings
+from jobgate.storage.base import JobStore
 from jobgate.streaming.handler import JobgateTransportWSHandler
 from jobgate.streaming.legacy import JobgateGraphQLWSHandler
 from jobgate.streaming.plan import WatchPlanner
@@ -321,6 +324,13 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         limits=settings.limits,
     )
 
+    readiness = Readiness({"store": _in_deadline(store), "bus": bus.ping})
+    operators = OperatorAccess.of(
+        settings.operations.allow_from,
+        None if settings.operations.token is None else settings.operations.token.get_secret_value(),
+    )
+    livez, readyz = health_endpoints(readiness, operators)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await store.open()
@@ -332,10 +342,12 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             await adapter.start(jobs.provider_context(adapter.id, settings.server.data_dir, logs))
         drain.start()
         reconciler.start()
+        readiness.started = True
         log.info("jobgate is ready")
         try:
             yield
         finally:
+            readiness.draining = True
             await reconciler.stop()
             await drain.stop()
             for adapter in providers.all:
@@ -347,16 +359,15 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
                 await authenticator.oidc.close()
             await store.close()
 
-    async def health(_request: Request) -> Response:
-        return JSONResponse({"status": "ok", "subscribers": feed.subscriber_count})
-
     async def home(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
     app = Starlette(
         routes=[
             Route("/", home),
-            Route("/healthz", health),
+            Route("/livez", livez),
+            Route("/healthz", livez),  # the name of earlier versions
+            Route("/readyz", readyz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
         ],
@@ -382,4 +393,15 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     )
     app.state.services = services
     app.state.graphql = graphql
+    app.state.readiness = readiness
     return app
+
+
+def _in_deadline(store: JobStore) -> Callable[[], Awaitable[None]]:
+    """The store's ping, bounded as a request's calls are (`JobStore.deadline`)."""
+
+    async def ping() -> None:
+        with store.deadline():
+            await store.ping()
+
+    return ping

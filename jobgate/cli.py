@@ -94,11 +94,10 @@ def _fail(command: str, message: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from jobgate.app import create_app
     from jobgate.server.config import tune_garbage_collector, uvicorn_config
     from jobgate.server.data_folder import DataFolderLock
+    from jobgate.server.draining import DrainingServer
     from jobgate.server.listen import bind
 
     try:
@@ -116,10 +115,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         return _fail("jobgate", error.message)
     tune_garbage_collector()
+    config = uvicorn_config(app, settings.server, settings.limits, log_level=args.log_level)
     try:
-        uvicorn.Server(
-            uvicorn_config(app, settings.server, settings.limits, log_level=args.log_level)
-        ).run(sockets=[sock])
+        DrainingServer(config, app.state.readiness, settings.server.drain_seconds).run(
+            sockets=[sock]
+        )
     finally:
         lock.release()
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     PrivateAttr,
     SecretStr,
     ValidationError,
@@ -101,6 +103,31 @@ class ServerSettings(_Strict):
         default=[],
         description="Other origins whose pages may call the API (HTTP CORS and WebSocket), "
         "e.g. a frontend's dev server: https://localhost:5173; '*' allows any",
+    )
+    drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM, how long /readyz says 'not ready' before the port closes, so "
+        "load balancers stop sending requests first (e.g. 10 behind one)",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="Once the port is closed, how long running HTTP requests may take to finish",
+    )
+
+
+class OperationsSettings(_Strict):
+    """Who may read the gateway's internals: readiness details (README: "Health")."""
+
+    allow_from: list[IPvAnyNetwork] = Field(
+        default=[IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")],
+        description="Addresses (networks) that may; loopback only by default",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="A bearer token that may, from any address"
     )
 
 
@@ -481,6 +508,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     handover: HandoverSettings = HandoverSettings()
+    operations: OperationsSettings = OperationsSettings()
     users: list[UserSettings] = []
     projects: list[ProjectSettings] = []
     providers: list[ProviderSettings] = []
@@ -508,13 +536,17 @@ def _require_unique_tokens(settings: Settings) -> None:
     """Every token, of users and providers alike, names one identity; the error names both
     entries and never the token."""
     holders: dict[str, str] = {}
-    entries = [
-        (f"users.{index} ({user.username})", user.token)
-        for index, user in enumerate(settings.users)
-    ] + [
-        (f"providers.{index} ({provider.id})", provider.token)
-        for index, provider in enumerate(settings.providers)
-    ]
+    entries = (
+        [
+            (f"users.{index} ({user.username})", user.token)
+            for index, user in enumerate(settings.users)
+        ]
+        + [
+            (f"providers.{index} ({provider.id})", provider.token)
+            for index, provider in enumerate(settings.providers)
+        ]
+        + [("operations.token", settings.operations.token)]
+    )
     for entry, token in entries:
         if token is None:
             continue

@@ -29,8 +29,10 @@ class JobEventBus:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._redis: ResilientRedisBackend | None = None
         if url.startswith(("redis://", "rediss://")):
-            self._broadcast = Broadcast(backend=ResilientRedisBackend(url))
+            self._redis = ResilientRedisBackend(url)
+            self._broadcast = Broadcast(backend=self._redis)
         else:
             self._broadcast = Broadcast(url)
         self._ringer: asyncio.Task[None] | None = None
@@ -39,6 +41,12 @@ class JobEventBus:
 
     async def connect(self) -> None:
         await self._broadcast.connect()
+
+    async def ping(self) -> None:
+        """Raises `BusUnavailable` when the bus (Redis) does not answer; in one process the
+        bus is memory, always there."""
+        if self._redis is not None:
+            await self._redis.ping()
 
     async def disconnect(self) -> None:
         if self._ringer is not None:

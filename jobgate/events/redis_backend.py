@@ -58,6 +58,14 @@ class ResilientRedisBackend(BroadcastBackend):
             await self._client.aclose()
             self._client = None
 
+    async def ping(self) -> None:
+        """One round trip to Redis; raises `BusUnavailable` when it does not answer."""
+        assert self._client is not None, "connect() first"
+        try:
+            await self._client.ping()
+        except _LOST as error:
+            raise BusUnavailable(f"Redis is unavailable: {error}") from error
+
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
         if self._pubsub is not None:

@@ -32,6 +32,7 @@ def uvicorn_config(
         ws_max_size=limits.max_body_bytes,
         # "on", not "auto": a gateway whose store or bus cannot open must stop, not serve.
         lifespan="on",
+        timeout_graceful_shutdown=server.shutdown_grace_seconds,
         ws=LeanWebSocketProtocol if server.lean_subscriptions else "websockets-sansio",
         ws_per_message_deflate=server.websocket_compression,
     )

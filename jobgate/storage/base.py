@@ -179,6 +179,10 @@ class JobStore(AccessTokenStore, Protocol):
     async def close(self) -> None:
         """Release connections."""
 
+    async def ping(self) -> None:
+        """One cheap round trip; raises `StoreUnavailable` when the store does not answer
+        (within `deadline`)."""
+
     def deadline(self) -> AbstractContextManager[None]:
         """Within it, the store calls of one request wait for the store this long in all (the
         store's own timeout), then raise `StoreUnavailable`. Tasks started inside inherit it."""

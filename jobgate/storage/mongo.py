@@ -224,6 +224,10 @@ class MongoJobStore:
         except TimeoutError:
             raise StoreUnavailable("the job store (MongoDB) did not answer in time") from None
 
+    async def ping(self) -> None:
+        async with self._call("ping"):
+            await self._db.command("ping")
+
     async def close(self) -> None:
         await self._client.close()
 

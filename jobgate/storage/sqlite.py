@@ -220,6 +220,9 @@ class SqliteJobStore:
     def time_left(self) -> float | None:
         return None
 
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1", (), "ping")
+
     async def close(self) -> None:
         for connection in (self._reader, self._writer):
             if connection is not None:
