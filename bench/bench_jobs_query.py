@@ -92,6 +92,24 @@ async def measure(url: str, body: dict[str, object] | None, requests: int) -> tu
     return 1 / statistics.mean(samples), result
 
 
+async def metrics_cost(db: Path, requests: int, rounds: int = 7) -> tuple[float, float]:
+    """Requests per second with and without metrics: both servers run at once and are
+    measured in turns, so a machine's drift (other work, CPU frequency) falls on both alike."""
+    servers = {mode: start(mode, db) for mode in ("graphql", "graphql-nometrics")}
+    try:
+        rates: dict[str, list[float]] = {mode: [] for mode in servers}
+        for _ in range(rounds):
+            for mode, (_process, port) in servers.items():
+                url = f"http://127.0.0.1:{port}/graphql"
+                rate, _answer = await measure(url, {"query": QUERY}, max(20, requests // rounds))
+                rates[mode].append(rate)
+    finally:
+        for process, _port in servers.values():
+            process.terminate()
+            process.wait()
+    return statistics.median(rates["graphql"]), statistics.median(rates["graphql-nometrics"])
+
+
 async def run(requests: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "bench.db"
@@ -120,6 +138,11 @@ async def run(requests: int) -> None:
         print(f"  jobgate GraphQL                {results['graphql']:8.1f} req/s")
         print(f"  jobgate GraphQL, no caches     {results['graphql-nocache']:8.1f} req/s")
         print(f"  ratio GraphQL / bare           {results['graphql'] / results['bare']:8.3f}")
+        with_metrics, without = await metrics_cost(db, requests)
+        print("metrics on the request path (both servers up, measured in turns, medians)")
+        print(f"  with metrics                   {with_metrics:8.1f} req/s")
+        print(f"  without (operations.metrics = false) {without:8.1f} req/s")
+        print(f"  ratio time with / without      {without / with_metrics:8.3f}  (target: < 1.03)")
         print(f"  same JSON from both            {same}")
         small, small_nc = results["graphql small query"], results["graphql-nocache small query"]
         print("small query (latestUpdateCursor, applications)")

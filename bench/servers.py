@@ -1,6 +1,7 @@
 """The two servers the jobs benchmark compares, run as their own processes.
 
-- `graphql`: the whole jobgate app (`create_app`), with or without the parser/validation caches.
+- `graphql`: the whole jobgate app (`create_app`), with or without the parser/validation caches
+  (`graphql-nocache`), or without metrics (`graphql-nometrics`).
 - `bare`: one Starlette endpoint that reads the same jobs from the same store and returns the
   same JSON as the GraphQL query, by hand: the floor any GraphQL stack is measured against.
 """
@@ -95,13 +96,14 @@ def bare_app(db: Path) -> Starlette:
     return Starlette(routes=[Route("/jobs", jobs)], lifespan=lifespan)
 
 
-def graphql_app(db: Path, data_dir: Path, *, caches: bool) -> Starlette:
+def graphql_app(db: Path, data_dir: Path, *, caches: bool, metrics: bool = True) -> Starlette:
     settings = Settings.model_validate(
         {
             "storage": {"url": f"sqlite://{db}"},
             "server": {"data_dir": str(data_dir), "graphiql": False},
             "users": [{"username": "alice", "token": "bench-token", "projects": ["proj-a"]}],
             "limits": LIFTED_LIMITS,
+            "operations": {"metrics": metrics},
         }
     )
     return create_app(settings, caches=caches)
@@ -109,14 +111,19 @@ def graphql_app(db: Path, data_dir: Path, *, caches: bool) -> Starlette:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["graphql", "graphql-nocache", "bare"])
+    parser.add_argument("mode", choices=["graphql", "graphql-nocache", "graphql-nometrics", "bare"])
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     if args.mode == "bare":
         app = bare_app(args.db)
     else:
-        app = graphql_app(args.db, args.db.parent, caches=args.mode == "graphql")
+        app = graphql_app(
+            args.db,
+            args.db.parent,
+            caches=args.mode != "graphql-nocache",
+            metrics=args.mode != "graphql-nometrics",
+        )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

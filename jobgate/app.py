@@ -31,12 +31,14 @@ from jobgate.events.bus import JobEventBus
 from jobgate.events.commands import CommandSignal
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
+from jobgate.metrics import Metrics
 from jobgate.schema.build import build_schema
 from jobgate.schema.codes import LIMIT_EXCEEDED
 from jobgate.schema.context import Context, Services
 from jobgate.server import graphql_http
 from jobgate.server.head_limit import HeaderLimit
 from jobgate.server.health import Readiness, health_endpoints
+from jobgate.server.metrics_endpoint import metrics_endpoint
 from jobgate.server.operators import OperatorAccess
 from jobgate.server.websocket_lane import WebSocketLane
 from jobgate.services.commands import CommandService
@@ -84,6 +86,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
         graphiql: bool,
         allowed_origins: Sequence[str] = (),
         caches: bool = True,
+        metrics: bool = True,
         lean_subscriptions: bool = True,
         limits: LimitSettings | None = None,
     ) -> None:
@@ -91,7 +94,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
         self.max_body_bytes = limits.max_body_bytes
         self.max_concurrent_requests = limits.max_concurrent_requests
         self.in_flight = 0  # HTTP GraphQL requests being served
-        schema = build_schema(caches=caches, limits=limits)
+        schema = build_schema(caches=caches, limits=limits, metrics=metrics)
         super().__init__(
             schema,
             connection_init_wait_timeout=timedelta(seconds=limits.init_timeout_seconds),
@@ -127,7 +130,9 @@ class JobgateGraphQL(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive=receive)
+        refusals = self.services.metrics.refusals
         if graphql_http.declared_too_large(request, self.max_body_bytes):
+            refusals.labels("limits.max_body_bytes").inc()
             await graphql_http.body_too_large(request, self.max_body_bytes)(scope, receive, send)
             return
         if self.in_flight >= self.max_concurrent_requests:
@@ -136,6 +141,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
                 "retry shortly",
                 extensions={"code": LIMIT_EXCEEDED, "limit": "limits.max_concurrent_requests"},
             )
+            refusals.labels("limits.max_concurrent_requests").inc()
             await graphql_http.refused(request, 503, busy, 1)(scope, receive, send)
             return
         self.in_flight += 1
@@ -155,7 +161,9 @@ class JobgateGraphQL(GraphQL[Context, None]):
             probe = Context(self.services, request, authentication.identity)
             refusal = await probe.take_request()
             if refusal is not None:
-                retry_after = int((refusal.extensions or {})["retryAfter"])
+                extensions = refusal.extensions or {}
+                self.services.metrics.refusals.labels(str(extensions["limit"])).inc()
+                retry_after = int(extensions["retryAfter"])
                 await graphql_http.refused(request, 429, refusal, retry_after)(scope, receive, send)
                 return
         try:
@@ -164,6 +172,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
             with self.services.store.deadline():
                 response = await self.run(request)
         except graphql_http.BodyTooLarge:
+            self.services.metrics.refusals.labels("limits.max_body_bytes").inc()
             response = graphql_http.body_too_large(request, self.max_body_bytes)
         except HTTPException as error:
             # Strawberry answers these in plain text; a client gets a coded GraphQL error.
@@ -273,6 +282,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms))
     )
     limits = settings.limits
+    metrics = Metrics(store.round_trips)
     jobs = JobService(
         store,
         catalog,
@@ -282,6 +292,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         max_ids=limits.max_ids,
         quotas=Quotas(limits.max_active_jobs_per_user, limits.max_active_replicas_per_user),
         unix_accounts=build_unix_accounts(settings),
+        metrics=metrics,
     )
     reconciler = Reconciler(
         jobs,
@@ -313,6 +324,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         ),
         sharing=SharingService(store, authenticator.projects),
         access_tokens=access_tokens,
+        metrics=metrics,
     )
     origins = settings.server.allowed_origins
     graphql = JobgateGraphQL(
@@ -322,6 +334,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         caches=caches,
         lean_subscriptions=settings.server.lean_subscriptions,
         limits=settings.limits,
+        metrics=settings.operations.metrics,
     )
 
     readiness = Readiness({"store": _in_deadline(store), "bus": bus.ping})
@@ -330,6 +343,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         None if settings.operations.token is None else settings.operations.token.get_secret_value(),
     )
     livez, readyz = health_endpoints(readiness, operators)
+    scrape = metrics_endpoint(metrics, store, providers, operators)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -368,6 +382,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Route("/livez", livez),
             Route("/healthz", livez),  # the name of earlier versions
             Route("/readyz", readyz),
+            *([Route("/metrics", scrape)] if settings.operations.metrics else []),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
         ],

@@ -120,7 +120,8 @@ class ServerSettings(_Strict):
 
 
 class OperationsSettings(_Strict):
-    """Who may read the gateway's internals: readiness details (README: "Health")."""
+    """Who may read the gateway's internals: `/metrics` and why `/readyz` is not ready
+    (README: "Operating jobgate")."""
 
     allow_from: list[IPvAnyNetwork] = Field(
         default=[IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")],
@@ -128,6 +129,10 @@ class OperationsSettings(_Strict):
     )
     token: SecretStr | None = Field(
         default=None, description="A bearer token that may, from any address"
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Serve /metrics and measure every operation; false leaves both out",
     )
 
 

@@ -132,6 +132,48 @@ class RedisServer(LoopbackServer):
         return self
 
 
+PROMETHEUS_CONFIG = """\
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: jobgate
+    static_configs:
+      - targets: ["{target}"]
+"""
+
+
+class PrometheusServer(LoopbackServer):
+    """Debian's Prometheus on a loopback port, scraping `target` (host:port) every second,
+    its data in `folder`."""
+
+    def __init__(self, folder: Path, target: str) -> None:
+        super().__init__()
+        self.folder = folder
+        self.target = target
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PrometheusServer:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus is missing: run scripts/test, which installs it")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "prometheus.yml"
+        config.write_text(PROMETHEUS_CONFIG.format(target=self.target))
+        self._run(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ]
+        )
+        return self
+
+
 SLURM_CONF_TEMPLATE = """\
 # A throwaway single-node Slurm for jobgate's tests (after ../shared/design/slurm-local.md):
 # no munge, no cgroups, no slurmdbd; everything under {root}.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import FieldNode, GraphQLError, get_operation_ast
 from graphql.execution import Executor
 from starlette.requests import Request
 from strawberry.extensions import AddValidationRules, SchemaExtension
@@ -143,6 +144,43 @@ def with_code(error: GraphQLError) -> GraphQLError:
     return _copy(error, error.message, BAD_USER_INPUT, keep_original=True)
 
 
+class MeasureOperations(SchemaExtension):
+    """Counts every operation Strawberry serves by root field and outcome, times it, and counts
+    the limits that refused requests (`jobgate.metrics`). First in the list, so it sees the
+    errors as they leave (coded by `ErrorCodes`)."""
+
+    def on_operation(self) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        context = self.execution_context
+        metrics = getattr(getattr(context.context, "services", None), "metrics", None)
+        if metrics is None:  # a schema used without the app (tools, benchmarks)
+            return
+        operation = _root_field(context)
+        # The result carries the errors found before execution too (the same objects).
+        errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
+        outcome = (code_of(errors[0]) or INTERNAL) if errors else "ok"
+        metrics.requests.labels(operation, outcome).inc()
+        metrics.request_seconds.labels(operation).observe(time.perf_counter() - start)
+        for error in errors:
+            limit = (error.extensions or {}).get("limit")
+            if isinstance(limit, str):
+                metrics.refusals.labels(limit).inc()
+
+
+def _root_field(context: ExecutionContext) -> str:
+    """The operation's first root field; `invalid` for a document that did not parse or
+    validate (its names could be anything a client wrote)."""
+    document = context.graphql_document
+    if context.pre_execution_errors or document is None:
+        return "invalid"
+    operation = get_operation_ast(document, context.operation_name)
+    if operation is None or not operation.selection_set.selections:
+        return "invalid"
+    first = operation.selection_set.selections[0]
+    return first.name.value if isinstance(first, FieldNode) else "invalid"
+
+
 class PerEventMemoExecutor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with a subfield memo of its own for each subscription event.
 
@@ -187,6 +225,7 @@ class JobgateSchema(strawberry.Schema):
 # bounded parse, the schema's validation rules); any other extension sends every subscription
 # down Strawberry's path.
 LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
+    MeasureOperations,  # the lean path counts its subscriptions itself
     ErrorCodes,
     AddValidationRules,
     BoundedParserCache,
@@ -196,12 +235,13 @@ LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
 
 
 def build_schema(
-    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS
+    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS, metrics: bool = True
 ) -> strawberry.Schema:
     """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
-    validates every document afresh (benchmarks)."""
+    validates every document afresh (benchmarks); `metrics=False` measures no operation."""
     parse_bounded = BoundedParse(limits, cache=caches)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        *([MeasureOperations] if metrics else []),
         ErrorCodes,
         functools.partial(AddValidationRules, [limit_rule(limits)]),
         # Factories: a fresh extension per request, sharing one bounded cache.

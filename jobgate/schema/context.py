@@ -19,6 +19,7 @@ from jobgate.domain.job import JobUpdate
 from jobgate.errors import Forbidden, IdentityProviderUnavailable, Unauthenticated
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
+from jobgate.metrics import Metrics
 from jobgate.schema.codes import RATE_LIMITED
 from jobgate.services.commands import CommandService
 from jobgate.services.jobs import JobService, ProviderRegistry
@@ -59,6 +60,7 @@ class Services:
     occupancy: Occupancy
     sharing: SharingService
     access_tokens: AccessTokens
+    metrics: Metrics
 
 
 @dataclass

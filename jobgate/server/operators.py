@@ -1,4 +1,4 @@
-"""Who may read the gateway's internals (readiness details, and later its metrics): callers
+"""Who may read the gateway's internals (`/metrics`, and why `/readyz` is not ready): callers
 from `operations.allow_from` (loopback only, by default) or with `operations.token`."""
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from jobgate.errors import (
 from jobgate.events.bus import JobEventBus
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
+from jobgate.metrics import Metrics
 from jobgate.providers.base import ProviderAdapter, ProviderContext
 from jobgate.providers.workspace import OutsideWorkspace
 from jobgate.services.bounds import DEFAULT_MAX_IDS, require_few_ids
@@ -111,6 +112,7 @@ class UpdateResult:
     update: JobUpdate | None = None
     code: UserErrorCode | None = None
     message: str | None = None
+    provider: str | None = None  # the job's, when it was found (for the metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,9 @@ class JobService:
         max_ids: int = DEFAULT_MAX_IDS,
         quotas: Quotas = UNBOUNDED,
         unix_accounts: Mapping[str, UnixAccountRule] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.max_ids = max_ids
         self.quotas = quotas
         # By provider id: the providers that run jobs as their users' own Unix accounts.
@@ -279,6 +283,8 @@ class JobService:
             return Outcome([], [problem])
         self._ring()
         if not created.replayed:
+            for job in created.jobs:  # each job's first update, IN_QUEUE, stored with it
+                self.metrics.updates.labels(job.provider, "applied").inc()
             try:
                 await self.hand_over(created.jobs)
             except StoreUnavailable as error:
@@ -430,7 +436,7 @@ class JobService:
         ]
         settled = {job.id for job in jobs} - {job.id for job in pending}
         for provider_id, group, error in await self._per_provider(
-            pending, lambda adapter, group: adapter.submit(group)
+            pending, "submit", lambda adapter, group: adapter.submit(group)
         ):
             if isinstance(error, StoreUnavailable | ProviderNotReady):
                 log.warning("provider %s cannot take jobs yet: %s", provider_id, error.message)
@@ -482,17 +488,17 @@ class JobService:
 
     async def cancel(self, user: User, job_ids: Sequence[str]) -> Outcome:
         accepted, problems = await self._load_for_action(user, job_ids, _cancellable)
-        await self._act(accepted, problems, lambda a, jobs: a.cancel(jobs))
+        await self._act(accepted, problems, "cancel", lambda a, jobs: a.cancel(jobs))
         return Outcome(accepted, problems)
 
     async def suspend(self, user: User, job_ids: Sequence[str]) -> Outcome:
         accepted, problems = await self._load_for_action(user, job_ids, self._suspendable)
-        await self._act(accepted, problems, lambda a, jobs: a.suspend(jobs))
+        await self._act(accepted, problems, "suspend", lambda a, jobs: a.suspend(jobs))
         return Outcome(accepted, problems)
 
     async def resume(self, user: User, job_ids: Sequence[str]) -> Outcome:
         accepted, problems = await self._load_for_action(user, job_ids, self._resumable)
-        await self._act(accepted, problems, lambda a, jobs: a.resume(jobs))
+        await self._act(accepted, problems, "resume", lambda a, jobs: a.resume(jobs))
         return Outcome(accepted, problems)
 
     async def extend(self, user: User, requests: Sequence[tuple[str, SimpleDuration]]) -> Outcome:
@@ -529,6 +535,7 @@ class JobService:
         await self._act(
             accepted,
             problems,
+            "extend",
             lambda a, jobs: a.extend([(job, durations[job.id]) for job in jobs]),
         )
         all_problems = sorted(
@@ -582,9 +589,11 @@ class JobService:
     async def _per_provider(
         self,
         jobs: Sequence[Job],
+        name: str,
         command: Callable[[ProviderAdapter, list[Job]], Awaitable[None]],
     ) -> list[tuple[str, list[Job], Exception]]:
-        """One call per provider; returns each provider that failed, its jobs and the error."""
+        """One call per provider (`name`: which command, for the metrics); returns each
+        provider that failed, its jobs and the error."""
         by_provider: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
             by_provider[job.provider].append(job)
@@ -597,16 +606,22 @@ class JobService:
                 await command(adapter, group)
             except Exception as error:
                 failures.append((provider_id, group, error))
+                outcome = error.code if isinstance(error, JobgateError) else "INTERNAL_SERVER_ERROR"
+            else:
+                outcome = "ok"
+            if adapter is not None:
+                self.metrics.provider_calls.labels(provider_id, name, outcome).inc()
         return failures
 
     async def _act(
         self,
         jobs: list[Job],
         problems: list[UserProblem],
+        name: str,
         command: Callable[[ProviderAdapter, list[Job]], Awaitable[None]],
     ) -> None:
         """Send a user's action; jobs of a provider that refuses move from `jobs` to `problems`."""
-        for provider_id, group, error in await self._per_provider(jobs, command):
+        for provider_id, group, error in await self._per_provider(jobs, name, command):
             if not isinstance(error, JobgateError):
                 raise error
             for job in group:
@@ -670,9 +685,13 @@ class JobService:
         except TimeoutError:
             raise StoreUnavailable(f"job {request.job_id} is busy; try again") from None
         try:
-            return await self._apply_locked(request, index, provider_id)
+            result = await self._apply_locked(request, index, provider_id)
         finally:
             lock.release()
+        # The job's provider; a report about a job that does not exist, the reporter's.
+        provider = result.provider or provider_id or "-"
+        self.metrics.updates.labels(provider, result.outcome.value.lower()).inc()
+        return result
 
     async def _apply_locked(
         self, request: UpdateRequest, index: int, provider_id: str | None
@@ -681,34 +700,41 @@ class JobService:
             jobs = await self.store.get_jobs([request.job_id])
             if not jobs:
                 return _rejected(index, request, UserErrorCode.NOT_FOUND, "no such job")
-            job = jobs[0]
-            refusal = None if provider_id is None else report_refusal(provider_id, job)
-            if refusal is not None:
-                return _rejected(index, request, *refusal)
-            now = self.clock()
-            decision = apply_update(job.status, request, now)
-            match decision:
-                case Rejected(code=code, message=message):
-                    return _rejected(index, request, code, message)
-                case Skipped(reason=reason):
-                    return UpdateResult(
-                        index,
-                        request.job_id,
-                        UpdateOutcome.SKIPPED,
-                        code=UserErrorCode.PRECONDITION_FAILED,
-                        message=reason,
-                    )
-                case Applied(status=status):
-                    stored = await self.store.commit_update(job, request, status, now)
-                    if stored is not None:
-                        self._ring()
-                        if status.state.is_final and not job.status.state.is_final:
-                            for callback in self.on_final:
-                                callback(job.id)
-                        return UpdateResult(
-                            index, request.job_id, UpdateOutcome.APPLIED, update=stored
-                        )
+            result = await self._decide(jobs[0], request, index, provider_id)
+            if result is not None:
+                return dataclasses.replace(result, provider=jobs[0].provider)
         raise StoreUnavailable(f"job {request.job_id} changed too often to apply the update")
+
+    async def _decide(
+        self, job: Job, request: UpdateRequest, index: int, provider_id: str | None
+    ) -> UpdateResult | None:
+        """The update applied to `job`, skipped or rejected; None when another write got to
+        the job first (read it again and retry)."""
+        refusal = None if provider_id is None else report_refusal(provider_id, job)
+        if refusal is not None:
+            return _rejected(index, request, *refusal)
+        now = self.clock()
+        decision = apply_update(job.status, request, now)
+        match decision:
+            case Rejected(code=code, message=message):
+                return _rejected(index, request, code, message)
+            case Skipped(reason=reason):
+                return UpdateResult(
+                    index,
+                    request.job_id,
+                    UpdateOutcome.SKIPPED,
+                    code=UserErrorCode.PRECONDITION_FAILED,
+                    message=reason,
+                )
+            case Applied(status=status):
+                stored = await self.store.commit_update(job, request, status, now)
+                if stored is not None:
+                    self._ring()
+                    if status.state.is_final and not job.status.state.is_final:
+                        for callback in self.on_final:
+                            callback(job.id)
+                    return UpdateResult(index, request.job_id, UpdateOutcome.APPLIED, update=stored)
+        return None
 
     async def active_jobs_of(self, provider_id: str) -> list[Job]:
         """Every job of a provider that is not final, for re-attaching after a restart."""

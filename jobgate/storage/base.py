@@ -213,6 +213,9 @@ class JobStore(AccessTokenStore, Protocol):
     async def count_jobs(self, visibility: Visibility, job_filter: JobFilter) -> int:
         """How many visible jobs match the filter."""
 
+    async def count_by_provider_and_state(self) -> dict[tuple[str, str], int]:
+        """How many jobs each provider has in each state (the metrics' gauge), in one call."""
+
     async def active_usage(self, username: str) -> ActiveUsage:
         """How many jobs that `username` created are not final yet, and their replicas."""
 

@@ -782,6 +782,15 @@ class MongoJobStore:
                 {"$and": [_visibility_query(visibility), _filter_query(job_filter)]}
             )
 
+    async def count_by_provider_and_state(self) -> dict[tuple[str, str], int]:
+        await self._catch_up()
+        pipeline: list[Doc] = [
+            {"$group": {"_id": {"provider": "$provider", "state": "$state"}, "n": {"$sum": 1}}}
+        ]
+        async with self._call("count_by_state"):
+            groups = await (await self._jobs.aggregate(pipeline)).to_list(None)
+        return {(g["_id"]["provider"], g["_id"]["state"]): g["n"] for g in groups}
+
     async def active_usage(self, username: str) -> ActiveUsage:
         await self._catch_up()
         states = sorted(state.value for state in ACTIVE_STATES)

@@ -99,6 +99,8 @@ CREATE INDEX IF NOT EXISTS jobs_project_created ON jobs (project, created_at, nu
 DROP INDEX IF EXISTS jobs_owner;
 DROP INDEX IF EXISTS jobs_project;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+-- The metrics' count of jobs by provider and state, from the index alone.
+CREATE INDEX IF NOT EXISTS jobs_provider_state ON jobs (provider, state);
 CREATE INDEX IF NOT EXISTS jobs_provider ON jobs (provider, state);
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
 CREATE TABLE IF NOT EXISTS job_updates (
@@ -480,6 +482,14 @@ class SqliteJobStore:
             "count_jobs",
         )
         return int(rows[0][0])
+
+    async def count_by_provider_and_state(self) -> dict[tuple[str, str], int]:
+        rows = await self._fetch(
+            "SELECT provider, state, count(*) FROM jobs GROUP BY provider, state",
+            (),
+            "count_by_state",
+        )
+        return {(provider, state): count for provider, state, count in rows}
 
     async def active_usage(self, username: str) -> ActiveUsage:
         states = sorted(state.value for state in ACTIVE_STATES)

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 # RFC 6455's "Try Again Later": the server refuses for now, for a reason that passes.
 TRY_AGAIN_LATER = 1013
-TOO_MANY_CONNECTIONS = "too many connections for this caller (limits.max_websockets_per_caller)"
+WEBSOCKETS_LIMIT = "limits.max_websockets_per_caller"
+TOO_MANY_CONNECTIONS = f"too many connections for this caller ({WEBSOCKETS_LIMIT})"
 
 
 class ConnectionSeat:
@@ -92,10 +93,12 @@ def _authorization(params: Any) -> str | None:
     return None if value is None else str(value)
 
 
-async def admit_subscription(context: Context, cost: int | None = None) -> GraphQLError | None:
+async def admit_subscription(
+    context: Context, field: str, cost: int | None = None
+) -> GraphQLError | None:
     """Take a subscription place and a request (and, given, the cost) from the caller's
     allowances; the refusal if there is none. A subscription admitted here must end with
-    `end_subscription`."""
+    `end_subscription` (`field`, its root field, labels it in the metrics)."""
     occupancy = context.services.occupancy
     key = context.caller_key
     if not occupancy.start_subscription(key):
@@ -109,8 +112,11 @@ async def admit_subscription(context: Context, cost: int | None = None) -> Graph
         refusal = await context.charge_cost(cost)
     if refusal is not None:
         occupancy.end_subscription(key)
+    else:
+        context.services.metrics.subscriptions.labels(field).inc()
     return refusal
 
 
-def end_subscription(context: Context) -> None:
+def end_subscription(context: Context, field: str) -> None:
     context.services.occupancy.end_subscription(context.caller_key)
+    context.services.metrics.subscriptions.labels(field).dec()

@@ -35,13 +35,14 @@ from jobgate.schema.context import Context
 from jobgate.streaming.admission import (
     TOO_MANY_CONNECTIONS,
     TRY_AGAIN_LATER,
+    WEBSOCKETS_LIMIT,
     ConnectionSeat,
     ExpiryTimer,
     admit_subscription,
     end_subscription,
 )
 from jobgate.streaming.codes import coded
-from jobgate.streaming.plan import WatchPlan
+from jobgate.streaming.plan import ROOT_FIELD, WatchPlan
 from jobgate.streaming.render import RendererPool
 
 
@@ -52,14 +53,20 @@ class ServesWatches(Protocol):
     watch_renderers: RendererPool
 
 
+PROTOCOL = "graphql-transport-ws"
+
+
 class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     _seat: ConnectionSeat | None = None
     _expiry: ExpiryTimer | None = None
 
     async def handle(self) -> None:
+        connections = self.context.services.metrics.websockets.labels(PROTOCOL)
+        connections.inc()
         try:
             await super().handle()
         finally:
+            connections.dec()
             if self._seat is not None:
                 self._seat.release()
             if self._expiry is not None:
@@ -69,6 +76,7 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if not self.connection_init_received:
             self._seat = ConnectionSeat(self.context)
             if not await self._seat.take(message.get("payload")):
+                self.context.services.metrics.refusals.labels(WEBSOCKETS_LIMIT).inc()
                 await self.websocket.close(code=TRY_AGAIN_LATER, reason=TOO_MANY_CONNECTIONS)
                 return
         await super().handle_connection_init(message)
@@ -89,8 +97,13 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         plan = renderers.planner.plan(
             operation.query, operation.variables, operation.operation_name
         )
+        field = (
+            ROOT_FIELD
+            if plan is not None
+            else renderers.planner.subscription_field(operation.query, operation.operation_name)
+        )
         # On Strawberry's path the schema's CostLimit spends the operation's cost.
-        refusal = await admit_subscription(self.context, None if plan is None else plan.cost)
+        refusal = await admit_subscription(self.context, field, None if plan is None else plan.cost)
         if refusal is not None:
             with contextlib.suppress(WebSocketDisconnected):
                 await operation.send_initial_errors([refusal])
@@ -101,7 +114,7 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             else:
                 await self._watch(operation, plan, renderers)
         finally:
-            end_subscription(self.context)
+            end_subscription(self.context, field)
 
     async def _watch(
         self, operation: Operation[Context, None], plan: WatchPlan, renderers: RendererPool

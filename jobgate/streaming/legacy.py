@@ -26,12 +26,16 @@ from jobgate.schema.context import Context
 from jobgate.streaming.admission import (
     TOO_MANY_CONNECTIONS,
     TRY_AGAIN_LATER,
+    WEBSOCKETS_LIMIT,
     ConnectionSeat,
     ExpiryTimer,
     admit_subscription,
     end_subscription,
 )
 from jobgate.streaming.codes import coded
+from jobgate.streaming.handler import ServesWatches
+
+PROTOCOL = "graphql-ws"
 
 
 class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
@@ -43,9 +47,12 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle(self) -> None:
         timeout = self.view.connection_init_wait_timeout.total_seconds()
         watchdog = asyncio.create_task(self._close_unless_initialised(timeout))
+        connections = self.context.services.metrics.websockets.labels(PROTOCOL)
+        connections.inc()
         try:
             await super().handle()
         finally:
+            connections.dec()
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
@@ -66,6 +73,7 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         self._init_received = True
         self._seat = ConnectionSeat(self.context)
         if not await self._seat.take(message.get("payload")):
+            self.context.services.metrics.refusals.labels(WEBSOCKETS_LIMIT).inc()
             await self.websocket.close(code=TRY_AGAIN_LATER, reason=TOO_MANY_CONNECTIONS)
             return
         await super().handle_connection_init(message)
@@ -80,7 +88,10 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        refusal = await admit_subscription(self.context)  # the schema's CostLimit spends cost
+        planner = cast(ServesWatches, self.view).watch_renderers.planner
+        field = planner.subscription_field(query, operation_name)
+        # The schema's CostLimit spends the operation's cost.
+        refusal = await admit_subscription(self.context, field)
         if refusal is not None:
             self.tasks.pop(operation_id, None)
             await self.send_message(
@@ -90,7 +101,7 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         try:
             await super().handle_async_results(operation_id, query, operation_name, variables)
         finally:
-            end_subscription(self.context)
+            end_subscription(self.context, field)
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "error" and "payload" in message:

@@ -108,6 +108,16 @@ class WatchPlanner:
             self._valid_document
         )
 
+    def subscription_field(self, query: str, operation_name: str | None) -> str:
+        """The root field a subscription document asks for, or `invalid` for one that does
+        not parse or validate (or is no subscription): a label from the schema's names only."""
+        analysed = self._document(query)
+        operation = None if analysed is None else get_operation_ast(analysed[0], operation_name)
+        if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+            return "invalid"
+        first = operation.selection_set.selections[0]
+        return first.name.value if isinstance(first, FieldNode) else "invalid"
+
     def _document(self, query: str) -> tuple[DocumentNode, bool] | None:
         # Only documents up to the size bound are kept: distinct large ones cannot fill memory.
         if len(query) <= self._max_cached:

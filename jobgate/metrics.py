@@ -1,0 +1,116 @@
+"""The gateway's Prometheus metrics (README: "Metrics"), with prometheus-client.
+
+Each gateway has a registry of its own (a test process runs many), served at `/metrics` to
+operators. Every label value comes from a bounded set: operation names are the schema's root
+fields (a document that does not validate counts as `invalid`), outcomes are error codes,
+providers and states are configured or enumerated; never a job id, a username or client text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from jobgate.storage.base import RoundTrips
+
+# Seconds: GraphQL requests and store calls range from under a millisecond to the store's
+# timeout; Slurm's commands from milliseconds to their own 60 s timeout.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Every metric of one gateway, in its own registry. The gauges of what the store and the
+    providers hold are set when scraped (`jobgate.server.metrics_endpoint`); the store's round
+    trips are read from its own count (`RoundTrips`)."""
+
+    def __init__(self, round_trips: RoundTrips | None = None) -> None:
+        round_trips = round_trips or RoundTrips()
+        registry = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "jobgate_graphql_requests",
+            "GraphQL operations served, by root field and outcome (ok, or the first error's code)",
+            ["operation", "outcome"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "jobgate_graphql_request_seconds",
+            "Time to serve a GraphQL operation (subscriptions: to start it), by root field",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "jobgate_limit_refusals",
+            "Requests refused by a limit, by the setting that refused them",
+            ["limit"],
+            registry=registry,
+        )
+        self.websockets = Gauge(
+            "jobgate_websocket_connections",
+            "WebSocket connections open, by protocol",
+            ["protocol"],
+            registry=registry,
+        )
+        self.subscriptions = Gauge(
+            "jobgate_subscriptions",
+            "Subscriptions running, by root field",
+            ["field"],
+            registry=registry,
+        )
+        self.updates = Counter(
+            "jobgate_job_updates",
+            "Job updates by provider and what became of them: applied, skipped (a "
+            "precondition did not hold) or rejected (against UCloud's rules, or not found)",
+            ["provider", "result"],
+            registry=registry,
+        )
+        self.jobs = Gauge(
+            "jobgate_jobs",
+            "Jobs by provider and state, as the store holds them when scraped",
+            ["provider", "state"],
+            registry=registry,
+        )
+        self.provider_calls = Counter(
+            "jobgate_provider_calls",
+            "Commands handed to provider adapters, by provider, command and outcome",
+            ["provider", "command", "outcome"],
+            registry=registry,
+        )
+        self.providers_online = Gauge(
+            "jobgate_provider_online",
+            "Whether each provider can take commands now (a remote one: its agent is connected)",
+            ["provider"],
+            registry=registry,
+        )
+        registry.register(RoundTripCollector(round_trips))
+
+    @contextmanager
+    def timed(self, histogram: Histogram, *labels: str) -> Iterator[None]:
+        """Observe how long the block takes, into `histogram` with `labels`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            histogram.labels(*labels).observe(time.perf_counter() - start)
+
+
+class RoundTripCollector(Collector):
+    """`jobgate_store_round_trips_total` by kind of call, read when scraped."""
+
+    def __init__(self, round_trips: RoundTrips) -> None:
+        self.round_trips = round_trips
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "jobgate_store_round_trips",
+            "Round trips to the store, by kind of call",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self.round_trips.by_kind.items()):
+            family.add_metric([kind], count)
+        yield family
