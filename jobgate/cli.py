@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--config", type=Path, required=True, help="agent.toml")
     agent.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    backup = commands.add_parser(
+        "backup", help="copy the SQLite store, consistently, while the gateway runs"
+    )
+    backup.add_argument("destination", type=Path, help="the backup file to make (a new one)")
+    backup.add_argument("--config", type=Path, help="the gateway's TOML config file")
+    restore = commands.add_parser(
+        "restore", help="put a backup in place as the store (the gateway must be stopped)"
+    )
+    restore.add_argument("source", type=Path, help="a file `jobgate backup` made")
+    restore.add_argument("--config", type=Path, help="the gateway's TOML config file")
+    restore.add_argument(
+        "--replace", action="store_true", help="replace an existing store (kept, renamed)"
+    )
     return parser
 
 
@@ -74,10 +87,45 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(build_schema().as_str() + "\n")
         return 0
+    if args.command in ("backup", "restore"):
+        return _backup_or_restore(args)
     _configure_logging(args.log_level)
     if args.command == "agent":
         return _agent(args)
     return _serve(args)
+
+
+def _backup_or_restore(args: argparse.Namespace) -> int:
+    """`jobgate backup DEST` / `jobgate restore SRC`: prints what the copy holds, as JSON."""
+    import json
+
+    from jobgate.backup import BackupError, backup, restore
+    from jobgate.server.data_folder import DataFolderLock
+    from jobgate.settings import load_settings
+    from jobgate.wiring import sqlite_path
+
+    command = f"jobgate {args.command}"
+    try:
+        settings = load_settings(args.config)
+        store = sqlite_path(settings)
+        if store is None:
+            return _fail(command, "the store is MongoDB: use mongodump and mongorestore (README)")
+        if args.command == "backup":
+            written = args.destination.absolute()
+            summary = backup(store, written)
+        else:
+            # Held while the store is replaced: no gateway may run on this data folder.
+            lock = DataFolderLock(settings.server.data_dir)
+            lock.acquire()
+            try:
+                summary = restore(args.source.absolute(), store, replace=args.replace)
+            finally:
+                lock.release()
+            written = store
+    except (ConfigError, BackupError) as error:
+        return _fail(command, error.message)
+    print(json.dumps({"file": str(written), **summary.as_dict()}))
+    return 0
 
 
 def _configure_logging(level: str) -> None:

@@ -46,15 +46,24 @@ from jobgate.unix import UnixAccountRule, can_switch_accounts
 
 
 def build_store(settings: Settings) -> JobStore:
+    path = sqlite_path(settings)
+    if path is None:
+        return MongoJobStore(
+            settings.storage.url,
+            server_selection_timeout_ms=settings.storage.server_selection_timeout_ms,
+        )
+    return SqliteJobStore(path)
+
+
+def sqlite_path(settings: Settings) -> Path | None:
+    """The SQLite store's file; None when the store is MongoDB."""
     url = settings.storage.url
     if url.startswith("mongodb"):
-        return MongoJobStore(
-            url, server_selection_timeout_ms=settings.storage.server_selection_timeout_ms
-        )
+        return None
     if not url:
-        return SqliteJobStore(settings.server.data_dir / "jobgate.db")
+        return settings.server.data_dir / "jobgate.db"
     # sqlite:///var/lib/x.db is an absolute path; sqlite://data/x.db a relative one.
-    return SqliteJobStore(Path(url.removeprefix("sqlite://")).absolute())
+    return Path(url.removeprefix("sqlite://")).absolute()
 
 
 @dataclass(frozen=True, slots=True)
