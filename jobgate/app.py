@@ -31,6 +31,7 @@ from jobgate.events.bus import JobEventBus
 from jobgate.events.commands import CommandSignal
 from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
+from jobgate.logs_setup import RequestIds
 from jobgate.metrics import Metrics
 from jobgate.schema.build import build_schema
 from jobgate.schema.codes import LIMIT_EXCEEDED
@@ -391,6 +392,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Middleware(HeaderLimit, max_bytes=settings.limits.max_header_bytes),
             # Next, so a subscriber's connection keeps no frames of the rest (see the module).
             Middleware(WebSocketLane, path="/graphql", endpoint=graphql),
+            Middleware(RequestIds),
             *(
                 [
                     Middleware(

@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in ("backup", "restore"):
         return _backup_or_restore(args)
-    _configure_logging(args.log_level)
     if args.command == "agent":
+        _configure_logging(args.log_level)
         return _agent(args)
     return _serve(args)
 
@@ -128,12 +128,19 @@ def _backup_or_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, settings: Settings | None = None) -> None:
+    from jobgate.logs_setup import configure_logging
+
     # uvicorn's TRACE is below DEBUG; everything else is a standard level name.
-    logging.basicConfig(
-        level=5 if level == "trace" else level.upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    number = 5 if level == "trace" else logging.getLevelName(level.upper())
+    if settings is None:
+        configure_logging(number)
+    else:
+        configure_logging(
+            number,
+            json_lines=settings.logging.format == "json",
+            audit_file=settings.logging.audit_file,
+        )
 
 
 def _fail(command: str, message: str) -> int:
@@ -150,6 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = _serve_settings(args)
+        _configure_logging(args.log_level, settings)
         # In this order: nothing is touched before the data folder is ours and the port bound.
         lock = DataFolderLock(settings.server.data_dir)
         lock.acquire()
@@ -200,6 +208,10 @@ def _warn_if_unusable(settings: Settings) -> None:
 def _announce(settings: Settings, *, demo_token: str | None) -> None:
     server = settings.server
     address = f"http://{server.host}:{server.port}/graphql"
+    if settings.logging.format == "json" and demo_token is None:
+        # Log collectors read standard output too: every line there is JSON.
+        logging.getLogger("jobgate").info("serving the API at %s", address)
+        return
     lines = [
         f"  GraphiQL:  {address} (the API is there too)"
         if server.graphiql

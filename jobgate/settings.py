@@ -119,6 +119,18 @@ class ServerSettings(_Strict):
     )
 
 
+class LoggingSettings(_Strict):
+    """How jobgate logs (README: "Logs and audit")."""
+
+    format: Literal["text", "json"] = Field(
+        default="text", description="'json': one JSON object per line, for log collectors"
+    )
+    audit_file: AbsolutePath | None = Field(
+        default=None,
+        description="The audit log's own file (JSON lines); default: along with the rest",
+    )
+
+
 class OperationsSettings(_Strict):
     """Who may read the gateway's internals: `/metrics` and why `/readyz` is not ready
     (README: "Operating jobgate")."""
@@ -514,6 +526,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     handover: HandoverSettings = HandoverSettings()
     operations: OperationsSettings = OperationsSettings()
+    logging: LoggingSettings = LoggingSettings()
     users: list[UserSettings] = []
     projects: list[ProjectSettings] = []
     providers: list[ProviderSettings] = []

@@ -11,6 +11,7 @@ from jobgate import access
 from jobgate.domain.acl import AclEntity, AclEntry
 from jobgate.domain.acl import Permission as DomainPermission
 from jobgate.errors import Forbidden
+from jobgate.resolvers.audit import audited
 from jobgate.resolvers.errors import coded
 from jobgate.resolvers.mutation import jobs_payload
 from jobgate.schema.enums import Permission
@@ -171,6 +172,7 @@ class IdentityQuery:
 @strawberry.type
 class IdentityMutation:
     @strawberry.mutation(description="Needs ADMIN on each job; grants READ and/or EDIT only.")
+    @audited("updateJobAcl")
     @coded
     async def update_job_acl(self, info: Info, input: UpdateJobAclInput) -> JobsPayload:
         user = info.context.user()
@@ -185,6 +187,7 @@ class IdentityMutation:
         return jobs_payload(await info.context.services.sharing.update_acl(user, changes))
 
     @strawberry.mutation
+    @audited("createAccessToken")
     @coded
     async def create_access_token(
         self, info: Info, input: CreateAccessTokenInput
@@ -203,6 +206,7 @@ class IdentityMutation:
         )
 
     @strawberry.mutation
+    @audited("revokeAccessToken")
     @coded
     async def revoke_access_token(
         self, info: Info, input: RevokeAccessTokenInput

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from jobgate.errors import BadRequest
+from jobgate.resolvers.audit import audited
 from jobgate.resolvers.errors import coded
 from jobgate.schema.inputs import (
     AcknowledgeProviderCommandsInput,
@@ -38,6 +39,7 @@ def jobs_payload(outcome: Outcome) -> JobsPayload:
 @strawberry.type
 class Mutation:
     @strawberry.mutation
+    @audited("submitJobs")
     @coded
     async def submit_jobs(self, info: Info, input: SubmitJobsInput) -> SubmitJobsPayload:
         outcome = await info.context.services.jobs.submit(
@@ -59,24 +61,28 @@ class Mutation:
         )
 
     @strawberry.mutation
+    @audited("cancelJobs")
     @coded
     async def cancel_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
         ids = [str(job_id) for job_id in input.ids]
         return jobs_payload(await info.context.services.jobs.cancel(info.context.user(), ids))
 
     @strawberry.mutation
+    @audited("extendJobs")
     @coded
     async def extend_jobs(self, info: Info, input: ExtendJobsInput) -> JobsPayload:
         requests = [(str(r.job_id), r.requested_time.to_domain()) for r in input.requests]
         return jobs_payload(await info.context.services.jobs.extend(info.context.user(), requests))
 
     @strawberry.mutation
+    @audited("suspendJobs")
     @coded
     async def suspend_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
         ids = [str(job_id) for job_id in input.ids]
         return jobs_payload(await info.context.services.jobs.suspend(info.context.user(), ids))
 
     @strawberry.mutation
+    @audited("resumeJobs")
     @coded
     async def resume_jobs(self, info: Info, input: JobIdsInput) -> JobsPayload:
         ids = [str(job_id) for job_id in input.ids]
@@ -85,6 +91,7 @@ class Mutation:
     @strawberry.mutation(
         description="Results come in request order; updates to one job apply in request order."
     )
+    @audited("reportJobUpdates")
     @coded
     async def report_job_updates(
         self, info: Info, input: ReportJobUpdatesInput
@@ -97,6 +104,7 @@ class Mutation:
     @strawberry.mutation(
         description="[live] [providers] Log lines of jobs on the caller's products, for jobLogs."
     )
+    @audited("reportJobLogs")
     @coded
     async def report_job_logs(self, info: Info, input: ReportJobLogsInput) -> ReportJobLogsPayload:
         lines = [
@@ -114,6 +122,7 @@ class Mutation:
         description="[providers] Mark delivered commands as done; unacknowledged ones are "
         "delivered again."
     )
+    @audited("acknowledgeProviderCommands")
     @coded
     async def acknowledge_provider_commands(
         self, info: Info, input: AcknowledgeProviderCommandsInput

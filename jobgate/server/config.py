@@ -21,6 +21,9 @@ def uvicorn_config(
         host=server.host,
         port=server.port,
         log_level=log_level,
+        # jobgate configures logging itself (text or JSON lines, request ids): uvicorn's
+        # loggers hand their records to it.
+        log_config=None,
         # h11, not httptools: httptools takes request heads of any size, h11 stops at this one
         # (and answers 400); jobgate's h11 protocol adds a head timeout and a connection
         # bound. A WebSocket message past the body limit closes its socket (1009).
