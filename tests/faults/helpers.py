@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.api.documents import SUBMIT, get_job
@@ -102,6 +102,7 @@ class ResumingWatcher:
         self.target = target
         self.after = after
         self.seen: list[tuple[str, str]] = []  # (cursor, job id), in arrival order
+        self.close_codes: list[int] = []  # how the gateway closed each connection it closed
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -126,7 +127,15 @@ class ResumingWatcher:
                         event = data["jobUpdates"]
                         self.seen.append((event["cursor"], event["jobId"]))
                         self.after = event["cursor"]
-            except (OSError, WebSocketException, GraphQLError, TimeoutError, StopAsyncIteration):
+            except (
+                OSError,
+                WebSocketException,
+                GraphQLError,
+                TimeoutError,
+                StopAsyncIteration,
+            ) as e:
+                if isinstance(e, ConnectionClosed) and e.rcvd is not None:
+                    self.close_codes.append(e.rcvd.code)
                 await asyncio.sleep(0.2)  # the gateway or its store is away: try again
 
 
