@@ -262,6 +262,18 @@ async def test_a_store_from_before_unix_accounts_opens_and_keeps_its_jobs(tmp_pa
         await store.close()
 
 
+async def test_jobs_are_counted_by_provider_and_state_in_one_call(store: JobStore) -> None:
+    """The metrics' gauge of jobs (`/metrics`): one grouped query, whatever the store."""
+    assert await store.count_by_provider_and_state() == {}
+    local = (await store.create_jobs(submission(spec(), spec(), spec()))).jobs
+    await store.create_jobs(submission(spec(provider="other"), at=2_000))
+    await advance(store, local[0], JobState.RUNNING)
+    before = store.round_trips.count
+    counts = await store.count_by_provider_and_state()
+    assert counts == {("local", "IN_QUEUE"): 2, ("local", "RUNNING"): 1, ("other", "IN_QUEUE"): 1}
+    assert store.round_trips.count - before == 1
+
+
 async def test_a_write_from_a_stale_read_loses(store: JobStore) -> None:
     (job,) = (await store.create_jobs(submission())).jobs
     await advance(store, job, JobState.RUNNING)
