@@ -17,6 +17,7 @@ JOBGATE = Path(sys.executable).parent / "jobgate"
 CONFIG = """
 [server]
 data_dir = "{data}"
+{server}
 
 [storage]
 url = "{storage}"
@@ -71,10 +72,13 @@ def write_config(
     storage: str,
     bus: str = "memory://",
     poll: float = 1.0,
+    server: str = "",
     extra: str = "",
 ) -> Path:
-    """The test config, with `extra` TOML (more tables) after it."""
-    path.write_text(CONFIG.format(data=data_dir, storage=storage, bus=bus, poll=poll) + extra)
+    """The test config, with `server` lines in its `[server]` table and `extra` TOML (more
+    tables) after it. An empty `storage` is the data folder's SQLite file."""
+    text = CONFIG.format(data=data_dir, storage=storage, bus=bus, poll=poll, server=server)
+    path.write_text(text + extra)
     return path
 
 

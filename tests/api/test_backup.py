@@ -13,35 +13,13 @@ from pathlib import Path
 from jobgate.storage.base import LogQuery
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.api.documents import job_spec, submit
-from tests.gateway import ALICE, PROVIDER
-from tests.processes import JOBGATE, ServeProcess
-
-CONFIG = f"""
-[server]
-data_dir = "{{data}}"
-[[users]]
-username = "alice"
-token = "{ALICE}"
-[[providers]]
-id = "local"
-kind = "local"
-token = "{PROVIDER}"
-[[providers.products]]
-name = "cpu-small"
-category = "cpu"
-[[applications]]
-name = "echo"
-version = "1"
-command = ["echo", "{{{{message}}}}"]
-parameters = [{{{{ name = "message", type = "text" }}}}]
-"""
+from tests.processes import JOBGATE, ServeProcess, write_config
 
 
-def write_config(folder: Path) -> Path:
+def config_in(folder: Path) -> Path:
+    """A gateway on the SQLite file of `folder/data`, with alice and the local provider."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "jobgate.toml"
-    path.write_text(CONFIG.format(data=folder / "data"))
-    return path
+    return write_config(folder / "jobgate.toml", data_dir=folder / "data", storage="")
 
 
 def jobgate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -51,7 +29,7 @@ def jobgate(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_a_backup_during_a_write_burst_restores_whole(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "live")
+    config = config_in(tmp_path / "live")
     serve = ServeProcess(config)
     alice = serve.start()
     submitted: list[str] = []
@@ -88,7 +66,7 @@ async def test_a_backup_during_a_write_burst_restores_whole(tmp_path: Path) -> N
     assert reported["jobs"] >= 50
     assert len(submitted) > reported["jobs"]  # the burst went on during and after it
 
-    fresh = write_config(tmp_path / "fresh")
+    fresh = config_in(tmp_path / "fresh")
     restored = await asyncio.to_thread(
         jobgate, "restore", str(tmp_path / "b.db"), "--config", str(fresh)
     )
@@ -118,7 +96,7 @@ async def test_a_backup_during_a_write_burst_restores_whole(tmp_path: Path) -> N
 def test_restore_refuses_while_a_gateway_runs_and_refuses_what_is_no_store(
     tmp_path: Path,
 ) -> None:
-    config = write_config(tmp_path / "live")
+    config = config_in(tmp_path / "live")
     serve = ServeProcess(config)
     serve.start()
     try:

@@ -14,29 +14,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.api.documents import job_spec, submit
-from tests.gateway import ALICE, PROVIDER, Subscription, http_client, subscribe
-from tests.processes import ServeProcess
+from tests.gateway import Subscription, http_client, subscribe
+from tests.processes import ServeProcess, write_config
 
-CONFIG = f"""
-[server]
-data_dir = "{{data}}"
-drain_seconds = 3
-[[users]]
-username = "alice"
-token = "{ALICE}"
-[[providers]]
-id = "local"
-kind = "local"
-token = "{PROVIDER}"
-[[providers.products]]
-name = "cpu-small"
-category = "cpu"
-[[applications]]
-name = "echo"
-version = "1"
-command = ["echo", "{{{{message}}}}"]
-parameters = [{{{{ name = "message", type = "text" }}}}]
-"""
 FEED = "subscription { jobUpdates { cursor jobId } }"
 
 
@@ -58,8 +38,12 @@ async def readyz(serve: ServeProcess) -> httpx.Response:
 async def test_sigterm_drains_then_closes_the_port_and_every_subscription_with_1012(
     tmp_path: Path,
 ) -> None:
-    config = tmp_path / "jobgate.toml"
-    config.write_text(CONFIG.format(data=tmp_path / "data"))
+    config = write_config(
+        tmp_path / "jobgate.toml",
+        data_dir=tmp_path / "data",
+        storage="",
+        server="drain_seconds = 3",
+    )
     serve = ServeProcess(config)
     alice = serve.start()
     try:

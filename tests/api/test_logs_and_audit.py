@@ -10,38 +10,15 @@ from typing import Any
 
 from tests.api.documents import CANCEL, REPORT, SUBMIT, job_spec, submit
 from tests.gateway import ALICE, BOB, PROVIDER, http_client
-from tests.processes import ServeProcess
-
-CONFIG = f"""
-[server]
-data_dir = "{{data}}"
-[logging]
-format = "json"
-audit_file = "{{audit}}"
-[[users]]
-username = "alice"
-token = "{ALICE}"
-[[users]]
-username = "bob"
-token = "{BOB}"
-[[providers]]
-id = "local"
-kind = "local"
-token = "{PROVIDER}"
-[[providers.products]]
-name = "cpu-small"
-category = "cpu"
-[[applications]]
-name = "sleep"
-version = "1"
-command = ["sleep", "{{{{seconds}}}}"]
-parameters = [{{{{ name = "seconds", type = "integer" }}}}]
-"""
+from tests.processes import ServeProcess, write_config
 
 
 def start(tmp_path: Path) -> ServeProcess:
-    config = tmp_path / "jobgate.toml"
-    config.write_text(CONFIG.format(data=tmp_path / "data", audit=tmp_path / "audit.jsonl"))
+    audit = tmp_path / "audit.jsonl"
+    logging = f'\n[logging]\nformat = "json"\naudit_file = "{audit}"\n'
+    config = write_config(
+        tmp_path / "jobgate.toml", data_dir=tmp_path / "data", storage="", extra=logging
+    )
     return ServeProcess(config)
 
 

@@ -13,34 +13,26 @@ import pytest
 
 from tests.api.documents import REPORT, get_job, job_spec, latest_cursor, submit, wait_for_state
 from tests.faults.helpers import ResumingWatcher, every_update_once
-from tests.gateway import ALICE, BATCH_PROVIDER, GraphQLClient, GraphQLError
-from tests.processes import ServeProcess
+from tests.gateway import BATCH_PROVIDER, GraphQLClient, GraphQLError
+from tests.processes import ServeProcess, write_config
 
 WATCHERS = 200
-CONFIG = f"""
-[server]
-data_dir = "{{data}}"
-drain_seconds = 1
+# Provider `batch` runs one job at a time: the others wait IN_QUEUE, and their updates are the
+# provider's reports.
+EXTRA = f"""
 [limits]
 max_websockets_per_caller = 400
 max_subscriptions_per_caller = 400
 requests_per_minute = 100000
-[[users]]
-username = "alice"
-token = "{ALICE}"
+
 [[providers]]
 id = "batch"
 kind = "local"
 token = "{BATCH_PROVIDER}"
-max_concurrent_jobs = 1  # the jobs wait IN_QUEUE: their updates are the provider's reports
+max_concurrent_jobs = 1
 [[providers.products]]
 name = "cpu-batch"
 category = "cpu"
-[[applications]]
-name = "sleep"
-version = "1"
-command = ["sleep", "{{{{seconds}}}}"]
-parameters = [{{{{ name = "seconds", type = "integer" }}}}]
 """
 
 
@@ -65,8 +57,13 @@ async def report_until_stopped(
 
 @pytest.mark.timeout(300)
 async def test_a_restart_under_200_subscriptions_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    config = tmp_path / "jobgate.toml"
-    config.write_text(CONFIG.format(data=tmp_path / "data"))
+    config = write_config(
+        tmp_path / "jobgate.toml",
+        data_dir=tmp_path / "data",
+        storage="",
+        server="drain_seconds = 1",
+        extra=EXTRA,
+    )
     serve = ServeProcess(config)
     alice = serve.start()
     provider = serve.client(BATCH_PROVIDER)
