@@ -52,7 +52,7 @@ class Authenticator:
         oidc: OidcVerifier | None = None,
         projects: Projects | None = None,
     ) -> None:
-        self._by_digest = [(_digest(token), identity) for token, identity in tokens.items()]
+        self._by_digest = [(token_digest(token), identity) for token, identity in tokens.items()]
         self.oidc = oidc
         self.projects = projects or Projects()
         # Set by the app once the store is there.
@@ -62,7 +62,7 @@ class Authenticator:
         """The caller an `Authorization` value names (`ANONYMOUS` without one)."""
         if not header:
             return ANONYMOUS
-        token = _bearer_token(header)
+        token = bearer_token(header)
         if token is None:
             return Authentication(rejection=NO_CREDENTIALS_HINT)
         identity = self.identify(token)
@@ -82,7 +82,7 @@ class Authenticator:
         return Authentication(user, expires_at=verified.expires_at)
 
     def identify(self, token: str) -> Identity | None:
-        wanted = _digest(token)
+        wanted = token_digest(token)
         found: Identity | None = None
         # Look at every entry, so the time taken does not tell how many tokens matched early.
         for digest, identity in self._by_digest:
@@ -91,12 +91,14 @@ class Authenticator:
         return found
 
 
-def _bearer_token(header: str) -> str | None:
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None for any other."""
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
-def _digest(token: str) -> bytes:
+def token_digest(token: str) -> bytes:
+    """What a static token is compared as (in constant time): its SHA-256."""
     return hashlib.sha256(token.encode()).digest()

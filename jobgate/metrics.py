@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from graphql import DocumentNode, FieldNode, OperationType, get_operation_ast
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -21,6 +22,24 @@ from jobgate.storage.base import RoundTrips
 # Seconds: GraphQL requests and store calls range from under a millisecond to the store's
 # timeout; Slurm's commands from milliseconds to their own 60 s timeout.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+INVALID = "invalid"
+
+
+def root_field(
+    document: DocumentNode | None, operation_name: str | None, kind: OperationType | None = None
+) -> str:
+    """The label of an operation: its first root field, from a document that parsed and
+    validated (pass None otherwise), of `kind` if given; `invalid` else, since the names of
+    any other document could be anything a client wrote."""
+    operation = None if document is None else get_operation_ast(document, operation_name)
+    if operation is None or not operation.selection_set.selections:
+        return INVALID
+    if kind is not None and operation.operation is not kind:
+        return INVALID
+    first = operation.selection_set.selections[0]
+    return first.name.value if isinstance(first, FieldNode) else INVALID
 
 
 class Metrics:

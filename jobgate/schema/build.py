@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import strawberry
-from graphql import FieldNode, GraphQLError, get_operation_ast
+from graphql import GraphQLError
 from graphql.execution import Executor
 from starlette.requests import Request
 from strawberry.extensions import AddValidationRules, SchemaExtension
@@ -19,6 +19,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from jobgate.errors import JobgateError
+from jobgate.metrics import root_field
 from jobgate.resolvers.errors import UNEXPECTED_MESSAGE
 from jobgate.resolvers.identity import IdentityMutation, IdentityQuery
 from jobgate.resolvers.mutation import Mutation
@@ -156,7 +157,8 @@ class MeasureOperations(SchemaExtension):
         metrics = getattr(getattr(context.context, "services", None), "metrics", None)
         if metrics is None:  # a schema used without the app (tools, benchmarks)
             return
-        operation = _root_field(context)
+        valid = context.graphql_document if not context.pre_execution_errors else None
+        operation = root_field(valid, context.operation_name)
         # The result carries the errors found before execution too (the same objects).
         errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
         outcome = (code_of(errors[0]) or INTERNAL) if errors else "ok"
@@ -166,19 +168,6 @@ class MeasureOperations(SchemaExtension):
             limit = (error.extensions or {}).get("limit")
             if isinstance(limit, str):
                 metrics.refusals.labels(limit).inc()
-
-
-def _root_field(context: ExecutionContext) -> str:
-    """The operation's first root field; `invalid` for a document that did not parse or
-    validate (its names could be anything a client wrote)."""
-    document = context.graphql_document
-    if context.pre_execution_errors or document is None:
-        return "invalid"
-    operation = get_operation_ast(document, context.operation_name)
-    if operation is None or not operation.selection_set.selections:
-        return "invalid"
-    first = operation.selection_set.selections[0]
-    return first.name.value if isinstance(first, FieldNode) else "invalid"
 
 
 class PerEventMemoExecutor(StrawberryGraphQLCoreExecutionContext):

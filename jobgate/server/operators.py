@@ -3,13 +3,14 @@ from `operations.allow_from` (loopback only, by default) or with `operations.tok
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
+
+from jobgate.auth import bearer_token, token_digest
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK: tuple[Network, ...] = (
@@ -25,17 +26,15 @@ class OperatorAccess:
 
     @classmethod
     def of(cls, networks: Sequence[Network], token: str | None) -> OperatorAccess:
-        digest = None if token is None else hashlib.sha256(token.encode()).digest()
+        digest = None if token is None else token_digest(token)
         return cls(tuple(networks), digest)
 
     def allows(self, request: Request) -> bool:
         """Whether the caller is an operator: by its address (as uvicorn sees it, after a
         trusted proxy's forwarded headers), or by `Authorization: Bearer <operations.token>`."""
         if self.token_digest is not None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and hmac.compare_digest(
-                hashlib.sha256(token.strip().encode()).digest(), self.token_digest
-            ):
+            token = bearer_token(request.headers.get("authorization", ""))
+            if token is not None and hmac.compare_digest(token_digest(token), self.token_digest):
                 return True
         client = request.client
         if client is None:

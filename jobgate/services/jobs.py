@@ -316,31 +316,27 @@ class JobService:
         jobs as their users' accounts; a problem for each job whose provider has none for them
         (nothing is created then, so nothing reaches the provider). In a thread: looking an
         account up may ask the site's directory (LDAP, SSSD)."""
-        accounts: dict[str, str] = {}
+        wanted = {spec.product.provider for spec in specs} & self.unix_accounts.keys()
         refused: dict[str, str] = {}
-        problems: list[UserProblem] = []
-        for index, spec in enumerate(specs):
-            provider = spec.product.provider
-            rule = self.unix_accounts.get(provider)
-            if rule is None:
-                continue
-            if provider not in accounts and provider not in refused:
-                problem = rule.problem(provider, user.username, user.unix_user)
-                if problem is None:
-                    name = rule.account_of(user.username, user.unix_user)
-                    assert name is not None  # no problem: the user has one
-                    accounts[provider] = name
-                else:
-                    refused[provider] = problem
-            if provider in refused:
-                problems.append(
-                    UserProblem(
-                        UserErrorCode.NO_UNIX_ACCOUNT,
-                        refused[provider],
-                        index=index,
-                        field=("product",),
-                    )
-                )
+        accounts: dict[str, str] = {}
+        for provider in wanted:
+            rule = self.unix_accounts[provider]
+            problem = rule.problem(provider, user.username, user.unix_user)
+            name = rule.account_of(user.username, user.unix_user)
+            if problem is not None:
+                refused[provider] = problem
+            elif name is not None:  # no problem: the user has one
+                accounts[provider] = name
+        problems = [
+            UserProblem(
+                UserErrorCode.NO_UNIX_ACCOUNT,
+                refused[spec.product.provider],
+                index=index,
+                field=("product",),
+            )
+            for index, spec in enumerate(specs)
+            if spec.product.provider in refused
+        ]
         return accounts, problems
 
     async def _quota_problems(

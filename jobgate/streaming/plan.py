@@ -35,6 +35,7 @@ from graphql.validation import ASTValidationRule
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from jobgate.metrics import root_field
 from jobgate.schema.build import LEAN_PATH_EXTENSIONS
 from jobgate.schema.context import PERMISSIONS_KEY
 from jobgate.schema.limits import (
@@ -112,11 +113,8 @@ class WatchPlanner:
         """The root field a subscription document asks for, or `invalid` for one that does
         not parse or validate (or is no subscription): a label from the schema's names only."""
         analysed = self._document(query)
-        operation = None if analysed is None else get_operation_ast(analysed[0], operation_name)
-        if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
-            return "invalid"
-        first = operation.selection_set.selections[0]
-        return first.name.value if isinstance(first, FieldNode) else "invalid"
+        document = None if analysed is None else analysed[0]
+        return root_field(document, operation_name, OperationType.SUBSCRIPTION)
 
     def _document(self, query: str) -> tuple[DocumentNode, bool] | None:
         # Only documents up to the size bound are kept: distinct large ones cannot fill memory.
