@@ -49,6 +49,7 @@ from jobgate.services.logs import JobLogService
 from jobgate.services.occupancy import Occupancy
 from jobgate.services.rates import RateLimits
 from jobgate.services.reconcile import Reconciler
+from jobgate.services.retention import Retention
 from jobgate.services.sharing import SharingService
 from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
@@ -301,6 +302,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         grace=settings.reconcile.grace_seconds,
     )
     drain = HandoverDrain(jobs, retry_seconds=settings.handover.retry_seconds)
+    retention = Retention(store, settings.retention, now_ms, metrics)
     job_logs = JobLogService(jobs, logs)
     jobs.on_final.append(job_logs.job_ended)
     access_tokens = AccessTokens(store, authenticator.projects)
@@ -357,12 +359,14 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             await adapter.start(jobs.provider_context(adapter.id, settings.server.data_dir, logs))
         drain.start()
         reconciler.start()
+        retention.start()
         readiness.started = True
         log.info("jobgate is ready")
         try:
             yield
         finally:
             readiness.draining = True
+            await retention.stop()
             await reconciler.stop()
             await drain.stop()
             for adapter in providers.all:

@@ -91,6 +91,12 @@ def summarize(path: Path) -> StoreSummary:
             updates, latest = db.execute(
                 "SELECT count(*), coalesce(max(seq), 0) FROM job_updates"
             ).fetchone()
+            # A log that retention emptied ends at its horizon (stores before it had none).
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'store_meta'").fetchone():
+                horizon = db.execute(
+                    "SELECT value FROM store_meta WHERE name = 'log_horizon'"
+                ).fetchone()
+                latest = max(latest, 0 if horizon is None else horizon[0])
     except sqlite3.Error as error:
         raise BackupError(f"{path} is not a jobgate store: {error}") from error
     return StoreSummary(jobs, updates, latest)

@@ -87,6 +87,13 @@ class InvalidCursor(JobgateError):
     code = "INVALID_CURSOR"
 
 
+class CursorExpired(JobgateError):
+    """An update cursor older than what retention keeps: updates after it are gone. Resume
+    from `latestUpdateCursor` (and read the jobs afresh)."""
+
+    code = "CURSOR_EXPIRED"
+
+
 class IdentityProviderUnavailable(JobgateError):
     """The site's identity provider cannot be reached to check a token; the request may be
     retried (signing in again would not help)."""

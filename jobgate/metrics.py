@@ -106,6 +106,18 @@ class Metrics:
             ["provider"],
             registry=registry,
         )
+        self.retention_removed = Counter(
+            "jobgate_retention_removed",
+            "What retention removed: final jobs (with their updates) and update-log entries",
+            ["what"],
+            registry=registry,
+        )
+        self.retention_seconds = Histogram(
+            "jobgate_retention_run_seconds",
+            "Time one compaction run took, all batches",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         registry.register(RoundTripCollector(round_trips))
 
     @contextmanager

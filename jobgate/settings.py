@@ -471,6 +471,32 @@ class ReconcileSettings(_Strict):
     )
 
 
+class RetentionSettings(_Strict):
+    """How long finished work is kept. Unset (the default): everything, for ever."""
+
+    final_jobs_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="A final job is removed, with its updates, this many days after it last "
+        "changed (0.5 is twelve hours)",
+    )
+    update_log_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Updates older than this many days leave the log (and jobs' histories); "
+        "a resume from a cursor before what is kept gets CURSOR_EXPIRED",
+    )
+    interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often compaction runs (in the background)"
+    )
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Entries or jobs removed per write: the longest a writer waits for it",
+    )
+
+
 class HandoverSettings(_Strict):
     """The outbox of jobs stored but not yet handed to their provider."""
 
@@ -525,6 +551,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     handover: HandoverSettings = HandoverSettings()
+    retention: RetentionSettings = RetentionSettings()
     operations: OperationsSettings = OperationsSettings()
     logging: LoggingSettings = LoggingSettings()
     users: list[UserSettings] = []

@@ -3,6 +3,9 @@
 The seam between replay and live has no gap and no duplicate: the watcher attaches to the feed
 first, at the feed's position P, replays the store's updates up to P, and then takes the feed's
 entries, all of which come after P. A watcher that lags catches up from the store on its own.
+
+What retention has removed is never skipped in silence: a read from a position before the
+store's horizon ends the stream with `CursorExpired` (see `JobStore.log_horizon`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from jobgate.access import Identity
 from jobgate.cursors import encode_position
 from jobgate.domain.job import Job, JobUpdate
-from jobgate.errors import NotFound
+from jobgate.errors import CursorExpired, NotFound
 from jobgate.events.feed import UpdateFeed
 from jobgate.services.bounds import DEFAULT_MAX_IDS, require_few_ids
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
@@ -71,7 +74,9 @@ class JobWatcher:
             start = subscription.start
             seen = start if after is None and wanted is None else (after or 0)
             ids = None if wanted is None else tuple(wanted)
-            async for event in self._with_current_jobs(self._stored(seen, start, ids, identity)):
+            # A whole history (no cursor) is what is kept of it; a cursor promises no gap.
+            stored = self._stored(seen, start, ids, identity, whole=after is None)
+            async for event in self._with_current_jobs(stored):
                 seen = event.update.seq
                 if unfinished is not None and event.job.status.state.is_final:
                     unfinished.discard(event.job.id)
@@ -116,14 +121,24 @@ class JobWatcher:
         return {i for i, job in jobs.items() if not job.status.state.is_final}
 
     async def _stored(
-        self, after: int, up_to: int, job_ids: tuple[str, ...] | None, identity: Identity
+        self,
+        after: int,
+        up_to: int,
+        job_ids: tuple[str, ...] | None,
+        identity: Identity,
+        *,
+        whole: bool = False,
     ) -> AsyncIterator[LogEntry]:
         """Stored entries in (after, up_to] that the caller may read, in order. The store reads
         what the caller may read; each entry is asked again as its job is now (a store that lost
-        its answer half-way through an ACL change may hold an older copy of the ACL)."""
+        its answer half-way through an ACL change may hold an older copy of the ACL).
+
+        `CursorExpired` when retention removed entries of the range (after a whole history's
+        first read: it may begin with whatever is kept)."""
         visibility = identity.visibility
         position = after
         while position < up_to:
+            start = position
             entries = await self.store.read_log(
                 LogQuery(
                     after=position,
@@ -133,12 +148,23 @@ class JobWatcher:
                     visibility=visibility,
                 )
             )
+            if not (whole and start == 0):
+                await self._require_kept(start)
             for entry in entries:
                 if visibility.allows(entry.job):
                     yield entry
                 position = entry.update.seq
             if len(entries) < REPLAY_BATCH:
                 return
+
+    async def _require_kept(self, position: int) -> None:
+        """Asked after reading from `position`: retention raises the horizon before it removes
+        anything, so a horizon at or below `position` now means the read missed nothing."""
+        if await self.store.log_horizon() > position:
+            raise CursorExpired(
+                "updates after this cursor are no longer kept (retention): resume from "
+                "`latestUpdateCursor` and read the jobs afresh"
+            )
 
     async def _with_current_jobs(
         self, entries: AsyncIterator[LogEntry]

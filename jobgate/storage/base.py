@@ -242,6 +242,21 @@ class JobStore(AccessTokenStore, Protocol):
     async def read_log(self, query: LogQuery) -> list[LogEntry]:
         """Updates after `query.after` (up to `query.up_to`), ordered by position."""
 
+    async def log_horizon(self) -> int:
+        """The newest position retention has removed from the log (0: none). Every removal
+        raises it first, so a reader that read a range and then sees the horizon below the
+        range's start knows that nothing in it was removed (`jobgate.services.retention`)."""
+
+    async def forget_updates(self, before: int, limit: int) -> int:
+        """One batch of update-log retention: remove up to `limit` of the log's oldest entries,
+        stopping at the first one stamped at or after `before` (ms). Jobs keep their status;
+        what they carried in a removed entry moves to their next kept one. How many went."""
+
+    async def forget_final_jobs(self, finished_before: int, limit: int) -> int:
+        """One batch of job retention: remove up to `limit` jobs that became final before
+        `finished_before` (ms), with their updates, sharing, commands and the idempotency keys
+        that named them. How many went."""
+
     async def pending_handovers(self, provider: str | None = None, limit: int = 1000) -> list[Job]:
         """The outbox: jobs stored with the promise to hand them to their provider, not yet
         confirmed handed (oldest first; only `provider`'s with it). `create_jobs` writes each

@@ -78,6 +78,15 @@ def is_carrier(status_doc: Doc) -> bool:
     return CARRIED_KEYS[0] in status_doc
 
 
+def carrying(status_doc: Doc, carrier: Doc) -> Doc:
+    """`status_doc` made to carry: its own strings if it has them, else `carrier`'s (the
+    newest carrying entry before it). Retention does this to a job's first kept entry when it
+    removes the entries before it, so no reader has to look further back than the log goes."""
+    if is_carrier(status_doc):
+        return status_doc
+    return {**status_doc, **{key: carrier[key] for key in CARRIED_KEYS}}
+
+
 def lookups_needed(
     entries: Sequence[StoredEntry], bases: Mapping[str, JobBase | None]
 ) -> dict[str, StoredEntry]:

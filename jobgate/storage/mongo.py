@@ -29,6 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from itertools import takewhile
 
 import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
@@ -46,7 +47,7 @@ from jobgate.access import Visibility, initial_acl
 from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
-from jobgate.domain.states import ACTIVE_STATES, JobState
+from jobgate.domain.states import ACTIVE_STATES, FINAL_STATES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
@@ -67,10 +68,12 @@ from jobgate.storage.base import (
     sort_key,
 )
 from jobgate.storage.carried import (
+    CARRIED_KEYS,
     NOTHING,
     Carried,
     JobBase,
     StoredEntry,
+    carrying,
     completed,
     entry_status_doc,
     is_carrier,
@@ -112,6 +115,8 @@ DOCUMENT_STRIPES = 64
 # Jobs given ACLs per round when a store made before ACLs is first opened.
 MIGRATION_BATCH = 500
 
+FINAL_STATE_VALUES = sorted(state.value for state in FINAL_STATES)
+
 ORDER_FIELDS = {
     OrderField.CREATED_AT: "createdAt",
     OrderField.NAME: "nameKey",
@@ -141,6 +146,8 @@ class MongoJobStore:
         self._commands: AsyncCollection[Doc] = self._db["provider_commands"]
         self._command_blocks: AsyncCollection[Doc] = self._db["command_number_blocks"]
         self._tokens: AsyncCollection[Doc] = self._db["access_tokens"]
+        # Named numbers of the store itself: `log_horizon` (see `JobStore.log_horizon`).
+        self._meta: AsyncCollection[Doc] = self._db["store_meta"]
         self._command_numbers: list[int] = []
         self._indexes_ready = False
         self._index_lock = asyncio.Lock()
@@ -158,8 +165,8 @@ class MongoJobStore:
         self._high_water = 0
         # Writes after a commit point that MongoDB went away before (see `_catch_up`).
         self._unwritten: dict[int, Doc] = {}
-        # Job documents to bring to an entry: (version, status, carried_since or None).
-        self._behind: dict[int, tuple[int, JobStatus, int | None]] = {}
+        # Job documents to bring to an entry: (version, status, carried_since or None, its time).
+        self._behind: dict[int, tuple[int, JobStatus, int | None, int]] = {}
         # The first log position of the append this process is waiting on, if any.
         self._appending: int | None = None
         # The positions of the last entries this process undid, each with the count of undos
@@ -249,6 +256,7 @@ class MongoJobStore:
             await jobs.create_index([("createdAt", DESCENDING)], name="created_at")
             await jobs.create_index([("handover", ASCENDING), ("_id", ASCENDING)], name="handover")
             await jobs.create_index([("readers", ASCENDING)], name="readers")
+            await jobs.create_index([("settledAt", ASCENDING)], name="settled")
             await self._tokens.create_index(
                 [("username", ASCENDING), ("createdAt", ASCENDING)], name="user"
             )
@@ -345,7 +353,9 @@ class MongoJobStore:
     async def _newest_position(self) -> int:
         async with self._call("latest"):
             newest = await self._log.find_one(projection={"_id": True}, sort=[("_id", DESCENDING)])
-        return 0 if newest is None else int(newest["_id"])
+        # Never below the horizon: a log that retention emptied still ends where it ended, and
+        # no append takes a position that a cursor already named.
+        return max(0 if newest is None else int(newest["_id"]), await self.log_horizon())
 
     async def _append(self, entries: list[Doc], *, undo_if_unanswered: bool = False) -> list[int]:
         """Append entries to the log at the next free positions, in order.
@@ -613,8 +623,8 @@ class MongoJobStore:
             await self._write_job_docs(docs)
             for doc in docs:
                 self._unwritten.pop(doc["_id"], None)
-        for number, (version, status, carried_since) in list(self._behind.items()):
-            await self._apply_to_job(number, version, status, carried_since)
+        for number, (version, status, carried_since, at) in list(self._behind.items()):
+            await self._apply_to_job(number, version, status, at, carried_since)
             self._behind.pop(number, None)
 
     async def commit_update(
@@ -630,17 +640,25 @@ class MongoJobStore:
         # Appended: the update is stored, whatever happens to the job document now.
         carried_since = seq if is_carrier(entry["statusAfter"]) else None
         try:
-            await self._apply_to_job(int(job.id), job.version, status_after, carried_since)
+            await self._apply_to_job(
+                int(job.id), job.version, status_after, timestamp, carried_since
+            )
         except StoreUnavailable:
             log.warning("job %s: its document catches up when MongoDB is back", job.id)
-            self._behind[int(job.id)] = (job.version, status_after, carried_since)
+            self._behind[int(job.id)] = (job.version, status_after, carried_since, timestamp)
         return JobUpdate(seq, job.id, timestamp, request, status_after)
 
     async def _apply_to_job(
-        self, number: int, version: int, status: JobStatus, carried_since: int | None = None
+        self,
+        number: int,
+        version: int,
+        status: JobStatus,
+        at: int,
+        carried_since: int | None = None,
     ) -> None:
-        """Bring the job document from `version` to the next: `status`, and the position of
-        its newest entry carrying the strings when this one does (`storage.carried`)."""
+        """Bring the job document from `version` to the next: `status` (as of `at`), and the
+        position of its newest entry carrying the strings when this one does
+        (`storage.carried`)."""
         async with self._writing([number]), self._call("commit_update"):
             await self._jobs.update_one(
                 {"_id": number, "version": version},
@@ -651,6 +669,7 @@ class MongoJobStore:
                         "providerGeneratedId": status.provider_generated_id,
                         "status": status_to_doc(status),
                         "version": version + 1,
+                        "settledAt": at if status.state.is_final else None,
                         **({} if carried_since is None else {"carriedSince": carried_since}),
                     }
                 },
@@ -668,7 +687,9 @@ class MongoJobStore:
             [_stored_entry(entry)], {job.id: JobBase(entry["_id"], whole(job.status))}, {}
         )
         carried_since = entry["_id"] if is_carrier(entry["statusAfter"]) else None
-        await self._apply_to_job(int(job.id), job.version, update.status_after, carried_since)
+        await self._apply_to_job(
+            int(job.id), job.version, update.status_after, entry["timestamp"], carried_since
+        )
 
     async def update_acl(self, job: Job, acl: Acl) -> bool:
         number = job_number(job.id)
@@ -849,7 +870,12 @@ class MongoJobStore:
         jobs = {str(doc["_id"]): _job_from_doc(doc) for doc in job_docs}
         stored = [_stored_entry(doc) for doc in docs]
         updates = await self._completed(stored, job_docs)
-        return [LogEntry(update, jobs[update.job_id].as_of(update)) for update in updates]
+        # An entry whose job retention removed while this read was on its way is not read.
+        return [
+            LogEntry(update, jobs[update.job_id].as_of(update))
+            for update in updates
+            if update.job_id in jobs
+        ]
 
     async def _completed(
         self, entries: list[StoredEntry], job_docs: list[Doc] | None = None
@@ -916,6 +942,119 @@ class MongoJobStore:
             ):
                 return docs[:index]
         return docs
+
+    # --- retention ----------------------------------------------------------------------------
+    # Order matters without transactions: the horizon rises before anything goes (readers rely
+    # on it); a job's strings move to its first kept entry before the entries before it go; and
+    # a job's idempotency claim and entries go before its document, which they could rewrite.
+
+    async def log_horizon(self) -> int:
+        async with self._call("log_horizon"):
+            doc = await self._meta.find_one({"_id": "log_horizon"})
+        return 0 if doc is None else int(doc["value"])
+
+    async def _raise_horizon(self, position: int) -> None:
+        for _attempt in range(2):
+            try:
+                async with self._call("log_horizon"):
+                    await self._meta.update_one(
+                        {"_id": "log_horizon"}, {"$max": {"value": position}}, upsert=True
+                    )
+                return
+            except DuplicateKeyError:
+                continue  # another gateway's upsert made it first: now it is there
+
+    async def forget_updates(self, before: int, limit: int) -> int:
+        await self._ensure_indexes()
+        async with self._call("retention"):
+            oldest = await self._log.find().sort("_id", ASCENDING).limit(limit).to_list(None)
+        # Tombstones (of lost appends) have no time: they go with what is around them.
+        doomed = list(takewhile(lambda doc: doc.get("timestamp", before - 1) < before, oldest))
+        if not doomed:
+            return 0
+        horizon = int(doomed[-1]["_id"])
+        await self._raise_horizon(horizon)
+        carriers: dict[int, Doc] = {}
+        newest: dict[int, int] = {}
+        for doc in doomed:
+            if doc["job"] > 0:  # not a tombstone
+                newest[doc["job"]] = max(newest.get(doc["job"], 0), doc["version"])
+                if is_carrier(doc["statusAfter"]):
+                    carriers[doc["job"]] = doc["statusAfter"]
+        if carriers:
+            # A job's versions follow each other in the log: its first kept entry is the one
+            # after its newest going one. One query for all (FerretDB scans for each).
+            async with self._call("retention"):
+                first_kept = await self._log.find(
+                    {"$or": [{"job": job, "version": newest[job] + 1} for job in carriers]},
+                    projection={"_id": True, "job": True, "statusAfter": True},
+                ).to_list(None)
+            for doc in first_kept:
+                if is_carrier(doc["statusAfter"]):
+                    continue
+                strings = carrying(doc["statusAfter"], carriers[doc["job"]])
+                # One at a time, each in its job's turn (as `update_acl` writes entries): one
+                # write for all was slower on FerretDB and held every job's turn throughout.
+                async with self._writing([doc["job"]]), self._call("retention"):
+                    await self._log.update_one(
+                        {"_id": doc["_id"]},
+                        {"$set": {f"statusAfter.{key}": strings[key] for key in CARRIED_KEYS}},
+                    )
+        async with self._call("retention"):
+            await self._log.delete_many({"_id": {"$lte": horizon}})
+        return len(doomed)
+
+    async def forget_final_jobs(self, finished_before: int, limit: int) -> int:
+        await self._ensure_indexes()
+        await self._settle_old_final_jobs(limit)
+        async with self._call("retention"):
+            docs = (
+                await self._jobs.find(
+                    {"settledAt": {"$lt": finished_before}}, projection={"_id": True}
+                )
+                .sort("settledAt", ASCENDING)
+                .limit(limit)
+                .to_list(None)
+            )
+        numbers = [doc["_id"] for doc in docs]
+        if not numbers:
+            return 0
+        async with self._call("retention"):
+            newest = await self._log.find_one(
+                {"job": {"$in": numbers}}, projection={"_id": True}, sort=[("_id", DESCENDING)]
+            )
+        if newest is not None:
+            await self._raise_horizon(int(newest["_id"]))
+        async with self._call("retention"):
+            # A key whose jobs are gone is forgotten with them: a retry makes new jobs.
+            await self._submissions.delete_many({"jobs._id": {"$in": numbers}})
+            await self._log.delete_many({"job": {"$in": numbers}})
+            await self._commands.delete_many({"job": {"$in": [str(n) for n in numbers]}})
+        async with self._writing(numbers), self._call("retention"):
+            await self._jobs.delete_many({"_id": {"$in": numbers}})
+        return len(numbers)
+
+    async def _settle_old_final_jobs(self, limit: int) -> None:
+        """Final jobs stored before retention have no `settledAt`: their newest entry's time."""
+        while True:
+            async with self._call("retention"):
+                docs = await self._jobs.find(
+                    {"state": {"$in": FINAL_STATE_VALUES}, "settledAt": {"$exists": False}},
+                    projection={"_id": True, "createdAt": True},
+                ).to_list(limit)
+            if not docs:
+                return
+            for doc in docs:
+                async with self._call("retention"):
+                    newest = await self._log.find_one(
+                        {"job": doc["_id"]}, sort=[("version", DESCENDING)]
+                    )
+                settled = doc["createdAt"] if newest is None else newest["timestamp"]
+                async with self._writing([doc["_id"]]), self._call("retention"):
+                    await self._jobs.update_one(
+                        {"_id": doc["_id"], "settledAt": {"$exists": False}},
+                        {"$set": {"settledAt": settled}},
+                    )
 
     # --- the hand-over outbox -----------------------------------------------------------------
 
@@ -1053,6 +1192,8 @@ def _job_to_doc(job: Job) -> Doc:
         "status": status_to_doc(job.status),
         **_acl_fields(job.acl),
         "unixUser": job.unix_user,
+        # For a final job, when it last changed (retention removes it N days later).
+        "settledAt": None,
     }
 
 

@@ -14,6 +14,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from jobgate.access import Visibility
 from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
-from jobgate.domain.states import ACTIVE_STATES, JobState
+from jobgate.domain.states import ACTIVE_STATES, FINAL_STATES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
@@ -46,6 +47,7 @@ from jobgate.storage.carried import (
     Carried,
     JobBase,
     StoredEntry,
+    carrying,
     completed,
     entry_status_doc,
     is_carrier,
@@ -53,6 +55,7 @@ from jobgate.storage.carried import (
     whole,
 )
 from jobgate.storage.codec import (
+    Doc,
     request_from_doc,
     request_to_doc,
     spec_from_doc,
@@ -91,7 +94,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     spec TEXT NOT NULL,
     status TEXT NOT NULL,
     acl TEXT NOT NULL DEFAULT '[]',
-    unix_user TEXT
+    unix_user TEXT,
+    -- For a final job, when it last changed (retention removes it N days later); else NULL.
+    settled_at INTEGER
 );
 -- A user's personal jobs and each project's, in creation order (see find_jobs).
 CREATE INDEX IF NOT EXISTS jobs_personal_created ON jobs (created_by, project, created_at, num);
@@ -151,7 +156,19 @@ CREATE TABLE IF NOT EXISTS handovers (
     job_num INTEGER PRIMARY KEY REFERENCES jobs (num),
     provider TEXT NOT NULL
 );
+-- Named numbers of the store itself: `log_horizon` (see `JobStore.log_horizon`).
+CREATE TABLE IF NOT EXISTS store_meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
+
+# Indexes on columns that `_migrate` may have to add first.
+MIGRATED_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_settled ON jobs (settled_at) WHERE settled_at IS NOT NULL;
+"""
+
+FINAL_STATE_VALUES = tuple(sorted(state.value for state in FINAL_STATES))
 
 JOB_COLUMNS = (
     "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec,"
@@ -181,6 +198,7 @@ class SqliteJobStore:
             await self._writer.execute("PRAGMA busy_timeout=5000")
             await self._writer.executescript(SCHEMA)
             await self._migrate(self._writer)
+            await self._writer.executescript(MIGRATED_INDEXES)
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             await self._reader.execute("PRAGMA busy_timeout=5000")
         except (sqlite3.OperationalError, OSError) as error:
@@ -211,6 +229,15 @@ class SqliteJobStore:
         if "unix_user" not in columns:
             # Jobs from before Unix accounts ran as their provider's own account.
             await db.execute("ALTER TABLE jobs ADD COLUMN unix_user TEXT")
+        if "settled_at" not in columns:
+            # Final jobs from before retention: settled at their newest update.
+            await db.execute("ALTER TABLE jobs ADD COLUMN settled_at INTEGER")
+            await db.execute(
+                "UPDATE jobs SET settled_at = coalesce((SELECT max(timestamp) FROM job_updates"
+                f" WHERE job_num = jobs.num), created_at)"
+                f" WHERE state IN ({placeholders(len(FINAL_STATE_VALUES))})",
+                FINAL_STATE_VALUES,
+            )
         async with db.execute("PRAGMA table_info(access_tokens)") as cursor:
             if "unix_user" not in {row[1] for row in await cursor.fetchall()}:
                 await db.execute("ALTER TABLE access_tokens ADD COLUMN unix_user TEXT")
@@ -341,12 +368,13 @@ class SqliteJobStore:
         async with self._transaction() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET state = ?, state_rank = ?, provider_generated_id = ?, status = ?,"
-                " version = version + 1 WHERE num = ? AND version = ?",
+                " settled_at = ?, version = version + 1 WHERE num = ? AND version = ?",
                 (
                     status_after.state.value,
                     status_after.state.lifecycle_rank,
                     status_after.provider_generated_id,
                     json.dumps(status_to_doc(status_after)),
+                    timestamp if status_after.state.is_final else None,
                     int(job.id),
                     job.version,
                 ),
@@ -549,8 +577,20 @@ class SqliteJobStore:
         return completed(entries, bases, looked_up)
 
     async def latest_seq(self) -> int:
-        rows = await self._fetch("SELECT coalesce(max(seq), 0) FROM job_updates", [], "latest")
+        # Never below the horizon: a log that retention emptied still ends where it ended.
+        rows = await self._fetch(
+            "SELECT max(coalesce((SELECT max(seq) FROM job_updates), 0),"
+            " coalesce((SELECT value FROM store_meta WHERE name = 'log_horizon'), 0))",
+            [],
+            "latest",
+        )
         return int(rows[0][0])
+
+    async def log_horizon(self) -> int:
+        rows = await self._fetch(
+            "SELECT value FROM store_meta WHERE name = 'log_horizon'", [], "log_horizon"
+        )
+        return int(rows[0][0]) if rows else 0
 
     async def read_log(self, query: LogQuery) -> list[LogEntry]:
         clauses = ["u.seq > ?"]
@@ -599,6 +639,72 @@ class SqliteJobStore:
             await db.execute("DELETE FROM job_readers WHERE job_num = ?", (number,))
             await _add_readers(db, number, acl)
         return True
+
+    # --- retention ----------------------------------------------------------------------------
+    # Each batch is one write transaction, so a writer waits for one batch at most.
+
+    async def forget_updates(self, before: int, limit: int) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "SELECT seq, job_num, timestamp, status_after FROM job_updates"
+                " ORDER BY seq LIMIT ?",
+                (limit,),
+            )
+            doomed = list(takewhile(lambda row: row[2] < before, await cursor.fetchall()))
+            if not doomed:
+                return 0
+            horizon = doomed[-1][0]
+            await _raise_horizon(db, horizon)
+            # The newest carrying entry of each job among those going (`storage.carried`).
+            carriers: dict[int, Doc] = {}
+            for _seq, number, _timestamp, status_after in doomed:
+                doc = json.loads(status_after)
+                if is_carrier(doc):
+                    carriers[number] = doc
+            await db.execute("DELETE FROM job_updates WHERE seq <= ?", (horizon,))
+            if carriers:
+                numbers = list(carriers)
+                cursor = await db.execute(
+                    "SELECT seq, job_num, status_after FROM job_updates WHERE seq IN"
+                    " (SELECT min(seq) FROM job_updates"
+                    f" WHERE job_num IN ({placeholders(len(numbers))}) GROUP BY job_num)",
+                    numbers,
+                )
+                promoted = [
+                    (json.dumps(carrying(json.loads(status), carriers[number])), seq)
+                    for seq, number, status in await cursor.fetchall()
+                ]
+                await db.executemany(
+                    "UPDATE job_updates SET status_after = ? WHERE seq = ?", promoted
+                )
+            return len(doomed)
+
+    async def forget_final_jobs(self, finished_before: int, limit: int) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "SELECT num FROM jobs WHERE settled_at < ? ORDER BY settled_at LIMIT ?",
+                (finished_before, limit),
+            )
+            numbers = [row[0] for row in await cursor.fetchall()]
+            if not numbers:
+                return 0
+            among = f"({placeholders(len(numbers))})"
+            cursor = await db.execute(
+                f"SELECT max(seq) FROM job_updates WHERE job_num IN {among}", numbers
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] is not None:
+                await _raise_horizon(db, row[0])
+            for table in ("job_updates", "job_readers", "handovers", "provider_commands"):
+                await db.execute(f"DELETE FROM {table} WHERE job_num IN {among}", numbers)
+            # A key whose jobs are gone is forgotten with them: a retry makes new jobs.
+            await db.execute(
+                "DELETE FROM submissions WHERE EXISTS (SELECT 1 FROM json_each(job_nums)"
+                f" WHERE json_each.value IN {among})",
+                numbers,
+            )
+            await db.execute(f"DELETE FROM jobs WHERE num IN {among}", numbers)
+            return len(numbers)
 
     # --- personal access tokens --------------------------------------------------------------
 
@@ -758,6 +864,15 @@ def _token_from_row(row: Sequence[Any]) -> AccessTokenRecord:
         expires_at,
         last_used_at,
         unix,
+    )
+
+
+async def _raise_horizon(db: aiosqlite.Connection, position: int) -> None:
+    """Before removing entries up to `position` (see `JobStore.log_horizon`)."""
+    await db.execute(
+        "INSERT INTO store_meta (name, value) VALUES ('log_horizon', ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+        (position,),
     )
 
 
