@@ -266,11 +266,13 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     catalog = build_catalog(settings)
     authenticator = build_authenticator(settings)
     bus = JobEventBus(settings.bus.url)
+    metrics = Metrics(store.round_trips, bus.round_trips)
     feed = UpdateFeed(
         store,
         bus,
         poll_interval=settings.feed.poll_interval_seconds,
         max_queued=settings.feed.max_queued_events,
+        metrics=metrics,
     )
     logs = JobLogHub(
         tail_lines=settings.logs.tail_lines,
@@ -284,7 +286,6 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms))
     )
     limits = settings.limits
-    metrics = Metrics(store.round_trips)
     jobs = JobService(
         store,
         catalog,

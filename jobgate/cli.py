@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("backup", "restore"):
         return _backup_or_restore(args)
     if args.command == "agent":
-        _configure_logging(args.log_level)
         return _agent(args)
     return _serve(args)
 
@@ -128,13 +127,15 @@ def _backup_or_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging(level: str, settings: Settings | None = None) -> None:
+def _configure_logging(
+    level: str, settings: Settings | None = None, *, json_lines: bool = False
+) -> None:
     from jobgate.logs_setup import configure_logging
 
     # uvicorn's TRACE is below DEBUG; everything else is a standard level name.
     number = 5 if level == "trace" else logging.getLevelName(level.upper())
     if settings is None:
-        configure_logging(number)
+        configure_logging(number, json_lines=json_lines)
     else:
         configure_logging(
             number,
@@ -258,6 +259,7 @@ def _agent(args: argparse.Namespace) -> int:
         return _fail("jobgate agent", "--gateway is the gateway's http(s)://.../graphql URL")
     try:
         settings = load_agent_settings(args.config)
+        _configure_logging(args.log_level, json_lines=settings.logging.format == "json")
         return asyncio.run(_run_agent(Agent(settings, args.gateway, args.token)))
     except ConfigError as error:
         return _fail("jobgate agent", error.message)

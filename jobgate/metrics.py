@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from graphql import DocumentNode, FieldNode, OperationType, get_operation_ast
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from jobgate.storage.base import RoundTrips
@@ -47,7 +47,9 @@ class Metrics:
     providers hold are set when scraped (`jobgate.server.metrics_endpoint`); the store's round
     trips are read from its own count (`RoundTrips`)."""
 
-    def __init__(self, round_trips: RoundTrips | None = None) -> None:
+    def __init__(
+        self, round_trips: RoundTrips | None = None, bus_round_trips: RoundTrips | None = None
+    ) -> None:
         round_trips = round_trips or RoundTrips()
         registry = self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -100,6 +102,13 @@ class Metrics:
             ["provider", "command", "outcome"],
             registry=registry,
         )
+        self.slurm_commands = Histogram(
+            "jobgate_slurm_command_seconds",
+            "Time Slurm's commands took, by provider, command and outcome (ok or the code)",
+            ["provider", "command", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.providers_online = Gauge(
             "jobgate_provider_online",
             "Whether each provider can take commands now (a remote one: its agent is connected)",
@@ -118,7 +127,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        registry.register(RoundTripCollector(round_trips))
+        self.feed_lag = Histogram(
+            "jobgate_feed_lag_seconds",
+            "From an update's commit to the update feed reading it (then it goes to watchers)",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.feed_catch_ups = Counter(
+            "jobgate_feed_catch_ups",
+            "Watchers that fell too far behind the feed and caught up from the store",
+            registry=registry,
+        )
+        registry.register(RoundTripCollector("store", round_trips))
+        registry.register(RoundTripCollector("bus", bus_round_trips or RoundTrips()))
 
     @contextmanager
     def timed(self, histogram: Histogram, *labels: str) -> Iterator[None]:
@@ -131,17 +152,35 @@ class Metrics:
 
 
 class RoundTripCollector(Collector):
-    """`jobgate_store_round_trips_total` by kind of call, read when scraped."""
+    """`jobgate_<of>_round_trips_total`, `..._round_trip_seconds` (a summary: sum and count)
+    and `..._errors_total`, by kind of call, read from `RoundTrips` when scraped."""
 
-    def __init__(self, round_trips: RoundTrips) -> None:
+    def __init__(self, of: str, round_trips: RoundTrips) -> None:
+        self.of = of
         self.round_trips = round_trips
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "jobgate_store_round_trips",
-            "Round trips to the store, by kind of call",
+    def collect(self) -> Iterator[CounterMetricFamily | SummaryMetricFamily]:
+        of, trips = self.of, self.round_trips
+        calls = CounterMetricFamily(
+            f"jobgate_{of}_round_trips",
+            f"Round trips to the {of}, by kind of call",
             labels=["kind"],
         )
-        for kind, count in sorted(self.round_trips.by_kind.items()):
-            family.add_metric([kind], count)
-        yield family
+        seconds = SummaryMetricFamily(
+            f"jobgate_{of}_round_trip_seconds",
+            f"Time round trips to the {of} took, by kind of call",
+            labels=["kind"],
+        )
+        errors = CounterMetricFamily(
+            f"jobgate_{of}_errors",
+            f"Round trips to the {of} that failed for want of it (unavailable, timed out)",
+            labels=["kind"],
+        )
+        for kind, count in sorted(trips.by_kind.items()):
+            calls.add_metric([kind], count)
+            if kind in trips.seconds_by_kind:
+                seconds.add_metric([kind], count, trips.seconds_by_kind[kind])
+            errors.add_metric([kind], trips.errors_by_kind.get(kind, 0))
+        yield calls
+        yield seconds
+        yield errors

@@ -119,12 +119,17 @@ class ServerSettings(_Strict):
     )
 
 
-class LoggingSettings(_Strict):
-    """How jobgate logs (README: "Logs and audit")."""
+class LogFormatSettings(_Strict):
+    """How a jobgate process writes its log lines (the gateway's and the agent's)."""
 
     format: Literal["text", "json"] = Field(
         default="text", description="'json': one JSON object per line, for log collectors"
     )
+
+
+class LoggingSettings(LogFormatSettings):
+    """How jobgate logs (README: "Logs and audit")."""
+
     audit_file: AbsolutePath | None = Field(
         default=None,
         description="The audit log's own file (JSON lines); default: along with the rest",

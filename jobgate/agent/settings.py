@@ -20,7 +20,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from jobgate.errors import ConfigError
-from jobgate.settings import AbsolutePath, LocalAdapterOptions, SlurmAdapterOptions, describe
+from jobgate.settings import (
+    AbsolutePath,
+    LocalAdapterOptions,
+    LogFormatSettings,
+    SlurmAdapterOptions,
+    describe,
+)
 
 
 class _Strict(BaseModel):
@@ -45,6 +51,7 @@ class AgentSettings(_Strict):
     adapter: AdapterSettings
     workdir: AbsolutePath | None = None
     reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    logging: LogFormatSettings = LogFormatSettings()
     # The file these were read from: jobs must never see it (it holds the agent's token).
     _source_file: Path | None = PrivateAttr(default=None)
 

@@ -16,6 +16,7 @@ from broadcaster import Broadcast
 from broadcaster._base import Unsubscribed
 
 from jobgate.events.redis_backend import ResilientRedisBackend
+from jobgate.storage.base import RoundTrips
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class JobEventBus:
             self._broadcast = Broadcast(backend=self._redis)
         else:
             self._broadcast = Broadcast(url)
+        # Publishes and pings, timed, with their failures (the metrics' `jobgate_bus_*`).
+        self.round_trips = RoundTrips()
         self._ringer: asyncio.Task[None] | None = None
         self._ring_again = False
         self._failing = False
@@ -46,7 +49,8 @@ class JobEventBus:
         """Raises `BusUnavailable` when the bus (Redis) does not answer; in one process the
         bus is memory, always there."""
         if self._redis is not None:
-            await self._redis.ping()
+            with self.round_trips.measure("ping", Exception):
+                await self._redis.ping()
 
     async def disconnect(self) -> None:
         if self._ringer is not None:
@@ -70,8 +74,9 @@ class JobEventBus:
         while True:
             self._ring_again = False
             try:
-                async with asyncio.timeout(PUBLISH_TIMEOUT):
-                    await self._broadcast.publish(channel=CHANNEL, message="grew")
+                with self.round_trips.measure("publish", Exception):
+                    async with asyncio.timeout(PUBLISH_TIMEOUT):
+                        await self._broadcast.publish(channel=CHANNEL, message="grew")
             except Exception as error:  # a broken bus must not fail writes that committed
                 if not self._failing:
                     log.warning(

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 from jobgate.errors import StoreUnavailable
 from jobgate.events.bus import JobEventBus
+from jobgate.metrics import Metrics
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,10 @@ class UpdateFeed:
         poll_interval: float = 1.0,
         batch_size: int = 500,
         max_queued: int = 1000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.bus = bus
         self.position = 0
         self.poll_interval = poll_interval
@@ -204,7 +208,9 @@ class UpdateFeed:
                 LogQuery(after=self.position, limit=self.batch_size)
             )
             # `offer` never awaits, so no subscription comes or goes during this loop.
+            now_ms = time.time() * 1000
             for entry in entries:
+                self.metrics.feed_lag.observe(max(0.0, now_ms - entry.update.timestamp) / 1000)
                 for subscription in self._subscriptions:
                     subscription.offer(entry)
                 self.position = entry.update.seq

@@ -17,6 +17,15 @@ ReportUpdates = Callable[[Sequence[UpdateRequest]], Awaitable[None]]
 ListJobs = Callable[[], Awaitable[list[Job]]]
 
 
+# A back end's command (its name, e.g. "sbatch"), its outcome ("ok" or an error code) and the
+# seconds it took: the gateway's metrics take them (`jobgate_slurm_command_seconds`).
+CommandObserver = Callable[[str, str, float], None]
+
+
+def ignore_command(_command: str, _outcome: str, _seconds: float) -> None:
+    """The observer of adapters whose host keeps no metrics (an agent)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderContext:
     """The gateway's side of an adapter: where to report updates and what it may read."""
@@ -26,6 +35,7 @@ class ProviderContext:
     catalog: Catalog
     data_dir: Path
     logs: JobLogHub
+    observe_command: CommandObserver = ignore_command
 
 
 class ProviderAdapter(Protocol):

@@ -774,12 +774,16 @@ class JobService:
         async def active_jobs() -> list[Job]:
             return await self.active_jobs_of(provider_id)
 
+        def observe_command(command: str, outcome: str, seconds: float) -> None:
+            self.metrics.slurm_commands.labels(provider_id, command, outcome).observe(seconds)
+
         return ProviderContext(
             report=report,
             active_jobs=active_jobs,
             catalog=self.catalog,
             data_dir=data_dir,
             logs=logs,
+            observe_command=observe_command,
         )
 
     def _ring(self) -> None:

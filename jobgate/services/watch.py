@@ -91,6 +91,7 @@ class JobWatcher:
                 if subscription.lagging:
                     # Fell behind: forget the queue and read what was missed from the store.
                     # Entries the feed offers from now on come after `target`: no gap.
+                    self.feed.metrics.feed_catch_ups.inc()
                     target = self.feed.position
                     subscription.drain()
                     subscription.lagging = False

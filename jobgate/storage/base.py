@@ -11,8 +11,9 @@ store leaves the position of an append it undid.)
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +23,7 @@ from jobgate.domain.commands import NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobSpecification, JobStatus, JobUpdate, UpdateRequest
 from jobgate.domain.states import JobState
 from jobgate.domain.values import ResourceOwner
+from jobgate.errors import StoreUnavailable
 from jobgate.storage.tokens import AccessTokenStore
 
 
@@ -125,14 +127,33 @@ class LogQuery:
 
 @dataclass(slots=True)
 class RoundTrips:
-    """Counts database round trips, so tests can prove a query is not N+1."""
+    """Counts and times round trips (to the store, or the event bus) by kind: tests prove with
+    the counts that a query is not N+1; the metrics export all three (`jobgate.metrics`)."""
 
     count: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    seconds_by_kind: dict[str, float] = field(default_factory=dict)
+    # Calls that failed for want of the server (unavailable, timed out).
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
 
     def add(self, kind: str) -> None:
         self.count += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+    @contextmanager
+    def measure(self, kind: str, failure: type[Exception] = StoreUnavailable) -> Iterator[None]:
+        """Count one round trip of `kind` and time it; a `failure` out of it counts as one
+        (not what the caller's own code raises inside, such as a reused idempotency key)."""
+        self.add(kind)
+        started = time.perf_counter()
+        try:
+            yield
+        except failure:
+            self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds_by_kind[kind] = self.seconds_by_kind.get(kind, 0.0) + elapsed
 
 
 def sort_key(job: Job, order: OrderField) -> int | str:

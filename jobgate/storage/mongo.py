@@ -313,18 +313,19 @@ class MongoJobStore:
 
     @asynccontextmanager
     async def _call(self, kind: str) -> AsyncIterator[None]:
-        """Count one round trip and translate connection failures into `StoreUnavailable`."""
-        self.round_trips.add(kind)
-        try:
-            yield
-        except PyMongoError as error:
-            # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class.
-            if not (
-                isinstance(error, ConnectionFailure) or error.timeout or _did_not_answer(error)
-            ):
-                raise
-            log.warning("MongoDB is unavailable: %s", error)
-            raise StoreUnavailable("the job store (MongoDB) is unavailable") from error
+        """Count and time one round trip and translate connection failures into
+        `StoreUnavailable`."""
+        with self.round_trips.measure(kind):
+            try:
+                yield
+            except PyMongoError as error:
+                # A request's deadline (`deadline`) that ran out is `timeout`, whatever its class.
+                if not (
+                    isinstance(error, ConnectionFailure) or error.timeout or _did_not_answer(error)
+                ):
+                    raise
+                log.warning("MongoDB is unavailable: %s", error)
+                raise StoreUnavailable("the job store (MongoDB) is unavailable") from error
 
     # --- numbers and positions ------------------------------------------------------------------
 

@@ -266,19 +266,18 @@ class SqliteJobStore:
             raise StoreUnavailable("the SQLite store is not open")
         async with self._write_lock:
             db = self._writer
-            try:
-                await db.execute("BEGIN IMMEDIATE")
+            with self.round_trips.measure("write"):
                 try:
-                    yield db
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-                await db.execute("COMMIT")
-            except sqlite3.OperationalError as error:
-                log.warning("SQLite write failed: %s", error)
-                raise StoreUnavailable(f"the SQLite store failed to write: {error}") from error
-            finally:
-                self.round_trips.add("write")
+                    await db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                    except BaseException:
+                        await db.execute("ROLLBACK")
+                        raise
+                    await db.execute("COMMIT")
+                except sqlite3.OperationalError as error:
+                    log.warning("SQLite write failed: %s", error)
+                    raise StoreUnavailable(f"the SQLite store failed to write: {error}") from error
 
     async def create_jobs(self, submission: NewSubmission) -> CreatedJobs:
         claimant = owner_key(submission.owner)
@@ -405,15 +404,15 @@ class SqliteJobStore:
     async def _fetch(self, sql: str, params: Sequence[object], kind: str) -> list[Any]:
         if self._reader is None:
             raise StoreUnavailable("the SQLite store is not open")
-        self.round_trips.add(kind)
-        try:
-            # One call on the reader's thread, so no other read's statement runs in between:
-            # overlapping statements on one connection share one read snapshot, which then
-            # never ends under steady reads, and a read would miss writes that had returned.
-            return list(await self._reader.execute_fetchall(sql, tuple(params)))
-        except sqlite3.OperationalError as error:
-            log.warning("SQLite read failed: %s", error)
-            raise StoreUnavailable(f"the SQLite store failed to read: {error}") from error
+        with self.round_trips.measure(kind):
+            try:
+                # One call on the reader's thread, so no other read's statement runs in between:
+                # overlapping statements on one connection share one read snapshot, which then
+                # never ends under steady reads, and a read would miss writes that had returned.
+                return list(await self._reader.execute_fetchall(sql, tuple(params)))
+            except sqlite3.OperationalError as error:
+                log.warning("SQLite read failed: %s", error)
+                raise StoreUnavailable(f"the SQLite store failed to read: {error}") from error
 
     async def earlier_submission(self, submission: NewSubmission) -> CreatedJobs | None:
         if submission.idempotency_key is None:

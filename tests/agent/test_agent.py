@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,3 +265,19 @@ async def test_a_slurm_agent_runs_a_job_as_the_account_the_gateway_picked(
     output = shared_folder / "agent-work" / "slurm" / job_id / "stdout-0.log"
     assert output.read_text() == "jgt-alice\n"
     assert output.stat().st_uid == unix_accounts["jgt-alice"].uid
+
+
+async def test_an_agent_logs_json_lines_when_asked(serve: ServeProcess, tmp_path: Path) -> None:
+    """`[logging] format = "json"` in agent.toml: every line it writes is one JSON object."""
+    config = write_agent_config(tmp_path, "local")
+    config.write_text(config.read_text() + '\n[logging]\nformat = "json"\n')
+    alice = serve.start()
+    agent = AgentProcess(config, serve.url).start()
+    try:
+        await wait_online(alice, True)
+    finally:
+        agent.stop()
+    records = [json.loads(line) for line in agent.output().splitlines() if line.strip()]
+    started = [r for r in records if r["message"].startswith("agent of provider edge started")]
+    assert started, records
+    assert {"time", "level", "logger"} <= started[0].keys()

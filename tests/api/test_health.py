@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from tests.api.scraping import samples, value
 from tests.gateway import Gateway, gateway_settings, http_client, running_gateway
 from tests.servers import FerretDB, RedisServer
 
@@ -68,6 +69,8 @@ async def test_readiness_follows_the_database_as_it_stops_and_comes_back(tmp_pat
             database.kill()
             await eventually(store_down)
             assert (await probe(gateway, "/livez"))[0] == 200  # alive all the while
+            # The metrics count the store's failed round trips (readiness's pings, here).
+            assert value(await samples(gateway), "jobgate_store_errors_total", kind="ping") > 0
             database = FerretDB(tmp_path / "ferretdb", port=database.port).start()
             await eventually(ready)
     finally:
@@ -92,6 +95,7 @@ async def test_readiness_follows_the_bus_as_it_stops_and_comes_back(tmp_path: Pa
             await eventually(ready)
             redis.kill()
             await eventually(bus_down)
+            assert value(await samples(gateway), "jobgate_bus_errors_total", kind="ping") > 0
             redis = RedisServer(port=redis.port).start()
             await eventually(ready)
     finally:

@@ -11,11 +11,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.documents import job_spec, submit, wait_for_state
+from tests.api.scraping import samples, scrape, value
 from tests.gateway import ALICE, Gateway, gateway_settings, http_client, running_gateway, subscribe
 from tests.servers import PrometheusServer
 
@@ -24,28 +23,6 @@ OPERATOR_TOKEN = "operator-secret"
 FEED = "subscription { jobUpdates { cursor jobId } }"
 # More aliases than `limits.max_aliases` (50) allows: refused before it runs.
 TOO_MANY_ALIASES = "{ " + " ".join(f"a{n}: jobs {{ nodes {{ id }} }}" for n in range(60)) + " }"
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(gateway: Gateway, token: str | None = None) -> httpx.Response:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    async with http_client() as client:
-        return await client.get(f"http://127.0.0.1:{gateway.port}/metrics", headers=headers)
-
-
-async def samples(gateway: Gateway) -> Samples:
-    response = await scrape(gateway)
-    assert response.status_code == 200
-    found: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return found
-
-
-def value(found: Samples, name: str, **labels: str) -> float:
-    return found.get((name, frozenset(labels.items())), 0.0)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
@@ -85,6 +62,15 @@ async def test_a_job_and_a_refusal_show_in_the_metrics(sqlite_gateway: Gateway) 
     assert value(found, "jobgate_store_round_trips_total", kind="write") > 0
     count = value(found, "jobgate_graphql_request_seconds_count", operation="submitJobs")
     assert count == 1
+    # The store's and the bus's round trips are timed; none failed.
+    writes = value(found, "jobgate_store_round_trip_seconds_count", kind="write")
+    assert writes == value(found, "jobgate_store_round_trips_total", kind="write")
+    assert value(found, "jobgate_store_round_trip_seconds_sum", kind="write") > 0
+    assert value(found, "jobgate_store_errors_total", kind="write") == 0
+    assert value(found, "jobgate_bus_round_trips_total", kind="publish") > 0
+    assert value(found, "jobgate_bus_round_trip_seconds_sum", kind="publish") > 0
+    # The feed read every update of the job (and took its time doing it).
+    assert value(found, "jobgate_feed_lag_seconds_count") >= len(job["updates"])
 
 
 async def test_open_connections_and_subscriptions_are_gauges(sqlite_gateway: Gateway) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from jobgate.cursors import encode_position
 from tests.api.documents import CANCEL, WATCH, job_spec, latest_cursor, submit, wait_for_state
+from tests.api.scraping import samples, value
 from tests.factories import submission
 from tests.gateway import (
     ALICE,
@@ -167,6 +168,7 @@ async def test_a_watcher_that_falls_behind_catches_up_from_the_store(
     assert len(set(cursors)) == 24
     assert {e["jobUpdates"]["jobId"] for e in events} == set(ids)
     await alice.execute(CANCEL, {"ids": ids})
+    assert value(await samples(sqlite_gateway), "jobgate_feed_catch_ups_total") >= 1
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])

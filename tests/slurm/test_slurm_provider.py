@@ -18,6 +18,7 @@ from tests.api.documents import (
     submit,
     wait_for_state,
 )
+from tests.api.scraping import samples, value
 from tests.api.test_logs import LOGS, lines
 from tests.gateway import ALICE, Gateway, gateway_settings, running_gateway, subscribe
 from tests.servers import SlurmCluster
@@ -67,6 +68,22 @@ async def test_a_job_runs_as_a_batch_job_with_its_arguments_quoted(
     assert details["WorkDir"] == str(folder)
     assert details["Partition"] == "debug"
     assert details["Comment"] == f"jobgate:hpc:{job_id}"
+    # Slurm's commands are timed in the metrics, by command and outcome.
+    found = await samples(hpc)
+    timed = value(
+        found, "jobgate_slurm_command_seconds_count", provider="hpc", command="sbatch", outcome="ok"
+    )
+    assert timed == 1
+    assert (
+        value(
+            found,
+            "jobgate_slurm_command_seconds_count",
+            provider="hpc",
+            command="squeue",
+            outcome="ok",
+        )
+        > 0
+    )
 
 
 async def test_replicas_become_tasks_with_one_output_file_each(

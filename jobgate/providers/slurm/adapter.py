@@ -15,9 +15,11 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from jobgate.domain.catalog import Product, render_command
 from jobgate.domain.job import Job, UpdateRequest
@@ -30,7 +32,7 @@ from jobgate.providers.background import (
     state_change,
     until_available,
 )
-from jobgate.providers.base import ProviderContext
+from jobgate.providers.base import ProviderContext, ignore_command
 from jobgate.providers.output import OutputTail
 from jobgate.providers.slurm import commands
 from jobgate.providers.slurm.commands import JobDetails, SlurmCommandError
@@ -50,6 +52,8 @@ from jobgate.providers.workspace import (
 from jobgate.unix import Account, users_account
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 # How long a submit waits for the adapter to find the jobs of a previous run in Slurm.
 ATTACH_WAIT_SECONDS = 10.0
 
@@ -131,6 +135,19 @@ class SlurmProvider:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    async def _slurm(self, command: str, call: Awaitable[T]) -> T:
+        """Run one of Slurm's commands (`call`), timed for the gateway's metrics."""
+        observe = ignore_command if self._context is None else self._context.observe_command
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await call
+        except JobgateError as error:
+            outcome = error.code
+            raise
+        finally:
+            observe(command, outcome, time.perf_counter() - started)
+
     async def start(self, context: ProviderContext) -> None:
         self._context = context
         self._workspaces = self._layout.workspaces(context.data_dir)
@@ -195,7 +212,9 @@ class SlurmProvider:
                 uid = None if account is None else account.uid
                 await asyncio.to_thread(self.workspaces.prepare, job.owner, uid)
                 await asyncio.to_thread(_write_script, folder, script, account)
-                slurm_id = await commands.sbatch(folder / "job.sh", job.unix_user)
+                slurm_id = await self._slurm(
+                    "sbatch", commands.sbatch(folder / "job.sh", job.unix_user)
+                )
             except (ProviderError, OSError) as error:
                 reason = error.message if isinstance(error, JobgateError) else str(error)
                 return state_change(job.id, JobState.FAILURE, f"Slurm refused the job: {reason}")
@@ -203,7 +222,7 @@ class SlurmProvider:
         if job.id in self._cancel_when_submitted:
             self._cancel_when_submitted.discard(job.id)
             self._tracked[slurm_id].cancelled = True
-            await commands.scancel([slurm_id], job.unix_user)
+            await self._slurm("scancel", commands.scancel([slurm_id], job.unix_user))
         return UpdateRequest(
             job.id,
             status=f"Submitted to Slurm as job {slurm_id}",
@@ -227,7 +246,7 @@ class SlurmProvider:
                 self._tracked[slurm_id].cancelled = True
             by_account.setdefault(job.unix_user, []).append(slurm_id)
         for account, slurm_ids in by_account.items():
-            await commands.scancel(slurm_ids, account)
+            await self._slurm("scancel", commands.scancel(slurm_ids, account))
         if by_account:
             self._poke.set()
 
@@ -237,7 +256,7 @@ class SlurmProvider:
             # An absolute limit, so a repeated command does not add the time twice.
             target = (job.status.time_allocation or SimpleDuration()) + requested
             minutes = time_limit_minutes(target)
-            await commands.set_time_limit(slurm_id, minutes)
+            await self._slurm("scontrol update", commands.set_time_limit(slurm_id, minutes))
             await self._send(
                 [
                     UpdateRequest(
@@ -249,11 +268,15 @@ class SlurmProvider:
             )
 
     async def suspend(self, jobs: Sequence[Job]) -> None:
-        await commands.suspend([self._require_slurm_id(job) for job in jobs])
+        await self._slurm(
+            "scontrol suspend", commands.suspend([self._require_slurm_id(job) for job in jobs])
+        )
         await self._report_now(jobs, JobState.SUSPENDED, "Suspended by its user", JobState.RUNNING)
 
     async def resume(self, jobs: Sequence[Job]) -> None:
-        await commands.resume([self._require_slurm_id(job) for job in jobs])
+        await self._slurm(
+            "scontrol resume", commands.resume([self._require_slurm_id(job) for job in jobs])
+        )
         await self._report_now(jobs, JobState.RUNNING, "Resumed by its user", JobState.SUSPENDED)
 
     async def _report_now(
@@ -279,13 +302,16 @@ class SlurmProvider:
         """The jobs Slurm no longer knows: not in its queue, not in its completion log."""
         candidates = [job for job in jobs if job.id not in self._submitting]
         with_ids = {job.id: self._slurm_id(job) for job in candidates}
-        known = await commands.squeue([sid for sid in with_ids.values() if sid is not None])
+        known = await self._slurm(
+            "squeue", commands.squeue([sid for sid in with_ids.values() if sid is not None])
+        )
         unknown: list[Job] = []
         for job in candidates:
             slurm_id = with_ids[job.id]
             # Not on its way to Slurm (filtered above) and no Slurm id: Slurm cannot know it.
             if slurm_id is None or (
-                slurm_id not in known and await commands.sacct_completed(slurm_id) is None
+                slurm_id not in known
+                and await self._slurm("sacct", commands.sacct_completed(slurm_id)) is None
             ):
                 unknown.append(job)
         return unknown
@@ -343,7 +369,9 @@ class SlurmProvider:
         """Follow the jobs a previous gateway left; submit those that never reached Slurm."""
         assert self._context is not None
         jobs = await until_available(self._context.active_jobs, self.id, "list its active jobs")
-        queue = await until_available(commands.squeue, self.id, "read Slurm's queue")
+        queue = await until_available(
+            lambda: self._slurm("squeue", commands.squeue()), self.id, "read Slurm's queue"
+        )
         by_comment = {entry.comment: entry.slurm_id for entry in queue.values()}
         unsubmitted: list[Job] = []
         found: list[UpdateRequest] = []
@@ -378,20 +406,20 @@ class SlurmProvider:
         if not self._tracked:
             return
         actions = {slurm_id: tracked.actions for slurm_id, tracked in self._tracked.items()}
-        queue = await commands.squeue(list(self._tracked))
+        queue = await self._slurm("squeue", commands.squeue(list(self._tracked)))
         updates: list[UpdateRequest] = []
         for tracked in list(self._tracked.values()):
             if actions.get(tracked.slurm_id, tracked.actions) != tracked.actions:
                 continue  # suspended or resumed meanwhile: the next poll reads it afresh
             entry = queue.get(tracked.slurm_id)
             if entry is None:
-                details = await commands.sacct_completed(tracked.slurm_id)
+                details = await self._slurm("sacct", commands.sacct_completed(tracked.slurm_id))
                 if details is None:
                     continue  # unknown to Slurm now; reconciliation decides
             elif translate(entry.state, entry.reason).state.is_final:
-                details = await commands.show_job(tracked.slurm_id) or JobDetails(
-                    entry.state, entry.reason, None
-                )
+                details = await self._slurm(
+                    "scontrol show", commands.show_job(tracked.slurm_id)
+                ) or JobDetails(entry.state, entry.reason, None)
             else:
                 details = JobDetails(entry.state, entry.reason, None)
             translation = translate(details.state, details.reason, details.exit_code)
