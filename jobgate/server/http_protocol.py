@@ -65,6 +65,8 @@ class BoundedH11Protocol(H11Protocol):
     max_connections: int = 10_000
 
     _head_timer: asyncio.TimerHandle | None = None
+    # Set once the connection became a WebSocket: no request head is ever due again.
+    _upgraded = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,6 +78,8 @@ class BoundedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._upgraded:
+            return
         if self._head_complete():
             self._disarm_head_timer()
         elif self._head_timer is None and not self.transport.is_closing():
@@ -88,6 +92,9 @@ class BoundedH11Protocol(H11Protocol):
         self._disarm_head_timer()
 
     def handle_websocket_upgrade(self, event: Any) -> None:
+        # The upgrade request is read inside `data_received`, which must not arm the timer
+        # again on its way out: the timer would close the WebSocket one timeout later.
+        self._upgraded = True
         self._disarm_head_timer()
         super().handle_websocket_upgrade(event)
 
@@ -110,6 +117,8 @@ class BoundedH11Protocol(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
+        if self._upgraded:
+            return
         if not self._head_complete() and not self.transport.is_closing():
             self.transport.close()
 
