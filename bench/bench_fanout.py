@@ -10,6 +10,7 @@ graphql-transport-ws subscriptions to `jobUpdates` (every job the user may read)
 - end to end: with one subscriber, `reportJobUpdates` to the event's arrival, p50 and p99.
 
     .venv/bin/python -m bench.bench_fanout [--subscribers 1000 10000] [--distinct-callers]
+    .venv/bin/python -m bench.bench_fanout --metrics-cost --subscribers 2000 --rounds 15
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import statistics
 import subprocess
 import tempfile
 import time
@@ -29,6 +31,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.lifted_limits import LIFTED_LIMITS_TOML
+from bench.proc import cpu_seconds
 from tests.processes import JOBGATE
 from tests.servers import free_port, wait_for_port
 
@@ -213,6 +216,64 @@ async def run(counts: list[int], rounds: int, distinct_callers: bool, query: str
                 await asyncio.gather(*(s.close() for s in sockets))
 
 
+async def metrics_cost(count: int, rounds: int) -> None:
+    """Fan-out with metrics on and off (`operations.metrics`), in one run: two gateways up at
+    once, `count` subscribers each, one update to each in turns; the server's CPU per broadcast
+    (mean) and the delivery p50 (median), and their ratios."""
+    off = CONFIG + "\n[operations]\nmetrics = false\n"
+    with (
+        gateway_process(CONFIG) as (on_port, on_server),
+        gateway_process(off) as (
+            off_port,
+            off_server,
+        ),
+    ):
+        modes = {"on": (on_port, on_server), "off": (off_port, off_server)}
+        sockets: dict[str, list[ClientConnection]] = {}
+        jobs: dict[str, str] = {}
+        async with httpx.AsyncClient(timeout=120) as http:
+            for mode, (port, _server) in modes.items():
+                url = f"http://127.0.0.1:{port}/graphql"
+                created = await http.post(
+                    url, json={"query": SUBMIT}, headers={"Authorization": f"Bearer {TOKEN}"}
+                )
+                jobs[mode] = created.json()["data"]["submitJobs"]["jobs"][0]["id"]
+                ws_url = f"ws://127.0.0.1:{port}/graphql"
+                sockets[mode] = []
+                for start in range(0, count, 200):
+                    sockets[mode] += await asyncio.gather(
+                        *(open_subscription(ws_url) for _ in range(min(200, count - start)))
+                    )
+            await asyncio.sleep(2)
+            gc.collect()
+            gc.freeze()
+            cpu: dict[str, list[float]] = {mode: [] for mode in modes}
+            p50: dict[str, list[float]] = {mode: [] for mode in modes}
+            for n in range(rounds):
+                for mode, (port, server) in modes.items():
+                    waiting = [asyncio.create_task(next_event(s)) for s in sockets[mode]]
+                    before = cpu_seconds(server.pid)
+                    started = time.perf_counter()
+                    await report(http, f"http://127.0.0.1:{port}/graphql", jobs[mode], n)
+                    arrived = await asyncio.gather(*waiting)
+                    await asyncio.sleep(0.3)  # the server's own after-work, into its CPU
+                    cpu[mode].append(cpu_seconds(server.pid) - before)
+                    p50[mode].append(percentile([t - started for t in arrived], 0.5))
+            for mode in modes:
+                await asyncio.gather(*(s.close() for s in sockets[mode]))
+    # Totals: /proc counts CPU in ticks of 10 ms, as coarse as one broadcast's whole cost.
+    on_cpu, off_cpu = sum(cpu["on"]) / rounds, sum(cpu["off"]) / rounds
+    on_p50, off_p50 = statistics.median(p50["on"]), statistics.median(p50["off"])
+    print(f"fan-out to {count} subscribers, metrics on and off ({rounds} updates each)")
+    print(
+        f"  server CPU per broadcast (mean)  on {on_cpu * 1000:7.1f} ms   off {off_cpu * 1000:7.1f} ms"
+    )
+    print(f"  delivery p50 (median)     on {on_p50 * 1000:7.1f} ms   off {off_p50 * 1000:7.1f} ms")
+    print(
+        f"  ratio on / off: CPU {on_cpu / off_cpu:.3f}, p50 {on_p50 / off_p50:.3f}  (target: < 1.03)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000])
@@ -228,7 +289,15 @@ def main() -> None:
         help="the document every subscriber sends, e.g. one selecting `job { permissions "
         "{ myself } }`, which is rendered once per caller",
     )
+    parser.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="instead: fan-out with metrics on and off, as ratios (at the first --subscribers)",
+    )
     args = parser.parse_args()
+    if args.metrics_cost:
+        asyncio.run(metrics_cost(args.subscribers[0], max(args.rounds, 9)))
+        return
     asyncio.run(run(args.subscribers, args.rounds, args.distinct_callers, args.subscription))
 
 

@@ -162,8 +162,7 @@ class MeasureOperations(SchemaExtension):
         # The result carries the errors found before execution too (the same objects).
         errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
         outcome = (code_of(errors[0]) or INTERNAL) if errors else "ok"
-        metrics.requests.labels(operation, outcome).inc()
-        metrics.request_seconds.labels(operation).observe(time.perf_counter() - start)
+        metrics.count_request(operation, outcome, time.perf_counter() - start)
         for error in errors:
             limit = (error.extensions or {}).get("limit")
             if isinstance(limit, str):
