@@ -24,6 +24,7 @@ from jobgate.domain.job import Job, JobSpecification, JobStatus, JobUpdate, Upda
 from jobgate.domain.states import JobState
 from jobgate.domain.values import ResourceOwner
 from jobgate.errors import StoreUnavailable
+from jobgate.storage.sessions import SessionStore
 from jobgate.storage.tokens import AccessTokenStore
 
 
@@ -189,7 +190,7 @@ class ActiveUsage:
     replicas: int
 
 
-class JobStore(AccessTokenStore, Protocol):
+class JobStore(AccessTokenStore, SessionStore, Protocol):
     """Durable jobs and their ordered update log. Raises `StoreUnavailable` when unreachable."""
 
     round_trips: RoundTrips

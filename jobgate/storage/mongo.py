@@ -90,6 +90,7 @@ from jobgate.storage.codec import (
     status_from_doc,
     status_to_doc,
 )
+from jobgate.storage.sessions import SessionRecord, SessionType
 from jobgate.storage.sql_query import ids_to_numbers
 from jobgate.storage.tokens import AccessTokenRecord
 
@@ -146,6 +147,7 @@ class MongoJobStore:
         self._commands: AsyncCollection[Doc] = self._db["provider_commands"]
         self._command_blocks: AsyncCollection[Doc] = self._db["command_number_blocks"]
         self._tokens: AsyncCollection[Doc] = self._db["access_tokens"]
+        self._sessions: AsyncCollection[Doc] = self._db["sessions"]
         # Named numbers of the store itself: `log_horizon` (see `JobStore.log_horizon`).
         self._meta: AsyncCollection[Doc] = self._db["store_meta"]
         self._command_numbers: list[int] = []
@@ -266,6 +268,7 @@ class MongoJobStore:
             await self._commands.create_index(
                 [("provider", ASCENDING), ("_id", ASCENDING)], name="provider"
             )
+            await self._sessions.create_index([("job", ASCENDING)], name="job")
             await self._give_old_jobs_acls()
             await self._submissions.create_index(
                 [("owner", ASCENDING), ("key", ASCENDING)], name="idempotency_key", unique=True
@@ -744,6 +747,28 @@ class MongoJobStore:
         async with self._call("access_tokens"):
             await self._tokens.update_one({"_id": token_id}, {"$set": {"lastUsedAt": at}})
 
+    # --- interactive sessions ------------------------------------------------------------------
+
+    async def add_sessions(self, records: Sequence[SessionRecord]) -> None:
+        if not records:
+            return
+        await self._ensure_indexes()
+        async with self._call("sessions"):
+            await self._sessions.insert_many([_session_to_doc(r) for r in records])
+
+    async def session(self, session_id: str) -> SessionRecord | None:
+        async with self._call("session"):
+            doc = await self._sessions.find_one({"_id": session_id})
+        return None if doc is None else _session_from_doc(doc)
+
+    async def forget_sessions(self, job_ids: Sequence[str]) -> int:
+        numbers = ids_to_numbers(job_ids)
+        if not numbers:
+            return 0
+        async with self._call("sessions"):
+            result = await self._sessions.delete_many({"job": {"$in": numbers}})
+        return result.deleted_count
+
     # --- reading ------------------------------------------------------------------------------
 
     async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
@@ -1031,6 +1056,7 @@ class MongoJobStore:
             await self._submissions.delete_many({"jobs._id": {"$in": numbers}})
             await self._log.delete_many({"job": {"$in": numbers}})
             await self._commands.delete_many({"job": {"$in": [str(n) for n in numbers]}})
+            await self._sessions.delete_many({"job": {"$in": numbers}})
         async with self._writing(numbers), self._call("retention"):
             await self._jobs.delete_many({"_id": {"$in": numbers}})
         return len(numbers)
@@ -1312,6 +1338,32 @@ def _page_query(order: JobOrder, after: PageKey | None) -> Doc:
             {field: after.value, "_id": {op: after.job_number}},
         ]
     }
+
+
+def _session_to_doc(record: SessionRecord) -> Doc:
+    return {
+        "_id": record.id,
+        "secretDigest": record.secret_digest,
+        "job": int(record.job_id),
+        "rank": record.rank,
+        "type": record.type.value,
+        "username": record.username,
+        "createdAt": record.created_at,
+        "openBy": record.open_by,
+    }
+
+
+def _session_from_doc(doc: Doc) -> SessionRecord:
+    return SessionRecord(
+        doc["_id"],
+        doc["secretDigest"],
+        str(doc["job"]),
+        doc["rank"],
+        SessionType(doc["type"]),
+        doc["username"],
+        doc["createdAt"],
+        doc["openBy"],
+    )
 
 
 def _command_to_doc(command: ProviderCommand) -> Doc:

@@ -63,6 +63,7 @@ from jobgate.storage.codec import (
     status_from_doc,
     status_to_doc,
 )
+from jobgate.storage.sessions import SessionRecord, SessionType
 from jobgate.storage.sql_query import (
     filter_sql,
     ids_to_numbers,
@@ -156,6 +157,18 @@ CREATE TABLE IF NOT EXISTS handovers (
     job_num INTEGER PRIMARY KEY REFERENCES jobs (num),
     provider TEXT NOT NULL
 );
+-- Interactive sessions: the digest of each capability, never the capability (`storage.sessions`).
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    secret_digest TEXT NOT NULL,
+    job_num INTEGER NOT NULL,
+    rank INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    username TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    open_by INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_job ON sessions (job_num);
 -- Named numbers of the store itself: `log_horizon` (see `JobStore.log_horizon`).
 CREATE TABLE IF NOT EXISTS store_meta (
     name TEXT PRIMARY KEY,
@@ -694,7 +707,13 @@ class SqliteJobStore:
             row = await cursor.fetchone()
             if row is not None and row[0] is not None:
                 await _raise_horizon(db, row[0])
-            for table in ("job_updates", "job_readers", "handovers", "provider_commands"):
+            for table in (
+                "job_updates",
+                "job_readers",
+                "handovers",
+                "provider_commands",
+                "sessions",
+            ):
                 await db.execute(f"DELETE FROM {table} WHERE job_num IN {among}", numbers)
             # A key whose jobs are gone is forgotten with them: a retry makes new jobs.
             await db.execute(
@@ -704,6 +723,48 @@ class SqliteJobStore:
             )
             await db.execute(f"DELETE FROM jobs WHERE num IN {among}", numbers)
             return len(numbers)
+
+    # --- interactive sessions ------------------------------------------------------------------
+
+    async def add_sessions(self, records: Sequence[SessionRecord]) -> None:
+        async with self._transaction() as db:
+            await db.executemany(
+                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.id,
+                        r.secret_digest,
+                        int(r.job_id),
+                        r.rank,
+                        r.type.value,
+                        r.username,
+                        r.created_at,
+                        r.open_by,
+                    )
+                    for r in records
+                ],
+            )
+
+    async def session(self, session_id: str) -> SessionRecord | None:
+        rows = await self._fetch(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", [session_id], "session"
+        )
+        if not rows:
+            return None
+        sid, digest, job_num, rank, kind, username, created_at, open_by = rows[0]
+        return SessionRecord(
+            sid, digest, str(job_num), rank, SessionType(kind), username, created_at, open_by
+        )
+
+    async def forget_sessions(self, job_ids: Sequence[str]) -> int:
+        numbers = ids_to_numbers(job_ids)
+        if not numbers:
+            return 0
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"DELETE FROM sessions WHERE job_num IN ({placeholders(len(numbers))})", numbers
+            )
+            return cursor.rowcount
 
     # --- personal access tokens --------------------------------------------------------------
 
@@ -845,6 +906,8 @@ class SqliteJobStore:
             )
             return cursor.rowcount
 
+
+SESSION_COLUMNS = "id, secret_digest, job_num, rank, type, username, created_at, open_by"
 
 PAT_COLUMNS = (
     "id, username, name, secret_digest, projects, created_at, expires_at, last_used_at, unix_user"

@@ -1,0 +1,45 @@
+"""The capability of an interactive session: an unguessable secret for one session alone.
+
+A session's URL carries `<id>.<secret>`: the id finds the record, the secret proves the bearer
+was given the URL. Stores keep the secret's SHA-256 only (256 random bits: a fast digest is as
+good as a slow one); the check compares digests in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from jobgate.storage.sessions import SessionRecord, SessionType
+
+# How long a fresh session's URL may wait before its first use (then its cookie carries it).
+OPEN_WITHIN_MS = 5 * 60 * 1000
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_session(
+    job_id: str, rank: int, kind: SessionType, username: str, now: int
+) -> tuple[SessionRecord, str]:
+    """A session record and its capability (`<id>.<secret>`), which only the caller sees."""
+    session_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+    record = SessionRecord(
+        session_id, digest(secret), job_id, rank, kind, username, now, now + OPEN_WITHIN_MS
+    )
+    return record, f"{session_id}.{secret}"
+
+
+def split(capability: str) -> tuple[str, str] | None:
+    """The id and secret of a capability; None for anything that cannot be one."""
+    session_id, dot, secret = capability.partition(".")
+    if not dot or len(session_id) != 16 or not 20 <= len(secret) <= 64:
+        return None
+    return session_id, secret
+
+
+def proves(record: SessionRecord, secret: str) -> bool:
+    """Whether `secret` is this session's."""
+    return hmac.compare_digest(record.secret_digest, digest(secret))
