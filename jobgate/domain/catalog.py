@@ -139,6 +139,10 @@ class ComputeSupport:
     logs: bool = False
     time_extension: bool = False
     suspension: bool = False
+    # Interactive sessions (issue 12; not in the served schema or the settings yet).
+    web: bool = False
+    terminal: bool = False
+    vnc: bool = False
 
 
 @dataclass(frozen=True, slots=True)
