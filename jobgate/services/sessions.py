@@ -58,9 +58,9 @@ class SessionOutcome:
 
 
 def session_path(job_id: str, rank: int, kind: SessionType) -> str:
-    """Where a session of this kind of this replica is served on the gateway."""
-    base = PREFIX.format(job=job_id, rank=rank)
-    return base if kind is SessionType.WEB else f"{base}{kind.value.lower()}/"
+    """Where a session of this kind of this replica is served on the gateway: a folder of its
+    own per kind, so a web app's own paths never meet the terminal's or the desktop's."""
+    return f"{PREFIX.format(job=job_id, rank=rank)}{kind.value.lower()}/"
 
 
 def supports(support: ComputeSupport, kind: SessionType) -> bool:

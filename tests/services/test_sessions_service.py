@@ -51,7 +51,7 @@ async def test_a_running_jobs_owner_gets_a_capability_url_for_each_session(h: Ha
 
     assert outcome.problems == []
     web, terminal = outcome.sessions
-    assert web.url.startswith(f"/interactive/{job.id}/0/?jobgate-session=")
+    assert web.url.startswith(f"/interactive/{job.id}/0/web/?jobgate-session=")
     assert terminal.url.startswith(f"/interactive/{job.id}/1/terminal/?jobgate-session=")
     assert web.url != terminal.url
     assert web.expires_at > now_ms()

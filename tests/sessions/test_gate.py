@@ -1,0 +1,140 @@
+"""`SessionGate` on each store, with a job's web server and a browser-like client on loopback:
+the capability URL becomes a cookie for its own session's folder; nothing else gets in."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.states import JobState
+from jobgate.services.jobs import now_ms
+from jobgate.sessions.capability import new_session
+from jobgate.sessions.gate import RECHECK_SECONDS, AddressFiles, SessionGate
+from jobgate.sessions.proxy import WebProxy
+from jobgate.storage.base import JobStore
+from jobgate.storage.sessions import SessionType
+from tests.factories import submission
+from tests.servers import free_port
+from tests.sessions.test_web_proxy import serving
+
+
+async def where(request: Request) -> Response:
+    return JSONResponse({"path": request.url.path, "cookie": request.headers.get("cookie")})
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        await websocket.send_text(text)
+
+
+JOB_SERVER = Starlette(routes=[Route("/{path:path}", where), WebSocketRoute("/{path:path}", echo)])
+
+
+@dataclasses.dataclass
+class Setup:
+    store: JobStore
+    job: Job
+    gateway: str  # host:port
+
+    async def open(self, rank: int = 0, *, at: int | None = None) -> str:
+        """A stored WEB session of replica `rank` opened at `at`: its URL (a path)."""
+        record, capability = new_session(
+            self.job.id, rank, SessionType.WEB, "alice", now_ms() if at is None else at
+        )
+        await self.store.add_sessions([record])
+        return f"/interactive/{self.job.id}/{rank}/web/lab?x=1&jobgate-session={capability}"
+
+
+@pytest.fixture
+async def setup(store: JobStore, tmp_path: Path) -> AsyncIterator[Setup]:
+    (job,) = (await store.create_jobs(submission(at=now_ms()))).jobs
+    request = UpdateRequest(job.id, state=JobState.RUNNING)
+    running = dataclasses.replace(job.status, state=JobState.RUNNING)
+    assert await store.commit_update(job, request, running, now_ms()) is not None
+    (job,) = await store.get_jobs([job.id])
+    # The job says where it listens, as an interactive app does once it is up.
+    job_port = free_port()
+    folder = tmp_path / "jobs" / job.id / "interactive"
+    folder.mkdir(parents=True)
+    (folder / "web-0.json").write_text(json.dumps({"port": job_port}))
+    proxy = WebProxy()
+    gate = SessionGate(store, AddressFiles(lambda j: tmp_path / "jobs" / j.id), proxy, now_ms)
+    gateway_port = free_port()
+    async with serving(JOB_SERVER, port=job_port), serving(gate, port=gateway_port):
+        yield Setup(store, job, f"127.0.0.1:{gateway_port}")
+    await proxy.close()
+
+
+def browser(setup: Setup) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://{setup.gateway}", follow_redirects=True)
+
+
+async def test_the_url_becomes_a_cookie_and_the_app_is_served(setup: Setup) -> None:
+    async with browser(setup) as client:
+        first = await client.get(await setup.open())
+        # Sent on without the capability in its address; the app never sees the cookie.
+        assert first.status_code == 200
+        assert str(first.url).endswith(f"/interactive/{setup.job.id}/0/web/lab?x=1")
+        assert first.json() == {"path": f"/interactive/{setup.job.id}/0/web/lab", "cookie": None}
+        (redirect,) = first.history
+        assert redirect.status_code == 303
+        cookie = redirect.headers["set-cookie"]
+        assert f"Path=/interactive/{setup.job.id}/0/web/" in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        again = await client.get(f"/interactive/{setup.job.id}/0/web/other")
+        assert again.json()["path"].endswith("/web/other")
+        capability = client.cookies["jobgate_session"]
+
+    # Its WebSocket, with the cookie as a browser sends it.
+    url = f"ws://{setup.gateway}/interactive/{setup.job.id}/0/web/socket"
+    headers = {"Cookie": f"jobgate_session={capability}"}
+    async with connect(url, additional_headers=headers) as ws:
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+    with pytest.raises(InvalidStatus):
+        async with connect(url):
+            pass
+
+
+async def test_nothing_else_gets_in(setup: Setup) -> None:
+    url = await setup.open()
+    capability = url.split("jobgate-session=")[1]
+    session_id, secret = capability.split(".")
+    forged = f"{session_id}.{'A' if secret[0] != 'A' else 'B'}{secret[1:]}"
+    async with browser(setup) as client:
+        assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403
+        assert (await client.get(url.replace(capability, forged))).status_code == 403
+        # A session of replica 0 is not one of replica 1, nor a terminal.
+        assert (await client.get(url.replace("/0/web/", "/1/web/"))).status_code == 403
+        assert (await client.get(url.replace("/web/", "/terminal/"))).status_code == 403
+        assert (await client.get("/interactive/x/0/web/")).status_code == 404
+    # A URL not used in time is dead.
+    late = await setup.open(at=now_ms() - 10 * 60 * 1000)
+    async with browser(setup) as client:
+        assert (await client.get(late)).status_code == 403
+
+
+async def test_the_session_dies_with_its_job(setup: Setup, store: JobStore) -> None:
+    async with browser(setup) as client:
+        assert (await client.get(await setup.open())).status_code == 200
+        request = UpdateRequest(setup.job.id, state=JobState.SUCCESS)
+        ended = dataclasses.replace(setup.job.status, state=JobState.SUCCESS)
+        assert await store.commit_update(setup.job, request, ended, now_ms()) is not None
+        await asyncio.sleep(RECHECK_SECONDS + 0.2)
+        assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403
