@@ -29,7 +29,7 @@ from jobgate.domain.job import Job
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.sessions.capability import proves, split
-from jobgate.sessions.proxy import Upstream, WebProxy
+from jobgate.sessions.proxy import Upstream, WebProxy, send_page
 from jobgate.storage.base import JobStore
 from jobgate.storage.sessions import SessionRecord, SessionType
 
@@ -169,19 +169,8 @@ class SessionGate:
     async def _refuse(scope: Scope, send: Send, status: int, page: bytes) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(page)).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": page})
+        else:
+            await send_page(send, status, page)
 
 
 def _for(record: SessionRecord, job_id: str, rank: int, kind: SessionType) -> bool:

@@ -24,10 +24,11 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send
-from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
@@ -139,7 +140,7 @@ class WebProxy:
             response = await client.send(request, stream=True)
         except httpx.TransportError as error:
             log.info("a web session's server at %s does not answer: %s", upstream, error)
-            await _plain(send, 502, UNREACHABLE_PAGE)
+            await send_page(send, 502, UNREACHABLE_PAGE)
             return
         try:
             await send(
@@ -200,26 +201,19 @@ class WebProxy:
 async def _connect(
     upstream: Upstream, target: str, offered: list[Subprotocol], headers: list[tuple[str, str]]
 ) -> ClientConnection:
-    # The browser keeps its own connection alive: the job's side needs no pings of ours.
-    if upstream.unix_socket is not None:
-        return await unix_connect(
-            str(upstream.unix_socket),
-            f"ws://localhost{target}",
-            subprotocols=offered or None,
-            additional_headers=headers,
-            max_size=MAX_MESSAGE_BYTES,
-            open_timeout=CONNECT_TIMEOUT,
-            ping_interval=None,
-            compression=None,
-        )
+    # What `unix_connect` does: a Unix socket, with the URI for the handshake only.
+    path = upstream.unix_socket
+    through: dict[str, Any] = {} if path is None else {"unix": True, "path": str(path)}
     return await connect(
         f"ws://{upstream.authority}{target}",
         subprotocols=offered or None,
         additional_headers=headers,
         max_size=MAX_MESSAGE_BYTES,
         open_timeout=CONNECT_TIMEOUT,
+        # The browser keeps its own connection alive: the job's side needs no pings of ours.
         ping_interval=None,
         compression=None,
+        **through,
     )
 
 
@@ -329,7 +323,8 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _plain(send: Send, status: int, body: bytes) -> None:
+async def send_page(send: Send, status: int, body: bytes) -> None:
+    """A short HTML page of the gateway's own (never cached)."""
     await send(
         {
             "type": "http.response.start",
@@ -337,6 +332,7 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
             "headers": [
                 (b"content-type", b"text/html; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
             ],
         }
     )
