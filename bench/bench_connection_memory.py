@@ -18,7 +18,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.bench_fanout import CONFIG, SUBSCRIPTION, TOKEN, rss_kib
+from bench.bench_fanout import CONFIG, SUBSCRIPTION, TOKEN
+from bench.proc import rss_kib
 from tests.servers import free_port, wait_for_port
 
 SERVER = """

@@ -25,8 +25,8 @@ from bench.bench_fanout import (
     TOKEN,
     gateway_process,
     open_subscription,
-    rss_kib,
 )
+from bench.proc import rss_kib
 
 BATCH = 250
 

@@ -31,7 +31,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.lifted_limits import LIFTED_LIMITS_TOML
-from bench.proc import cpu_seconds
+from bench.proc import cpu_seconds, rss_kib
 from tests.processes import JOBGATE
 from tests.servers import free_port, wait_for_port
 
@@ -80,13 +80,6 @@ def members_config(count: int) -> str:
         f'[[users]]\nusername = "member-{n}"\ntoken = "{token}"\nprojects = ["lab"]\n'
         for n, token in enumerate(member_tokens(count))
     )
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def percentile(values: list[float], fraction: float) -> float:

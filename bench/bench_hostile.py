@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.bench_fanout import rss_kib
-from bench.bench_soak import cpu_seconds, percentile
+from bench.bench_soak import percentile
+from bench.proc import cpu_seconds, rss_kib
 from tests.processes import ServeProcess, write_config
 
 TOKEN = "alice-secret"  # the hostile user

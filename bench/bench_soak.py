@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.bench_fanout import rss_kib
 from bench.lifted_limits import LIFTED_LIMITS_TOML
+from bench.proc import cpu_seconds, rss_kib
 from jobgate.providers.supervisor import stat_fields
 from tests.processes import JOBGATE
 from tests.servers import free_port, wait_for_port
@@ -120,12 +120,6 @@ def process_status(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def zombies_of(pid: int) -> int:

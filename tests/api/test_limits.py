@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from bench.bench_fanout import rss_kib
+from bench.proc import rss_kib
 from tests.api.documents import SUBMIT, job_spec
 from tests.gateway import ALICE, GraphQLClient, GraphQLError, Json, http_client, subscribe
 from tests.processes import ServeProcess, write_config

@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from bench.bench_fanout import rss_kib
+from bench.proc import rss_kib
 from tests.api.documents import SUBMIT, job_spec, submit
 from tests.gateway import (
     ALICE,
