@@ -128,20 +128,13 @@ def _backup_or_restore(args: argparse.Namespace) -> int:
 
 
 def _configure_logging(
-    level: str, settings: Settings | None = None, *, json_lines: bool = False
+    level: str, *, json_lines: bool = False, audit_file: Path | None = None
 ) -> None:
     from jobgate.logs_setup import configure_logging
 
     # uvicorn's TRACE is below DEBUG; everything else is a standard level name.
     number = 5 if level == "trace" else logging.getLevelName(level.upper())
-    if settings is None:
-        configure_logging(number, json_lines=json_lines)
-    else:
-        configure_logging(
-            number,
-            json_lines=settings.logging.format == "json",
-            audit_file=settings.logging.audit_file,
-        )
+    configure_logging(number, json_lines=json_lines, audit_file=audit_file)
 
 
 def _fail(command: str, message: str) -> int:
@@ -158,7 +151,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = _serve_settings(args)
-        _configure_logging(args.log_level, settings)
+        _configure_logging(
+            args.log_level,
+            json_lines=settings.logging.format == "json",
+            audit_file=settings.logging.audit_file,
+        )
         # In this order: nothing is touched before the data folder is ours and the port bound.
         lock = DataFolderLock(settings.server.data_dir)
         lock.acquire()

@@ -8,9 +8,7 @@ providers and states are configured or enumerated; never a job id, a username or
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 from graphql import DocumentNode, FieldNode, OperationType, get_operation_ast
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -156,15 +154,6 @@ class Metrics:
         if timer is None:
             timer = self._timers[operation] = self.request_seconds.labels(operation)
         timer.observe(seconds)
-
-    @contextmanager
-    def timed(self, histogram: Histogram, *labels: str) -> Iterator[None]:
-        """Observe how long the block takes, into `histogram` with `labels`."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            histogram.labels(*labels).observe(time.perf_counter() - start)
 
 
 class RoundTripCollector(Collector):

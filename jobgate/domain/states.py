@@ -29,6 +29,8 @@ class JobState(enum.StrEnum):
 
 FINAL_STATES = frozenset({JobState.SUCCESS, JobState.FAILURE, JobState.EXPIRED})
 ACTIVE_STATES = frozenset(set(JobState) - FINAL_STATES)
+# As stores keep them (text), in a stable order.
+FINAL_STATE_VALUES = tuple(sorted(state.value for state in FINAL_STATES))
 
 # The contract's JobOrderField.STATE order: active states first, then the final ones.
 _LIFECYCLE_ORDER = (

@@ -91,7 +91,7 @@ class Upstream:
 
 class WebProxy:
     """Forwards ASGI `http` and `websocket` scopes to an `Upstream`; one per gateway (it keeps
-    a connection pool per upstream; `close` ends them)."""
+    a connection pool per upstream; `close` ends them all)."""
 
     def __init__(self, *, timeout: float = 60.0) -> None:
         self.timeout = timeout
@@ -101,12 +101,6 @@ class WebProxy:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
-
-    def forget(self, upstream: Upstream) -> None:
-        """Drop the pool of an upstream that is gone (its job ended)."""
-        client = self._clients.pop(upstream, None)
-        if client is not None:
-            asyncio.get_running_loop().create_task(client.aclose())
 
     def _client(self, upstream: Upstream) -> httpx.AsyncClient:
         client = self._clients.get(upstream)

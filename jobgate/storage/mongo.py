@@ -47,7 +47,7 @@ from jobgate.access import Visibility, initial_acl
 from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
-from jobgate.domain.states import ACTIVE_STATES, FINAL_STATES, JobState
+from jobgate.domain.states import ACTIVE_STATES, FINAL_STATE_VALUES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
@@ -115,8 +115,6 @@ MAX_UNDONE_REMEMBERED = 1000
 DOCUMENT_STRIPES = 64
 # Jobs given ACLs per round when a store made before ACLs is first opened.
 MIGRATION_BATCH = 500
-
-FINAL_STATE_VALUES = sorted(state.value for state in FINAL_STATES)
 
 ORDER_FIELDS = {
     OrderField.CREATED_AT: "createdAt",
@@ -1066,7 +1064,7 @@ class MongoJobStore:
         while True:
             async with self._call("retention"):
                 docs = await self._jobs.find(
-                    {"state": {"$in": FINAL_STATE_VALUES}, "settledAt": {"$exists": False}},
+                    {"state": {"$in": list(FINAL_STATE_VALUES)}, "settledAt": {"$exists": False}},
                     projection={"_id": True, "createdAt": True},
                 ).to_list(limit)
             if not docs:

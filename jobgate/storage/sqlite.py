@@ -24,7 +24,7 @@ from jobgate.access import Visibility
 from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
-from jobgate.domain.states import ACTIVE_STATES, FINAL_STATES, JobState
+from jobgate.domain.states import ACTIVE_STATES, FINAL_STATE_VALUES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
 from jobgate.storage.base import (
@@ -180,8 +180,6 @@ CREATE TABLE IF NOT EXISTS store_meta (
 MIGRATED_INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_settled ON jobs (settled_at) WHERE settled_at IS NOT NULL;
 """
-
-FINAL_STATE_VALUES = tuple(sorted(state.value for state in FINAL_STATES))
 
 JOB_COLUMNS = (
     "jobs.num, jobs.created_by, jobs.project, jobs.created_at, jobs.version, jobs.spec,"
