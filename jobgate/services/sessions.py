@@ -21,12 +21,9 @@ from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError, UserErrorCode, UserProblem
 from jobgate.providers.background import TaskSet
 from jobgate.services.jobs import MAX_BULK_ITEMS, JobService
-from jobgate.sessions.capability import new_session
+from jobgate.sessions.capability import new_session, session_url
 from jobgate.storage.sessions import SessionRecord, SessionType
 
-# The path under which a job's replica is served; its WEB app is told it (issue 12's design).
-PREFIX = "/interactive/{job}/{rank}/"
-CAPABILITY_PARAMETER = "jobgate-session"
 TITLES = {SessionType.WEB: "Web", SessionType.TERMINAL: "Terminal", SessionType.VNC: "VNC"}
 
 log = logging.getLogger(__name__)
@@ -55,12 +52,6 @@ class OpenedSession:
 class SessionOutcome:
     sessions: list[OpenedSession]
     problems: list[UserProblem]
-
-
-def session_path(job_id: str, rank: int, kind: SessionType) -> str:
-    """Where a session of this kind of this replica is served on the gateway: a folder of its
-    own per kind, so a web app's own paths never meet the terminal's or the desktop's."""
-    return f"{PREFIX.format(job=job_id, rank=rank)}{kind.value.lower()}/"
 
 
 def supports(support: ComputeSupport, kind: SessionType) -> bool:
@@ -115,8 +106,7 @@ class SessionService:
                 record.job_id,
                 record.rank,
                 record.type,
-                f"{session_path(record.job_id, record.rank, record.type)}"
-                f"?{CAPABILITY_PARAMETER}={capability}",
+                session_url(record, capability),
                 record.open_by,
             )
             for record, capability in records

@@ -14,7 +14,6 @@ Not mounted in the app yet (issue 12).
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +27,12 @@ from starlette.types import Receive, Scope, Send
 from jobgate.domain.job import Job
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
-from jobgate.sessions.capability import proves, split
+from jobgate.sessions.capability import PARAMETER, SESSION_PATH, proves, split
 from jobgate.sessions.proxy import Upstream, WebProxy, send_page
 from jobgate.storage.base import JobStore
 from jobgate.storage.sessions import SessionRecord, SessionType
 
 COOKIE = "jobgate_session"
-PARAMETER = "jobgate-session"
-PATH = re.compile(r"^/interactive/(\d{1,18})/(\d{1,4})/(web|terminal|vnc)/")
 # How long a checked session is taken as good without asking the store again.
 RECHECK_SECONDS = 2.0
 
@@ -103,7 +100,7 @@ class SessionGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return
-        match = PATH.match(scope["path"])
+        match = SESSION_PATH.match(scope["path"])
         if match is None:
             await self._refuse(scope, send, 404, NOT_THERE_PAGE)
             return
