@@ -115,6 +115,8 @@ MAX_UNDONE_REMEMBERED = 1000
 DOCUMENT_STRIPES = 64
 # Jobs given ACLs per round when a store made before ACLs is first opened.
 MIGRATION_BATCH = 500
+# How often retention looks again for final jobs stored before it (without `settledAt`).
+SETTLE_RECHECK_SECONDS = 600.0
 
 ORDER_FIELDS = {
     OrderField.CREATED_AT: "createdAt",
@@ -149,6 +151,8 @@ class MongoJobStore:
         # Named numbers of the store itself: `log_horizon` (see `JobStore.log_horizon`).
         self._meta: AsyncCollection[Doc] = self._db["store_meta"]
         self._command_numbers: list[int] = []
+        # When retention last found no final job without `settledAt` (`_settle_old_final_jobs`).
+        self._old_final_jobs_checked: float | None = None
         self._indexes_ready = False
         self._index_lock = asyncio.Lock()
         self._numbers: list[int] = []
@@ -1060,7 +1064,12 @@ class MongoJobStore:
         return len(numbers)
 
     async def _settle_old_final_jobs(self, limit: int) -> None:
-        """Final jobs stored before retention have no `settledAt`: their newest entry's time."""
+        """Final jobs stored before retention have no `settledAt`: their newest entry's time.
+        Looked for once per `SETTLE_RECHECK_SECONDS`, not in every batch of a run: documents
+        without it come only from gateways of an earlier version (during an upgrade)."""
+        checked = self._old_final_jobs_checked
+        if checked is not None and time.monotonic() - checked < SETTLE_RECHECK_SECONDS:
+            return
         while True:
             async with self._call("retention"):
                 docs = await self._jobs.find(
@@ -1068,6 +1077,7 @@ class MongoJobStore:
                     projection={"_id": True, "createdAt": True},
                 ).to_list(limit)
             if not docs:
+                self._old_final_jobs_checked = time.monotonic()
                 return
             for doc in docs:
                 async with self._call("retention"):
