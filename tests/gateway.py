@@ -165,14 +165,21 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     app = create_app(settings)
     # The same uvicorn setup as `jobgate serve`, so tests run its WebSocket protocol too.
     listen = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
-    server = uvicorn.Server(uvicorn_config(app, listen, settings.limits, log_level="warning"))
+    async with serving(uvicorn_config(app, listen, settings.limits, log_level="warning")):
+        yield Gateway(app, port)
+
+
+@contextlib.asynccontextmanager
+async def serving(config: uvicorn.Config) -> AsyncIterator[None]:
+    """A uvicorn server in this event loop, listening once entered, stopped on leaving."""
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
     try:
-        yield Gateway(app, port)
+        yield
     finally:
         server.should_exit = True
         await task

@@ -3,7 +3,6 @@ they came, minus the gateway's credentials; bodies stream; WebSockets carry both
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from jobgate.sessions.proxy import Upstream, WebProxy
+from tests.gateway import serving as serving_config
 from tests.servers import free_port
 
 PREFIX = "/app/"
@@ -100,10 +100,10 @@ def proxying(proxy: WebProxy, upstream: Upstream) -> ASGIApp:
     return app
 
 
-@contextlib.asynccontextmanager
-async def serving(
+def serving(
     app: ASGIApp, *, port: int | None = None, uds: Path | None = None
-) -> AsyncIterator[None]:
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """`app` on a loopback port or a Unix socket, for the length of an `async with`."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -114,17 +114,7 @@ async def serving(
         # The client address as the socket has it (uvicorn would trust loopback's headers).
         proxy_headers=False,
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
+    return serving_config(config)
 
 
 @pytest.fixture(params=["tcp", "unix"])
