@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
+from bench.lifted_limits import LIFTED_LIMITS_TOML
 from bench.proc import rss_kib
 from tests.api.documents import SUBMIT, job_spec
 from tests.gateway import ALICE, GraphQLClient, GraphQLError, Json, http_client, subscribe
@@ -256,7 +257,28 @@ async def test_a_time_allocation_past_a_year_is_refused_at_submit(served: ServeP
     ]
 
 
-async def test_distinct_large_documents_do_not_grow_the_gateway(served: ServeProcess) -> None:
+@pytest.fixture
+def unthrottled(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A gateway without per-caller rates: a test of memory sends more than a caller may in a
+    minute by default (1,200), and on a fast run it did, and measured the 429s instead."""
+    config = write_config(
+        tmp_path / "jobgate.toml",
+        data_dir=tmp_path / "data",
+        storage=f"sqlite://{tmp_path}/j.db",
+        extra=LIFTED_LIMITS_TOML,
+    )
+    serve = ServeProcess(config)
+    serve.start()
+    try:
+        yield serve
+    finally:
+        serve.stop()
+
+
+async def test_distinct_large_documents_do_not_grow_the_gateway(
+    unthrottled: ServeProcess,
+) -> None:
+    served = unthrottled
     assert served.process is not None
     client = GraphQLClient(served.url, ALICE)
     await still_serves(served)
