@@ -50,9 +50,12 @@ from jobgate.services.occupancy import Occupancy
 from jobgate.services.rates import RateLimits
 from jobgate.services.reconcile import Reconciler
 from jobgate.services.retention import Retention
+from jobgate.services.sessions import SessionService
 from jobgate.services.sharing import SharingService
 from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
+from jobgate.sessions.gate import ProviderLocator, SessionGate
+from jobgate.sessions.proxy import WebProxy
 from jobgate.settings import LimitSettings, Settings
 from jobgate.storage.base import JobStore
 from jobgate.streaming.handler import JobgateTransportWSHandler
@@ -91,12 +94,13 @@ class JobgateGraphQL(GraphQL[Context, None]):
         metrics: bool = True,
         lean_subscriptions: bool = True,
         limits: LimitSettings | None = None,
+        sessions: bool = False,
     ) -> None:
         limits = limits or LimitSettings()
         self.max_body_bytes = limits.max_body_bytes
         self.max_concurrent_requests = limits.max_concurrent_requests
         self.in_flight = 0  # HTTP GraphQL requests being served
-        schema = build_schema(caches=caches, limits=limits, metrics=metrics)
+        schema = build_schema(caches=caches, limits=limits, metrics=metrics, sessions=sessions)
         super().__init__(
             schema,
             connection_init_wait_timeout=timedelta(seconds=limits.init_timeout_seconds),
@@ -308,6 +312,14 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     jobs.on_final.append(job_logs.job_ended)
     access_tokens = AccessTokens(store, authenticator.projects)
     authenticator.access_tokens = access_tokens
+    sessions = SessionService(jobs, now_ms) if settings.sessions.enabled else None
+    gate = (
+        None
+        if sessions is None
+        else SessionGate(store, ProviderLocator(providers.get), WebProxy(), now_ms)
+    )
+    if gate is not None:
+        jobs.on_final.append(gate.job_ended)
     services = Services(
         store=store,
         jobs=jobs,
@@ -329,6 +341,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         sharing=SharingService(store, authenticator.projects),
         access_tokens=access_tokens,
         metrics=metrics,
+        sessions=sessions,
     )
     origins = settings.server.allowed_origins
     graphql = JobgateGraphQL(
@@ -339,6 +352,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         lean_subscriptions=settings.server.lean_subscriptions,
         limits=settings.limits,
         metrics=settings.operations.metrics,
+        sessions=sessions is not None,
     )
 
     readiness = Readiness({"store": _in_deadline(store), "bus": bus.ping})
@@ -367,6 +381,9 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             yield
         finally:
             readiness.draining = True
+            if sessions is not None and gate is not None:
+                await sessions.stop()
+                await gate.stop()
             await retention.stop()
             await reconciler.stop()
             await drain.stop()
@@ -391,6 +408,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             *([Route("/metrics", scrape)] if settings.operations.metrics else []),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
+            # Sessions' own paths: what is under /interactive/ is the jobs' (see the gate).
+            *([] if gate is None else [Mount("/interactive", gate)]),
         ],
         middleware=[
             # It keeps no frame of its own on a connection (see the module).

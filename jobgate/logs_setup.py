@@ -36,6 +36,26 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# A session's capability in a URL (`?jobgate-session=<id>.<secret>`, see
+# `jobgate.sessions.capability`): the access log keeps the id and never the secret.
+CAPABILITY_IN_URL = re.compile(r"(jobgate-session=[^.&\s]*)\.[^&\s]*")
+
+
+class RedactCapabilities(logging.Filter):
+    """Takes the secret of an interactive session's URL out of every record (uvicorn's access
+    log writes each request's path and query)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, str) and "jobgate-session=" in arg for arg in record.args
+        ):
+            record.args = tuple(
+                CAPABILITY_IN_URL.sub(r"\1.<secret>", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
 class TextFormatter(logging.Formatter):
     """`LEVEL logger: message`, and `[request <id>]` on the lines of a request."""
 
@@ -60,6 +80,7 @@ def configure_logging(
     `audit_file` (JSON lines) when given, else along with the rest."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactCapabilities())
     handler.setFormatter(json_formatter() if json_lines else TextFormatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     audit = logging.getLogger(AUDIT_LOGGER)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
+from jobgate.domain.catalog import PORT_PLACEHOLDER
 from jobgate.domain.paths import FOLDER_NAME
 from jobgate.errors import ConfigError
 from jobgate.unix import TEMPLATE_PLACEHOLDER, UNIX_NAME, template_problem
@@ -331,6 +332,10 @@ class SupportSettings(_Strict):
     logs: bool = False
     time_extension: bool = Field(default=False, alias="timeExtension")
     suspension: bool = False
+    # Interactive sessions (README: "Interactive sessions"); served with `[sessions] enabled`.
+    web: bool = False
+    terminal: bool = False
+    vnc: bool = False
 
 
 class ProductSettings(_Strict):
@@ -524,6 +529,27 @@ class ParameterSettings(_Strict):
     max: float | None = None
 
 
+class InteractiveSettings(_Strict):
+    """How an application serves its users while it runs (README: "Interactive sessions")."""
+
+    web: bool = Field(
+        default=False,
+        description="It serves a web app on 127.0.0.1:{port} (or says where, in its job folder)",
+    )
+    vnc: bool = Field(default=False, description="It serves a desktop over VNC on {port}")
+    keep_prefix: bool = Field(
+        default=False,
+        description="Send the web app whole paths, under $JOBGATE_WEB_PREFIX (for apps told "
+        "their base path, e.g. JupyterLab's base_url); by default it is served from its root",
+    )
+
+    @model_validator(mode="after")
+    def _one_interface(self) -> InteractiveSettings:
+        if self.web and self.vnc:
+            raise ValueError("an application serves a web app or a desktop on its port, not both")
+        return self
+
+
 class ApplicationSettings(_Strict):
     name: str = Field(min_length=1)
     version: str = Field(min_length=1)
@@ -531,6 +557,26 @@ class ApplicationSettings(_Strict):
     title: str | None = None
     description: str | None = None
     parameters: list[ParameterSettings] = []
+    interactive: InteractiveSettings = InteractiveSettings()
+
+    @model_validator(mode="after")
+    def _port_is_the_gateways(self) -> ApplicationSettings:
+        if any(parameter.name == PORT_PLACEHOLDER for parameter in self.parameters):
+            raise ValueError(
+                f"'{PORT_PLACEHOLDER}' is not a parameter's name: {{{PORT_PLACEHOLDER}}} is the "
+                "port the gateway gives each replica of an interactive application"
+            )
+        return self
+
+
+class SessionSettings(_Strict):
+    """Interactive sessions (issue 12, in progress): off until every kind and provider has them."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Serve openInteractiveSessions and /interactive/ (a preview: WEB sessions "
+        "of local jobs)",
+    )
 
 
 class Settings(BaseSettings):
@@ -557,6 +603,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     handover: HandoverSettings = HandoverSettings()
     retention: RetentionSettings = RetentionSettings()
+    sessions: SessionSettings = SessionSettings()
     operations: OperationsSettings = OperationsSettings()
     logging: LoggingSettings = LoggingSettings()
     users: list[UserSettings] = []

@@ -14,6 +14,7 @@ from jobgate.domain.catalog import (
     Application,
     ApplicationParameter,
     Catalog,
+    Interfaces,
     ParameterType,
 )
 from jobgate.domain.values import (
@@ -194,6 +195,11 @@ def _application(index: int, app: ApplicationSettings) -> Application:
         parameters=tuple(parameters),
         title=app.title,
         description=app.description,
+        interactive=Interfaces(
+            web=app.interactive.web,
+            vnc=app.interactive.vnc,
+            keep_prefix=app.interactive.keep_prefix,
+        ),
     )
 
 

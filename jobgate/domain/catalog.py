@@ -110,9 +110,27 @@ class ApplicationParameter:
         return None
 
 
+# `{port}` in an interactive application's command: the port the gateway gives each replica.
+PORT_PLACEHOLDER = "port"
+
+
+@dataclass(frozen=True, slots=True)
+class Interfaces:
+    """What an application serves while it runs: a web app, a VNC desktop (on `{port}`)."""
+
+    web: bool = False
+    vnc: bool = False
+    keep_prefix: bool = False  # a web app sent whole paths (it knows its base path)
+
+    @property
+    def any(self) -> bool:
+        return self.web or self.vnc
+
+
 @dataclass(frozen=True, slots=True)
 class Application:
-    """An application the gateway can run; `command` holds `{parameter}` placeholders."""
+    """An application the gateway can run; `command` holds `{parameter}` placeholders (and
+    `{port}`, given per replica, when it is interactive)."""
 
     name: str
     version: str
@@ -120,6 +138,7 @@ class Application:
     parameters: tuple[ApplicationParameter, ...] = ()
     title: str | None = None
     description: str | None = None
+    interactive: Interfaces = Interfaces()
 
     @property
     def key(self) -> NameAndVersion:
@@ -139,7 +158,7 @@ class ComputeSupport:
     logs: bool = False
     time_extension: bool = False
     suspension: bool = False
-    # Interactive sessions (issue 12; not in the served schema or the settings yet).
+    # Interactive sessions (served with `[sessions] enabled`).
     web: bool = False
     terminal: bool = False
     vnc: bool = False
@@ -189,20 +208,24 @@ class Catalog:
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def render_command(command: Iterable[str], parameters: Mapping[str, ParameterValue]) -> list[str]:
-    """The argument list with `{name}` placeholders replaced by parameter values.
+def render_command(
+    command: Iterable[str], parameters: Mapping[str, ParameterValue], port: int | None = None
+) -> list[str]:
+    """The argument list with `{name}` placeholders replaced by parameter values, and `{port}`
+    by `port` (given for an interactive application's replica).
 
     Each argument stays one argument whatever its value holds: no shell ever sees it. An argument
     that names an absent optional parameter is left out.
     """
+    values = {name: value_as_argument(value) for name, value in parameters.items()}
+    if port is not None:
+        values[PORT_PLACEHOLDER] = str(port)
     argv: list[str] = []
     for template in command:
         names = _PLACEHOLDER.findall(template)
-        if any(name not in parameters for name in names):
+        if any(name not in values for name in names):
             continue
-        argv.append(
-            _PLACEHOLDER.sub(lambda match: value_as_argument(parameters[match.group(1)]), template)
-        )
+        argv.append(_PLACEHOLDER.sub(lambda match: values[match.group(1)], template))
     return argv
 
 

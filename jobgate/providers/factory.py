@@ -34,6 +34,9 @@ def products_of(provider: ProviderSettings) -> list[Product]:
                 logs=p.support.logs,
                 time_extension=p.support.time_extension,
                 suspension=p.support.suspension,
+                web=p.support.web,
+                terminal=p.support.terminal,
+                vnc=p.support.vnc,
             ),
         )
         for p in provider.products

@@ -29,8 +29,9 @@ from typing import Any
 
 from jobgate.domain.catalog import Product, render_command
 from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
-from jobgate.domain.values import SimpleDuration
+from jobgate.domain.values import ParameterValue, SimpleDuration
 from jobgate.errors import ProviderError
 from jobgate.providers import supervisor
 from jobgate.providers.background import (
@@ -40,6 +41,12 @@ from jobgate.providers.background import (
     until_available,
 )
 from jobgate.providers.base import ProviderContext
+from jobgate.providers.interactive import (
+    BRIDGE,
+    BRIDGE_IN_SANDBOX,
+    SANDBOX_PYTHON,
+    InteractiveReplicas,
+)
 from jobgate.providers.output import OutputTail
 from jobgate.providers.sandbox import JOB_PATH, Bubblewrap, job_environment
 from jobgate.providers.supervisor import EXIT, LAUNCH, LOCK, PROCESSES, STOP, SUPERVISOR
@@ -49,6 +56,7 @@ from jobgate.providers.workspace import (
     WorkspaceLayout,
     Workspaces,
 )
+from jobgate.sessions.address import AddressFiles, Upstream
 from jobgate.unix import Account, users_account
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,10 @@ WORK = "work"  # the job's own working folder inside its folder
 # How often a running job's output files and records are looked at.
 FOLLOW_SECONDS = 0.2
 CANCELLED = "The job was cancelled by its user"
+NO_PYTHON_FOR_THE_BRIDGE = (
+    f"Refused: an interactive application in the sandbox is reached through a bridge that "
+    f"runs on {SANDBOX_PYTHON}, which is not installed (Debian: python3)"
+)
 
 
 @dataclass(eq=False)
@@ -286,21 +298,35 @@ class LocalProvider:
         account = own or self._account
         argv = render_command(app.command, given)
         work = folder / WORK
-        command = argv
-        if self._sandbox is not None:
-            product = self._context.catalog.product(spec.product)
-            command = self._sandbox.command(
+        product = self._context.catalog.product(spec.product)
+        network = product is not None and product.network
+        sandbox = self._sandbox
+        interactive = None
+        if app.interactive.any:
+            bridged = sandbox is not None and not network
+            if bridged and not SANDBOX_PYTHON.exists():
+                await self._report(job.id, JobState.FAILURE, NO_PYTHON_FOR_THE_BRIDGE)
+                return None
+            interactive = InteractiveReplicas.plan(app.interactive, spec.replicas, bridged=bridged)
+
+        def confined(argv: list[str]) -> list[str]:
+            if sandbox is None:
+                return argv
+            bridge = [(BRIDGE, BRIDGE_IN_SANDBOX)] if interactive is not None else []
+            return sandbox.command(
                 argv,
                 job_folder=work,
                 workspace=workspace,
                 mounts=mounts,
-                network=product is not None and product.network,
+                network=network,
                 account=own,
+                files=bridge,
             )
-        launch = {
-            "argv": command,
+
+        launch: dict[str, Any] = {
+            "argv": confined(argv),
             "program": argv[0] if argv else "",
-            "sandboxed": self._sandbox is not None,
+            "sandboxed": sandbox is not None,
             "cwd": str(work),
             "replicas": spec.replicas,
             "grace": self._grace,
@@ -309,6 +335,15 @@ class LocalProvider:
             ),
             "account": None if account is None else _launch_account(account, own is not None),
         }
+        if interactive is not None:
+            launch["interactive"] = interactive.record()
+            launch["ranks"] = [
+                {
+                    "argv": confined(_replica_argv(app.command, given, interactive, rank)),
+                    "env": interactive.environment(job.id, rank),
+                }
+                for rank in range(spec.replicas)
+            ]
         try:
             # Everything the job folder must hold before anything starts: a full disk is a
             # FAILURE with its cause, never a job running untracked.
@@ -410,6 +445,21 @@ class LocalProvider:
                 message = "The programs exited with codes " + ", ".join(map(str, codes))
             await self._report(job_id, JobState.SUCCESS, message)
 
+    # --- interactive sessions -------------------------------------------------------------------
+
+    async def upstream(self, job: Job, rank: int, kind: SessionType) -> Upstream | None:
+        """Where replica `rank` of a job running here serves `kind` (see
+        `jobgate.providers.interactive`); None where it does not, or not yet."""
+        folder = self.workdir(job.id)
+        launch = supervisor.read_record(folder / LAUNCH)
+        replicas = (
+            None if launch is None else InteractiveReplicas.of_record(launch.get("interactive"))
+        )
+        found = None if replicas is None else replicas.upstream(folder / WORK, rank, kind)
+        if found is not None:
+            return found
+        return await AddressFiles(lambda _job: folder / WORK).upstream(job, rank, kind)
+
     # --- after a restart ------------------------------------------------------------------------
 
     async def _follow_after_restart(self) -> None:
@@ -468,6 +518,16 @@ def _launch_account(account: Account, users_own: bool) -> dict[str, Any]:
 def _reason(error: OSError) -> str:
     """What went wrong, for people: the system's words ("No space left on device")."""
     return error.strerror or str(error)
+
+
+def _replica_argv(
+    command: Sequence[str],
+    given: dict[str, ParameterValue],
+    interactive: InteractiveReplicas,
+    rank: int,
+) -> list[str]:
+    argv = render_command(command, given, interactive.ports[rank])
+    return interactive.bridged_argv(rank, argv) if interactive.bridged else argv
 
 
 def _prepare_folder(

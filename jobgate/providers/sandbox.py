@@ -125,11 +125,12 @@ class Bubblewrap:
         mounts: Sequence[tuple[Path, bool]] = (),
         network: bool = False,
         account: Account | None = None,
+        files: Sequence[tuple[Path, Path]] = (),
     ) -> list[str]:
         """`argv` inside a sandbox that sees `job_folder` (its working folder) and `workspace`
         writable, each of `mounts` (resolved paths inside the workspace) read-only where it says
-        so, and otherwise only the system folders; run as `account` (a user's own), else as
-        the sandbox's."""
+        so, and otherwise only the system folders (and `files`: (host file, where it shows)
+        read-only); run as `account` (a user's own), else as the sandbox's."""
         # A user's own account keeps its groups (a project's Unix group gives its folders).
         groups = "--clear-groups" if account is None else "--init-groups"
         account = account or self.account
@@ -155,7 +156,7 @@ class Bubblewrap:
         # would make them root's alone, and on the host they may well be), so that nothing
         # else of them shows.
         made: set[Path] = {Path("/"), Path(PRIVATE_TMP)}
-        for place in (*extra, workspace, job_folder):
+        for place in (*extra, *(place for _, place in files), workspace, job_folder):
             for parent in reversed(place.parents):
                 if parent not in made and not any(_within(parent, f) for f in visible):
                     args += ["--perms", "0755", "--dir", str(parent)]
@@ -169,6 +170,8 @@ class Bubblewrap:
                     args += ["--tmpfs", str(secret)]
                 else:
                     args += ["--ro-bind", "/dev/null", str(secret)]
+        for source, place in files:  # jobgate's own helpers, e.g. the session bridge
+            args += ["--ro-bind", str(source), str(place)]
         args += ["--bind", str(workspace), str(workspace)]
         for path, read_only in mounts:
             if read_only:

@@ -164,6 +164,8 @@ def main(folder: Path) -> int:
     argv: list[str] = launch["argv"]
     program: str = launch.get("program") or argv[0]
     env: dict[str, str] = launch["env"]
+    # An interactive application's replicas differ: each has its own port (and address).
+    per_rank: list[dict[str, Any]] | None = launch.get("ranks")
     if sandboxed and shutil.which(program, path=env.get("PATH")) is None:
         # Inside the sandbox it would be bwrap that fails, with only an exit code to show: the
         # sandbox sees this host's system folders, so the program is looked for here.
@@ -182,13 +184,14 @@ def main(folder: Path) -> int:
                 open(folder / f"stdout-{rank}.log", "ab") as stdout,
                 open(folder / f"stderr-{rank}.log", "ab") as stderr,
             ):
+                own = {} if per_rank is None else per_rank[rank]
                 process = subprocess.Popen(
-                    argv,
+                    own.get("argv", argv),
                     cwd=launch.get("cwd", folder),
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
-                    env={**env, "JOBGATE_RANK": str(rank)},
+                    env={**env, **own.get("env", {}), "JOBGATE_RANK": str(rank)},
                     start_new_session=True,
                     **as_account,
                 )

@@ -98,6 +98,13 @@ def _what(given: Any, result: Any) -> dict[str, Any]:
     asked = [str(i) for i in getattr(given, "ids", None) or []]
     asked += [str(r.job_id) for r in getattr(given, "requests", None) or []]
     asked += [str(c.job_id) for c in getattr(given, "changes", None) or []]
+    asked += [str(s.job_id) for s in getattr(given, "sessions", None) or []]
+    # Sessions opened: which, never their URL (it carries the session's secret).
+    opened = [
+        f"{s.job_id}/{s.rank}/{s.type.value}" for s in getattr(result, "sessions", None) or []
+    ]
+    if opened:
+        what["sessions"] = opened
     if asked:
         what["asked"] = asked
     token = getattr(result, "access_token", None)

@@ -16,6 +16,8 @@ from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
 from strawberry.types.graphql import OperationType
 
 from jobgate.errors import JobgateError
@@ -24,6 +26,7 @@ from jobgate.resolvers.errors import UNEXPECTED_MESSAGE
 from jobgate.resolvers.identity import IdentityMutation, IdentityQuery
 from jobgate.resolvers.mutation import Mutation
 from jobgate.resolvers.query import Query
+from jobgate.resolvers.sessions import SessionMutation
 from jobgate.resolvers.subscription import Subscription
 from jobgate.schema.codes import (
     BAD_USER_INPUT,
@@ -189,13 +192,36 @@ class QueryRoot(Query, IdentityQuery):
 
 
 @strawberry.type(name="Mutation")
-class MutationRoot(Mutation, IdentityMutation):
-    """Jobs' lifecycle (`Mutation`), sharing and access tokens (`IdentityMutation`)."""
+class MutationRoot(Mutation, IdentityMutation, SessionMutation):
+    """Jobs' lifecycle (`Mutation`), sharing and access tokens (`IdentityMutation`),
+    interactive sessions (`SessionMutation`, served with `[sessions] enabled`)."""
+
+
+# The fields of interactive sessions (by GraphQL type and Python name): served only with
+# `[sessions] enabled`; their own types are then unreachable, so unserved too.
+SESSION_FIELDS = frozenset(
+    {
+        ("Mutation", "open_interactive_sessions"),
+        ("ComputeSupport", "web"),
+        ("ComputeSupport", "terminal"),
+        ("ComputeSupport", "vnc"),
+    }
+)
 
 
 class JobgateSchema(strawberry.Schema):
     """Strawberry's schema, logging a client's mistake as one INFO line and only the
-    unexpected with a traceback."""
+    unexpected with a traceback; without `sessions`, the fields of `SESSION_FIELDS` left out."""
+
+    def __init__(self, *args: Any, sessions: bool = False, **kwargs: Any) -> None:
+        self.sessions = sessions  # read by get_fields while the schema is built below
+        super().__init__(*args, **kwargs)
+
+    def get_fields(self, type_definition: StrawberryObjectDefinition) -> list[StrawberryField]:
+        fields = super().get_fields(type_definition)
+        if self.sessions:
+            return fields
+        return [f for f in fields if (type_definition.name, f.python_name) not in SESSION_FIELDS]
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -223,10 +249,15 @@ LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
 
 
 def build_schema(
-    *, caches: bool = True, limits: LimitSettings = DEFAULT_LIMITS, metrics: bool = True
+    *,
+    caches: bool = True,
+    limits: LimitSettings = DEFAULT_LIMITS,
+    metrics: bool = True,
+    sessions: bool = False,
 ) -> strawberry.Schema:
     """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
-    validates every document afresh (benchmarks); `metrics=False` measures no operation."""
+    validates every document afresh (benchmarks); `metrics=False` measures no operation;
+    `sessions` serves interactive sessions."""
     parse_bounded = BoundedParse(limits, cache=caches)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         *([MeasureOperations] if metrics else []),
@@ -247,6 +278,7 @@ def build_schema(
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
+        sessions=sessions,
     )
     describe(schema._schema)
     return schema

@@ -26,6 +26,7 @@ from jobgate.services.jobs import JobService, ProviderRegistry
 from jobgate.services.logs import JobLogService
 from jobgate.services.occupancy import Occupancy
 from jobgate.services.rates import RateLimits, RateRefusal, caller_key
+from jobgate.services.sessions import SessionService
 from jobgate.services.sharing import SharingService
 from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
@@ -61,6 +62,7 @@ class Services:
     sharing: SharingService
     access_tokens: AccessTokens
     metrics: Metrics
+    sessions: SessionService | None = None  # with `[sessions] enabled`
 
 
 @dataclass

@@ -278,6 +278,11 @@ class ComputeSupport:
     logs: bool
     time_extension: bool
     suspension: bool
+    web: bool = strawberry.field(description="WEB sessions: the job serves a web app.")
+    terminal: bool = strawberry.field(
+        description="TERMINAL sessions: a shell inside the running job."
+    )
+    vnc: bool = strawberry.field(description="VNC sessions: the job serves a desktop.")
 
 
 @strawberry.type
@@ -308,6 +313,9 @@ class Product:
                 logs=product.support.logs,
                 time_extension=product.support.time_extension,
                 suspension=product.support.suspension,
+                web=product.support.web,
+                terminal=product.support.terminal,
+                vnc=product.support.vnc,
             ),
             network=product.network,
         )

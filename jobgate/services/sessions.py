@@ -1,8 +1,8 @@
 """`SessionService`: opening interactive sessions of running jobs (UCloud's
-`openInteractiveSession`), in bulk. Not served yet (issue 12).
+`openInteractiveSession`), in bulk; served with `[sessions] enabled`.
 
-A session needs EDIT on a `RUNNING` job whose product supports its type, and a rank the job
-has. Each becomes a stored record (`jobgate.storage.sessions`) and a capability URL the caller
+A session needs EDIT on a `RUNNING` job whose product supports its type (and, for WEB and VNC,
+whose application serves it), and a rank the job has. Each becomes a stored record (`jobgate.storage.sessions`) and a capability URL the caller
 alone sees; opening is recorded on the job as a status update ("Web session opened by alice").
 Sessions are forgotten when their job ends (and with it, by retention, at the latest).
 """
@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 from jobgate.access import User, permissions_on
 from jobgate.domain.acl import Permission
-from jobgate.domain.catalog import ComputeSupport
+from jobgate.domain.catalog import Application, ComputeSupport
 from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError, UserErrorCode, UserProblem
 from jobgate.providers.background import TaskSet
 from jobgate.services.jobs import MAX_BULK_ITEMS, JobService
 from jobgate.sessions.capability import new_session, session_url
-from jobgate.storage.sessions import SessionRecord, SessionType
+from jobgate.storage.sessions import SessionRecord
 
 TITLES = {SessionType.WEB: "Web", SessionType.TERMINAL: "Terminal", SessionType.VNC: "VNC"}
 
@@ -62,6 +63,11 @@ def supports(support: ComputeSupport, kind: SessionType) -> bool:
             return support.terminal
         case SessionType.VNC:
             return support.vnc
+
+
+def serves(app: Application, kind: SessionType) -> bool:
+    """Whether the application itself serves `kind` (a terminal is the gateway's to give)."""
+    return app.interactive.web if kind is SessionType.WEB else app.interactive.vnc
 
 
 class SessionService:
@@ -147,6 +153,15 @@ class SessionService:
             return (
                 UserErrorCode.NOT_SUPPORTED,
                 f"the job's product does not offer {request.type.value} sessions",
+                "type",
+            )
+        app = self.jobs.catalog.application(job.specification.application)
+        if request.type is not SessionType.TERMINAL and (
+            app is None or not serves(app, request.type)
+        ):
+            return (
+                UserErrorCode.NOT_SUPPORTED,
+                f"the job's application serves no {request.type.value} interface",
                 "type",
             )
         return None

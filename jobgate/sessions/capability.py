@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 
-from jobgate.storage.sessions import SessionRecord, SessionType
+from jobgate.domain.sessions import SessionType
+from jobgate.sessions.address import session_path
+from jobgate.storage.sessions import SessionRecord
 
 # How long a fresh session's URL may wait before its first use (then its cookie carries it).
 OPEN_WITHIN_MS = 5 * 60 * 1000
 # The query parameter that carries a capability in a session's URL, on its first use only.
 PARAMETER = "jobgate-session"
-# Where a session is served: a folder per replica and kind, so a web app's own paths never
-# meet the terminal's or the desktop's. `session_path` writes it, `SESSION_PATH` reads it.
-SESSION_PATH = re.compile(r"^/interactive/(\d{1,18})/(\d{1,4})/(web|terminal|vnc)/")
-
-
-def session_path(job_id: str, rank: int, kind: SessionType) -> str:
-    """The folder on the gateway where a session of this kind of this replica is served."""
-    return f"/interactive/{job_id}/{rank}/{kind.value.lower()}/"
 
 
 def session_url(record: SessionRecord, capability: str) -> str:

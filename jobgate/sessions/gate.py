@@ -8,29 +8,33 @@ history. Every later request (WebSocket upgrades too) proves itself with that co
 as the session is stored and its job runs; the proxy never forwards it (`jobgate.sessions.proxy`).
 No other credential is asked for or accepted: the URL is the capability.
 
-Not mounted in the app yet (issue 12).
+A session dies with its job: the gate looks at the jobs it serves every `RECHECK_SECONDS` and
+ends their connections (HTTP responses and WebSockets alike) and connection pools once a job is
+no longer running, whichever gateway replica saw it end.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from pathlib import Path
-from typing import Protocol
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from jobgate.domain.job import Job
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
-from jobgate.sessions.capability import PARAMETER, SESSION_PATH, proves, split
-from jobgate.sessions.proxy import Upstream, WebProxy, send_page
+from jobgate.providers.background import TaskSet
+from jobgate.sessions.address import SESSION_PATH, Locator, Upstream
+from jobgate.sessions.capability import PARAMETER, proves, split
+from jobgate.sessions.proxy import WebProxy, send_page
 from jobgate.storage.base import JobStore
-from jobgate.storage.sessions import SessionRecord, SessionType
+from jobgate.storage.sessions import SessionRecord
 
 COOKIE = "jobgate_session"
 # How long a checked session is taken as good without asking the store again.
@@ -41,43 +45,23 @@ REFUSED_PAGE = (
     b"expired before it was first used, or its job has ended. Open a new session.</p>"
 )
 NOT_THERE_PAGE = b"<!doctype html><title>Not found</title><p>There is no such session address.</p>"
+ENDED_PAGE = b"<!doctype html><title>Session ended</title><p>The job has ended.</p>"
+
+log = logging.getLogger(__name__)
 
 
-class Locator(Protocol):
-    async def upstream(self, job: Job, rank: int, kind: SessionType) -> Upstream | None:
-        """Where this replica's server of `kind` listens now; None while it does not (yet)."""
+class ProviderLocator:
+    """Asks the job's provider adapter where its replica serves (an adapter that can say has
+    an `upstream` method, as `Locator`); None for one that cannot."""
 
-
-@dataclass(frozen=True, slots=True)
-class AddressFiles:
-    """Jobs tell where they listen as Open OnDemand's batch-connect apps do: by writing
-    `<job folder>/interactive/<kind>-<rank>.json` once listening, either `{"port": 8888}`
-    (on `"host"`, default 127.0.0.1) or `{"socket": "web.sock"}` (a Unix socket, relative to
-    the job folder). `folder_of` gives a job's folder on this host (None: not here)."""
-
-    folder_of: Callable[[Job], Path | None]
+    def __init__(self, adapter_of: Callable[[str], object | None]) -> None:
+        self.adapter_of = adapter_of
 
     async def upstream(self, job: Job, rank: int, kind: SessionType) -> Upstream | None:
-        folder = self.folder_of(job)
-        if folder is None:
+        adapter = self.adapter_of(job.specification.product.provider)
+        if not isinstance(adapter, Locator):
             return None
-        try:
-            address = json.loads(
-                (folder / "interactive" / f"{kind.value.lower()}-{rank}.json").read_text()
-            )
-        except (OSError, ValueError):
-            return None
-        if not isinstance(address, dict):
-            return None
-        socket, port = address.get("socket"), address.get("port")
-        if isinstance(socket, str):
-            path = (folder / socket).resolve()
-            # The job's own folder only: an address file cannot point the gateway elsewhere.
-            return Upstream(unix_socket=path) if folder.resolve() in path.parents else None
-        if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
-            host = address.get("host", "127.0.0.1")
-            return Upstream(host=host, port=port) if isinstance(host, str) else None
-        return None
+        return await adapter.upstream(job, rank, kind)
 
 
 class SessionGate:
@@ -96,6 +80,22 @@ class SessionGate:
         self.clock = clock
         # (capability, job, rank, kind) -> (the job as checked, until when the check holds).
         self._checked: dict[tuple[str, str, int, SessionType], tuple[Job, float]] = {}
+        # What is served for each job: requests and WebSockets under way, upstreams pooled.
+        self._live: dict[str, set[asyncio.Task[None]]] = {}
+        self._upstreams: dict[str, set[Upstream]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._ending = TaskSet()
+
+    async def stop(self) -> None:
+        """End every session's connection and pool (the gateway is shutting down)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self._ending.cancel_all()
+        for job_id in list(self._live):
+            await self._end(job_id)
+        await self.proxy.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -129,10 +129,79 @@ class SessionGate:
         upstream = await self.locator.upstream(job, rank, kind)
         if upstream is None:
             await self._refuse(scope, send, 502, b"<p>The job's server is not listening yet.</p>")
-        elif scope["type"] == "http":
-            await self.proxy.http(scope, receive, send, upstream, prefix)
+            return
+        self._upstreams.setdefault(job_id, set()).add(upstream)
+        await self._while_running(job_id, scope, receive, send, upstream, prefix)
+
+    async def _while_running(
+        self,
+        job_id: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        upstream: Upstream,
+        prefix: str,
+    ) -> None:
+        """Proxy one request or WebSocket until it is done or its job ends (`_sweep`)."""
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] in ("http.response.start", "websocket.accept")
+            await send(message)
+
+        if scope["type"] == "http":
+            work = self.proxy.http(scope, receive, sending, upstream, prefix)
         else:
-            await self.proxy.websocket(scope, receive, send, upstream, prefix)
+            work = self.proxy.websocket(scope, receive, sending, upstream, prefix)
+        task = asyncio.create_task(work)
+        live = self._live.setdefault(job_id, set())
+        live.add(task)
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep())
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself is cancelled (the browser left, or shutdown)
+            await _ended(scope, send, started)  # `_end` cut it: the job ended
+        finally:
+            live.discard(task)
+            if not live and self._live.get(job_id) is live:
+                del self._live[job_id]
+
+    async def _sweep(self) -> None:
+        """Every `RECHECK_SECONDS`: end what is served for jobs that no longer run."""
+        while True:
+            await asyncio.sleep(RECHECK_SECONDS)
+            watched = set(self._live) | set(self._upstreams)
+            if not watched:
+                continue
+            try:
+                running = {
+                    job.id
+                    for job in await self.store.get_jobs(sorted(watched))
+                    if job.status.state is JobState.RUNNING
+                }
+            except JobgateError as error:  # the next round asks again
+                log.warning("cannot check the jobs of open sessions: %s", error.message)
+                continue
+            for job_id in watched - running:
+                await self._end(job_id)
+
+    def job_ended(self, job_id: str) -> None:
+        """Called as a job's final update is stored here (`JobService.on_final`): its sessions
+        end now, not at the next sweep (which ends those of jobs other replicas saw end)."""
+        for key in [key for key in self._checked if key[1] == job_id]:
+            del self._checked[key]
+        if job_id in self._live or job_id in self._upstreams:
+            self._ending.spawn(self._end(job_id))
+
+    async def _end(self, job_id: str) -> None:
+        for task in self._live.pop(job_id, set()):
+            task.cancel()
+        await self.proxy.forget(self._upstreams.pop(job_id, set()))
 
     async def _check(
         self, capability: str | None, job_id: str, rank: int, kind: SessionType, *, first_use: bool
@@ -168,6 +237,16 @@ class SessionGate:
             await send({"type": "websocket.close", "code": 1008})
         else:
             await send_page(send, status, page)
+
+
+async def _ended(scope: Scope, send: Send, started: bool) -> None:
+    """Tell the browser its session's job ended, as far as the connection still allows."""
+    with contextlib.suppress(RuntimeError, OSError):
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1001, "reason": "the job ended"})
+        elif not started:
+            await send_page(send, 410, ENDED_PAGE)
+        # A response under way is cut short: the connection closes without its end.
 
 
 def _for(record: SessionRecord, job_id: str, rank: int, kind: SessionType) -> bool:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
+
+from jobgate.sessions.address import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -72,50 +74,45 @@ UNREACHABLE_PAGE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """Where a job's server listens: a TCP port on `host`, or a Unix socket."""
-
-    host: str = "127.0.0.1"
-    port: int | None = None
-    unix_socket: Path | None = None
-
-    def __post_init__(self) -> None:
-        if (self.port is None) == (self.unix_socket is None):
-            raise ValueError("an upstream is a TCP port or a Unix socket, one of the two")
-
-    @property
-    def authority(self) -> str:
-        return "localhost" if self.port is None else f"{self.host}:{self.port}"
-
-
 class WebProxy:
     """Forwards ASGI `http` and `websocket` scopes to an `Upstream`; one per gateway (it keeps
     a connection pool per upstream; `close` ends them all)."""
 
     def __init__(self, *, timeout: float = 60.0) -> None:
         self.timeout = timeout
-        self._clients: dict[Upstream, httpx.AsyncClient] = {}
+        # Each pool, and the folder it reaches a long socket path through (see below).
+        self._clients: dict[Upstream, tuple[httpx.AsyncClient, int | None]] = {}
 
     async def close(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        await self.forget(list(self._clients))
+
+    async def forget(self, upstreams: Iterable[Upstream]) -> None:
+        """Close the pools of these upstreams (their job ended)."""
+        for upstream in upstreams:
+            pooled = self._clients.pop(upstream, None)
+            if pooled is not None:
+                client, folder = pooled
+                try:
+                    await client.aclose()
+                finally:
+                    if folder is not None:
+                        os.close(folder)
 
     def _client(self, upstream: Upstream) -> httpx.AsyncClient:
-        client = self._clients.get(upstream)
-        if client is None:
-            transport = httpx.AsyncHTTPTransport(
-                uds=None if upstream.unix_socket is None else str(upstream.unix_socket)
-            )
+        pooled = self._clients.get(upstream)
+        if pooled is None:
+            folder, uds = None, None
+            if upstream.unix_socket is not None:
+                folder, uds = _short_socket_path(upstream.unix_socket)
+            transport = httpx.AsyncHTTPTransport(uds=uds)
             client = httpx.AsyncClient(
                 transport=transport,
                 base_url=f"http://{upstream.authority}",
                 timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT),
                 follow_redirects=False,
             )
-            self._clients[upstream] = client
-        return client
+            pooled = self._clients[upstream] = (client, folder)
+        return pooled[0]
 
     # --- HTTP -----------------------------------------------------------------------------------
 
@@ -123,10 +120,15 @@ class WebProxy:
         self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, prefix: str
     ) -> None:
         """Forward one HTTP request (its path with `prefix` kept: apps serve under it)."""
-        client = self._client(upstream)
+        try:
+            client = self._client(upstream)
+        except OSError as error:  # its socket's folder is gone
+            log.info("a web session's server at %s is not there: %s", upstream, error)
+            await send_page(send, 502, UNREACHABLE_PAGE)
+            return
         request = client.build_request(
             scope["method"],
-            _target(scope),
+            _target(scope, prefix if upstream.strip_prefix else None),
             headers=[*_request_headers(scope["headers"]), *_forwarded(scope, prefix)],
             content=_body(receive),
         )
@@ -141,7 +143,9 @@ class WebProxy:
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": _response_headers(response.headers.raw),
+                    "headers": _response_headers(
+                        response.headers.raw, prefix if upstream.strip_prefix else None
+                    ),
                 }
             )
             async for chunk in response.aiter_raw():
@@ -171,7 +175,8 @@ class WebProxy:
             if name.decode("latin-1").lower() not in HANDSHAKE
         ]
         try:
-            job_socket = await _connect(upstream, _target(scope), offered, headers)
+            target = _target(scope, prefix if upstream.strip_prefix else None)
+            job_socket = await _connect(upstream, target, offered, headers)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
             log.info("a web session's server at %s refused a WebSocket: %s", upstream, error)
             await send({"type": "websocket.close", "code": 1011})
@@ -180,9 +185,16 @@ class WebProxy:
             await send({"type": "websocket.accept", "subprotocol": job_socket.subprotocol})
             to_job = asyncio.create_task(_browser_to_job(receive, job_socket))
             to_browser = asyncio.create_task(_job_to_browser(job_socket, send))
-            done, pending = await asyncio.wait(
-                {to_job, to_browser}, return_when=asyncio.FIRST_COMPLETED
-            )
+            try:
+                done, pending = await asyncio.wait(
+                    {to_job, to_browser}, return_when=asyncio.FIRST_COMPLETED
+                )
+            except asyncio.CancelledError:
+                # Cut off (the job ended): neither direction may carry on, or pass on the
+                # job side's close, which is the caller's to send.
+                for task in (to_job, to_browser):
+                    task.cancel()
+                raise
             for task in pending:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
@@ -196,19 +208,39 @@ async def _connect(
     upstream: Upstream, target: str, offered: list[Subprotocol], headers: list[tuple[str, str]]
 ) -> ClientConnection:
     # What `unix_connect` does: a Unix socket, with the URI for the handshake only.
-    path = upstream.unix_socket
-    through: dict[str, Any] = {} if path is None else {"unix": True, "path": str(path)}
-    return await connect(
-        f"ws://{upstream.authority}{target}",
-        subprotocols=offered or None,
-        additional_headers=headers,
-        max_size=MAX_MESSAGE_BYTES,
-        open_timeout=CONNECT_TIMEOUT,
-        # The browser keeps its own connection alive: the job's side needs no pings of ours.
-        ping_interval=None,
-        compression=None,
-        **through,
-    )
+    folder, path = None, None
+    if upstream.unix_socket is not None:
+        folder, path = _short_socket_path(upstream.unix_socket)
+    through: dict[str, Any] = {} if path is None else {"unix": True, "path": path}
+    try:
+        return await connect(
+            f"ws://{upstream.authority}{target}",
+            subprotocols=offered or None,
+            additional_headers=headers,
+            max_size=MAX_MESSAGE_BYTES,
+            open_timeout=CONNECT_TIMEOUT,
+            # The browser keeps its own connection alive: the job's side needs no pings of ours.
+            ping_interval=None,
+            compression=None,
+            **through,
+        )
+    finally:
+        if folder is not None:
+            os.close(folder)  # connected (or not): the path is not needed again
+
+
+# A Unix socket's address holds at most 107 bytes; job folders can be deeper than that.
+MAX_SOCKET_PATH = 100
+
+
+def _short_socket_path(path: Path) -> tuple[int | None, str]:
+    """A path to the socket that fits in a socket address: itself, or (when too long) through
+    its folder opened here, `/proc/self/fd/<n>/<name>` (the caller closes `<n>` after its last
+    connect)."""
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return None, str(path)
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return folder, f"/proc/self/fd/{folder}/{path.name}"
 
 
 async def _browser_to_job(receive: Receive, job_socket: ClientConnection) -> None:
@@ -240,9 +272,11 @@ async def _job_to_browser(job_socket: ClientConnection, send: Send) -> None:
 # --- headers ----------------------------------------------------------------------------------
 
 
-def _target(scope: Scope) -> str:
-    """The request's path and query, as the browser sent them."""
+def _target(scope: Scope, strip: str | None = None) -> str:
+    """The request's path and query, as the browser sent them (without the prefix `strip`)."""
     path: bytes = scope.get("raw_path") or scope["path"].encode()
+    if strip is not None and path.startswith(strip.encode()):
+        path = path[len(strip) - 1 :]  # the prefix ends with "/", which the path keeps
     query: bytes = scope.get("query_string") or b""
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
@@ -285,7 +319,9 @@ def _forwarded(scope: Scope, prefix: str) -> list[tuple[bytes, bytes]]:
     return forwarded
 
 
-def _response_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _response_headers(
+    headers: Iterable[tuple[bytes, bytes]], stripped: str | None = None
+) -> list[tuple[bytes, bytes]]:
     kept: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         lowered = name.lower()
@@ -293,6 +329,11 @@ def _response_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[byte
             continue
         if lowered == b"set-cookie" and _sets_gateway_cookie(value):
             continue
+        # The app redirects to one of its own paths, which lie under the prefix here (a
+        # scheme-relative `//host/...` is another host's).
+        own_path = value.startswith(b"/") and not value.startswith(b"//")
+        if lowered == b"location" and stripped is not None and own_path:
+            value = stripped.encode().rstrip(b"/") + value
         kept.append((name, value))
     return kept
 

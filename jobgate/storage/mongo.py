@@ -47,6 +47,7 @@ from jobgate.access import Visibility, initial_acl
 from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import ACTIVE_STATES, FINAL_STATE_VALUES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
@@ -90,7 +91,7 @@ from jobgate.storage.codec import (
     status_from_doc,
     status_to_doc,
 )
-from jobgate.storage.sessions import SessionRecord, SessionType
+from jobgate.storage.sessions import SessionRecord
 from jobgate.storage.sql_query import ids_to_numbers
 from jobgate.storage.tokens import AccessTokenRecord
 

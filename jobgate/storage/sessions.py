@@ -4,18 +4,11 @@ one replica can be used through another."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-
-class SessionType(enum.StrEnum):
-    """The contract's InteractiveSessionType."""
-
-    WEB = "WEB"
-    TERMINAL = "TERMINAL"
-    VNC = "VNC"
+from jobgate.domain.sessions import SessionType
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from jobgate.access import Visibility
 from jobgate.domain.acl import Acl, acl_from_docs, acl_to_docs, readers
 from jobgate.domain.commands import CommandKind, NewCommand, ProviderCommand
 from jobgate.domain.job import Job, JobStatus, JobUpdate, UpdateRequest
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import ACTIVE_STATES, FINAL_STATE_VALUES, JobState
 from jobgate.domain.values import ResourceOwner, SimpleDuration
 from jobgate.errors import IdempotencyKeyReused, StoreUnavailable
@@ -63,7 +64,7 @@ from jobgate.storage.codec import (
     status_from_doc,
     status_to_doc,
 )
-from jobgate.storage.sessions import SessionRecord, SessionType
+from jobgate.storage.sessions import SessionRecord
 from jobgate.storage.sql_query import (
     filter_sql,
     ids_to_numbers,

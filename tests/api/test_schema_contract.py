@@ -29,7 +29,8 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "api" / "schema.graphq
 CONTRACTS = [PINNED, *([SHARED] if SHARED.exists() else [])]
 
 # Parts the contract marks for later issues: [sessions] (interactive sessions). They stay out
-# of the served schema until their issue is done. ([identity] is done and served.)
+# of the served schema until their issue is done, unless a site turns on the preview
+# (`[sessions] enabled`). ([identity] is done and served.)
 LATER_TYPES: dict[str, set[str]] = {
     "[sessions]": {
         "InteractiveSessionType",
@@ -166,3 +167,10 @@ def test_the_parts_for_later_issues_are_not_served_yet(served: GraphQLSchema) ->
         root = served.type_map[type_name]
         assert isinstance(root, GraphQLObjectType)
         assert field_name not in root.fields, f"{type_name}.{field_name} is served too early"
+
+
+@pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
+def test_with_sessions_enabled_every_part_is_served_as_the_contract_says(path: Path) -> None:
+    with_sessions = build_schema(build_jobgate_schema(sessions=True).as_str())
+    assert_same_kinds(contract_of(path), with_sessions, set())
+    assert_same_fields(contract_of(path), with_sessions, set(), set())

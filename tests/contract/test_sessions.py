@@ -3,10 +3,10 @@ through another (the store holds it, without its secret), and goes with its job.
 
 from __future__ import annotations
 
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.sessions.capability import new_session, proves, split
 from jobgate.storage.base import JobStore
-from jobgate.storage.sessions import SessionType
 from tests.contract.test_retention import forget_final_jobs, update
 from tests.factories import spec, submission
 

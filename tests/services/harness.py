@@ -72,12 +72,13 @@ async def harness(
     data_dir: Path,
     providers: Sequence[RecordingProvider] = (),
     products_without_adapter: Sequence[Product] = (),
+    applications: Sequence[Application] = (ECHO,),
 ) -> AsyncIterator[Harness]:
     """JobService, UpdateFeed and JobWatcher over `store`, with recording providers (and
     products in the catalog whose provider runs no adapter, as for a provider that is down)."""
     adapters = list(providers) or [RecordingProvider()]
     products = [product for a in adapters for product in a.products]
-    catalog = Catalog([ECHO], [*products, *products_without_adapter])
+    catalog = Catalog(applications, [*products, *products_without_adapter])
     bus = JobEventBus("memory://")
     feed = UpdateFeed(store, bus, poll_interval=0.2, max_queued=100)
     jobs = JobService(store, catalog, ProviderRegistry(adapters), bus, feed)

@@ -13,20 +13,21 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.services.jobs import now_ms
+from jobgate.sessions.address import AddressFiles
 from jobgate.sessions.capability import new_session
-from jobgate.sessions.gate import RECHECK_SECONDS, AddressFiles, SessionGate
+from jobgate.sessions.gate import RECHECK_SECONDS, SessionGate
 from jobgate.sessions.proxy import WebProxy
 from jobgate.storage.base import JobStore
-from jobgate.storage.sessions import SessionType
 from tests.factories import submission
 from tests.servers import free_port
 from tests.sessions.test_web_proxy import serving
@@ -42,7 +43,17 @@ async def echo(websocket: WebSocket) -> None:
         await websocket.send_text(text)
 
 
-JOB_SERVER = Starlette(routes=[Route("/{path:path}", where), WebSocketRoute("/{path:path}", echo)])
+async def elsewhere(_request: Request) -> Response:
+    return RedirectResponse("/lab?from=go", status_code=302)
+
+
+JOB_SERVER = Starlette(
+    routes=[
+        Route("/go", elsewhere),
+        Route("/{path:path}", where),
+        WebSocketRoute("/{path:path}", echo),
+    ]
+)
 
 
 @dataclasses.dataclass
@@ -71,7 +82,10 @@ async def setup(store: JobStore, tmp_path: Path) -> AsyncIterator[Setup]:
     job_port = free_port()
     folder = tmp_path / "jobs" / job.id / "interactive"
     folder.mkdir(parents=True)
-    (folder / "web-0.json").write_text(json.dumps({"port": job_port}))
+    # Replica 0 is an app told its prefix (served whole paths), replica 1 one served from its
+    # root (the default).
+    (folder / "web-0.json").write_text(json.dumps({"port": job_port, "keep_prefix": True}))
+    (folder / "web-1.json").write_text(json.dumps({"port": job_port}))
     proxy = WebProxy()
     gate = SessionGate(store, AddressFiles(lambda j: tmp_path / "jobs" / j.id), proxy, now_ms)
     gateway_port = free_port()
@@ -112,6 +126,23 @@ async def test_the_url_becomes_a_cookie_and_the_app_is_served(setup: Setup) -> N
             pass
 
 
+async def test_an_app_served_from_its_root_is_sent_paths_without_the_prefix(
+    setup: Setup,
+) -> None:
+    folder = f"/interactive/{setup.job.id}/1/web/"
+    async with browser(setup) as client:
+        first = await client.get(await setup.open(rank=1))
+        assert first.json() == {"path": "/lab", "cookie": None}
+        # Its redirect to its own path is one under the session's folder.
+        moved = await client.get(folder + "go", follow_redirects=False)
+        assert moved.headers["location"] == folder + "lab?from=go"
+        capability = client.cookies["jobgate_session"]
+    headers = {"Cookie": f"jobgate_session={capability}"}
+    async with connect(f"ws://{setup.gateway}{folder}socket", additional_headers=headers) as ws:
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+
+
 async def test_nothing_else_gets_in(setup: Setup) -> None:
     url = await setup.open()
     capability = url.split("jobgate-session=")[1]
@@ -131,10 +162,22 @@ async def test_nothing_else_gets_in(setup: Setup) -> None:
 
 
 async def test_the_session_dies_with_its_job(setup: Setup, store: JobStore) -> None:
+    """Even where the job's server outlives the job (here it runs on): the job's end, stored
+    by whichever replica, ends its sessions' connections at the gate's next look."""
     async with browser(setup) as client:
         assert (await client.get(await setup.open())).status_code == 200
-        request = UpdateRequest(setup.job.id, state=JobState.SUCCESS)
-        ended = dataclasses.replace(setup.job.status, state=JobState.SUCCESS)
-        assert await store.commit_update(setup.job, request, ended, now_ms()) is not None
-        await asyncio.sleep(RECHECK_SECONDS + 0.2)
+        capability = client.cookies["jobgate_session"]
+        url = f"ws://{setup.gateway}/interactive/{setup.job.id}/0/web/socket"
+        headers = {"Cookie": f"jobgate_session={capability}"}
+        async with connect(url, additional_headers=headers) as ws:
+            await ws.send("ping")
+            assert await ws.recv() == "ping"
+            request = UpdateRequest(setup.job.id, state=JobState.SUCCESS)
+            ended = dataclasses.replace(setup.job.status, state=JobState.SUCCESS)
+            assert await store.commit_update(setup.job, request, ended, now_ms()) is not None
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(2 * RECHECK_SECONDS + 1):
+                    await ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1001
         assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403

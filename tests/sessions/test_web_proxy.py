@@ -20,7 +20,8 @@ from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from jobgate.sessions.proxy import Upstream, WebProxy
+from jobgate.sessions.address import Upstream
+from jobgate.sessions.proxy import WebProxy
 from tests.gateway import serving as serving_config
 from tests.servers import free_port
 

@@ -1,0 +1,183 @@
+"""WEB sessions of local jobs, end to end: `jobgate serve` with sessions enabled, a job serving
+a page and a WebSocket echo, and Chromium opening the session's URL as a user would.
+
+Both ways a local job is reached: in the sandbox without network (through the bridge on a Unix
+socket in its folder) and on the host's network (its port on the host's loopback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.api.documents import CANCEL, submit, wait_for_state
+from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.gateway import ALICE, BOB, GraphQLClient
+from tests.processes import ServeProcess, write_config
+
+JOB_SERVER = (Path(__file__).with_name("job_server.py")).read_text(encoding="utf-8")
+
+SESSIONS = f"""
+[sessions]
+enabled = true
+
+[[providers.products]]
+name = "web-sandboxed"
+category = "cpu"
+support = {{ logs = true, web = true }}
+
+[[providers.products]]
+name = "web-host-network"
+category = "cpu"
+network = true
+support = {{ logs = true, web = true }}
+
+[[applications]]
+name = "web-echo"
+version = "1"
+command = ["python3", "-c", {json.dumps(JOB_SERVER)}, "{{port}}"]
+interactive = {{ web = true }}
+"""
+
+OPEN = """
+mutation($input: OpenInteractiveSessionsInput!) {
+  openInteractiveSessions(input: $input) {
+    sessions { jobId rank type url expiresAt }
+    userErrors { code field message }
+  }
+}
+"""
+STATUS = "query($id: ID!) { job(id: $id) { updates { status } } }"
+
+# The page's WebSocket to the job's echo, through the session: its first answer, and a
+# promise of how it closes (kept on `window` for the test to await later).
+ECHO = """
+async () => {
+  const socket = new WebSocket(location.href.replace(/^http/, "ws") + "ws");
+  window.echoClosed = new Promise((resolve) => socket.addEventListener("close", (e) => resolve(e.code)));
+  await new Promise((resolve, reject) => {
+    socket.addEventListener("open", resolve);
+    socket.addEventListener("error", reject);
+  });
+  const answer = new Promise((resolve) => socket.addEventListener("message", (e) => resolve(e.data)));
+  socket.send("hello from the browser");
+  return await answer;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("web-sessions")
+    # The first product of the shared test config is local's; the sessions' ones are added.
+    config = write_config(
+        folder / "jobgate.toml", data_dir=folder / "data", storage="", extra=SESSIONS
+    )
+    process = ServeProcess(config)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def open_session(client: GraphQLClient, job_id: str) -> dict[str, Any]:
+    data = await client.execute(
+        OPEN, {"input": {"sessions": [{"jobId": job_id, "rank": 0, "type": "WEB"}]}}
+    )
+    payload: dict[str, Any] = data["openInteractiveSessions"]
+    return payload
+
+
+async def until_served(page: Page, url: str) -> None:
+    """Open the URL; reload while the job's server does not listen yet (502), as a user would."""
+    response = await page.goto(url)
+    for _ in range(100):
+        if response is not None and response.status != 502:
+            break
+        await asyncio.sleep(0.1)
+        response = await page.reload()
+    assert response is not None
+    assert response.status == 200, await page.content()
+
+
+@pytest.mark.parametrize("product", ["web-sandboxed", "web-host-network"])
+async def test_a_web_session_serves_the_jobs_page_and_websocket_until_the_job_ends(
+    gateway: ServeProcess, browser: Browser, product: str
+) -> None:
+    alice, bob = gateway.client(ALICE), gateway.client(BOB)
+    spec = {
+        "application": {"name": "web-echo", "version": "1"},
+        "product": {"id": product, "category": "cpu", "provider": "local"},
+        "parameters": [],
+    }
+    (job_id,) = await submit(alice, spec)
+    await wait_for_state(alice, job_id, "RUNNING")
+
+    # Another user cannot open it: the job is not theirs to see.
+    refused = await open_session(bob, job_id)
+    assert refused["sessions"] == []
+    assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [
+        ("NOT_FOUND", ["sessions", "0", "jobId"])
+    ]
+
+    payload = await open_session(alice, job_id)
+    assert payload["userErrors"] == []
+    (session,) = payload["sessions"]
+    assert (session["jobId"], session["rank"], session["type"]) == (job_id, 0, "WEB")
+    url = session["url"]
+    folder = f"http://127.0.0.1:{gateway.port}/interactive/{job_id}/0/web/"
+    assert url.startswith(folder + "?jobgate-session=")
+    # Opening is on the job's record.
+    updates = (await alice.execute(STATUS, {"id": job_id}))["job"]["updates"]
+    assert "Web session opened by alice (replica 0)" in [u["status"] for u in updates]
+
+    context = await browser.new_context(viewport={"width": 900, "height": 500})
+    page = await context.new_page()
+    await until_served(page, url)
+    # The capability left the address bar; the app saw its own root, and no credential.
+    assert page.url == folder
+    assert await page.text_content("#served") == f"Served by job {job_id}, replica 0"
+    assert await page.text_content("#path") == "/"
+    assert await page.text_content("#cookie") == "none"
+    assert await page.text_content("#authorization") == "none"
+    assert await page.evaluate(ECHO) == "echo: hello from the browser"
+    await page.screenshot(path=str(ARTIFACTS / f"web-session-{product}.png"))
+
+    # Another browser (bob's, say) without the URL gets nothing at the session's address.
+    stranger = await browser.new_context()
+    response = await (await stranger.new_page()).goto(folder)
+    assert response is not None
+    assert response.status == 403
+
+    await alice.execute(CANCEL, {"ids": [job_id]})
+    await wait_for_state(alice, job_id, "SUCCESS")
+    # The open WebSocket is closed (here the job's server went first, so the close is its
+    # own; the gate's, for a server that outlives its job, is tested in test_gate), and the
+    # page is no longer served.
+    closed = await asyncio.wait_for(page.evaluate("window.echoClosed"), timeout=10)
+    assert closed in (1000, 1001)
+    response = await page.reload()
+    assert response is not None
+    assert response.status == 403
+    await context.close()
+    await stranger.close()
+    # The URL's secret is nowhere in the gateway's log (its access log shows the session's id).
+    secret = url.rsplit(".", 1)[1]
+    assert secret not in gateway.output()
+    assert url.split("=", 1)[1].split(".")[0] + ".<secret>" in gateway.output()
