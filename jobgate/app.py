@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 
 
 GRAPHIQL = resources.files("jobgate") / "static" / "graphiql"
+TERMINAL = resources.files("jobgate") / "static" / "terminal"  # the terminal session's page
 
 
 class JobgateGraphQL(GraphQL[Context, None]):
@@ -409,7 +410,14 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
             # Sessions' own paths: what is under /interactive/ is the jobs' (see the gate).
-            *([] if gate is None else [Mount("/interactive", gate)]),
+            *(
+                []
+                if gate is None
+                else [
+                    Mount("/interactive", gate),
+                    Mount("/session-assets/terminal", StaticFiles(directory=str(TERMINAL))),
+                ]
+            ),
         ],
         middleware=[
             # It keeps no frame of its own on a connection (see the module).

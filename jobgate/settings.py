@@ -574,8 +574,8 @@ class SessionSettings(_Strict):
 
     enabled: bool = Field(
         default=False,
-        description="Serve openInteractiveSessions and /interactive/ (a preview: WEB sessions "
-        "of local jobs)",
+        description="Serve openInteractiveSessions and /interactive/ (a preview: WEB and "
+        "TERMINAL sessions of local jobs)",
     )
 
 

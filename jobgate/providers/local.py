@@ -67,8 +67,8 @@ WORK = "work"  # the job's own working folder inside its folder
 FOLLOW_SECONDS = 0.2
 CANCELLED = "The job was cancelled by its user"
 NO_PYTHON_FOR_THE_BRIDGE = (
-    f"Refused: an interactive application in the sandbox is reached through a bridge that "
-    f"runs on {SANDBOX_PYTHON}, which is not installed (Debian: python3)"
+    f"Refused: sessions of local jobs go through a bridge that runs on {SANDBOX_PYTHON}, "
+    "which is not installed (Debian: python3)"
 )
 
 
@@ -301,18 +301,22 @@ class LocalProvider:
         product = self._context.catalog.product(spec.product)
         network = product is not None and product.network
         sandbox = self._sandbox
-        interactive = None
-        if app.interactive.any:
-            bridged = sandbox is not None and not network
-            if bridged and not SANDBOX_PYTHON.exists():
-                await self._report(job.id, JobState.FAILURE, NO_PYTHON_FOR_THE_BRIDGE)
-                return None
-            interactive = InteractiveReplicas.plan(app.interactive, spec.replicas, bridged=bridged)
+        interactive = InteractiveReplicas.plan(
+            app.interactive,
+            spec.replicas,
+            sandboxed=sandbox is not None,
+            network=network,
+            terminal=product is not None and product.support.terminal,
+        )
+        if interactive is not None and interactive.bridged and not SANDBOX_PYTHON.exists():
+            await self._report(job.id, JobState.FAILURE, NO_PYTHON_FOR_THE_BRIDGE)
+            return None
 
         def confined(argv: list[str]) -> list[str]:
             if sandbox is None:
                 return argv
-            bridge = [(BRIDGE, BRIDGE_IN_SANDBOX)] if interactive is not None else []
+            bridged = interactive is not None and interactive.bridged
+            bridge = [(BRIDGE, BRIDGE_IN_SANDBOX)] if bridged else []
             return sandbox.command(
                 argv,
                 job_folder=work,
@@ -526,8 +530,8 @@ def _replica_argv(
     interactive: InteractiveReplicas,
     rank: int,
 ) -> list[str]:
-    argv = render_command(command, given, interactive.ports[rank])
-    return interactive.bridged_argv(rank, argv) if interactive.bridged else argv
+    argv = render_command(command, given, interactive.port(rank))
+    return interactive.replica_argv(rank, argv)
 
 
 def _prepare_folder(

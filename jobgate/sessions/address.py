@@ -9,6 +9,7 @@ folder (`AddressFiles`). Nothing here needs the gateway's own parts: an agent's 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,3 +96,17 @@ class AddressFiles:
                 return None
             return Upstream(host=host, port=port, strip_prefix=strip)
         return None
+
+
+# A Unix socket's address holds at most 107 bytes; job folders can be deeper than that.
+MAX_SOCKET_PATH = 100
+
+
+def connectable_path(path: Path) -> tuple[int | None, str]:
+    """A path to the socket that fits in a socket address: itself, or (when too long) through
+    its folder opened here, `/proc/self/fd/<n>/<name>` (the caller closes `<n>` after its last
+    connect)."""
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return None, str(path)
+    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return folder, f"/proc/self/fd/{folder}/{path.name}"

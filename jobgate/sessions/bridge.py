@@ -1,27 +1,50 @@
-"""The bridge between a sandboxed job's server and the gateway (standard library only).
+"""The bridge between a local job and the gateway's sessions (standard library only).
 
-A job of the local provider runs in a network namespace of its own: its web app listens on
-127.0.0.1:{port} *there*, where the gateway cannot connect. This program runs inside the same
-sandbox, as the job's account, in front of the app: it starts the app, listens on a Unix socket
-in the job's folder (which the gateway sees too; mode 0600, so only the job's account and the
-gateway can connect) and carries each connection to the app's port. It ends with the app, with
-its exit code.
+A job of the local provider runs in a sandbox with a network namespace of its own: its web app
+listens on 127.0.0.1:{port} *there*, where the gateway cannot connect, and a shell for its user
+must start inside the same sandbox, as the job's account. This program runs inside the sandbox,
+in front of the job's program: it starts the program, and listens on Unix sockets in the job's
+folder (which the gateway sees too; mode 0600, so only the job's account and the gateway can
+connect):
 
-It is run by the sandbox's own Python (`/usr/bin/python3`), not the gateway's: the gateway's
-virtual environment is not visible inside the sandbox, so this file imports nothing of jobgate.
+- `--forward SOCKET PORT`: each connection is carried to the app's port;
+- `--terminal SOCKET`: each connection gets a shell of its own on a new pseudo-terminal, spoken
+  to in frames (`FRAME`): DATA both ways, RESIZE from the gateway, EXIT (the shell's exit code)
+  to it.
 
-    python3 bridge.py SOCKET PORT -- PROGRAM [ARGUMENT...]
+It ends with the program, with its exit code, and takes its shells with it. It is run by the
+system's Python (`/usr/bin/python3`), not the gateway's: the gateway's virtual environment is
+not visible inside the sandbox, so this file imports nothing of jobgate.
+
+    python3 bridge.py [--forward SOCKET PORT] [--terminal SOCKET] -- PROGRAM [ARGUMENT...]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import ctypes
+import fcntl
 import os
+import pty
+import shutil
 import signal
+import struct
 import sys
+import termios
 
 CHUNK = 64 * 1024
+# A frame: its kind (one byte) and its payload's size (4 bytes, big-endian), then the payload.
+FRAME = struct.Struct("!cI")
+DATA, RESIZE, EXIT = b"d", b"r", b"x"
+RESIZE_PAYLOAD = struct.Struct("!HH")  # columns, rows
+EXIT_PAYLOAD = struct.Struct("!i")
+MAX_FRAME = 1 << 20
+PR_SET_PDEATHSIG = 1
+
+
+# --- forwarding ---------------------------------------------------------------------------------
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -50,28 +73,158 @@ async def _carry(port: int, client: asyncio.StreamReader, to_client: asyncio.Str
                 await writer.wait_closed()
 
 
-async def _main(socket_path: str, port: int, argv: list[str]) -> int:
-    child = await asyncio.create_subprocess_exec(*argv)
+# --- terminals ----------------------------------------------------------------------------------
+
+
+def _shell() -> list[str]:
+    for candidate in ("/bin/bash", "/bin/sh"):
+        if os.access(candidate, os.X_OK):
+            return [candidate]
+    return [shutil.which("sh") or "sh"]
+
+
+def _as_terminal_session() -> None:
+    """In the shell's process, before it starts: the pseudo-terminal becomes its controlling
+    terminal, and it dies with the bridge (unconfined, nothing else would end it)."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Terminals:
+    """The shells of `--terminal` connections, each on a pseudo-terminal of its own."""
+
+    def __init__(self) -> None:
+        self.shells: set[asyncio.subprocess.Process] = set()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        main, child = pty.openpty()
+        try:
+            shell = await asyncio.create_subprocess_exec(
+                *_shell(),
+                stdin=child,
+                stdout=child,
+                stderr=child,
+                start_new_session=True,
+                preexec_fn=_as_terminal_session,
+                env={**os.environ, "TERM": "xterm-256color"},
+            )
+        except OSError:
+            os.close(main)
+            writer.close()
+            return
+        finally:
+            os.close(child)
+        self.shells.add(shell)
+        output = asyncio.create_task(_output(main, writer))
+        try:
+            await _input(reader, main, output)
+        finally:
+            # The gateway's side ended (the browser left, or the job ended): so does the shell.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(shell.pid, signal.SIGHUP)
+            code = await shell.wait()
+            self.shells.discard(shell)
+            with contextlib.suppress(asyncio.CancelledError):
+                await output
+            os.close(main)
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(FRAME.pack(EXIT, EXIT_PAYLOAD.size) + EXIT_PAYLOAD.pack(code))
+                await writer.drain()
+            writer.close()
+
+    def hang_up(self) -> None:
+        for shell in self.shells:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(shell.pid, signal.SIGHUP)
+
+
+async def _input(reader: asyncio.StreamReader, main: int, output: asyncio.Task[None]) -> None:
+    """Frames from the gateway to the terminal, until either side ends."""
+    reading = asyncio.ensure_future(reader.readexactly(FRAME.size))
+    try:
+        while True:
+            done, _ = await asyncio.wait({reading, output}, return_when=asyncio.FIRST_COMPLETED)
+            if output in done:
+                return  # the shell closed its terminal
+            try:
+                kind, size = FRAME.unpack(reading.result())
+                if size > MAX_FRAME:
+                    return
+                payload = await reader.readexactly(size)
+            except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                return
+            if kind == DATA:
+                os.write(main, payload)
+            elif kind == RESIZE and size == RESIZE_PAYLOAD.size:
+                columns, rows = RESIZE_PAYLOAD.unpack(payload)
+                fcntl.ioctl(main, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+            reading = asyncio.ensure_future(reader.readexactly(FRAME.size))
+    finally:
+        reading.cancel()
+
+
+async def _output(main: int, writer: asyncio.StreamWriter) -> None:
+    """What the shell writes, as DATA frames, until its terminal closes."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(main, CHUNK)
+        except OSError:  # EIO: every process on the terminal has closed it
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(main)
+        chunks.put_nowait(chunk)
+
+    loop.add_reader(main, readable)
+    try:
+        while chunk := await chunks.get():
+            writer.write(FRAME.pack(DATA, len(chunk)) + chunk)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        loop.remove_reader(main)
+
+
+# --- the program --------------------------------------------------------------------------------
+
+
+async def _listen(path: str, serve: object) -> asyncio.Server:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by an earlier run of this replica
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    old_mask = os.umask(0o177)
+    try:
+        return await asyncio.start_unix_server(serve, path)  # type: ignore[arg-type]
+    finally:
+        os.umask(old_mask)
+
+
+async def _main(options: argparse.Namespace) -> int:
+    child = await asyncio.create_subprocess_exec(*options.program)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         # The supervisor signals the whole process group; passed on for a signal sent to us.
         loop.add_signal_handler(signum, _pass_on, child, signum)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(socket_path)  # left by an earlier run of this replica
-    os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
-    old_mask = os.umask(0o177)
-    try:
-        server = await asyncio.start_unix_server(
-            lambda reader, writer: _carry(port, reader, writer), socket_path
-        )
-    finally:
-        os.umask(old_mask)
+    servers: list[tuple[asyncio.Server, str]] = []
+    for path, port in options.forward or []:
+        forward = int(port)
+        server = await _listen(path, lambda r, w, port=forward: _carry(port, r, w))
+        servers.append((server, path))
+    terminals = Terminals()
+    if options.terminal is not None:
+        servers.append((await _listen(options.terminal, terminals.serve), options.terminal))
     try:
         code = await child.wait()
     finally:
-        server.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(socket_path)
+        terminals.hang_up()
+        for server, path in servers:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
     return code if code >= 0 else 128 - code
 
 
@@ -81,13 +234,19 @@ def _pass_on(child: asyncio.subprocess.Process, signum: int) -> None:
 
 
 def main(arguments: list[str]) -> int:
-    if len(arguments) < 4 or arguments[2] != "--":
-        print("usage: bridge.py SOCKET PORT -- PROGRAM [ARGUMENT...]", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(prog="bridge.py")
+    parser.add_argument("--forward", nargs=2, action="append", metavar=("SOCKET", "PORT"))
+    parser.add_argument("--terminal", metavar="SOCKET")
+    parser.add_argument("program", nargs=argparse.REMAINDER)
+    options = parser.parse_args(arguments)
+    if options.program[:1] == ["--"]:
+        options.program = options.program[1:]
+    if not options.program:
+        parser.error("no program to run")
     try:
-        return asyncio.run(_main(arguments[0], int(arguments[1]), arguments[3:]))
+        return asyncio.run(_main(options))
     except FileNotFoundError:
-        print(f"bridge: no such program: {arguments[3]}", file=sys.stderr)
+        print(f"bridge: no such program: {options.program[0]}", file=sys.stderr)
         return 127
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from http.cookies import CookieError, SimpleCookie
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Message, Receive, Scope, Send
@@ -30,6 +32,7 @@ from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.providers.background import TaskSet
+from jobgate.sessions import terminal
 from jobgate.sessions.address import SESSION_PATH, Locator, Upstream
 from jobgate.sessions.capability import PARAMETER, proves, split
 from jobgate.sessions.proxy import WebProxy, send_page
@@ -122,27 +125,57 @@ class SessionGate:
         if job is None:
             await self._refuse(scope, send, 403, REFUSED_PAGE)
             return
-        if kind is not SessionType.WEB:
-            # Terminals and desktops have pages of their own (not built yet).
+        if kind is SessionType.VNC:  # desktops have a page of their own (not built yet)
             await self._refuse(scope, send, 404, NOT_THERE_PAGE)
+            return
+        if kind is SessionType.TERMINAL:
+            await self._terminal(job_id, scope, receive, send, job, rank, prefix)
             return
         upstream = await self.locator.upstream(job, rank, kind)
         if upstream is None:
             await self._refuse(scope, send, 502, b"<p>The job's server is not listening yet.</p>")
             return
         self._upstreams.setdefault(job_id, set()).add(upstream)
-        await self._while_running(job_id, scope, receive, send, upstream, prefix)
+        if scope["type"] == "http":
+            work = functools.partial(self.proxy.http, scope, receive, upstream=upstream)
+        else:
+            work = functools.partial(self.proxy.websocket, scope, receive, upstream=upstream)
+        await self._while_running(job_id, scope, send, functools.partial(work, prefix=prefix))
 
-    async def _while_running(
+    async def _terminal(
         self,
         job_id: str,
         scope: Scope,
         receive: Receive,
         send: Send,
-        upstream: Upstream,
+        job: Job,
+        rank: int,
         prefix: str,
     ) -> None:
-        """Proxy one request or WebSocket until it is done or its job ends (`_sweep`)."""
+        """The terminal's page at the session's folder; its WebSocket at `socket` in it."""
+        rest = scope["path"][len(prefix) :]
+        if scope["type"] == "http" and rest == "":
+            await terminal.send_page(send)
+            return
+        if scope["type"] != "websocket" or rest != terminal.SOCKET:
+            await self._refuse(scope, send, 404, NOT_THERE_PAGE)
+            return
+        upstream = await self.locator.upstream(job, rank, SessionType.TERMINAL)
+        if upstream is None:
+            await self._refuse(scope, send, 502, b"")
+            return
+        work = functools.partial(terminal.relay, scope, receive, upstream=upstream)
+        await self._while_running(job_id, scope, send, work)
+
+    async def _while_running(
+        self,
+        job_id: str,
+        scope: Scope,
+        send: Send,
+        work: Callable[..., Coroutine[Any, Any, None]],
+    ) -> None:
+        """Serve one request or WebSocket (`work(send=...)`) until it is done or its job ends
+        (`_sweep`, `job_ended`)."""
         started = False
 
         async def sending(message: Message) -> None:
@@ -150,11 +183,7 @@ class SessionGate:
             started = started or message["type"] in ("http.response.start", "websocket.accept")
             await send(message)
 
-        if scope["type"] == "http":
-            work = self.proxy.http(scope, receive, sending, upstream, prefix)
-        else:
-            work = self.proxy.websocket(scope, receive, sending, upstream, prefix)
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(work(send=sending))
         live = self._live.setdefault(job_id, set())
         live.add(task)
         if self._sweeper is None:

@@ -23,7 +23,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterable
 from http.cookies import CookieError, SimpleCookie
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
-from jobgate.sessions.address import Upstream
+from jobgate.sessions.address import Upstream, connectable_path
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ class WebProxy:
         if pooled is None:
             folder, uds = None, None
             if upstream.unix_socket is not None:
-                folder, uds = _short_socket_path(upstream.unix_socket)
+                folder, uds = connectable_path(upstream.unix_socket)
             transport = httpx.AsyncHTTPTransport(uds=uds)
             client = httpx.AsyncClient(
                 transport=transport,
@@ -210,7 +209,7 @@ async def _connect(
     # What `unix_connect` does: a Unix socket, with the URI for the handshake only.
     folder, path = None, None
     if upstream.unix_socket is not None:
-        folder, path = _short_socket_path(upstream.unix_socket)
+        folder, path = connectable_path(upstream.unix_socket)
     through: dict[str, Any] = {} if path is None else {"unix": True, "path": path}
     try:
         return await connect(
@@ -227,20 +226,6 @@ async def _connect(
     finally:
         if folder is not None:
             os.close(folder)  # connected (or not): the path is not needed again
-
-
-# A Unix socket's address holds at most 107 bytes; job folders can be deeper than that.
-MAX_SOCKET_PATH = 100
-
-
-def _short_socket_path(path: Path) -> tuple[int | None, str]:
-    """A path to the socket that fits in a socket address: itself, or (when too long) through
-    its folder opened here, `/proc/self/fd/<n>/<name>` (the caller closes `<n>` after its last
-    connect)."""
-    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
-        return None, str(path)
-    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    return folder, f"/proc/self/fd/{folder}/{path.name}"
 
 
 async def _browser_to_job(receive: Receive, job_socket: ClientConnection) -> None:

@@ -1,22 +1,25 @@
-"""WEB sessions of local jobs, end to end: `jobgate serve` with sessions enabled, a job serving
-a page and a WebSocket echo, and Chromium opening the session's URL as a user would.
+"""WEB and TERMINAL sessions of local jobs, end to end: `jobgate serve` with sessions enabled,
+jobs serving a page and a WebSocket echo or just running, and Chromium opening the sessions'
+URLs as a user would.
 
-Both ways a local job is reached: in the sandbox without network (through the bridge on a Unix
-socket in its folder) and on the host's network (its port on the host's loopback).
+Both ways a local job's web app is reached: in the sandbox without network (through the bridge
+on a Unix socket in its folder) and on the host's network (its port on the host's loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Request, Route, async_playwright
 
-from tests.api.documents import CANCEL, submit, wait_for_state
+from tests.api.documents import CANCEL, job_spec, submit, wait_for_state
 from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.gateway import ALICE, BOB, GraphQLClient
 from tests.processes import ServeProcess, write_config
@@ -37,6 +40,11 @@ name = "web-host-network"
 category = "cpu"
 network = true
 support = {{ logs = true, web = true }}
+
+[[providers.products]]
+name = "shell"
+category = "cpu"
+support = {{ logs = true, terminal = true }}
 
 [[applications]]
 name = "web-echo"
@@ -96,9 +104,9 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-async def open_session(client: GraphQLClient, job_id: str) -> dict[str, Any]:
+async def open_session(client: GraphQLClient, job_id: str, kind: str = "WEB") -> dict[str, Any]:
     data = await client.execute(
-        OPEN, {"input": {"sessions": [{"jobId": job_id, "rank": 0, "type": "WEB"}]}}
+        OPEN, {"input": {"sessions": [{"jobId": job_id, "rank": 0, "type": kind}]}}
     )
     payload: dict[str, Any] = data["openInteractiveSessions"]
     return payload
@@ -181,3 +189,84 @@ async def test_a_web_session_serves_the_jobs_page_and_websocket_until_the_job_en
     secret = url.rsplit(".", 1)[1]
     assert secret not in gateway.output()
     assert url.split("=", 1)[1].split(".")[0] + ".<secret>" in gateway.output()
+
+
+# The terminal's whole buffer, as text (xterm.js draws on a canvas: the page holds no text).
+SCREEN = """
+() => {
+  const buffer = window.jobgateTerminal.buffer.active;
+  const lines = [];
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
+  return lines.join("\\n");
+}
+"""
+
+
+async def screen_shows(page: Page, wanted: str, timeout: float = 10) -> str:
+    text = ""
+    for _ in range(int(timeout * 10)):
+        screen: str = await page.evaluate(SCREEN)
+        text = "\n" + screen + "\n"  # every line between newlines
+        if wanted in text:
+            return text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the terminal never showed {wanted!r}:\n{text}")
+
+
+async def test_a_terminal_session_is_a_shell_inside_the_job_as_its_account(
+    gateway: ServeProcess, browser: Browser
+) -> None:
+    alice = gateway.client(ALICE)
+    (job_id,) = await submit(alice, job_spec("sleep", product="shell", seconds=600))
+    await wait_for_state(alice, job_id, "RUNNING")
+    payload = await open_session(alice, job_id, "TERMINAL")
+    assert payload["userErrors"] == []
+    (session,) = payload["sessions"]
+    # A product without terminals offers none.
+    (other,) = await submit(alice, job_spec("sleep", seconds=600))
+    await wait_for_state(alice, other, "RUNNING")
+    refused = await open_session(alice, other, "TERMINAL")
+    assert [e["code"] for e in refused["userErrors"]] == ["NOT_SUPPORTED"]
+
+    context = await browser.new_context(viewport={"width": 1000, "height": 600})
+    page = await context.new_page()
+    await page.route("**/*", only_the_gateway(gateway))
+    await page.goto(session["url"])
+    await page.wait_for_function("window.jobgateTerminal !== undefined")
+    await screen_shows(page, "$")  # the shell's prompt
+    await page.keyboard.type("echo $JOBGATE_JOB_ID; id -un\n")
+    account = "nobody" if os.geteuid() == 0 else getpass.getuser()
+    text = await screen_shows(page, f"\n{account}\n")
+    assert f"\n{job_id}\n{account}\n" in text, text
+    await page.screenshot(path=str(ARTIFACTS / "terminal-session.png"))
+
+    # Resized with its window, the shell learns its new size.
+    await page.set_viewport_size({"width": 700, "height": 400})
+    await page.wait_for_timeout(300)
+    columns, rows = await page.evaluate(
+        "[window.jobgateTerminal.cols, window.jobgateTerminal.rows]"
+    )
+    assert columns < 100  # it did shrink, to what the smaller window holds
+    await page.keyboard.type("clear; stty size\n")
+    await screen_shows(page, f"\n{rows} {columns}\n")
+
+    # The job's end ends the shell and the session.
+    await alice.execute(CANCEL, {"ids": [job_id, other]})
+    await wait_for_state(alice, job_id, "SUCCESS")
+    await page.wait_for_function("window.jobgateTerminalClosed !== undefined", timeout=10_000)
+    response = await page.reload()
+    assert response is not None
+    assert response.status == 403
+    await context.close()
+
+
+def only_the_gateway(gateway: ServeProcess) -> Any:
+    """A route handler refusing every other host: the terminal's assets are the gateway's."""
+
+    async def route(handled: Route, request: Request) -> None:
+        if request.url.startswith((f"http://127.0.0.1:{gateway.port}/", "ws://127.0.0.1")):
+            await handled.continue_()
+        else:
+            await handled.abort()
+
+    return route

@@ -1,0 +1,139 @@
+"""TERMINAL sessions: the page (xterm.js, served by the gateway itself) and its WebSocket,
+relayed to a shell that the bridge starts inside the job (`jobgate.sessions.bridge`).
+
+The browser sends keys as binary messages and the terminal's size as `{"resize": [columns,
+rows]}`; it gets the shell's output as binary messages, and `{"exit": code}` when the shell
+ends. Towards the bridge the same travels in the bridge's frames, over its Unix socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from importlib import resources
+
+from starlette.types import Receive, Scope, Send
+
+from jobgate.sessions.address import Upstream, connectable_path
+from jobgate.sessions.bridge import (
+    DATA,
+    EXIT,
+    EXIT_PAYLOAD,
+    FRAME,
+    MAX_FRAME,
+    RESIZE,
+    RESIZE_PAYLOAD,
+)
+
+ASSETS = resources.files("jobgate") / "static" / "terminal"
+# The page's own address: the session's folder; its WebSocket is `socket` in it.
+SOCKET = "socket"
+# Bounds of what a browser may say it is (xterm.js's own are larger than any screen).
+MAX_COLUMNS, MAX_ROWS = 1000, 1000
+
+log = logging.getLogger(__name__)
+
+
+async def send_page(send: Send) -> None:
+    """The terminal's page (the same for every session: it finds its socket beside itself)."""
+    page = (ASSETS / "index.html").read_bytes()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(page)).encode()),
+                (b"cache-control", b"no-store"),
+                (b"referrer-policy", b"no-referrer"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": page})
+
+
+async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:
+    """Carry one terminal WebSocket to a new shell of the job's bridge, until either ends."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    try:
+        reader, writer = await _open(upstream)
+    except OSError as error:
+        log.info("a terminal session's bridge at %s does not answer: %s", upstream, error)
+        await send({"type": "websocket.close", "code": 1011})
+        return
+    await send({"type": "websocket.accept"})
+    to_shell = asyncio.create_task(_browser_to_shell(receive, writer))
+    to_browser = asyncio.create_task(_shell_to_browser(reader, send))
+    try:
+        await asyncio.wait({to_shell, to_browser}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Either side ended, or the job did (cancelled): the other side ends too.
+        for task in (to_shell, to_browser):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+                await task
+        writer.close()
+
+
+async def _open(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if upstream.unix_socket is None:
+        raise OSError("a terminal's bridge listens on a Unix socket")
+    folder, path = connectable_path(upstream.unix_socket)
+    try:
+        return await asyncio.open_unix_connection(path)
+    finally:
+        if folder is not None:
+            os.close(folder)
+
+
+async def _browser_to_shell(receive: Receive, writer: asyncio.StreamWriter) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        if data is not None:
+            writer.write(FRAME.pack(DATA, len(data)) + data)
+        else:
+            size = _resize(message.get("text"))
+            if size is not None:
+                writer.write(FRAME.pack(RESIZE, RESIZE_PAYLOAD.size) + RESIZE_PAYLOAD.pack(*size))
+        await writer.drain()
+
+
+def _resize(text: str | None) -> tuple[int, int] | None:
+    """The size a `{"resize": [columns, rows]}` message asks for; None for anything else."""
+    try:
+        columns, rows = json.loads(text or "")["resize"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(columns, int) and isinstance(rows, int)):
+        return None
+    if not (1 <= columns <= MAX_COLUMNS and 1 <= rows <= MAX_ROWS):
+        return None
+    return columns, rows
+
+
+async def _shell_to_browser(reader: asyncio.StreamReader, send: Send) -> None:
+    code = 1000
+    try:
+        while True:
+            kind, size = FRAME.unpack(await reader.readexactly(FRAME.size))
+            if size > MAX_FRAME:  # the socket lies in the job's folder: bounded like any input
+                code = 1011
+                break
+            payload = await reader.readexactly(size)
+            if kind == DATA:
+                await send({"type": "websocket.send", "bytes": payload})
+            elif kind == EXIT and size == EXIT_PAYLOAD.size:
+                (status,) = EXIT_PAYLOAD.unpack(payload)
+                await send({"type": "websocket.send", "text": json.dumps({"exit": status})})
+                break
+    except (asyncio.IncompleteReadError, ConnectionError, OSError):
+        code = 1011  # the bridge went away without a word: the job's end closes with 1001
+    await send({"type": "websocket.close", "code": code})

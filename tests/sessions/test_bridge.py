@@ -1,0 +1,95 @@
+"""The bridge on its own (as the sandbox runs it: the system's Python, this file alone): it runs
+the job's program and ends with its exit code, carries connections to the program's port, and
+gives shells on pseudo-terminals in frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from jobgate.providers.interactive import BRIDGE, SANDBOX_PYTHON
+from jobgate.sessions.bridge import DATA, EXIT, EXIT_PAYLOAD, FRAME, RESIZE, RESIZE_PAYLOAD
+from tests.servers import free_port
+
+
+@contextlib.asynccontextmanager
+async def bridge(folder: Path, *options: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await asyncio.create_subprocess_exec(
+        str(SANDBOX_PYTHON), str(BRIDGE), *options, cwd=folder
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def listening(path: Path) -> bool:
+    return path.is_socket()
+
+
+async def until_listening(path: Path) -> None:
+    for _ in range(100):
+        if listening(path):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing listens on {path}")
+
+
+async def test_it_ends_with_its_programs_exit_code(tmp_path: Path) -> None:
+    async with bridge(tmp_path, "--terminal", "t.sock", "--", "sh", "-c", "exit 7") as process:
+        assert await asyncio.wait_for(process.wait(), 10) == 7
+    assert not (tmp_path / "t.sock").exists()  # its sockets go with it
+
+
+async def test_a_signal_reaches_the_program_and_the_code_says_so(tmp_path: Path) -> None:
+    async with bridge(tmp_path, "--terminal", "t.sock", "--", "sleep", "60") as process:
+        await until_listening(tmp_path / "t.sock")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 128 + signal.SIGTERM
+
+
+async def test_connections_are_carried_to_the_programs_port(tmp_path: Path) -> None:
+    port = free_port()
+    echo = f"import socket; s=socket.create_server(('127.0.0.1', {port})); c,_=s.accept(); "
+    echo += "c.sendall(c.recv(100).upper())"
+    forward = ("--forward", "web.sock", str(port))
+    async with bridge(tmp_path, *forward, "--", str(SANDBOX_PYTHON), "-c", echo) as process:
+        await until_listening(tmp_path / "web.sock")
+        for _ in range(50):  # the program listens a moment after the bridge does
+            reader, writer = await asyncio.open_unix_connection(tmp_path / "web.sock")
+            writer.write(b"hello")
+            answer = await reader.read(100)
+            writer.close()
+            if answer:
+                break
+            await asyncio.sleep(0.1)
+        assert answer == b"HELLO"
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def test_a_terminal_is_a_shell_on_a_pseudo_terminal(tmp_path: Path) -> None:
+    async with bridge(tmp_path, "--terminal", "t.sock", "--", "sleep", "60"):
+        await until_listening(tmp_path / "t.sock")
+        reader, writer = await asyncio.open_unix_connection(tmp_path / "t.sock")
+        writer.write(FRAME.pack(RESIZE, RESIZE_PAYLOAD.size) + RESIZE_PAYLOAD.pack(123, 45))
+        command = b"tty; stty size; exit 5\n"
+        writer.write(FRAME.pack(DATA, len(command)) + command)
+        output, code = b"", None
+        async with asyncio.timeout(10):
+            while code is None:
+                kind, size = FRAME.unpack(await reader.readexactly(FRAME.size))
+                payload = await reader.readexactly(size)
+                if kind == DATA:
+                    output += payload
+                elif kind == EXIT:
+                    (code,) = EXIT_PAYLOAD.unpack(payload)
+        assert code == 5
+        text = output.decode(errors="replace")
+        assert "/dev/pts/" in text  # a terminal of its own
+        assert "45 123" in text  # of the size asked
+        writer.close()
