@@ -575,7 +575,7 @@ class SessionSettings(_Strict):
     enabled: bool = Field(
         default=False,
         description="Serve openInteractiveSessions and /interactive/ (a preview: WEB and "
-        "TERMINAL sessions of local jobs)",
+        "TERMINAL sessions of local jobs, TERMINAL sessions of Slurm jobs)",
     )
 
 

@@ -35,19 +35,24 @@ ADDRESS_FOLDER = "interactive"
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """Where a job's server listens: a TCP port on `host`, or a Unix socket."""
+    """Where a job's server listens: a TCP port on `host`, or a Unix socket; for a terminal,
+    also a `command` the gateway runs on a pseudo-terminal of its own (Slurm's `srun --pty`
+    into the job's allocation), with `environment` its whole environment."""
 
     host: str = "127.0.0.1"
     port: int | None = None
     unix_socket: Path | None = None
+    command: tuple[str, ...] | None = None
+    environment: tuple[tuple[str, str], ...] = ()
     # Whether the app is served from its root: it is sent paths without the session's prefix
     # (and its redirects to its own paths get the prefix back). Apps that know their prefix
     # (JupyterLab's base_url = $JOBGATE_WEB_PREFIX) are sent the whole path instead.
     strip_prefix: bool = False
 
     def __post_init__(self) -> None:
-        if (self.port is None) == (self.unix_socket is None):
-            raise ValueError("an upstream is a TCP port or a Unix socket, one of the two")
+        given = [self.port, self.unix_socket, self.command]
+        if sum(part is not None for part in given) != 1:
+            raise ValueError("an upstream is a TCP port, a Unix socket or a command, one only")
 
     @property
     def authority(self) -> str:

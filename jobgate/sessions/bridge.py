@@ -33,6 +33,7 @@ import signal
 import struct
 import sys
 import termios
+from collections.abc import Mapping, Sequence
 
 CHUNK = 64 * 1024
 # A frame: its kind (one byte) and its payload's size (4 bytes, big-endian), then the payload.
@@ -92,22 +93,28 @@ def _as_terminal_session() -> None:
 
 
 class Terminals:
-    """The shells of `--terminal` connections, each on a pseudo-terminal of its own."""
+    """The shells of `--terminal` connections, each on a pseudo-terminal of its own: `command`
+    (a shell by default) with `environment` (this process's by default, and TERM)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, command: Sequence[str] | None = None, environment: Mapping[str, str] | None = None
+    ) -> None:
+        self.command = list(command) if command is not None else _shell()
+        self.environment = dict(os.environ if environment is None else environment)
+        self.environment["TERM"] = "xterm-256color"
         self.shells: set[asyncio.subprocess.Process] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         main, child = pty.openpty()
         try:
             shell = await asyncio.create_subprocess_exec(
-                *_shell(),
+                *self.command,
                 stdin=child,
                 stdout=child,
                 stderr=child,
                 start_new_session=True,
                 preexec_fn=_as_terminal_session,
-                env={**os.environ, "TERM": "xterm-256color"},
+                env=self.environment,
             )
         except OSError:
             os.close(main)

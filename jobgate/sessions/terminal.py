@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 from importlib import resources
 
 from starlette.types import Receive, Scope, Send
@@ -26,6 +27,7 @@ from jobgate.sessions.bridge import (
     MAX_FRAME,
     RESIZE,
     RESIZE_PAYLOAD,
+    Terminals,
 )
 
 ASSETS = resources.files("jobgate") / "static" / "terminal"
@@ -35,6 +37,8 @@ SOCKET = "socket"
 MAX_COLUMNS, MAX_ROWS = 1000, 1000
 
 log = logging.getLogger(__name__)
+# The shells this gateway runs itself (`Upstream.command`): each ends when its relay closes.
+_RUNNING: set[asyncio.Task[None]] = set()
 
 
 async def send_page(send: Send) -> None:
@@ -81,6 +85,16 @@ async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) 
 
 
 async def _open(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the terminal: to the job's bridge, or (for a command the gateway runs
+    itself) to a `Terminals` on the other end of a socket pair, in this process."""
+    if upstream.command is not None:
+        ours, theirs = socket.socketpair()
+        terminals = Terminals(upstream.command, dict(upstream.environment))
+        shell_side = await asyncio.open_connection(sock=theirs)
+        task = asyncio.create_task(terminals.serve(*shell_side))
+        _RUNNING.add(task)
+        task.add_done_callback(_RUNNING.discard)
+        return await asyncio.open_connection(sock=ours)
     if upstream.unix_socket is None:
         raise OSError("a terminal's bridge listens on a Unix socket")
     folder, path = connectable_path(upstream.unix_socket)

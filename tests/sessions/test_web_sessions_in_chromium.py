@@ -230,10 +230,10 @@ async def test_a_terminal_session_is_a_shell_inside_the_job_as_its_account(
 
     context = await browser.new_context(viewport={"width": 1000, "height": 600})
     page = await context.new_page()
-    await page.route("**/*", only_the_gateway(gateway))
+    await page.route("**/*", only_the_gateway(gateway.port))
     await page.goto(session["url"])
-    await page.wait_for_function("window.jobgateTerminal !== undefined")
-    await screen_shows(page, "$")  # the shell's prompt
+    # Its WebSocket is open: keys reach the shell (the terminal holds them until it reads).
+    await page.wait_for_function("window.jobgateTerminalOpen === true")
     await page.keyboard.type("echo $JOBGATE_JOB_ID; id -un\n")
     account = "nobody" if os.geteuid() == 0 else getpass.getuser()
     text = await screen_shows(page, f"\n{account}\n")
@@ -260,11 +260,12 @@ async def test_a_terminal_session_is_a_shell_inside_the_job_as_its_account(
     await context.close()
 
 
-def only_the_gateway(gateway: ServeProcess) -> Any:
-    """A route handler refusing every other host: the terminal's assets are the gateway's."""
+def only_the_gateway(port: int) -> Any:
+    """A route handler refusing every host but the gateway on `port`: the terminal's assets
+    are the gateway's own."""
 
     async def route(handled: Route, request: Request) -> None:
-        if request.url.startswith((f"http://127.0.0.1:{gateway.port}/", "ws://127.0.0.1")):
+        if request.url.startswith((f"http://127.0.0.1:{port}/", f"ws://127.0.0.1:{port}/")):
             await handled.continue_()
         else:
             await handled.abort()

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from jobgate.domain.catalog import Product, render_command
 from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.errors import JobgateError, ProviderError, ProviderNotReady
@@ -34,6 +35,7 @@ from jobgate.providers.background import (
 )
 from jobgate.providers.base import ProviderContext, ignore_command
 from jobgate.providers.output import OutputTail
+from jobgate.providers.sandbox import JOB_PATH
 from jobgate.providers.slurm import commands
 from jobgate.providers.slurm.commands import JobDetails, SlurmCommandError
 from jobgate.providers.slurm.script import (
@@ -49,6 +51,7 @@ from jobgate.providers.workspace import (
     WorkspaceLayout,
     Workspaces,
 )
+from jobgate.sessions.address import Upstream
 from jobgate.unix import Account, users_account
 
 log = logging.getLogger(__name__)
@@ -323,6 +326,32 @@ class SlurmProvider:
         self._context.logs.close(job.id)
 
     # --- following ----------------------------------------------------------------------------
+
+    # --- interactive sessions -------------------------------------------------------------------
+
+    async def upstream(self, job: Job, rank: int, kind: SessionType) -> Upstream | None:
+        """A terminal: a shell in the job's allocation through `srun --overlap --pty`, which
+        the gateway runs (on a pseudo-terminal of its own) as the job's account, with the
+        job's environment. Web apps and desktops of Slurm jobs are not reached yet."""
+        slurm_id = self._slurm_id(job)
+        if kind is not SessionType.TERMINAL or slurm_id is None:
+            return None
+        return Upstream(
+            command=commands.shell_in_allocation(slurm_id, self.job_folder(job.id), job.unix_user),
+            environment=tuple(sorted(self._job_environment(job).items())),
+        )
+
+    def _job_environment(self, job: Job) -> dict[str, str]:
+        """What the batch script exports (`script.batch_script`), for a shell beside it."""
+        workspace = str(self.workspaces.root(job.owner))
+        return {
+            **commands.slurm_environment(),
+            "PATH": JOB_PATH,
+            "HOME": workspace,
+            "JOBGATE_JOB_ID": job.id,
+            "JOBGATE_REPLICAS": str(job.specification.replicas),
+            "JOBGATE_WORKSPACE": workspace,
+        }
 
     def _slurm_id(self, job: Job) -> str | None:
         return self._by_job.get(job.id) or job.status.provider_generated_id

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,6 +151,26 @@ async def suspend(slurm_ids: Sequence[str]) -> None:
 
 async def resume(slurm_ids: Sequence[str]) -> None:
     await run("scontrol", "resume", ",".join(slurm_ids))
+
+
+def shell_in_allocation(slurm_id: str, folder: Path, as_user: str | None = None) -> tuple[str, ...]:
+    """A login-less shell on a pseudo-terminal in a running job's allocation (its first node),
+    beside its steps (`--overlap`: it takes none of their resources), from its folder."""
+    # Found on the gateway's PATH: the shell's own (the job's) may not hold Slurm's folder.
+    command = (
+        shutil.which("srun") or "srun",
+        f"--jobid={slurm_id}",
+        "--overlap",
+        "--pty",
+        "--ntasks=1",
+        "--nodes=1",
+        "--quiet",
+        f"--chdir={folder}",
+        "/bin/bash",
+    )
+    if as_user is None:
+        return command
+    return (shutil.which("runuser") or "runuser", "-u", as_user, "--", *command)
 
 
 def slurm_environment() -> dict[str, str]:

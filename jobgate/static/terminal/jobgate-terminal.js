@@ -38,6 +38,7 @@
   socket.addEventListener("open", () => {
     sendSize();
     term.focus();
+    window.jobgateTerminalOpen = true; // keys typed from now on reach the shell
   });
   socket.addEventListener("message", (event) => {
     if (typeof event.data === "string") {

@@ -1,0 +1,66 @@
+"""TERMINAL sessions of Slurm jobs: Chromium's terminal is a shell in the job's allocation."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+from playwright.async_api import async_playwright
+
+from tests.api.documents import CANCEL, submit, wait_for_state
+from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.gateway import ALICE, gateway_settings, running_gateway
+from tests.servers import SlurmCluster
+from tests.sessions.test_web_sessions_in_chromium import (
+    only_the_gateway,
+    open_session,
+    screen_shows,
+)
+from tests.slurm.setup import hpc_provider, hpc_spec
+
+SHELL_PRODUCT = {"name": "hpc-shell", "category": "cpu", "cpu": 1, "support": {"terminal": True}}
+
+
+async def test_a_terminal_session_is_a_shell_in_the_jobs_allocation(
+    tmp_path: Path, clean_queue: SlurmCluster
+) -> None:
+    settings = gateway_settings(
+        tmp_path / "data",
+        f"sqlite://{tmp_path}/jobgate.db",
+        providers=[hpc_provider(products=[SHELL_PRODUCT])],
+        sessions={"enabled": True},
+    )
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        # A Slurm job of its own first, so that the two ids differ even on a fresh cluster.
+        clean_queue.run("sbatch", "--parsable", "--partition=debug", "--wrap=true")
+        (job_id,) = await submit(alice, hpc_spec("sleep", product="hpc-shell", seconds=600))
+        job = await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+        slurm_id = job["providerGeneratedId"]
+        assert slurm_id != job_id
+        payload = await open_session(alice, job_id, "TERMINAL")
+        assert payload["userErrors"] == []
+        (session,) = payload["sessions"]
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1000, "height": 600})
+                await page.route("**/*", only_the_gateway(gateway.port))
+                await page.goto(session["url"])
+                # Its WebSocket is open: keys reach the shell (the terminal holds them until it reads).
+                await page.wait_for_function("window.jobgateTerminalOpen === true")
+                await page.keyboard.type("echo $JOBGATE_JOB_ID $SLURM_JOB_ID; id -un\n")
+                account = getpass.getuser()  # the test cluster's jobs are the gateway's own
+                # The shell runs in the job's allocation, with the job's environment.
+                await screen_shows(page, f"\n{job_id} {slurm_id}\n{account}\n")
+                await page.screenshot(path=str(ARTIFACTS / "terminal-session-slurm.png"))
+
+                await alice.execute(CANCEL, {"ids": [job_id]})
+                await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+                await page.wait_for_function(
+                    "window.jobgateTerminalClosed !== undefined", timeout=15_000
+                )
+            finally:
+                await browser.close()
