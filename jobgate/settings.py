@@ -561,10 +561,11 @@ class ApplicationSettings(_Strict):
 
     @model_validator(mode="after")
     def _port_is_the_gateways(self) -> ApplicationSettings:
-        if any(parameter.name == PORT_PLACEHOLDER for parameter in self.parameters):
+        interactive = self.interactive.web or self.interactive.vnc
+        if interactive and any(p.name == PORT_PLACEHOLDER for p in self.parameters):
             raise ValueError(
-                f"'{PORT_PLACEHOLDER}' is not a parameter's name: {{{PORT_PLACEHOLDER}}} is the "
-                "port the gateway gives each replica of an interactive application"
+                f"an interactive application has no parameter '{PORT_PLACEHOLDER}': "
+                f"{{{PORT_PLACEHOLDER}}} is the port the gateway gives each of its replicas"
             )
         return self
 

@@ -1,5 +1,6 @@
 """A job's web app for the session tests, standard library only (it runs on the sandbox's own
-Python): a page naming the job and the path it was asked for, and a WebSocket echo at `ws`.
+Python): a page naming the job and the path it was asked for, a WebSocket echo at `ws`, and
+`bytes/N` (N bytes, for the benchmark).
 It holds no curly brace: in a command, the gateway takes one for a parameter's placeholder.
 
     python3 job_server.py PORT
@@ -22,6 +23,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Upgrade", "").lower() == "websocket":
             self.echo()
             return
+        if self.path.startswith("/bytes/"):
+            self.stream(int(self.path.split("/")[2]))
+            return
         job, rank = os.environ["JOBGATE_JOB_ID"], os.environ["JOBGATE_RANK"]
         body = "".join(
             [
@@ -38,6 +42,17 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def stream(self, size: int) -> None:
+        """`size` bytes, in chunks of 1 MiB (for the benchmark's download)."""
+        chunk = b"x" * (1 << 20)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        while size > 0:
+            self.wfile.write(chunk[: min(size, len(chunk))])
+            size -= len(chunk)
 
     def echo(self) -> None:
         key = self.headers["Sec-WebSocket-Key"]

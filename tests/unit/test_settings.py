@@ -109,6 +109,16 @@ LOCAL = '[[providers]]\nid = "x"\nkind = "local"\nproducts = [{name="a", categor
             'parameters = [{ name = "p", type = "colour" }]\n',
             "applications.0.parameters.0.type",
         ),
+        (
+            '[[applications]]\nname = "a"\nversion = "1"\ncommand = ["x", "{port}"]\n'
+            'parameters = [{ name = "port", type = "integer" }]\ninteractive = { web = true }\n',
+            "applications.0: an interactive application has no parameter 'port'",
+        ),
+        (
+            '[[applications]]\nname = "a"\nversion = "1"\ncommand = ["x"]\n'
+            "interactive = { web = true, vnc = true }\n",
+            "applications.0.interactive: an application serves a web app or a desktop",
+        ),
         ('[[projects]]\nid = "p"\n[projects.groups]\nall = ["a"]\n', "projects.0.groups"),
         ('[[projects]]\nid = "p"\npis = ["../a"]\n', "projects.0.pis.0"),
         ('[[projects]]\nid = "p"\n[[projects]]\nid = "p"\n', "projects: 'p' appears"),
@@ -125,6 +135,15 @@ LOCAL = '[[providers]]\nid = "x"\nkind = "local"\nproducts = [{name="a", categor
 def test_a_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_settings(write(tmp_path, text))
+
+
+def test_a_plain_application_may_have_a_parameter_named_port(tmp_path: Path) -> None:
+    text = (
+        '[[applications]]\nname = "a"\nversion = "1"\ncommand = ["x", "{port}"]\n'
+        'parameters = [{ name = "port", type = "integer" }]\n'
+    )
+    (app,) = build_catalog(load_settings(write(tmp_path, text))).applications
+    assert app.parameter("port") is not None
 
 
 def test_a_bad_default_names_the_key(tmp_path: Path) -> None:
