@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 
 GRAPHIQL = resources.files("jobgate") / "static" / "graphiql"
 TERMINAL = resources.files("jobgate") / "static" / "terminal"  # the terminal session's page
+DESKTOP = resources.files("jobgate") / "static" / "desktop"  # the VNC session's page, noVNC
 
 
 class JobgateGraphQL(GraphQL[Context, None]):
@@ -416,6 +417,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
                 else [
                     Mount("/interactive", gate),
                     Mount("/session-assets/terminal", StaticFiles(directory=str(TERMINAL))),
+                    Mount("/session-assets/desktop", StaticFiles(directory=str(DESKTOP))),
                 ]
             ),
         ],

@@ -32,7 +32,7 @@ from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.providers.background import TaskSet
-from jobgate.sessions import terminal
+from jobgate.sessions import desktop, terminal
 from jobgate.sessions.address import SESSION_PATH, Locator, Upstream
 from jobgate.sessions.capability import PARAMETER, proves, split
 from jobgate.sessions.proxy import WebProxy, send_page
@@ -48,6 +48,8 @@ REFUSED_PAGE = (
     b"expired before it was first used, or its job has ended. Open a new session.</p>"
 )
 NOT_THERE_PAGE = b"<!doctype html><title>Not found</title><p>There is no such session address.</p>"
+# A terminal's or desktop's WebSocket, beside its page (the pages' scripts open it there).
+PAGE_SOCKET = "socket"
 ENDED_PAGE = b"<!doctype html><title>Session ended</title><p>The job has ended.</p>"
 
 log = logging.getLogger(__name__)
@@ -125,11 +127,8 @@ class SessionGate:
         if job is None:
             await self._refuse(scope, send, 403, REFUSED_PAGE)
             return
-        if kind is SessionType.VNC:  # desktops have a page of their own (not built yet)
-            await self._refuse(scope, send, 404, NOT_THERE_PAGE)
-            return
-        if kind is SessionType.TERMINAL:
-            await self._terminal(job_id, scope, receive, send, job, rank, prefix)
+        if kind is not SessionType.WEB:
+            await self._page_and_socket(job_id, scope, receive, send, job, rank, kind, prefix)
             return
         upstream = await self.locator.upstream(job, rank, kind)
         if upstream is None:
@@ -142,7 +141,7 @@ class SessionGate:
             work = functools.partial(self.proxy.websocket, scope, receive, upstream=upstream)
         await self._while_running(job_id, scope, send, functools.partial(work, prefix=prefix))
 
-    async def _terminal(
+    async def _page_and_socket(
         self,
         job_id: str,
         scope: Scope,
@@ -150,21 +149,26 @@ class SessionGate:
         send: Send,
         job: Job,
         rank: int,
+        kind: SessionType,
         prefix: str,
     ) -> None:
-        """The terminal's page at the session's folder; its WebSocket at `socket` in it."""
+        """A terminal or a desktop: the gateway's own page at the session's folder, and its
+        WebSocket at `socket` in it, relayed to the job."""
         rest = scope["path"][len(prefix) :]
         if scope["type"] == "http" and rest == "":
-            await terminal.send_page(send)
+            await send_page(
+                send, 200, terminal.page() if kind is SessionType.TERMINAL else desktop.page()
+            )
             return
-        if scope["type"] != "websocket" or rest != terminal.SOCKET:
+        if scope["type"] != "websocket" or rest != PAGE_SOCKET:
             await self._refuse(scope, send, 404, NOT_THERE_PAGE)
             return
-        upstream = await self.locator.upstream(job, rank, SessionType.TERMINAL)
+        upstream = await self.locator.upstream(job, rank, kind)
         if upstream is None:
             await self._refuse(scope, send, 502, b"")
             return
-        work = functools.partial(terminal.relay, scope, receive, upstream=upstream)
+        relay = terminal.relay if kind is SessionType.TERMINAL else desktop.relay
+        work = functools.partial(relay, scope, receive, upstream=upstream)
         await self._while_running(job_id, scope, send, work)
 
     async def _while_running(

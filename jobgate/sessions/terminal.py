@@ -31,8 +31,6 @@ from jobgate.sessions.bridge import (
 )
 
 ASSETS = resources.files("jobgate") / "static" / "terminal"
-# The page's own address: the session's folder; its WebSocket is `socket` in it.
-SOCKET = "socket"
 # Bounds of what a browser may say it is (xterm.js's own are larger than any screen).
 MAX_COLUMNS, MAX_ROWS = 1000, 1000
 
@@ -41,22 +39,9 @@ log = logging.getLogger(__name__)
 _RUNNING: set[asyncio.Task[None]] = set()
 
 
-async def send_page(send: Send) -> None:
+def page() -> bytes:
     """The terminal's page (the same for every session: it finds its socket beside itself)."""
-    page = (ASSETS / "index.html").read_bytes()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(page)).encode()),
-                (b"cache-control", b"no-store"),
-                (b"referrer-policy", b"no-referrer"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": page})
+    return (ASSETS / "index.html").read_bytes()
 
 
 async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) -> None:

@@ -1,6 +1,6 @@
-"""WEB and TERMINAL sessions of local jobs, end to end: `jobgate serve` with sessions enabled,
-jobs serving a page and a WebSocket echo or just running, and Chromium opening the sessions'
-URLs as a user would.
+"""WEB, TERMINAL and VNC sessions of local jobs, end to end: `jobgate serve` with sessions
+enabled, jobs serving a page and a WebSocket echo, a desktop, or just running, and Chromium
+opening the sessions' URLs as a user would.
 
 Both ways a local job's web app is reached: in the sandbox without network (through the bridge
 on a Unix socket in its folder) and on the host's network (its port on the host's loopback).
@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, Request, Route, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.api.documents import CANCEL, job_spec, submit, wait_for_state
 from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
@@ -25,6 +26,12 @@ from tests.gateway import ALICE, BOB, GraphQLClient
 from tests.processes import ServeProcess, write_config
 
 JOB_SERVER = (Path(__file__).with_name("job_server.py")).read_text(encoding="utf-8")
+
+DESKTOP = (
+    "Xvnc :1 -rfbport $JOBGATE_PORT -localhost -nolisten tcp -SecurityTypes None "
+    "-geometry 800x600 & until [ -e /tmp/.X11-unix/X1 ]; do sleep 0.1; done; "
+    'DISPLAY=:1 exec xmessage -center -geometry 400x200 "Hello from job $JOBGATE_JOB_ID"'
+)
 
 SESSIONS = f"""
 [sessions]
@@ -45,6 +52,19 @@ support = {{ logs = true, web = true }}
 name = "shell"
 category = "cpu"
 support = {{ logs = true, terminal = true }}
+
+[[providers.products]]
+name = "desktop"
+category = "cpu"
+support = {{ vnc = true }}
+
+# A real desktop: TigerVNC's X server (with its VNC server on the job's port, for loopback
+# only, no password: only the bridge reaches it) and a window saying whose it is.
+[[applications]]
+name = "desktop"
+version = "1"
+command = ["sh", "-c", {json.dumps(DESKTOP)}]
+interactive = {{ vnc = true }}
 
 [[applications]]
 name = "web-echo"
@@ -271,3 +291,62 @@ def only_the_gateway(port: int) -> Any:
             await handled.abort()
 
     return route
+
+
+# How much of noVNC's canvas is light, and how much dark: a desktop with a window on it has
+# both; a blank canvas (nothing drawn yet, or a failed connection) is all one colour.
+CANVAS = """
+() => {
+  const canvas = document.querySelector("#screen canvas");
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let light = 0, dark = 0;
+  for (let i = 0; i < pixels.length; i += 4) {
+    const level = pixels[i] + pixels[i + 1] + pixels[i + 2];
+    if (level > 600) light++;
+    else if (level < 150) dark++;
+  }
+  return [light, dark, pixels.length / 4];
+}
+"""
+
+
+async def test_a_vnc_session_shows_the_jobs_desktop(
+    gateway: ServeProcess, browser: Browser
+) -> None:
+    alice = gateway.client(ALICE)
+    spec = {
+        "application": {"name": "desktop", "version": "1"},
+        "product": {"id": "desktop", "category": "cpu", "provider": "local"},
+        "parameters": [],
+    }
+    (job_id,) = await submit(alice, spec)
+    await wait_for_state(alice, job_id, "RUNNING")
+    payload = await open_session(alice, job_id, "VNC")
+    assert payload["userErrors"] == []
+    (session,) = payload["sessions"]
+
+    context = await browser.new_context(viewport={"width": 1000, "height": 700})
+    page = await context.new_page()
+    await page.route("**/*", only_the_gateway(gateway.port))
+    await page.goto(session["url"])
+    # The desktop may take a moment to listen: reload as a user would until it connects.
+    for _ in range(20):
+        try:
+            await page.wait_for_function("window.jobgateDesktopConnected === true", timeout=2000)
+            break
+        except PlaywrightTimeout:
+            await page.reload()
+    await page.wait_for_function("window.jobgateDesktopConnected === true", timeout=2000)
+    for _ in range(50):  # the first frames arrive
+        light, dark, total = await page.evaluate(CANVAS)
+        if light > 0.05 * total and dark > 0.05 * total:
+            break
+        await asyncio.sleep(0.1)
+    await page.screenshot(path=str(ARTIFACTS / "vnc-session.png"))
+    assert light > 0.05 * total, "no window on the desktop"
+    assert dark > 0.05 * total, "the desktop is blank"
+
+    await alice.execute(CANCEL, {"ids": [job_id]})
+    await wait_for_state(alice, job_id, "SUCCESS")
+    await page.wait_for_function("window.jobgateDesktopDisconnected === true", timeout=10_000)
+    await context.close()
