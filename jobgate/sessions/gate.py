@@ -20,7 +20,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -48,6 +49,10 @@ REFUSED_PAGE = (
     b"expired before it was first used, or its job has ended. Open a new session.</p>"
 )
 NOT_THERE_PAGE = b"<!doctype html><title>Not found</title><p>There is no such session address.</p>"
+# Requests and WebSockets one replica's sessions of a kind may have at once: a terminal is a
+# process (a shell) inside the job, so a session's holder may not start thousands of them.
+MAX_CONNECTIONS = {SessionType.WEB: 256, SessionType.TERMINAL: 8, SessionType.VNC: 8}
+BUSY_PAGE = b"<!doctype html><title>Busy</title><p>This session has too many connections.</p>"
 # A terminal's or desktop's WebSocket, beside its page (the pages' scripts open it there).
 PAGE_SOCKET = "socket"
 ENDED_PAGE = b"<!doctype html><title>Session ended</title><p>The job has ended.</p>"
@@ -78,11 +83,15 @@ class SessionGate:
         locator: Locator,
         proxy: WebProxy,
         clock: Callable[[], int],
+        max_connections: Mapping[SessionType, int] = MAX_CONNECTIONS,
     ) -> None:
         self.store = store
         self.locator = locator
         self.proxy = proxy
         self.clock = clock
+        self.max_connections = max_connections
+        # (job, rank, kind) -> requests and WebSockets served now.
+        self._open: Counter[tuple[str, int, SessionType]] = Counter()
         # (capability, job, rank, kind) -> (the job as checked, until when the check holds).
         self._checked: dict[tuple[str, str, int, SessionType], tuple[Job, float]] = {}
         # What is served for each job: requests and WebSockets under way, upstreams pooled.
@@ -139,7 +148,8 @@ class SessionGate:
             work = functools.partial(self.proxy.http, scope, receive, upstream=upstream)
         else:
             work = functools.partial(self.proxy.websocket, scope, receive, upstream=upstream)
-        await self._while_running(job_id, scope, send, functools.partial(work, prefix=prefix))
+        work = functools.partial(work, prefix=prefix)
+        await self._while_running((job_id, rank, kind), scope, send, work)
 
     async def _page_and_socket(
         self,
@@ -169,17 +179,29 @@ class SessionGate:
             return
         relay = terminal.relay if kind is SessionType.TERMINAL else desktop.relay
         work = functools.partial(relay, scope, receive, upstream=upstream)
-        await self._while_running(job_id, scope, send, work)
+        await self._while_running((job_id, rank, kind), scope, send, work)
 
     async def _while_running(
         self,
-        job_id: str,
+        slot: tuple[str, int, SessionType],
         scope: Scope,
         send: Send,
         work: Callable[..., Coroutine[Any, Any, None]],
     ) -> None:
-        """Serve one request or WebSocket (`work(send=...)`) until it is done or its job ends
-        (`_sweep`, `job_ended`)."""
+        """Serve one request or WebSocket (`work(send=...)`) of a replica's session of a kind
+        (`slot`) until it is done or its job ends (`_sweep`, `job_ended`), if that replica's
+        sessions of that kind are not at `max_connections` already."""
+        job_id = slot[0]
+        if self._open[slot] >= self.max_connections[slot[2]]:
+            if scope["type"] == "websocket":
+                # Accepted to be closed with a reason a browser can read: "try again later"
+                # (a refusal before accepting reaches it as a bare 403).
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": 1013})
+            else:
+                await send_page(send, 503, BUSY_PAGE)
+            return
+        self._open[slot] += 1
         started = False
 
         async def sending(message: Message) -> None:
@@ -203,6 +225,9 @@ class SessionGate:
             live.discard(task)
             if not live and self._live.get(job_id) is live:
                 del self._live[job_id]
+            self._open[slot] -= 1
+            if not self._open[slot]:
+                del self._open[slot]
 
     async def _sweep(self) -> None:
         """Every `RECHECK_SECONDS`: end what is served for jobs that no longer run."""

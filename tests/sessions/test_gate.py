@@ -25,7 +25,7 @@ from jobgate.domain.states import JobState
 from jobgate.services.jobs import now_ms
 from jobgate.sessions.address import AddressFiles
 from jobgate.sessions.capability import new_session
-from jobgate.sessions.gate import RECHECK_SECONDS, SessionGate
+from jobgate.sessions.gate import MAX_CONNECTIONS, RECHECK_SECONDS, SessionGate
 from jobgate.sessions.proxy import WebProxy
 from jobgate.storage.base import JobStore
 from tests.factories import submission
@@ -72,7 +72,14 @@ class Setup:
 
 
 @pytest.fixture
-async def setup(store: JobStore, tmp_path: Path) -> AsyncIterator[Setup]:
+def max_connections() -> dict[SessionType, int]:
+    return dict(MAX_CONNECTIONS)
+
+
+@pytest.fixture
+async def setup(
+    store: JobStore, tmp_path: Path, max_connections: dict[SessionType, int]
+) -> AsyncIterator[Setup]:
     (job,) = (await store.create_jobs(submission(at=now_ms()))).jobs
     request = UpdateRequest(job.id, state=JobState.RUNNING)
     running = dataclasses.replace(job.status, state=JobState.RUNNING)
@@ -87,7 +94,8 @@ async def setup(store: JobStore, tmp_path: Path) -> AsyncIterator[Setup]:
     (folder / "web-0.json").write_text(json.dumps({"port": job_port, "keep_prefix": True}))
     (folder / "web-1.json").write_text(json.dumps({"port": job_port}))
     proxy = WebProxy()
-    gate = SessionGate(store, AddressFiles(lambda j: tmp_path / "jobs" / j.id), proxy, now_ms)
+    locator = AddressFiles(lambda j: tmp_path / "jobs" / j.id)
+    gate = SessionGate(store, locator, proxy, now_ms, max_connections)
     gateway_port = free_port()
     async with serving(JOB_SERVER, port=job_port), serving(gate, port=gateway_port):
         yield Setup(store, job, f"127.0.0.1:{gateway_port}")
@@ -181,3 +189,23 @@ async def test_the_session_dies_with_its_job(setup: Setup, store: JobStore) -> N
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1001
         assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403
+
+
+@pytest.mark.parametrize("max_connections", [{**MAX_CONNECTIONS, SessionType.WEB: 2}])
+async def test_a_session_holds_a_bounded_number_of_connections(setup: Setup) -> None:
+    async with browser(setup) as client:
+        assert (await client.get(await setup.open())).status_code == 200
+        capability = client.cookies["jobgate_session"]
+    url = f"ws://{setup.gateway}/interactive/{setup.job.id}/0/web/socket"
+    headers = {"Cookie": f"jobgate_session={capability}"}
+    async with connect(url, additional_headers=headers), connect(url, additional_headers=headers):
+        # A third at once is refused ("try again later"), and nothing of it reaches the job.
+        with pytest.raises(ConnectionClosed) as refused:
+            async with connect(url, additional_headers=headers) as third:
+                await third.recv()
+        assert refused.value.rcvd is not None
+        assert refused.value.rcvd.code == 1013
+    # Once the others are closed, there is room again.
+    async with connect(url, additional_headers=headers) as again:
+        await again.send("ping")
+        assert await again.recv() == "ping"
