@@ -575,8 +575,8 @@ class SessionSettings(_Strict):
 
     enabled: bool = Field(
         default=False,
-        description="Serve openInteractiveSessions and /interactive/ (a preview: WEB, TERMINAL "
-        "and VNC sessions of local jobs, TERMINAL sessions of Slurm jobs)",
+        description="Serve openInteractiveSessions and /interactive/ (a preview: sessions of "
+        "local and Slurm jobs; not yet of remote providers)",
     )
 
 

@@ -209,10 +209,11 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def render_command(
-    command: Iterable[str], parameters: Mapping[str, ParameterValue], port: int | None = None
+    command: Iterable[str], parameters: Mapping[str, ParameterValue], port: int | str | None = None
 ) -> list[str]:
     """The argument list with `{name}` placeholders replaced by parameter values, and `{port}`
-    by `port` (given for an interactive application's replica).
+    by `port` (given for an interactive application's replica; `"{port}"` keeps it for the
+    bridge on a compute node to fill in).
 
     Each argument stays one argument whatever its value holds: no shell ever sees it. An argument
     that names an absent optional parameter is left out.

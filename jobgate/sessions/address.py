@@ -24,8 +24,9 @@ from jobgate.domain.sessions import SessionType
 SESSION_PATH = re.compile(r"^/interactive/(\d{1,18})/(\d{1,4})/(web|terminal|vnc)/")
 
 
-def session_path(job_id: str, rank: int, kind: SessionType) -> str:
-    """The folder on the gateway where a session of this kind of this replica is served."""
+def session_path(job_id: str, rank: int | str, kind: SessionType) -> str:
+    """The folder on the gateway where a session of this kind of this replica is served (with
+    `rank` "{rank}": a template, for a bridge that learns its rank where it runs)."""
     return f"/interactive/{job_id}/{rank}/{kind.value.lower()}/"
 
 

@@ -12,11 +12,22 @@ connect):
   to in frames (`FRAME`): DATA both ways, RESIZE from the gateway, EXIT (the shell's exit code)
   to it.
 
+On a cluster's compute node (`--on-node`, one bridge per Slurm task) there is no folder the
+gateway can open a socket in: the bridge gives the app a free port of the node (`{port}` in its
+arguments, `$JOBGATE_PORT`), listens on the node's network for the gateway, and writes where
+(`--address-file`, `{"host": ..., "port": ...}`) in the job's folder. Every connection must
+first send the job's secret (`--secret-file`, which only the job's account and the gateway can
+read) and a newline, or it is closed: no one else on the cluster's network reaches the app.
+
 It ends with the program, with its exit code, and takes its shells with it. It is run by the
 system's Python (`/usr/bin/python3`), not the gateway's: the gateway's virtual environment is
 not visible inside the sandbox, so this file imports nothing of jobgate.
 
     python3 bridge.py [--forward SOCKET PORT] [--terminal SOCKET] -- PROGRAM [ARGUMENT...]
+    python3 bridge.py --on-node web|vnc --address-file FILE --secret-file FILE
+                      [--web-prefix PREFIX] [--keep-prefix] -- PROGRAM [ARGUMENT...]
+
+(`{rank}` in FILE and PREFIX is the task's rank, `$SLURM_PROCID`.)
 """
 
 from __future__ import annotations
@@ -26,10 +37,13 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
+import hmac
+import json
 import os
 import pty
 import shutil
 import signal
+import socket
 import struct
 import sys
 import termios
@@ -48,7 +62,8 @@ PR_SET_PDEATHSIG = 1
 # --- forwarding ---------------------------------------------------------------------------------
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Bytes from `reader` to `writer` until the end, which passes on as a half-close."""
     try:
         while chunk := await reader.read(CHUNK):
             writer.write(chunk)
@@ -66,7 +81,7 @@ async def _carry(port: int, client: asyncio.StreamReader, to_client: asyncio.Str
         to_client.close()  # the app does not listen yet: the gateway says so to the browser
         return
     try:
-        await asyncio.gather(_pipe(client, to_app), _pipe(app, to_client))
+        await asyncio.gather(pipe(client, to_app), pipe(app, to_client))
     finally:
         for writer in (to_app, to_client):
             writer.close()
@@ -196,6 +211,95 @@ async def _output(main: int, writer: asyncio.StreamWriter) -> None:
         loop.remove_reader(main)
 
 
+# --- on a compute node --------------------------------------------------------------------------
+
+SECRET_LINE_BYTES = 200
+SECRET_WAIT_SECONDS = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _proven(
+    secret: bytes, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A connection from the gateway: its first line is the job's secret, then its traffic."""
+    try:
+        async with asyncio.timeout(SECRET_WAIT_SECONDS):
+            line = await reader.readuntil(b"\n")
+    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+        writer.close()
+        return
+    if not hmac.compare_digest(line.rstrip(b"\n"), secret):
+        writer.close()
+        return
+    await _carry(port, reader, writer)
+
+
+def _every_interface() -> socket.socket:
+    """A listening socket on a free port of every interface (the gateway reaches this node
+    over the cluster's network): one socket for IPv6 and IPv4 alike, so one port, where the
+    node has IPv6; IPv4 alone where not."""
+    try:
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        listener.bind(("::", 0))
+    except OSError:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("0.0.0.0", 0))  # noqa: S104 (the gateway connects from elsewhere)
+    listener.listen(128)
+    return listener
+
+
+def _read_secret(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read().strip()
+
+
+def _write_address(path: str, address: dict[str, object]) -> None:
+    """Whole or not at all: the gateway never reads half an address."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = f"{path}.{os.getpid()}"
+    with open(partial, "w") as file:
+        json.dump(address, file)
+    os.replace(partial, path)
+
+
+async def _on_node(options: argparse.Namespace) -> int:
+    rank = os.environ.get("SLURM_PROCID", os.environ.get("JOBGATE_RANK", "0"))
+    port = _free_port()
+    environment = {**os.environ, "JOBGATE_RANK": rank, "JOBGATE_PORT": str(port)}
+    if options.web_prefix:
+        environment["JOBGATE_WEB_PREFIX"] = options.web_prefix.replace("{rank}", rank)
+    argv = [argument.replace("{port}", str(port)) for argument in options.program]
+    secret = _read_secret(options.secret_file)
+    child = await asyncio.create_subprocess_exec(*argv, env=environment)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(signum, _pass_on, child, signum)
+    listener = _every_interface()
+    server = await asyncio.start_server(
+        lambda r, w: _proven(secret, port, r, w), sock=listener, limit=SECRET_LINE_BYTES
+    )
+    listening = listener.getsockname()[1]
+    host = os.environ.get("SLURMD_NODENAME") or socket.gethostname()
+    address_file = options.address_file.replace("{rank}", rank)
+    _write_address(
+        address_file, {"host": host, "port": listening, "keep_prefix": options.keep_prefix}
+    )
+    try:
+        code = await child.wait()
+    finally:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address_file)
+    return code if code >= 0 else 128 - code
+
+
 # --- the program --------------------------------------------------------------------------------
 
 
@@ -244,14 +348,21 @@ def main(arguments: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bridge.py")
     parser.add_argument("--forward", nargs=2, action="append", metavar=("SOCKET", "PORT"))
     parser.add_argument("--terminal", metavar="SOCKET")
+    parser.add_argument("--on-node", choices=["web", "vnc"])
+    parser.add_argument("--address-file")
+    parser.add_argument("--secret-file")
+    parser.add_argument("--web-prefix")
+    parser.add_argument("--keep-prefix", action="store_true")
     parser.add_argument("program", nargs=argparse.REMAINDER)
     options = parser.parse_args(arguments)
     if options.program[:1] == ["--"]:
         options.program = options.program[1:]
     if not options.program:
         parser.error("no program to run")
+    if options.on_node and not (options.address_file and options.secret_file):
+        parser.error("--on-node needs --address-file and --secret-file")
     try:
-        return asyncio.run(_main(options))
+        return asyncio.run(_on_node(options) if options.on_node else _main(options))
     except FileNotFoundError:
         print(f"bridge: no such program: {options.program[0]}", file=sys.stderr)
         return 127

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,13 +29,13 @@ async def bridge(folder: Path, *options: str) -> AsyncIterator[asyncio.subproces
             await process.wait()
 
 
-def listening(path: Path) -> bool:
-    return path.is_socket()
+def present(path: Path) -> bool:
+    return path.is_socket() or path.is_file()
 
 
 async def until_listening(path: Path) -> None:
     for _ in range(100):
-        if listening(path):
+        if present(path):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"nothing listens on {path}")
@@ -93,3 +94,44 @@ async def test_a_terminal_is_a_shell_on_a_pseudo_terminal(tmp_path: Path) -> Non
         assert "/dev/pts/" in text  # a terminal of its own
         assert "45 123" in text  # of the size asked
         writer.close()
+
+
+async def test_on_a_node_it_announces_its_port_and_lets_in_only_the_secrets_bearer(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "secret").write_text("s3cret\n")
+    # The app answers each connection with what it was given: its port and prefix.
+    app = (
+        "import os, socket, sys; s = socket.create_server(('127.0.0.1', int(sys.argv[1]))); "
+        "c, _ = s.accept(); c.recv(100); "
+        "c.sendall((sys.argv[1] + ' ' + os.environ['JOBGATE_WEB_PREFIX']).encode())"
+    )
+    options = ["--on-node", "web", "--address-file", "web-{rank}.json"]
+    options += ["--secret-file", "secret", "--web-prefix", "/interactive/7/{rank}/web/"]
+    program = [str(SANDBOX_PYTHON), "-c", app, "{port}"]
+    async with bridge(tmp_path, *options, "--", *program) as process:
+        address_file = tmp_path / "web-0.json"
+        for _ in range(100):
+            if present(address_file):  # written whole, once it listens
+                break
+            await asyncio.sleep(0.05)
+        address = json.loads(address_file.read_text())
+        # Without the secret, nothing: the connection is closed.
+        reader, writer = await asyncio.open_connection("127.0.0.1", address["port"])
+        writer.write(b"not the secret\nGET /\n")
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        writer.close()
+        # With it, the app, on the port the bridge gave it, under its prefix.
+        for _ in range(50):
+            reader, writer = await asyncio.open_connection("127.0.0.1", address["port"])
+            writer.write(b"s3cret\nhello")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            if answer:
+                break
+            await asyncio.sleep(0.1)
+        port, prefix = answer.decode().split()
+        assert int(port) != address["port"]  # the app's own port, behind the bridge's
+        assert prefix == "/interactive/7/0/web/"
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    assert not address_file.exists()  # gone with the app

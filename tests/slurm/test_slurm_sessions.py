@@ -1,20 +1,27 @@
-"""TERMINAL sessions of Slurm jobs: Chromium's terminal is a shell in the job's allocation."""
+"""Sessions of Slurm jobs, in Chromium: a web app on a compute node (behind the bridge, which
+lets in only the gateway), and a terminal that is a shell in the job's allocation."""
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import json
 from pathlib import Path
 
 from playwright.async_api import async_playwright
 
+from jobgate.settings import ApplicationSettings, InteractiveSettings
 from tests.api.documents import CANCEL, submit, wait_for_state
 from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.gateway import ALICE, gateway_settings, running_gateway
 from tests.servers import SlurmCluster
 from tests.sessions.test_web_sessions_in_chromium import (
+    ECHO,
+    JOB_SERVER,
     only_the_gateway,
     open_session,
     screen_shows,
+    until_served,
 )
 from tests.slurm.setup import hpc_provider, hpc_spec
 
@@ -62,5 +69,63 @@ async def test_a_terminal_session_is_a_shell_in_the_jobs_allocation(
                 await page.wait_for_function(
                     "window.jobgateTerminalClosed !== undefined", timeout=15_000
                 )
+            finally:
+                await browser.close()
+
+
+WEB_PRODUCT = {"name": "hpc-web", "category": "cpu", "cpu": 1, "support": {"web": True}}
+WEB_ECHO = ApplicationSettings(
+    name="web-echo",
+    version="1",
+    command=["python3", "-c", JOB_SERVER, "{port}"],
+    interactive=InteractiveSettings(web=True),
+)
+
+
+async def test_a_web_session_reaches_the_app_on_its_compute_node_and_no_one_else_does(
+    tmp_path: Path, clean_queue: SlurmCluster
+) -> None:
+    settings = gateway_settings(
+        tmp_path / "data",
+        f"sqlite://{tmp_path}/jobgate.db",
+        providers=[hpc_provider(products=[WEB_PRODUCT])],
+        sessions={"enabled": True},
+    )
+    settings = settings.model_copy(update={"applications": [*settings.applications, WEB_ECHO]})
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        spec = hpc_spec("echo", product="hpc-web")
+        spec["application"] = {"name": "web-echo", "version": "1"}
+        spec["parameters"] = []
+        (job_id,) = await submit(alice, spec)
+        await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+        payload = await open_session(alice, job_id, "WEB")
+        assert payload["userErrors"] == []
+        (session,) = payload["sessions"]
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 900, "height": 500})
+                await until_served(page, session["url"])
+                assert await page.text_content("#served") == f"Served by job {job_id}, replica 0"
+                assert await page.text_content("#path") == "/"
+                assert await page.evaluate(ECHO) == "echo: hello from the browser"
+                await page.screenshot(path=str(ARTIFACTS / "web-session-slurm.png"))
+
+                # The node's port lets in only who brings the job's secret (the gateway).
+                folder = tmp_path / "data" / "slurm" / "hpc" / job_id / "interactive"
+                address = json.loads((folder / "web-0.json").read_text())
+                reader, writer = await asyncio.open_connection(address["host"], address["port"])
+                writer.write(b"GET / HTTP/1.0\r\n\r\n")
+                assert await asyncio.wait_for(reader.read(), timeout=15) == b""
+                writer.close()
+
+                await alice.execute(CANCEL, {"ids": [job_id]})
+                await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+                response = await page.reload()
+                assert response is not None
+                assert response.status == 403
             finally:
                 await browser.close()

@@ -44,6 +44,7 @@ from jobgate.providers.slurm.script import (
     comment_for,
     time_limit_minutes,
 )
+from jobgate.providers.slurm.sessions import PORT, node_target, on_node, prepare_folder
 from jobgate.providers.slurm.states import Translation, translate
 from jobgate.providers.workspace import (
     DEFAULT_LAYOUT,
@@ -51,7 +52,8 @@ from jobgate.providers.workspace import (
     WorkspaceLayout,
     Workspaces,
 )
-from jobgate.sessions.address import Upstream
+from jobgate.sessions.address import AddressFiles, Upstream
+from jobgate.sessions.forwarder import Forwarders
 from jobgate.unix import Account, users_account
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,7 @@ class SlurmProvider:
         self._cancel_when_submitted: set[str] = set()
         self._context: ProviderContext | None = None
         self._tasks = TaskSet()
+        self._forwarders = Forwarders()  # to the web apps and desktops of its jobs
         self._poke = asyncio.Event()
 
     @property
@@ -158,6 +161,7 @@ class SlurmProvider:
 
     async def stop(self) -> None:
         await self._tasks.cancel_all()
+        await self._forwarders.close_all()
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -196,7 +200,13 @@ class SlurmProvider:
         folder = self.job_folder(job.id)
         try:
             resolved = self.workspaces.resolved_paths(job)
-            argv = render_command(app.command, Workspaces.given_parameters(job, resolved))
+            given = Workspaces.given_parameters(job, resolved)
+            if app.interactive.any:  # its port is chosen on the node, by the bridge
+                argv = on_node(
+                    job, folder, app.interactive, render_command(app.command, given, PORT)
+                )
+            else:
+                argv = render_command(app.command, given)
             workspace = self.workspaces.root(job.owner)
         except OutsideWorkspace as error:
             return state_change(job.id, JobState.FAILURE, f"Refused: {error.message}")
@@ -215,6 +225,8 @@ class SlurmProvider:
                 uid = None if account is None else account.uid
                 await asyncio.to_thread(self.workspaces.prepare, job.owner, uid)
                 await asyncio.to_thread(_write_script, folder, script, account)
+                if app.interactive.any:
+                    await asyncio.to_thread(prepare_folder, folder, account)
                 slurm_id = await self._slurm(
                     "sbatch", commands.sbatch(folder / "job.sh", job.unix_user)
                 )
@@ -330,11 +342,25 @@ class SlurmProvider:
     # --- interactive sessions -------------------------------------------------------------------
 
     async def upstream(self, job: Job, rank: int, kind: SessionType) -> Upstream | None:
-        """A terminal: a shell in the job's allocation through `srun --overlap --pty`, which
-        the gateway runs (on a pseudo-terminal of its own) as the job's account, with the
-        job's environment. Web apps and desktops of Slurm jobs are not reached yet."""
+        """A web app or desktop: where the bridge on its node said it listens (in the job's
+        folder), through a forwarder that proves each connection with the job's secret. A
+        terminal: a shell in the job's allocation through `srun --overlap --pty`, which the
+        gateway runs (on a pseudo-terminal of its own) as the job's account, with the job's
+        environment."""
+        if kind is not SessionType.TERMINAL:
+            folder = self.job_folder(job.id)
+            announced = await AddressFiles(lambda _job: folder).upstream(job, rank, kind)
+            target = (
+                None
+                if announced is None
+                else await asyncio.to_thread(node_target, folder, announced)
+            )
+            if announced is None or target is None:
+                return None
+            path = await self._forwarders.socket_for(job.id, rank, kind.value, target)
+            return Upstream(unix_socket=path, strip_prefix=announced.strip_prefix)
         slurm_id = self._slurm_id(job)
-        if kind is not SessionType.TERMINAL or slurm_id is None:
+        if slurm_id is None:
             return None
         return Upstream(
             command=commands.shell_in_allocation(slurm_id, self.job_folder(job.id), job.unix_user),
@@ -466,6 +492,7 @@ class SlurmProvider:
             tracked.reported = translation.state
             if translation.state.is_final:
                 self._untrack(tracked)
+                await self._forwarders.close(tracked.job.id)
         if updates:
             await self._send(updates)
 
