@@ -54,7 +54,7 @@ from jobgate.services.sessions import SessionService
 from jobgate.services.sharing import SharingService
 from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
-from jobgate.sessions.gate import ProviderLocator, SessionGate
+from jobgate.sessions.gate import ProviderLocator, SessionGate, SessionHosts
 from jobgate.sessions.proxy import WebProxy
 from jobgate.settings import LimitSettings, Settings
 from jobgate.storage.base import JobStore
@@ -322,6 +322,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     )
     if gate is not None:
         jobs.on_final.append(gate.job_ended)
+    # Each session on a host of its own, or (without one) at its folder on the gateway.
+    session_host = settings.sessions.host if gate is not None else None
     services = Services(
         store=store,
         jobs=jobs,
@@ -344,6 +346,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         access_tokens=access_tokens,
         metrics=metrics,
         sessions=sessions,
+        session_host=session_host,
     )
     origins = settings.server.allowed_origins
     graphql = JobgateGraphQL(
@@ -411,11 +414,11 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
             # Sessions' own paths: what is under /interactive/ is the jobs' (see the gate).
+            *([] if gate is None or session_host is not None else [Mount("/interactive", gate)]),
             *(
                 []
                 if gate is None
                 else [
-                    Mount("/interactive", gate),
                     Mount("/session-assets/terminal", StaticFiles(directory=str(TERMINAL))),
                     Mount("/session-assets/desktop", StaticFiles(directory=str(DESKTOP))),
                 ]
@@ -424,6 +427,12 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         middleware=[
             # It keeps no frame of its own on a connection (see the module).
             Middleware(HeaderLimit, max_bytes=settings.limits.max_header_bytes),
+            # Sessions on hosts of their own never reach the gateway's routes (see the gate).
+            *(
+                [Middleware(SessionHosts, gate=gate, domain=session_host)]
+                if gate is not None and session_host is not None
+                else []
+            ),
             # Next, so a subscriber's connection keeps no frames of the rest (see the module).
             Middleware(WebSocketLane, path="/graphql", endpoint=graphql),
             Middleware(RequestIds),

@@ -578,6 +578,13 @@ class SessionSettings(_Strict):
         description="Serve openInteractiveSessions and /interactive/ (a preview: sessions of "
         "local and Slurm jobs; not yet of remote providers)",
     )
+    host: str | None = Field(
+        default=None,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="Serve each session on a host of its own, <session id>.<host> (a wildcard "
+        "DNS name for this gateway, e.g. 'sessions.example.org'), not under the gateway's own "
+        "origin: recommended (README: 'Same origin')",
+    )
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,8 @@ from jobgate.schema.sessions import (
     OpenInteractiveSessionsPayload,
 )
 from jobgate.schema.types import Info
+from jobgate.services.sessions import OpenedSession
+from jobgate.sessions.capability import host_session_url
 
 
 @strawberry.type
@@ -30,9 +32,17 @@ class SessionMutation:
         outcome = await sessions.open(
             info.context.user(), [request.to_domain() for request in input.sessions]
         )
-        # Absolute, as the browser reached this gateway (behind a proxy: as it forwarded).
-        base_url = str(info.context.request.base_url)
+        # Absolute, as the browser reached this gateway (behind a proxy: as it forwarded), at
+        # the session's folder here or on its own host.
+        request_url = info.context.request.url
+        domain = info.context.services.session_host
+
+        def url_of(opened: OpenedSession) -> str:
+            if domain is None:
+                return str(info.context.request.base_url).rstrip("/") + opened.url
+            return host_session_url(request_url.scheme, request_url.port, domain, opened.capability)
+
         return OpenInteractiveSessionsPayload(
-            sessions=[InteractiveSession.of(opened, base_url) for opened in outcome.sessions],
+            sessions=[InteractiveSession.of(opened, url_of(opened)) for opened in outcome.sessions],
             user_errors=[UserError.of(problem) for problem in outcome.problems],
         )

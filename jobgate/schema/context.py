@@ -63,6 +63,7 @@ class Services:
     access_tokens: AccessTokens
     metrics: Metrics
     sessions: SessionService | None = None  # with `[sessions] enabled`
+    session_host: str | None = None  # `[sessions] host`: each session on a host of its own
 
 
 @dataclass

@@ -26,12 +26,12 @@ class InteractiveSession:
     expires_at: DateTime
 
     @classmethod
-    def of(cls, opened: OpenedSession, base_url: str) -> InteractiveSession:
+    def of(cls, opened: OpenedSession, url: str) -> InteractiveSession:
         return cls(
             job_id=strawberry.ID(opened.job_id),
             rank=opened.rank,
             type=opened.type,
-            url=base_url.rstrip("/") + opened.url,
+            url=url,
             expires_at=DateTime(opened.expires_at),
         )
 

@@ -47,6 +47,7 @@ class OpenedSession:
     type: SessionType
     url: str
     expires_at: int
+    capability: str  # also in `url`; for a session served on a host of its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class SessionService:
                 record.type,
                 session_url(record, capability),
                 record.open_by,
+                capability,
             )
             for record, capability in records
         ]

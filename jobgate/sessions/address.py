@@ -45,9 +45,8 @@ class Upstream:
     unix_socket: Path | None = None
     command: tuple[str, ...] | None = None
     environment: tuple[tuple[str, str], ...] = ()
-    # Whether the app is served from its root: it is sent paths without the session's prefix
-    # (and its redirects to its own paths get the prefix back). Apps that know their prefix
-    # (JupyterLab's base_url = $JOBGATE_WEB_PREFIX) are sent the whole path instead.
+    # Whether the app is served from its root (`/`); an app that knows its prefix (JupyterLab's
+    # base_url = $JOBGATE_WEB_PREFIX) serves under `session_path` instead (see `PathMap`).
     strip_prefix: bool = False
 
     def __post_init__(self) -> None:

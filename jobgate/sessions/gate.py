@@ -8,9 +8,15 @@ history. Every later request (WebSocket upgrades too) proves itself with that co
 as the session is stored and its job runs; the proxy never forwards it (`jobgate.sessions.proxy`).
 No other credential is asked for or accepted: the URL is the capability.
 
+What a session reaches: a WEB session, the job's web app (`jobgate.sessions.proxy`); a
+TERMINAL or VNC session, the gateway's own page (xterm.js, noVNC) at the session's folder and
+its WebSocket at `socket` in it (`jobgate.sessions.terminal`, `jobgate.sessions.desktop`).
+Where the job's side is, the job's provider adapter says (a `Locator`).
+
 A session dies with its job: the gate looks at the jobs it serves every `RECHECK_SECONDS` and
 ends their connections (HTTP responses and WebSockets alike) and connection pools once a job is
-no longer running, whichever gateway replica saw it end.
+no longer running, whichever gateway replica saw it end. A replica's sessions of a kind hold at
+most `MAX_CONNECTIONS` at once.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobgate.domain.job import Job
 from jobgate.domain.sessions import SessionType
@@ -34,9 +41,9 @@ from jobgate.domain.states import JobState
 from jobgate.errors import JobgateError
 from jobgate.providers.background import TaskSet
 from jobgate.sessions import desktop, terminal
-from jobgate.sessions.address import SESSION_PATH, Locator, Upstream
-from jobgate.sessions.capability import PARAMETER, proves, split
-from jobgate.sessions.proxy import WebProxy, send_page
+from jobgate.sessions.address import SESSION_PATH, Locator, Upstream, session_path
+from jobgate.sessions.capability import PARAMETER, proves, session_of_host, split
+from jobgate.sessions.proxy import PathMap, WebProxy, send_page
 from jobgate.storage.base import JobStore
 from jobgate.storage.sessions import SessionRecord
 
@@ -53,9 +60,13 @@ NOT_THERE_PAGE = b"<!doctype html><title>Not found</title><p>There is no such se
 # process (a shell) inside the job, so a session's holder may not start thousands of them.
 MAX_CONNECTIONS = {SessionType.WEB: 256, SessionType.TERMINAL: 8, SessionType.VNC: 8}
 BUSY_PAGE = b"<!doctype html><title>Busy</title><p>This session has too many connections.</p>"
+# Where the terminal's and desktop's pages find their scripts (public files, on every host).
+ASSETS_PATH = "/session-assets/"
 # A terminal's or desktop's WebSocket, beside its page (the pages' scripts open it there).
 PAGE_SOCKET = "socket"
 ENDED_PAGE = b"<!doctype html><title>Session ended</title><p>The job has ended.</p>"
+UNAVAILABLE_PAGE = b"<!doctype html><p>The gateway cannot check sessions now.</p>"
+OTHER_ORIGIN_PAGE = b"<!doctype html><p>Another page may not use this session.</p>"
 
 log = logging.getLogger(__name__)
 
@@ -112,43 +123,69 @@ class SessionGate:
         await self.proxy.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A session at its folder on the gateway, `/interactive/<job>/<rank>/<kind>/`."""
         if scope["type"] not in ("http", "websocket"):
             return
         match = SESSION_PATH.match(scope["path"])
         if match is None:
-            await self._refuse(scope, send, 404, NOT_THERE_PAGE)
+            await self.refuse(scope, send, 404, NOT_THERE_PAGE)
             return
-        job_id, rank, kind = match[1], int(match[2]), SessionType(match[3].upper())
-        prefix = match[0]
+        kind = SessionType(match[3].upper())
+        await self._serve(scope, receive, send, _Address(match[1], int(match[2]), kind, match[0]))
+
+    async def serve_host(self, scope: Scope, receive: Receive, send: Send, session_id: str) -> None:
+        """A session on a host of its own (`<session id>.<sessions.host>`), served from `/`."""
+        if scope["type"] not in ("http", "websocket"):
+            return
+        try:
+            record = await self.store.session(session_id)
+        except JobgateError:
+            await self.refuse(scope, send, 503, UNAVAILABLE_PAGE)
+            return
+        if record is None:
+            await self.refuse(scope, send, 403, REFUSED_PAGE)
+            return
+        address = _Address(record.job_id, record.rank, record.type, "/", session_id)
+        await self._serve(scope, receive, send, address)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, at: _Address) -> None:
+        job_id, rank, kind = at.job_id, at.rank, at.kind
         try:
             offered = _query_capability(scope)
             if offered is not None and scope["type"] == "http":
-                job = await self._check(offered, job_id, rank, kind, first_use=True)
+                job = await self._check(offered, at, first_use=True)
                 if job is None:
-                    await self._refuse(scope, send, 403, REFUSED_PAGE)
+                    await self.refuse(scope, send, 403, REFUSED_PAGE)
                 else:
-                    await _enter(scope, send, offered, prefix)
+                    await _enter(scope, send, offered, at.mount)
                 return
-            job = await self._check(_cookie(scope), job_id, rank, kind, first_use=False)
+            job = await self._check(_cookie(scope), at, first_use=False)
         except JobgateError:
-            await self._refuse(scope, send, 503, b"<p>The gateway cannot check sessions now.</p>")
+            await self.refuse(scope, send, 503, UNAVAILABLE_PAGE)
             return
         if job is None:
-            await self._refuse(scope, send, 403, REFUSED_PAGE)
+            await self.refuse(scope, send, 403, REFUSED_PAGE)
+            return
+        if not _from_the_session(scope):
+            # A page of another origin (another session's, on its own host) may make the
+            # browser send this session's cookie; the session is not its to use.
+            await self.refuse(scope, send, 403, OTHER_ORIGIN_PAGE)
             return
         if kind is not SessionType.WEB:
-            await self._page_and_socket(job_id, scope, receive, send, job, rank, kind, prefix)
+            await self._page_and_socket(job_id, scope, receive, send, job, rank, kind, at.mount)
             return
         upstream = await self.locator.upstream(job, rank, kind)
         if upstream is None:
-            await self._refuse(scope, send, 502, b"<p>The job's server is not listening yet.</p>")
+            await self.refuse(scope, send, 502, b"<p>The job's server is not listening yet.</p>")
             return
         self._upstreams.setdefault(job_id, set()).add(upstream)
+        app = "/" if upstream.strip_prefix else session_path(job_id, rank, kind)
+        paths = PathMap(at.mount, app)
         if scope["type"] == "http":
             work = functools.partial(self.proxy.http, scope, receive, upstream=upstream)
         else:
             work = functools.partial(self.proxy.websocket, scope, receive, upstream=upstream)
-        work = functools.partial(work, prefix=prefix)
+        work = functools.partial(work, paths=paths)
         await self._while_running((job_id, rank, kind), scope, send, work)
 
     async def _page_and_socket(
@@ -171,11 +208,11 @@ class SessionGate:
             )
             return
         if scope["type"] != "websocket" or rest != PAGE_SOCKET:
-            await self._refuse(scope, send, 404, NOT_THERE_PAGE)
+            await self.refuse(scope, send, 404, NOT_THERE_PAGE)
             return
         upstream = await self.locator.upstream(job, rank, kind)
         if upstream is None:
-            await self._refuse(scope, send, 502, b"")
+            await self.refuse(scope, send, 502, b"")
             return
         relay = terminal.relay if kind is SessionType.TERMINAL else desktop.relay
         work = functools.partial(relay, scope, receive, upstream=upstream)
@@ -261,26 +298,26 @@ class SessionGate:
             task.cancel()
         await self.proxy.forget(self._upstreams.pop(job_id, set()))
 
-    async def _check(
-        self, capability: str | None, job_id: str, rank: int, kind: SessionType, *, first_use: bool
-    ) -> Job | None:
+    async def _check(self, capability: str | None, at: _Address, *, first_use: bool) -> Job | None:
         """The session's running job, if `capability` is a stored session of exactly this
         address (and, on its first use, in time); None otherwise."""
         parts = None if capability is None else split(capability)
         if capability is None or parts is None:
             return None
         session_id, secret = parts
+        if at.session_id is not None and session_id != at.session_id:
+            return None  # on a session's own host, that session's capability only
         # Keyed by all that was proved: the whole capability and the address it was used at.
-        key = (capability, job_id, rank, kind)
+        key = (capability, at.job_id, at.rank, at.kind)
         checked = self._checked.get(key)
         if checked is not None and checked[1] > time.monotonic() and not first_use:
             return checked[0]
         record = await self.store.session(session_id)
-        if record is None or not proves(record, secret) or not _for(record, job_id, rank, kind):
+        if record is None or not proves(record, secret) or not _for(record, at):
             return None
         if first_use and self.clock() > record.open_by:
             return None
-        jobs = await self.store.get_jobs([job_id])
+        jobs = await self.store.get_jobs([at.job_id])
         if not jobs or jobs[0].status.state is not JobState.RUNNING:
             self._checked.pop(key, None)
             return None
@@ -290,11 +327,36 @@ class SessionGate:
         return jobs[0]
 
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, status: int, page: bytes) -> None:
+    async def refuse(scope: Scope, send: Send, status: int, page: bytes) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
         else:
             await send_page(send, status, page)
+
+
+class SessionHosts:
+    """ASGI middleware for sessions on hosts of their own (`[sessions] host`): a request to
+    `<session id>.<domain>` goes to the gate, served from `/` (the sessions' own pages' assets,
+    `/session-assets/...`, excepted); every other host is the gateway's."""
+
+    def __init__(self, app: ASGIApp, gate: SessionGate, domain: str) -> None:
+        self.app = app
+        self.gate = gate
+        self.domain = domain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = _header(scope, b"host") if scope["type"] in ("http", "websocket") else None
+        if host is None or not host.lower().rsplit(":", 1)[0].endswith("." + self.domain):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(ASSETS_PATH):
+            await self.app(scope, receive, send)
+            return
+        session_id = session_of_host(host, self.domain)
+        if session_id is None:
+            await self.gate.refuse(scope, send, 404, NOT_THERE_PAGE)
+            return
+        await self.gate.serve_host(scope, receive, send, session_id)
 
 
 async def _ended(scope: Scope, send: Send, started: bool) -> None:
@@ -307,8 +369,48 @@ async def _ended(scope: Scope, send: Send, started: bool) -> None:
         # A response under way is cut short: the connection closes without its end.
 
 
-def _for(record: SessionRecord, job_id: str, rank: int, kind: SessionType) -> bool:
-    return record.job_id == job_id and record.rank == rank and record.type is kind
+@dataclass(frozen=True, slots=True)
+class _Address:
+    """Where a session was reached: its job, replica and kind; the path it is served under
+    (`mount`); and on a host of its own, its id (from the host's name)."""
+
+    job_id: str
+    rank: int
+    kind: SessionType
+    mount: str
+    session_id: str | None = None
+
+
+def _for(record: SessionRecord, at: _Address) -> bool:
+    return record.job_id == at.job_id and record.rank == at.rank and record.type is at.kind
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
+def _from_the_session(scope: Scope) -> bool:
+    """Whether a request proved by the session's cookie comes from the session's own pages (or
+    is a top-level visit): browsers say where a request comes from (`Origin` on WebSockets,
+    `Sec-Fetch-Site` on the rest); a client that says nothing is no browser another page
+    drives."""
+    if scope["type"] == "websocket":
+        origin = _header(scope, b"origin")
+        if origin is None:
+            return True
+        scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
+        return origin == f"{scheme}://{_header(scope, b'host')}"
+    site = _header(scope, b"sec-fetch-site")
+    if site is None or site in ("same-origin", "none"):
+        return True
+    # Following a link to the session from elsewhere (or its own redirect after the first
+    # use): a navigation, which no other page can read; only to look, never to change.
+    navigating = _header(scope, b"sec-fetch-mode") == "navigate"
+    return navigating and scope["method"] in ("GET", "HEAD")
 
 
 def _query_capability(scope: Scope) -> str | None:

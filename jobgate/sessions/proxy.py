@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -73,6 +74,32 @@ UNREACHABLE_PAGE = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PathMap:
+    """A web session's paths as the browser sees them (under `mount`: the session's folder on
+    the gateway, or `/` on a session's own host) and as the app serves them (under `app`: `/`
+    for an app served from its root, its prefix for one that knows it)."""
+
+    mount: str
+    app: str
+
+    def to_app(self, path: bytes) -> bytes:
+        mount, app = self.mount.encode(), self.app.encode()
+        if app != b"/" and path.startswith(app):
+            return path  # one of the app's own absolute paths, as it wrote it in its pages
+        if path.startswith(mount):
+            return app + path[len(mount) :]
+        return path
+
+    def to_browser(self, location: bytes) -> bytes:
+        """A redirect to one of the app's own paths, where the browser finds it (a
+        scheme-relative `//host/...` is another host's, and left alone)."""
+        app = self.app.encode()
+        if location.startswith(app) and not location.startswith(b"//"):
+            return self.mount.encode() + location[len(app) :]
+        return location
+
+
 class WebProxy:
     """Forwards ASGI `http` and `websocket` scopes to an `Upstream`; one per gateway (it keeps
     a connection pool per upstream; `close` ends them all)."""
@@ -116,9 +143,9 @@ class WebProxy:
     # --- HTTP -----------------------------------------------------------------------------------
 
     async def http(
-        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, prefix: str
+        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, paths: PathMap
     ) -> None:
-        """Forward one HTTP request (its path with `prefix` kept: apps serve under it)."""
+        """Forward one HTTP request, its path as the app serves it (`paths`)."""
         try:
             client = self._client(upstream)
         except OSError as error:  # its socket's folder is gone
@@ -127,8 +154,8 @@ class WebProxy:
             return
         request = client.build_request(
             scope["method"],
-            _target(scope, prefix if upstream.strip_prefix else None),
-            headers=[*_request_headers(scope["headers"]), *_forwarded(scope, prefix)],
+            _target(scope, paths),
+            headers=[*_request_headers(scope["headers"]), *_forwarded(scope, paths.mount)],
             content=_body(receive),
         )
         try:
@@ -142,9 +169,7 @@ class WebProxy:
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": _response_headers(
-                        response.headers.raw, prefix if upstream.strip_prefix else None
-                    ),
+                    "headers": _response_headers(response.headers.raw, paths),
                 }
             )
             async for chunk in response.aiter_raw():
@@ -160,7 +185,7 @@ class WebProxy:
     # --- WebSocket --------------------------------------------------------------------------------
 
     async def websocket(
-        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, prefix: str
+        self, scope: Scope, receive: Receive, send: Send, upstream: Upstream, paths: PathMap
     ) -> None:
         """Connect to the job's server first (so its subprotocol can be agreed), then carry
         messages both ways until either side closes."""
@@ -170,11 +195,14 @@ class WebProxy:
         offered = [Subprotocol(p) for p in scope.get("subprotocols") or []]
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in (*_request_headers(scope["headers"]), *_forwarded(scope, prefix))
+            for name, value in (
+                *_request_headers(scope["headers"]),
+                *_forwarded(scope, paths.mount),
+            )
             if name.decode("latin-1").lower() not in HANDSHAKE
         ]
         try:
-            target = _target(scope, prefix if upstream.strip_prefix else None)
+            target = _target(scope, paths)
             job_socket = await _connect(upstream, target, offered, headers)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as error:
             log.info("a web session's server at %s refused a WebSocket: %s", upstream, error)
@@ -257,11 +285,9 @@ async def _job_to_browser(job_socket: ClientConnection, send: Send) -> None:
 # --- headers ----------------------------------------------------------------------------------
 
 
-def _target(scope: Scope, strip: str | None = None) -> str:
-    """The request's path and query, as the browser sent them (without the prefix `strip`)."""
-    path: bytes = scope.get("raw_path") or scope["path"].encode()
-    if strip is not None and path.startswith(strip.encode()):
-        path = path[len(strip) - 1 :]  # the prefix ends with "/", which the path keeps
+def _target(scope: Scope, paths: PathMap) -> str:
+    """The request's path (as the app serves it) and query, as the browser sent them."""
+    path: bytes = paths.to_app(scope.get("raw_path") or scope["path"].encode())
     query: bytes = scope.get("query_string") or b""
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
@@ -305,7 +331,7 @@ def _forwarded(scope: Scope, prefix: str) -> list[tuple[bytes, bytes]]:
 
 
 def _response_headers(
-    headers: Iterable[tuple[bytes, bytes]], stripped: str | None = None
+    headers: Iterable[tuple[bytes, bytes]], paths: PathMap
 ) -> list[tuple[bytes, bytes]]:
     kept: list[tuple[bytes, bytes]] = []
     for name, value in headers:
@@ -314,11 +340,8 @@ def _response_headers(
             continue
         if lowered == b"set-cookie" and _sets_gateway_cookie(value):
             continue
-        # The app redirects to one of its own paths, which lie under the prefix here (a
-        # scheme-relative `//host/...` is another host's).
-        own_path = value.startswith(b"/") and not value.startswith(b"//")
-        if lowered == b"location" and stripped is not None and own_path:
-            value = stripped.encode().rstrip(b"/") + value
+        if lowered == b"location":
+            value = paths.to_browser(value)
         kept.append((name, value))
     return kept
 

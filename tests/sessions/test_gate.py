@@ -209,3 +209,33 @@ async def test_a_session_holds_a_bounded_number_of_connections(setup: Setup) -> 
     async with connect(url, additional_headers=headers) as again:
         await again.send("ping")
         assert await again.recv() == "ping"
+
+
+async def test_only_the_sessions_own_pages_and_visits_use_its_cookie(setup: Setup) -> None:
+    folder = f"/interactive/{setup.job.id}/0/web/"
+    async with browser(setup) as client:
+        assert (await client.get(await setup.open())).status_code == 200
+        capability = client.cookies["jobgate_session"]
+
+        async def status(method: str, site: str | None, mode: str = "cors") -> int:
+            headers = {"Sec-Fetch-Mode": mode}
+            if site is not None:
+                headers["Sec-Fetch-Site"] = site
+            return (await client.request(method, folder + "x", headers=headers)).status_code
+
+        assert await status("GET", "same-origin") == 200  # the app's own requests
+        assert await status("GET", "none") == 200  # typed into the address bar
+        assert await status("GET", None) == 200  # no browser: nothing drives it
+        assert await status("GET", "cross-site", "navigate") == 200  # a link followed
+        assert await status("GET", "same-site") == 403  # another session's page's fetch
+        assert await status("GET", "cross-site") == 403
+        assert await status("POST", "cross-site", "navigate") == 403  # a form posted from afar
+    url = f"ws://{setup.gateway}{folder}socket"
+    cookie = {"Cookie": f"jobgate_session={capability}"}
+    own = {**cookie, "Origin": f"http://{setup.gateway}"}
+    async with connect(url, additional_headers=own) as ws:
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+    with pytest.raises(InvalidStatus):
+        async with connect(url, additional_headers={**cookie, "Origin": "http://evil.example"}):
+            pass

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from jobgate.sessions.address import Upstream
-from jobgate.sessions.proxy import WebProxy
+from jobgate.sessions.proxy import PathMap, WebProxy
 from tests.gateway import serving as serving_config
 from tests.servers import free_port
 
@@ -94,9 +94,9 @@ def proxying(proxy: WebProxy, upstream: Upstream) -> ASGIApp:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await proxy.http(scope, receive, send, upstream, PREFIX)
+            await proxy.http(scope, receive, send, upstream, PathMap(PREFIX, PREFIX))
         elif scope["type"] == "websocket":
-            await proxy.websocket(scope, receive, send, upstream, PREFIX)
+            await proxy.websocket(scope, receive, send, upstream, PathMap(PREFIX, PREFIX))
 
     return app
 
@@ -206,3 +206,31 @@ async def test_a_server_that_does_not_answer_gets_a_clear_page(tmp_path: Path) -
             async with connect(f"ws://127.0.0.1:{gateway_port}/app/echo"):
                 pass
     await proxy.close()
+
+
+APP = "/interactive/5/0/web/"
+
+
+@pytest.mark.parametrize(
+    ("mount", "app", "browser", "to_app"),
+    [
+        # At its folder on the gateway, an app served from its root: the folder comes off.
+        (APP, "/", APP + "lab?x=1", "/lab?x=1"),
+        # ...one that knows its prefix: as it is.
+        (APP, APP, APP + "lab", APP + "lab"),
+        # On a host of its own, an app served from its root: as it is.
+        ("/", "/", "/lab", "/lab"),
+        # ...one that knows its prefix: the prefix goes on, unless the path has it (the app
+        # wrote its own absolute paths into its pages).
+        ("/", APP, "/lab", APP + "lab"),
+        ("/", APP, APP + "static/app.js", APP + "static/app.js"),
+    ],
+)
+def test_a_path_reaches_the_app_as_it_serves_it_and_its_redirects_come_back(
+    mount: str, app: str, browser: str, to_app: str
+) -> None:
+    paths = PathMap(mount, app)
+    assert paths.to_app(browser.encode()) == to_app.encode()
+    redirect = app.encode() + b"next"
+    assert paths.to_browser(redirect) == mount.encode() + b"next"
+    assert paths.to_browser(b"//elsewhere.example/x") == b"//elsewhere.example/x"
