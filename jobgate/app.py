@@ -25,7 +25,8 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from jobgate.auth import Authentication
+from jobgate.access import ProviderIdentity
+from jobgate.auth import Authentication, Authenticator
 from jobgate.errors import IdentityProviderUnavailable, Unauthenticated
 from jobgate.events.bus import JobEventBus
 from jobgate.events.commands import CommandSignal
@@ -33,6 +34,7 @@ from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.logs_setup import RequestIds
 from jobgate.metrics import Metrics
+from jobgate.providers.remote import RemoteProvider
 from jobgate.schema.build import build_schema
 from jobgate.schema.codes import LIMIT_EXCEEDED
 from jobgate.schema.context import Context, Services
@@ -56,6 +58,7 @@ from jobgate.services.tokens import AccessTokens
 from jobgate.services.watch import JobWatcher
 from jobgate.sessions.gate import ProviderLocator, SessionGate, SessionHosts
 from jobgate.sessions.proxy import WebProxy
+from jobgate.sessions.relay import RelayHub
 from jobgate.settings import LimitSettings, Settings
 from jobgate.storage.base import JobStore
 from jobgate.streaming.handler import JobgateTransportWSHandler
@@ -288,8 +291,9 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     )
     signal = CommandSignal()
     feed.ring_listeners.append(signal.notify)
+    relays = RelayHub(_provider_of(authenticator)) if settings.sessions.enabled else None
     providers = ProviderRegistry(
-        build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms))
+        build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms, relays))
     )
     limits = settings.limits
     jobs = JobService(
@@ -322,6 +326,9 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     )
     if gate is not None:
         jobs.on_final.append(gate.job_ended)
+        for adapter in providers.all:
+            if isinstance(adapter, RemoteProvider):
+                jobs.on_final.append(adapter.job_ended)
     # Each session on a host of its own, or (without one) at its folder on the gateway.
     session_host = settings.sessions.host if gate is not None else None
     services = Services(
@@ -415,6 +422,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             Mount("/graphiql-assets", StaticFiles(directory=str(GRAPHIQL))),
             # Sessions' own paths: what is under /interactive/ is the jobs' (see the gate).
             *([] if gate is None or session_host is not None else [Mount("/interactive", gate)]),
+            # Where agents dial back to relay sessions of their jobs (see jobgate.sessions.relay).
+            *([] if relays is None else [Mount("/relay", relays)]),
             *(
                 []
                 if gate is None
@@ -455,6 +464,16 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     app.state.graphql = graphql
     app.state.readiness = readiness
     return app
+
+
+def _provider_of(authenticator: Authenticator) -> Callable[[str | None], Awaitable[str | None]]:
+    """The provider an Authorization header proves its caller is (None for anyone else)."""
+
+    async def provider_of(header: str | None) -> str | None:
+        identity = (await authenticator.authenticate(header)).identity
+        return identity.provider_id if isinstance(identity, ProviderIdentity) else None
+
+    return provider_of
 
 
 def _in_deadline(store: JobStore) -> Callable[[], Awaitable[None]]:

@@ -576,7 +576,7 @@ class SessionSettings(_Strict):
     enabled: bool = Field(
         default=False,
         description="Serve openInteractiveSessions and /interactive/ (a preview: sessions of "
-        "local and Slurm jobs; not yet of remote providers)",
+        "local, Slurm and remote providers' jobs)",
     )
     host: str | None = Field(
         default=None,

@@ -32,6 +32,7 @@ from jobgate.oidc import OidcVerifier
 from jobgate.providers.base import ProviderAdapter
 from jobgate.providers.factory import local_adapter, products_of, slurm_adapter
 from jobgate.providers.remote import RemoteProvider
+from jobgate.sessions.relay import RelayHub
 from jobgate.settings import (
     ApplicationSettings,
     LocalProviderSettings,
@@ -69,12 +70,14 @@ def sqlite_path(settings: Settings) -> Path | None:
 
 @dataclass(frozen=True, slots=True)
 class CommandQueue:
-    """What remote providers need to store commands and wake agents' streams."""
+    """What remote providers need to store commands and wake agents' streams (and, with
+    sessions, to relay them through their agents)."""
 
     store: JobStore
     signal: CommandSignal
     ring: Callable[[], None]
     clock: Callable[[], int]
+    relays: RelayHub | None = None
 
 
 def build_providers(settings: Settings, commands: CommandQueue) -> list[ProviderAdapter]:
@@ -97,6 +100,7 @@ def build_adapter(
                 signal=commands.signal,
                 ring=commands.ring,
                 clock=commands.clock,
+                relays=commands.relays,
             )
         case LocalProviderSettings():
             return local_adapter(provider.id, products, provider, private=private)

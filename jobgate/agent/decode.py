@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobgate.domain.catalog import Application, ComputeSupport, Product
+from jobgate.domain.catalog import Application, ComputeSupport, Interfaces, Product
 from jobgate.domain.job import Job, JobSpecification, JobStatus
 from jobgate.domain.states import JobState
 from jobgate.domain.timestamps import parse_datetime
@@ -69,6 +69,21 @@ query AgentCatalog {
     support { logs timeExtension suspension } } }
 }
 """
+# The same, from a gateway that serves interactive sessions (`SERVES_SESSIONS` says whether).
+CATALOG_WITH_SESSIONS = """
+query AgentCatalog {
+  applications { name version command interactive { web vnc keepPrefix } }
+  myProvider { id kind products { name category provider cpu memoryInGigs gpu network
+    support { logs timeExtension suspension web terminal vnc } } }
+}
+"""
+SERVES_SESSIONS = '{ __type(name: "ProviderCommand") { fields { name } } }'
+
+
+def serves_sessions(data: Json) -> bool:
+    """Whether the gateway's `ProviderCommand` has its `session` (it relays sessions)."""
+    fields = (data.get("__type") or {}).get("fields") or []
+    return any(field["name"] == "session" for field in fields)
 
 
 def duration(data: Json | None) -> SimpleDuration | None:
@@ -136,7 +151,17 @@ def job(data: Json) -> Job:
 
 
 def applications(data: list[Json]) -> list[Application]:
-    return [Application(a["name"], a["version"], tuple(a["command"])) for a in data]
+    return [
+        Application(a["name"], a["version"], tuple(a["command"]), interactive=_interfaces(a))
+        for a in data
+    ]
+
+
+def _interfaces(data: Json) -> Interfaces:
+    served = data.get("interactive")
+    if served is None:  # a gateway without sessions
+        return Interfaces()
+    return Interfaces(web=served["web"], vnc=served["vnc"], keep_prefix=served["keepPrefix"])
 
 
 def products(data: list[Json]) -> list[Product]:
@@ -153,6 +178,9 @@ def products(data: list[Json]) -> list[Product]:
                 logs=p["support"]["logs"],
                 time_extension=p["support"]["timeExtension"],
                 suspension=p["support"]["suspension"],
+                web=p["support"].get("web", False),
+                terminal=p["support"].get("terminal", False),
+                vnc=p["support"].get("vnc", False),
             ),
         )
         for p in data

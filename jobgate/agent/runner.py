@@ -25,6 +25,7 @@ from websockets.typing import Subprotocol
 from jobgate.agent import decode
 from jobgate.agent.client import GatewayClient, GatewayRefused, GatewayUnavailable, failure_of
 from jobgate.agent.journal import CommandJournal
+from jobgate.agent.relay import SESSION_FIELDS, relay
 from jobgate.agent.settings import AgentSettings, LocalAdapterSettings
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.commands import CommandKind
@@ -43,6 +44,10 @@ subscription Commands {{
   providerCommands {{ id cursor kind requestedTime {decode.DURATION} job {{ {decode.JOB_FIELDS} }} }}
 }}
 """
+# The same, from a gateway that relays sessions through its agents.
+COMMANDS_WITH_SESSIONS = COMMANDS.replace(
+    "providerCommands {", f"providerCommands {{ {SESSION_FIELDS}"
+)
 REPORT = """
 mutation Report($updates: [JobUpdateInput!]!) {
   reportJobUpdates(input: {updates: $updates}) { results { jobId outcome code message } }
@@ -99,6 +104,8 @@ class Agent:
         self.adapter: AgentAdapter | None = None
         self.provider_id = ""
         self._backoff = 0.5
+        self._relays: set[asyncio.Task[None]] = set()  # sessions' connections, relayed
+        self.sessions = False  # whether the gateway relays sessions through this agent
         self.logs = JobLogHub()
         self.logs.listeners.append(self._buffer_line)
         self._lines: deque[LogLine] = deque(maxlen=MAX_BUFFERED_LINES)
@@ -220,7 +227,10 @@ class Agent:
         self._backoff = min(self._backoff * 2, self.settings.reconnect_max_seconds)
 
     async def _load_catalog(self) -> tuple[Catalog, list[Product]]:
-        data = await self.client.execute(decode.CATALOG)
+        self.sessions = decode.serves_sessions(await self.client.execute(decode.SERVES_SESSIONS))
+        data = await self.client.execute(
+            decode.CATALOG_WITH_SESSIONS if self.sessions else decode.CATALOG
+        )
         mine = data["myProvider"]
         if mine is None:
             raise GatewayRefused("the token is not a provider's token", ["FORBIDDEN"])
@@ -264,7 +274,13 @@ class Agent:
                     f"the gateway refused the connection: {ack}", ["UNAUTHENTICATED"]
                 )
             await ws.send(
-                json.dumps({"id": "commands", "type": "subscribe", "payload": {"query": COMMANDS}})
+                json.dumps(
+                    {
+                        "id": "commands",
+                        "type": "subscribe",
+                        "payload": {"query": COMMANDS_WITH_SESSIONS if self.sessions else COMMANDS},
+                    }
+                )
             )
             log.info("connected to the gateway; waiting for commands")
             self._backoff = 0.5
@@ -310,10 +326,24 @@ class Agent:
     async def _carry_out_all(
         self, commands: list[dict[str, Any]], unacknowledged: list[str]
     ) -> None:
+        relays = [c for c in commands if c["kind"] == CommandKind.OPEN_SESSION.value]
+        for command in relays:  # not stored at the gateway: nothing to journal or acknowledge
+            self._relay(command)
+        commands = [c for c in commands if c["kind"] != CommandKind.OPEN_SESSION.value]
         cancelled = {c["job"]["id"] for c in commands if c["kind"] == CommandKind.CANCEL.value}
         for command in commands:
             await self._carry_out(command, skip_submit=command["job"]["id"] in cancelled)
             unacknowledged.append(command["id"])
+
+    def _relay(self, command: dict[str, Any]) -> None:
+        """Relay one connection of a session, beside the commands (it lasts as long as the
+        browser's connection does)."""
+        job = decode.job(command["job"])
+        task = asyncio.create_task(
+            relay(self.adapter, job, command["session"], self.client.url, self.token)
+        )
+        self._relays.add(task)
+        task.add_done_callback(self._relays.discard)
 
     async def _acknowledge(self, ids: list[str]) -> None:
         if ids:

@@ -16,6 +16,8 @@ class CommandKind(enum.StrEnum):
     SUSPEND = "SUSPEND"
     RESUME = "RESUME"
     VERIFY = "VERIFY"
+    # Relay a connection of a session (`jobgate.sessions.relay`): never stored, never acknowledged.
+    OPEN_SESSION = "OPEN_SESSION"
 
 
 @dataclass(frozen=True, slots=True)

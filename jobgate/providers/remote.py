@@ -3,6 +3,9 @@
 Every command becomes a stored `ProviderCommand`, kept until the agent acknowledges it, so an agent
 that is offline receives what it missed when it connects. The agent runs the work through its own
 local or slurm adapter and reports with `reportJobUpdates`, as any provider does.
+
+Sessions of its jobs are relayed through the agent (`jobgate.sessions.relay`): those requests
+are not stored, they go to the agents connected to this gateway (`take_relay_requests`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from jobgate.domain.catalog import Product
 from jobgate.domain.commands import CommandKind, NewCommand
 from jobgate.domain.job import Job, UpdateRequest
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.domain.values import SimpleDuration
 from jobgate.events.commands import CommandSignal
+from jobgate.providers.background import TaskSet
 from jobgate.providers.base import ProviderContext
+from jobgate.sessions.address import Upstream
+from jobgate.sessions.relay import RelayHub, RelayPoints, RelayRequest
 from jobgate.storage.base import JobStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,7 @@ class RemoteProvider:
         signal: CommandSignal,
         ring: Callable[[], None],
         clock: Callable[[], int],
+        relays: RelayHub | None = None,
     ) -> None:
         self.id = provider_id
         self.products = products
@@ -46,6 +54,9 @@ class RemoteProvider:
         self._clock = clock
         self._agents = 0
         self._context: ProviderContext | None = None
+        self._relay_requests: list[RelayRequest] = []
+        self._tasks = TaskSet()
+        self._relays = None if relays is None else RelayPoints(provider_id, relays, self._ask)
 
     @property
     def online(self) -> bool:
@@ -76,7 +87,36 @@ class RemoteProvider:
         self._context = context
 
     async def stop(self) -> None:
-        return None
+        await self._tasks.cancel_all()
+        if self._relays is not None:
+            await self._relays.close_all()
+
+    # --- interactive sessions -------------------------------------------------------------------
+
+    async def upstream(self, job: Job, rank: int, kind: SessionType) -> Upstream | None:
+        """A socket here whose every connection the agent relays to the job's side."""
+        if self._relays is None or not self.online:
+            return None
+        path = await self._relays.socket_for(job.id, rank, kind)
+        assert self._context is not None
+        app = self._context.catalog.application(job.specification.application)
+        keeps = app is not None and app.interactive.keep_prefix
+        return Upstream(unix_socket=path, strip_prefix=not keeps)
+
+    def _ask(self, request: RelayRequest) -> None:
+        self._relay_requests.append(request)
+        self.signal.notify(self.id)
+
+    def take_relay_requests(self) -> list[RelayRequest]:
+        """The relay requests for this gateway's agent streams, once (see the module)."""
+        taken, self._relay_requests = self._relay_requests, []
+        return taken
+
+    def job_ended(self, job_id: str) -> None:
+        """Called as a job's final update is stored (`JobService.on_final`): its relay
+        sockets go."""
+        if self._relays is not None:
+            self._tasks.spawn(self._relays.close(job_id))
 
     async def _store(
         self,

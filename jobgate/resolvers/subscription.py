@@ -10,6 +10,8 @@ from jobgate.cursors import decode_position
 from jobgate.resolvers.errors import coded_stream
 from jobgate.schema.payloads import JobLogEvent, JobUpdateEvent, ProviderCommand
 from jobgate.schema.types import Info
+from jobgate.services.jobs import now_ms
+from jobgate.sessions.relay import RelayDelivery
 
 
 @strawberry.type
@@ -59,4 +61,7 @@ class Subscription:
         provider = info.context.provider()
         position = 0 if after is None else decode_position(after)
         async for command in info.context.services.commands.follow(provider, position):
-            yield ProviderCommand.of(command)
+            if isinstance(command, RelayDelivery):
+                yield ProviderCommand.relaying(command, now_ms())
+            else:
+                yield ProviderCommand.of(command)

@@ -205,6 +205,8 @@ SESSION_FIELDS = frozenset(
         ("ComputeSupport", "web"),
         ("ComputeSupport", "terminal"),
         ("ComputeSupport", "vnc"),
+        ("ProviderCommand", "session"),
+        ("Application", "interactive"),
     }
 )
 

@@ -441,10 +441,55 @@ DESCRIPTIONS: dict[str, str] = {
     "ProviderCommandKind.SUSPEND": "Pause the job.",
     "ProviderCommandKind.RESUME": "Continue the job.",
     "ProviderCommandKind.VERIFY": "Report whether the back end still knows the job.",
+    # Interactive sessions (served with `[sessions] enabled`).
+    "Mutation.openInteractiveSessions(input)": "The sessions to open, at most 1,000.",
+    "OpenInteractiveSessionsInput": "Sessions to open, each of one replica of a running job.",
+    "OpenInteractiveSessionsInput.sessions": "The sessions, in the order of their results.",
+    "InteractiveSessionRequest": "One session: of which job, which replica, of which type.",
+    "InteractiveSessionRequest.jobId": "The job: RUNNING, with EDIT for the caller.",
+    "InteractiveSessionRequest.rank": "The replica, from 0.",
+    "InteractiveSessionRequest.type": "What to open: the job's web app, a shell in it, or its "
+    "desktop.",
+    "InteractiveSessionType": "WEB: the job's web app. TERMINAL: a shell inside the job. VNC: "
+    "the job's desktop.",
+    "InteractiveSessionType.WEB": "The job's web app, through the gateway.",
+    "InteractiveSessionType.TERMINAL": "A shell inside the job, in the browser.",
+    "InteractiveSessionType.VNC": "The job's desktop, in the browser.",
+    "OpenInteractiveSessionsPayload": "The sessions opened, and why the others were not.",
+    "OpenInteractiveSessionsPayload.sessions": "The sessions opened, in request order.",
+    "OpenInteractiveSessionsPayload.userErrors": "Why each of the others was not opened.",
+    "InteractiveSession.jobId": "The job.",
+    "InteractiveSession.rank": "The replica.",
+    "InteractiveSession.type": "What it opens.",
+    "InteractiveSession.expiresAt": "Use the URL before this; afterwards it lasts as long as "
+    "the job runs.",
+    "ApplicationInterfaces": "What an application serves while it runs, on its `{port}`.",
+    "ApplicationInterfaces.web": "A web app (WEB sessions).",
+    "ApplicationInterfaces.vnc": "A desktop over VNC (VNC sessions).",
+    "ProviderSessionRelay.relayId": "Dial back to /relay/<relayId> on the gateway.",
+    "ProviderSessionRelay.rank": "The replica whose side to connect to.",
+    "ProviderSessionRelay.type": "Which of the job's sides: its web app, a shell, its desktop.",
+    "ProviderCommandKind.OPEN_SESSION": "Relay one connection of an interactive session of "
+    "the job (`session` says which): never stored, never acknowledged.",
     "AcknowledgeProviderCommandsInput.ids": "The ids of the commands carried out.",
     "AcknowledgeProviderCommandsPayload": "How many commands were acknowledged.",
     "AcknowledgeProviderCommandsPayload.acknowledged": "The number of commands forgotten.",
 }
+
+
+# What a schema without interactive sessions lacks (`jobgate.schema.build.SESSION_FIELDS`).
+SESSION_TYPES = frozenset(
+    {
+        "OpenInteractiveSessionsInput",
+        "InteractiveSessionRequest",
+        "InteractiveSessionType",
+        "OpenInteractiveSessionsPayload",
+        "InteractiveSession",
+        "ApplicationInterfaces",
+        "ProviderSessionRelay",
+    }
+)
+SESSION_ELEMENTS = frozenset({"Mutation.openInteractiveSessions(input)"})
 
 
 def _fields(named: object) -> dict[str, object]:
@@ -469,8 +514,14 @@ def element(schema: GraphQLSchema, key: str) -> object:
 
 
 def describe(schema: GraphQLSchema) -> None:
-    """Give the built schema's elements the descriptions above."""
+    """Give the built schema's elements the descriptions above (those of interactive
+    sessions only where the schema serves them)."""
     for key, text in DESCRIPTIONS.items():
-        target = element(schema, key)
+        try:
+            target = element(schema, key)
+        except KeyError:
+            if key.split(".")[0] in SESSION_TYPES or key in SESSION_ELEMENTS:
+                continue  # served with `[sessions] enabled` only
+            raise
         assert not target.description, f"{key} is described in the code already"  # type: ignore[attr-defined]
         target.description = text  # type: ignore[attr-defined]

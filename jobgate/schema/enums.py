@@ -8,6 +8,7 @@ import strawberry
 
 from jobgate.domain.catalog import ParameterType
 from jobgate.domain.commands import CommandKind
+from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
 from jobgate.errors import UserErrorCode
 from jobgate.services.jobs import UpdateOutcome
@@ -22,6 +23,7 @@ strawberry.enum(
     "state, through updates.",
 )
 strawberry.enum(ParameterType, name="ApplicationParameterType")
+strawberry.enum(SessionType, name="InteractiveSessionType")
 strawberry.enum(CommandKind, name="ProviderCommandKind")
 strawberry.enum(UserErrorCode, name="UserErrorCode")
 strawberry.enum(
@@ -60,6 +62,7 @@ __all__ = [
     "OrderField",
     "ParameterType",
     "Permission",
+    "SessionType",
     "UpdateOutcome",
     "UserErrorCode",
 ]

@@ -8,11 +8,12 @@ from jobgate.cursors import encode_position
 from jobgate.domain import commands as domain_commands
 from jobgate.errors import UserProblem
 from jobgate.events.logs import LogLine
-from jobgate.schema.enums import CommandKind, JobState, UpdateOutcome, UserErrorCode
+from jobgate.schema.enums import CommandKind, JobState, SessionType, UpdateOutcome, UserErrorCode
 from jobgate.schema.scalars import DateTime
 from jobgate.schema.types import Info, Job, JobUpdate, SimpleDuration
 from jobgate.services.jobs import UpdateResult
 from jobgate.services.watch import UpdateEvent
+from jobgate.sessions.relay import RelayDelivery
 
 
 @strawberry.type(
@@ -153,7 +154,21 @@ class AcknowledgeProviderCommandsPayload:
     acknowledged: int
 
 
-@strawberry.type(description="Work for a remote provider's agent, stored until acknowledged.")
+@strawberry.type(
+    description="One connection of an interactive session that the agent relays: it connects "
+    "to the job's side of this kind and opens a WebSocket to /relay/<relayId> on the gateway, "
+    "with its provider token, carrying the connection's bytes as binary messages."
+)
+class ProviderSessionRelay:
+    relay_id: strawberry.ID
+    rank: int
+    type: SessionType
+
+
+@strawberry.type(
+    description="Work for a remote provider's agent, stored until acknowledged (OPEN_SESSION: "
+    "never stored, never to be acknowledged)."
+)
 class ProviderCommand:
     id: strawberry.ID
     cursor: str
@@ -163,11 +178,29 @@ class ProviderCommand:
         description="For EXTEND: the time to add."
     )
     _job_id: strawberry.Private[str]
+    session: ProviderSessionRelay | None = strawberry.field(
+        default=None, description="For OPEN_SESSION: the session connection to relay."
+    )
 
     @strawberry.field
     async def job(self, info: Info) -> Job:
         jobs = await info.context.services.store.get_jobs([self._job_id])
         return Job.of(jobs[0])
+
+    @classmethod
+    def relaying(cls, delivery: RelayDelivery, now: int) -> ProviderCommand:
+        request = delivery.request
+        return cls(
+            id=strawberry.ID(f"relay-{request.relay_id}"),
+            cursor=encode_position(delivery.position),
+            created_at=DateTime(now),
+            kind=CommandKind.OPEN_SESSION,
+            requested_time=None,
+            _job_id=request.job_id,
+            session=ProviderSessionRelay(
+                relay_id=strawberry.ID(request.relay_id), rank=request.rank, type=request.kind
+            ),
+        )
 
     @classmethod
     def of(cls, command: domain_commands.ProviderCommand) -> ProviderCommand:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from jobgate.domain.sessions import SessionType
+from jobgate.schema.enums import SessionType
 from jobgate.schema.payloads import UserError
 from jobgate.schema.scalars import DateTime
 from jobgate.services.sessions import OpenedSession, SessionRequest
-
-strawberry.enum(SessionType, name="InteractiveSessionType")
 
 
 @strawberry.type(

@@ -237,6 +237,15 @@ class ApplicationParameter:
 
 
 @strawberry.type
+class ApplicationInterfaces:
+    web: bool
+    vnc: bool
+    keep_prefix: bool = strawberry.field(
+        description="A web app served under its session's path prefix, not from its root."
+    )
+
+
+@strawberry.type
 class Application:
     name: str
     version: str
@@ -247,6 +256,9 @@ class Application:
         description="What a provider runs: the program and its arguments, each `{name}` "
         "replaced by that parameter's value as one argument (no shell)."
     )
+    interactive: ApplicationInterfaces = strawberry.field(
+        description="What it serves while it runs, on `{port}` (interactive sessions)."
+    )
 
     @classmethod
     def of(cls, app: domain_catalog.Application) -> Application:
@@ -256,6 +268,11 @@ class Application:
             title=app.title,
             description=app.description,
             command=list(app.command),
+            interactive=ApplicationInterfaces(
+                web=app.interactive.web,
+                vnc=app.interactive.vnc,
+                keep_prefix=app.interactive.keep_prefix,
+            ),
             parameters=[
                 ApplicationParameter(
                     name=p.name,

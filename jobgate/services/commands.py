@@ -10,6 +10,7 @@ from jobgate.errors import NotSupported
 from jobgate.events.commands import CommandSignal
 from jobgate.providers.remote import RemoteProvider
 from jobgate.services.jobs import ProviderRegistry
+from jobgate.sessions.relay import RelayDelivery
 from jobgate.storage.base import JobStore
 
 BATCH = 500
@@ -41,23 +42,28 @@ class CommandService:
 
     async def follow(
         self, provider: ProviderIdentity, after: int = 0
-    ) -> AsyncIterator[ProviderCommand]:
-        """Unacknowledged commands after `after`, oldest first, then new ones as they come.
+    ) -> AsyncIterator[ProviderCommand | RelayDelivery]:
+        """Unacknowledged commands after `after`, oldest first, then new ones as they come;
+        with them, requests to relay a session (never stored: for an agent connected here).
 
-        Each is delivered once per stream; a command not acknowledged before the stream ends is
-        delivered again on the next one.
+        Each command is delivered once per stream; a command not acknowledged before the stream
+        ends is delivered again on the next one.
         """
         adapter = self._remote(provider)
         provider_id = provider.provider_id
         with adapter.agent_connected():
             delivered: set[int] = set()
+            position = after
             while True:
                 self.signal.clear(provider_id)
                 pending = await self._all_pending(provider_id, after)
                 for command in pending:
                     if command.seq not in delivered:
                         delivered.add(command.seq)
+                        position = max(position, command.seq)
                         yield command
+                for request in adapter.take_relay_requests():
+                    yield RelayDelivery(request, position)
                 delivered &= {command.seq for command in pending}  # forget acknowledged ones
                 await self.signal.wait(provider_id, self.poll_interval)
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from importlib import resources
 
 from starlette.types import Receive, Scope, Send
 
-from jobgate.sessions.address import Upstream, connectable_path
+from jobgate.sessions.address import Upstream
+from jobgate.sessions.streams import open_stream
 
 ASSETS = resources.files("jobgate") / "static" / "desktop"
 CHUNK = 64 * 1024
@@ -30,7 +30,7 @@ async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) 
     if message["type"] != "websocket.connect":
         return
     try:
-        reader, writer = await _open(upstream)
+        reader, writer = await open_stream(upstream)
     except OSError as error:
         log.info("a VNC session's server at %s does not answer: %s", upstream, error)
         await send({"type": "websocket.close", "code": 1011})
@@ -49,19 +49,6 @@ async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) 
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                 await task
         writer.close()
-
-
-async def _open(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    if upstream.port is not None:
-        return await asyncio.open_connection(upstream.host, upstream.port)
-    if upstream.unix_socket is None:
-        raise OSError("a VNC server listens on a port or a Unix socket")
-    folder, path = connectable_path(upstream.unix_socket)
-    try:
-        return await asyncio.open_unix_connection(path)
-    finally:
-        if folder is not None:
-            os.close(folder)
 
 
 async def _browser_to_server(receive: Receive, writer: asyncio.StreamWriter) -> None:

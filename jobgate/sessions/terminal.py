@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
 from importlib import resources
 
 from starlette.types import Receive, Scope, Send
 
-from jobgate.sessions.address import Upstream, connectable_path
+from jobgate.sessions.address import Upstream
 from jobgate.sessions.bridge import (
     DATA,
     EXIT,
@@ -27,16 +25,14 @@ from jobgate.sessions.bridge import (
     MAX_FRAME,
     RESIZE,
     RESIZE_PAYLOAD,
-    Terminals,
 )
+from jobgate.sessions.streams import open_stream
 
 ASSETS = resources.files("jobgate") / "static" / "terminal"
 # Bounds of what a browser may say it is (xterm.js's own are larger than any screen).
 MAX_COLUMNS, MAX_ROWS = 1000, 1000
 
 log = logging.getLogger(__name__)
-# The shells this gateway runs itself (`Upstream.command`): each ends when its relay closes.
-_RUNNING: set[asyncio.Task[None]] = set()
 
 
 def page() -> bytes:
@@ -50,7 +46,7 @@ async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) 
     if message["type"] != "websocket.connect":
         return
     try:
-        reader, writer = await _open(upstream)
+        reader, writer = await open_stream(upstream)
     except OSError as error:
         log.info("a terminal session's bridge at %s does not answer: %s", upstream, error)
         await send({"type": "websocket.close", "code": 1011})
@@ -67,27 +63,6 @@ async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) 
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
                 await task
         writer.close()
-
-
-async def _open(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A connection to the terminal: to the job's bridge, or (for a command the gateway runs
-    itself) to a `Terminals` on the other end of a socket pair, in this process."""
-    if upstream.command is not None:
-        ours, theirs = socket.socketpair()
-        terminals = Terminals(upstream.command, dict(upstream.environment))
-        shell_side = await asyncio.open_connection(sock=theirs)
-        task = asyncio.create_task(terminals.serve(*shell_side))
-        _RUNNING.add(task)
-        task.add_done_callback(_RUNNING.discard)
-        return await asyncio.open_connection(sock=ours)
-    if upstream.unix_socket is None:
-        raise OSError("a terminal's bridge listens on a Unix socket")
-    folder, path = connectable_path(upstream.unix_socket)
-    try:
-        return await asyncio.open_unix_connection(path)
-    finally:
-        if folder is not None:
-            os.close(folder)
 
 
 async def _browser_to_shell(receive: Receive, writer: asyncio.StreamWriter) -> None:

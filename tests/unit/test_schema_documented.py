@@ -43,6 +43,11 @@ def test_every_public_element_is_described_as_a_client_sees_it() -> None:
     assert undocumented(served) == []
 
 
+def test_with_sessions_every_element_is_described_too() -> None:
+    served = build_schema(build_jobgate_schema(sessions=True).as_str())
+    assert undocumented(served) == []
+
+
 def test_the_check_finds_an_undocumented_element() -> None:
     assert undocumented(build_schema("type Query { a(b: Int): Int }")) == [
         "Query",
@@ -52,6 +57,6 @@ def test_the_check_finds_an_undocumented_element() -> None:
 
 
 def test_every_description_names_an_element_that_exists() -> None:
-    schema = build_jobgate_schema()._schema
+    schema = build_jobgate_schema(sessions=True)._schema  # every element there is
     for key in DESCRIPTIONS:
         assert element(schema, key) is not None, key

@@ -1,0 +1,193 @@
+"""Sessions of a remote provider's jobs, relayed through its agent: the gateway cannot reach the
+cluster, the agent can reach the gateway.
+
+For each connection a session makes to the job's side (a browser's request or WebSocket that
+the proxy or a relay carries on), the gateway asks the provider's agent, on its command stream
+(`RelayRequest`, as an `OPEN_SESSION` command that is never stored), to dial back: the agent
+connects to the job's side where it runs (as the gateway does for its own providers) and opens
+a WebSocket to `/relay/<relay id>` with its provider token; the bytes of the connection then
+travel in its binary messages, both ways. Nothing listens on the cluster; every connection is
+one the agent opens.
+
+On the gateway, the connections to relay are made to Unix sockets (`RelayPoints`, one per job,
+replica and kind, in a folder only the gateway can enter), so the WEB proxy and the relays of
+terminals and desktops treat a remote job's side as any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.types import Receive, Scope, Send
+
+from jobgate.domain.sessions import SessionType
+
+log = logging.getLogger(__name__)
+
+RELAY_PATH = "/relay/"
+# How long a connection waits for its agent to dial back before it is given up.
+ANSWER_SECONDS = 15.0
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest:
+    """What the agent is asked: dial back as `relay_id`, to the job's side of this kind."""
+
+    relay_id: str
+    job_id: str
+    rank: int
+    kind: SessionType
+
+
+@dataclass(frozen=True, slots=True)
+class RelayDelivery:
+    """A relay request on an agent's command stream, after the stored command at `position`
+    (its cursor: a stream resumed from it misses nothing)."""
+
+    request: RelayRequest
+    position: int
+
+
+@dataclass(eq=False)
+class _AgentSide:
+    """An agent's WebSocket that answered a relay request, held open while it is used."""
+
+    receive: Receive
+    send: Send
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RelayHub:
+    """The relay requests waiting for their agents, and the endpoint agents dial back to."""
+
+    def __init__(self, provider_of: Callable[[str | None], Awaitable[str | None]]) -> None:
+        # The provider a request's Authorization header proves the caller is, if any.
+        self.provider_of = provider_of
+        self._waiting: dict[str, tuple[str, asyncio.Future[_AgentSide]]] = {}
+
+    def expect(self, relay_id: str, provider_id: str) -> asyncio.Future[_AgentSide]:
+        future: asyncio.Future[_AgentSide] = asyncio.get_running_loop().create_future()
+        self._waiting[relay_id] = (provider_id, future)
+        return future
+
+    def forget(self, relay_id: str) -> None:
+        self._waiting.pop(relay_id, None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`/relay/<relay id>`: an agent's WebSocket, answering one relay request."""
+        if scope["type"] != "websocket":
+            return
+        relay_id = scope["path"].removeprefix(RELAY_PATH)
+        waiting = self._waiting.get(relay_id)
+        header = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), None)
+        caller = await self.provider_of(None if header is None else header.decode("latin-1"))
+        if waiting is None or caller is None or caller != waiting[0] or waiting[1].done():
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        self._waiting.pop(relay_id, None)
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        side = _AgentSide(receive, send)
+        waiting[1].set_result(side)
+        await side.done.wait()  # the connection's relay is over
+
+
+class RelayPoints:
+    """A remote provider's Unix sockets, one per (job, replica, kind): each connection made to
+    one is relayed through the provider's agent (`ask` puts the request on its stream)."""
+
+    def __init__(self, provider_id: str, hub: RelayHub, ask: Callable[[RelayRequest], None]):
+        self.provider_id = provider_id
+        self.hub = hub
+        self.ask = ask
+        self._folder: Path | None = None
+        self._servers: dict[tuple[str, int, SessionType], tuple[asyncio.Server, Path]] = {}
+
+    async def socket_for(self, job_id: str, rank: int, kind: SessionType) -> Path:
+        key = (job_id, rank, kind)
+        existing = self._servers.get(key)
+        if existing is not None:
+            return existing[1]
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="jobgate-relays-"))
+        path = self._folder / f"{job_id}-{rank}-{kind.value.lower()}.sock"
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._relay(RelayRequest(secrets.token_urlsafe(16), *key), reader, writer)
+
+        server = await asyncio.start_unix_server(relay, path)
+        path.chmod(0o600)
+        self._servers[key] = (server, path)
+        return path
+
+    async def _relay(
+        self, request: RelayRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        answered = self.hub.expect(request.relay_id, self.provider_id)
+        self.ask(request)
+        try:
+            async with asyncio.timeout(ANSWER_SECONDS):
+                agent = await answered
+        except TimeoutError:
+            log.info(
+                "the agent of %s did not relay a session of job %s",
+                self.provider_id,
+                request.job_id,
+            )
+            self.hub.forget(request.relay_id)
+            writer.close()
+            return
+        to_agent = asyncio.create_task(_to_agent(reader, agent.send))
+        from_agent = asyncio.create_task(_from_agent(agent.receive, writer))
+        try:
+            await asyncio.wait({to_agent, from_agent}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (to_agent, from_agent):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
+                    await task
+            writer.close()
+            with contextlib.suppress(RuntimeError, OSError):
+                await agent.send({"type": "websocket.close", "code": 1000})
+            agent.done.set()
+
+    async def close(self, job_id: str) -> None:
+        """The job ended: its sockets go (its relayed connections end with its side)."""
+        for key in [key for key in self._servers if key[0] == job_id]:
+            server, path = self._servers.pop(key)
+            server.close()
+            path.unlink(missing_ok=True)
+
+    async def close_all(self) -> None:
+        for job_id in {key[0] for key in self._servers}:
+            await self.close(job_id)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+async def _to_agent(reader: asyncio.StreamReader, send: Send) -> None:
+    while chunk := await reader.read(CHUNK):
+        await send({"type": "websocket.send", "bytes": chunk})
+
+
+async def _from_agent(receive: Receive, writer: asyncio.StreamWriter) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        if data:
+            writer.write(data)
+            await writer.drain()
