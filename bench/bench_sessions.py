@@ -256,6 +256,10 @@ async def run(requests: int, concurrency: int, megabytes: int, rounds: int) -> N
                 f"  through the gateway      {through_ms:6.2f} ms  "
                 f"(+{through_ms - straight_ms:.2f} ms, ratio {through_ms / straight_ms:.2f})"
             )
+        except httpx.HTTPStatusError:
+            noted = [line for line in gateway.output().splitlines() if "session" in line]
+            print("\n".join(noted[-10:]))
+            raise
         finally:
             gateway.stop()
 

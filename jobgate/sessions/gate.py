@@ -110,6 +110,8 @@ class SessionGate:
         self._upstreams: dict[str, set[Upstream]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._ending = TaskSet()
+        # Session id -> where it leads, for sessions on hosts of their own.
+        self._hosts: dict[str, _Address] = {}
 
     async def stop(self) -> None:
         """End every session's connection and pool (the gateway is shutting down)."""
@@ -137,15 +139,20 @@ class SessionGate:
         """A session on a host of its own (`<session id>.<sessions.host>`), served from `/`."""
         if scope["type"] not in ("http", "websocket"):
             return
-        try:
-            record = await self.store.session(session_id)
-        except JobgateError:
-            await self.refuse(scope, send, 503, UNAVAILABLE_PAGE)
-            return
-        if record is None:
-            await self.refuse(scope, send, 403, REFUSED_PAGE)
-            return
-        address = _Address(record.job_id, record.rank, record.type, "/", session_id)
+        address = self._hosts.get(session_id)
+        if address is None:  # a session's job, replica and kind never change: asked once
+            try:
+                record = await self.store.session(session_id)
+            except JobgateError:
+                await self.refuse(scope, send, 503, UNAVAILABLE_PAGE)
+                return
+            if record is None:
+                await self.refuse(scope, send, 403, REFUSED_PAGE)
+                return
+            address = _Address(record.job_id, record.rank, record.type, "/", session_id)
+            self._hosts[session_id] = address
+            if len(self._hosts) > 10_000:  # bounded: the oldest go first
+                del self._hosts[next(iter(self._hosts))]
         await self._serve(scope, receive, send, address)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, at: _Address) -> None:

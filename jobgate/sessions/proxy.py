@@ -52,7 +52,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Never forwarded to the job: the gateway's credentials, and what the proxy sets itself.
-WITHHELD = frozenset({"authorization", "host", "content-length"}) | HOP_BY_HOP
+# (A body's Content-Length goes on with it: streamed at its length, not re-framed as chunked,
+# which servers that read bodies by their length, as Python's http.server, could not read.)
+WITHHELD = frozenset({"authorization", "host"}) | HOP_BY_HOP
 # The WebSocket handshake's own headers: the proxy makes its own handshake upstream.
 HANDSHAKE = frozenset(
     {
@@ -156,7 +158,9 @@ class WebProxy:
             scope["method"],
             _target(scope, paths),
             headers=[*_request_headers(scope["headers"]), *_forwarded(scope, paths.mount)],
-            content=_body(receive),
+            # A request without a body goes on without one: a stream would go as chunked, an
+            # empty chunk that a server reading no body of a GET takes for its next request.
+            content=_body(receive) if _has_body(scope["headers"]) else None,
         )
         try:
             response = await client.send(request, stream=True)
@@ -352,6 +356,15 @@ def _sets_gateway_cookie(header: bytes) -> bool:
     except CookieError:
         return True  # what cannot be read cannot be vouched for
     return any(name.lower().startswith(GATEWAY_COOKIE_PREFIX) for name in cookie)
+
+
+def _has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the browser's request has a body (RFC 9112, 6.3: it says so in its headers)."""
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value != b"0"):
+            return True
+    return False
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
