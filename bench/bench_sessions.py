@@ -1,17 +1,18 @@
 """Benchmark: interactive sessions through the gateway against straight to the job.
 
-`jobgate serve` (sessions enabled) runs two jobs of the same small web app (the session tests'
-standard-library server): one on the host's network, reached straight on its port and through
-the gateway's WEB proxy; one sandboxed, reached through the proxy and the bridge in its sandbox.
+`jobgate serve` (sessions enabled) runs three jobs of the same small web app (the session
+tests' standard-library server): one on the host's network, reached straight on its port and
+through the gateway's WEB proxy; one sandboxed, reached through the proxy and the bridge in its
+sandbox; one of a remote provider, sandboxed by its agent (`jobgate agent`, on this host), which
+relays the session.
 One client on the same machine measures, in one run:
 
 - a small page: requests per second and p99 latency, `--concurrency` requests at a time;
 - a 100 MB download: MB/s;
 - a terminal keystroke's round trip (a key sent, its echo back): straight to the bridge's
-  terminal socket, and through the gateway's terminal WebSocket.
+  terminal socket, through the gateway's terminal WebSocket, and relayed by the agent.
 
-Reported as figures and as ratios against the straight path measured in the same run. The
-remote relay is not built yet (issue 12), so it has no row.
+Reported as figures and as ratios against the straight path measured in the same run.
 
     .venv/bin/python -m bench.bench_sessions [--requests 2000] [--megabytes 100]
 """
@@ -32,6 +33,7 @@ from websockets.asyncio.client import connect
 
 from bench.lifted_limits import LIFTED_LIMITS_TOML
 from jobgate.sessions.bridge import DATA, FRAME
+from tests.agent.setup import EDGE, AgentProcess, write_agent_config
 from tests.processes import ServeProcess, write_config
 from tests.sessions.test_web_sessions_in_chromium import JOB_SERVER, OPEN
 
@@ -55,12 +57,23 @@ name = "web"
 version = "1"
 command = ["python3", "-c", {json.dumps(JOB_SERVER)}, "{{port}}"]
 interactive = {{ web = true }}
+
+# A remote provider: its agent (a process of its own, on this host) relays its jobs' sessions.
+[[providers]]
+id = "edge"
+kind = "remote"
+token = "{EDGE}"
+
+[[providers.products]]
+name = "relayed"
+category = "cpu"
+support = {{ web = true, terminal = true }}
 """
 TOKEN = "alice-secret"
 SUBMIT = """
-mutation($product: String!) {
+mutation($product: String!, $provider: String!) {
   submitJobs(input: {jobs: [{application: {name: "web", version: "1"},
-    product: {id: $product, category: "cpu", provider: "local"}, parameters: []}]}) {
+    product: {id: $product, category: "cpu", provider: $provider}, parameters: []}]}) {
     jobs { id }
   }
 }
@@ -81,9 +94,10 @@ class Api:
         data: dict[str, Any] = response.json()["data"]
         return data
 
-    async def running_job(self, product: str) -> str:
-        job_id: str = (await self.call(SUBMIT, {"product": product}))["submitJobs"]["jobs"][0]["id"]
-        for _ in range(200):
+    async def running_job(self, product: str, provider: str = "local") -> str:
+        variables = {"product": product, "provider": provider}
+        job_id: str = (await self.call(SUBMIT, variables))["submitJobs"]["jobs"][0]["id"]
+        for _ in range(600):  # a remote one waits for its agent to connect
             state = (await self.call(STATE, {"id": job_id}))["job"]["status"]["state"]
             if state == "RUNNING":
                 return job_id
@@ -209,11 +223,14 @@ async def run(requests: int, concurrency: int, megabytes: int, rounds: int) -> N
         except TimeoutError:
             print(gateway.output()[-3000:])
             raise
+        agent = AgentProcess(write_agent_config(Path(folder), "local"), gateway.url)
+        agent.start()
         try:
             async with httpx.AsyncClient(timeout=30) as client:
                 api = Api(client, gateway.url)
                 host_job = await api.running_job("host-network")
                 boxed_job = await api.running_job("sandboxed")
+                relayed_job = await api.running_job("relayed", "edge")
                 launch = json.loads(
                     (Path(folder) / "data/local/local" / host_job / "launch.json").read_text()
                 )
@@ -221,14 +238,20 @@ async def run(requests: int, concurrency: int, megabytes: int, rounds: int) -> N
                 host_url, host_cookie = await api.session(host_job, "WEB")
                 boxed_url, boxed_cookie = await api.session(boxed_job, "WEB")
                 terminal_url, terminal_cookie = await api.session(boxed_job, "TERMINAL")
+                relayed_url, relayed_cookie = await api.session(relayed_job, "WEB")
+                relayed_terminal, relayed_terminal_cookie = await api.session(
+                    relayed_job, "TERMINAL"
+                )
                 await until_served(client, straight, {})
                 await until_served(client, host_url, {"Cookie": host_cookie})
                 await until_served(client, boxed_url, {"Cookie": boxed_cookie})
+                await until_served(client, relayed_url, {"Cookie": relayed_cookie})
 
             paths = {
                 "straight to the job": (straight, {}),
                 "gateway proxy": (host_url, {"Cookie": host_cookie}),
                 "gateway proxy + bridge": (boxed_url, {"Cookie": boxed_cookie}),
+                "relayed by the agent": (relayed_url, {"Cookie": relayed_cookie}),
             }
             print(f"small page, {requests} requests, {concurrency} at a time:")
             base_rps = 0.0
@@ -250,17 +273,24 @@ async def run(requests: int, concurrency: int, megabytes: int, rounds: int) -> N
             straight_ms = await keystrokes_straight(socket_path, rounds)
             ws_url = terminal_url.replace("http://", "ws://") + "socket"
             through_ms = await keystrokes_through(ws_url, terminal_cookie, rounds)
+            relayed_ws = relayed_terminal.replace("http://", "ws://") + "socket"
+            relayed_ms = await keystrokes_through(relayed_ws, relayed_terminal_cookie, rounds)
             print(f"terminal keystroke round trip (median of {rounds}):")
             print(f"  straight to the bridge   {straight_ms:6.2f} ms")
-            print(
-                f"  through the gateway      {through_ms:6.2f} ms  "
-                f"(+{through_ms - straight_ms:.2f} ms, ratio {through_ms / straight_ms:.2f})"
-            )
+            for name, ms in (
+                ("through the gateway", through_ms),
+                ("relayed by the agent", relayed_ms),
+            ):
+                print(
+                    f"  {name:24} {ms:6.2f} ms  "
+                    f"(+{ms - straight_ms:.2f} ms, ratio {ms / straight_ms:.2f})"
+                )
         except httpx.HTTPStatusError:
             noted = [line for line in gateway.output().splitlines() if "session" in line]
             print("\n".join(noted[-10:]))
             raise
         finally:
+            agent.stop()
             gateway.stop()
 
 
