@@ -8,6 +8,7 @@ import getpass
 import json
 from pathlib import Path
 
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from jobgate.settings import ApplicationSettings, InteractiveSettings
@@ -16,6 +17,7 @@ from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.gateway import ALICE, gateway_settings, running_gateway
 from tests.servers import SlurmCluster
 from tests.sessions.test_web_sessions_in_chromium import (
+    CANVAS,
     ECHO,
     JOB_SERVER,
     only_the_gateway,
@@ -129,3 +131,65 @@ async def test_a_web_session_reaches_the_app_on_its_compute_node_and_no_one_else
                 assert response.status == 403
             finally:
                 await browser.close()
+
+
+VNC_PRODUCT = {"name": "hpc-desktop", "category": "cpu", "cpu": 1, "support": {"vnc": True}}
+# On a node there is no private /tmp: Xvnc picks a free display itself (-displayfd).
+SLURM_DESKTOP = (
+    "exec 3>display; Xvnc -displayfd 3 -rfbport $JOBGATE_PORT -localhost -nolisten tcp "
+    "-SecurityTypes None -geometry 800x600 & "
+    "until [ -s display ]; do sleep 0.1; done; "
+    'DISPLAY=:$(cat display) exec xmessage -center -geometry 400x200 "Hello from job $JOBGATE_JOB_ID"'
+)
+DESKTOP_APP = ApplicationSettings(
+    name="desktop",
+    version="1",
+    command=["sh", "-c", SLURM_DESKTOP],
+    interactive=InteractiveSettings(vnc=True),
+)
+
+
+async def test_a_vnc_session_shows_the_desktop_of_a_job_on_its_compute_node(
+    tmp_path: Path, clean_queue: SlurmCluster
+) -> None:
+    settings = gateway_settings(
+        tmp_path / "data",
+        f"sqlite://{tmp_path}/jobgate.db",
+        providers=[hpc_provider(products=[VNC_PRODUCT])],
+        sessions={"enabled": True},
+    )
+    settings = settings.model_copy(update={"applications": [*settings.applications, DESKTOP_APP]})
+    async with running_gateway(settings) as gateway:
+        alice = gateway.client(ALICE)
+        spec = hpc_spec("echo", product="hpc-desktop")
+        spec["application"] = {"name": "desktop", "version": "1"}
+        spec["parameters"] = []
+        (job_id,) = await submit(alice, spec)
+        await wait_for_state(alice, job_id, "RUNNING", timeout=30)
+        (session,) = (await open_session(alice, job_id, "VNC"))["sessions"]
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1000, "height": 700})
+                await page.goto(session["url"])
+                for _ in range(20):  # the desktop may take a moment to listen: reload
+                    try:
+                        await page.wait_for_function(
+                            "window.jobgateDesktopConnected === true", timeout=2000
+                        )
+                        break
+                    except PlaywrightTimeout:
+                        await page.reload()
+                await page.wait_for_function("window.jobgateDesktopConnected === true")
+                for _ in range(50):
+                    light, dark, total = await page.evaluate(CANVAS)
+                    if light > 0.05 * total and dark > 0.05 * total:
+                        break
+                    await asyncio.sleep(0.1)
+                await page.screenshot(path=str(ARTIFACTS / "vnc-session-slurm.png"))
+                assert light > 0.05 * total, "no window on the desktop"
+                assert dark > 0.05 * total, "the desktop is blank"
+            finally:
+                await browser.close()
+        await alice.execute(CANCEL, {"ids": [job_id]})
