@@ -79,6 +79,7 @@ mutation($product: String!, $provider: String!) {
 }
 """
 STATE = "query($id: ID!) { job(id: $id) { status { state } } }"
+CANCEL = "mutation($ids: [ID!]!) { cancelJobs(input: {ids: $ids}) { jobs { id } } }"
 
 
 class Api:
@@ -225,12 +226,14 @@ async def run(requests: int, concurrency: int, megabytes: int, rounds: int) -> N
             raise
         agent = AgentProcess(write_agent_config(Path(folder), "local"), gateway.url)
         agent.start()
+        started: list[str] = []
         try:
             async with httpx.AsyncClient(timeout=30) as client:
                 api = Api(client, gateway.url)
                 host_job = await api.running_job("host-network")
                 boxed_job = await api.running_job("sandboxed")
                 relayed_job = await api.running_job("relayed", "edge")
+                started += [host_job, boxed_job, relayed_job]
                 launch = json.loads(
                     (Path(folder) / "data/local/local" / host_job / "launch.json").read_text()
                 )
@@ -290,6 +293,10 @@ async def run(requests: int, concurrency: int, megabytes: int, rounds: int) -> N
             print("\n".join(noted[-10:]))
             raise
         finally:
+            # Jobs outlive their gateway (by design): ended here, or they would serve on.
+            async with httpx.AsyncClient(timeout=30) as client:
+                await Api(client, gateway.url).call(CANCEL, {"ids": started})
+            await asyncio.sleep(3)  # the agent's job too, before the agent goes
             agent.stop()
             gateway.stop()
 

@@ -19,6 +19,7 @@ from tests.processes import ServeProcess, write_config
 from tests.sessions.test_web_sessions_in_chromium import (
     ECHO,
     SESSIONS,
+    end_jobs_left_in,
     open_session,
     until_served,
 )
@@ -47,6 +48,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     process.start()
     yield process
     process.stop()
+    end_jobs_left_in(folder / "data")
 
 
 @pytest.fixture
