@@ -12,12 +12,12 @@ import logging
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from jobgate.domain.job import Job
 from jobgate.domain.sessions import SessionType
 from jobgate.sessions.address import Locator
-from jobgate.sessions.streams import open_stream
+from jobgate.sessions.streams import open_stream, until_either_ends
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,4 @@ async def _carry(
             writer.write(message if isinstance(message, bytes) else message.encode())
             await writer.drain()
 
-    tasks = [asyncio.create_task(to_gateway()), asyncio.create_task(to_job())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
-                await task
+    await until_either_ends(to_gateway(), to_job())

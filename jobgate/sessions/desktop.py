@@ -4,7 +4,6 @@ websockify does), over TCP or the bridge's Unix socket."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from importlib import resources
@@ -12,10 +11,10 @@ from importlib import resources
 from starlette.types import Receive, Scope, Send
 
 from jobgate.sessions.address import Upstream
-from jobgate.sessions.streams import open_stream
+from jobgate.sessions.streams import open_stream, until_either_ends
+from jobgate.sessions.websocket_bytes import stream_to_websocket, websocket_to_stream
 
 ASSETS = resources.files("jobgate") / "static" / "desktop"
-CHUNK = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +38,11 @@ async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) 
     offered = scope.get("subprotocols") or []
     subprotocol = "binary" if "binary" in offered else None
     await send({"type": "websocket.accept", "subprotocol": subprotocol})
-    to_server = asyncio.create_task(_browser_to_server(receive, writer))
-    to_browser = asyncio.create_task(_server_to_browser(reader, send))
     try:
-        await asyncio.wait({to_server, to_browser}, return_when=asyncio.FIRST_COMPLETED)
+        await until_either_ends(
+            websocket_to_stream(receive, writer), stream_to_websocket(reader, send)
+        )
     finally:
-        for task in (to_server, to_browser):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-                await task
         writer.close()
-
-
-async def _browser_to_server(receive: Receive, writer: asyncio.StreamWriter) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data = message.get("bytes")
-        if data is None and message.get("text") is not None:
-            data = message["text"].encode()
-        if data:
-            writer.write(data)
-            await writer.drain()
-
-
-async def _server_to_browser(reader: asyncio.StreamReader, send: Send) -> None:
-    while chunk := await reader.read(CHUNK):
-        await send({"type": "websocket.send", "bytes": chunk})
-    await send({"type": "websocket.close", "code": 1000})  # the VNC server closed
+    with contextlib.suppress(RuntimeError, OSError):  # the browser may have gone first
+        await send({"type": "websocket.close", "code": 1000})

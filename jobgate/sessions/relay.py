@@ -29,13 +29,14 @@ from pathlib import Path
 from starlette.types import Receive, Scope, Send
 
 from jobgate.domain.sessions import SessionType
+from jobgate.sessions.streams import until_either_ends
+from jobgate.sessions.websocket_bytes import stream_to_websocket, websocket_to_stream
 
 log = logging.getLogger(__name__)
 
 RELAY_PATH = "/relay/"
 # How long a connection waits for its agent to dial back before it is given up.
 ANSWER_SECONDS = 15.0
-CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,15 +149,11 @@ class RelayPoints:
             self.hub.forget(request.relay_id)
             writer.close()
             return
-        to_agent = asyncio.create_task(_to_agent(reader, agent.send))
-        from_agent = asyncio.create_task(_from_agent(agent.receive, writer))
         try:
-            await asyncio.wait({to_agent, from_agent}, return_when=asyncio.FIRST_COMPLETED)
+            await until_either_ends(
+                stream_to_websocket(reader, agent.send), websocket_to_stream(agent.receive, writer)
+            )
         finally:
-            for task in (to_agent, from_agent):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-                    await task
             writer.close()
             with contextlib.suppress(RuntimeError, OSError):
                 await agent.send({"type": "websocket.close", "code": 1000})
@@ -175,19 +172,3 @@ class RelayPoints:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
-
-
-async def _to_agent(reader: asyncio.StreamReader, send: Send) -> None:
-    while chunk := await reader.read(CHUNK):
-        await send({"type": "websocket.send", "bytes": chunk})
-
-
-async def _from_agent(receive: Receive, writer: asyncio.StreamWriter) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data = message.get("bytes")
-        if data:
-            writer.write(data)
-            await writer.drain()

@@ -1,13 +1,19 @@
 """Opening a byte stream to where a session's job side is (`Upstream`): a TCP port, a Unix
 socket (however deep its path), or a command the opener runs on a pseudo-terminal of its own
-(`Terminals`, over a socket pair). The gateway's terminal and desktop relays use it, and so
-does an agent relaying a session of its jobs to the gateway."""
+(`Terminals`, over a socket pair); and carrying a connection both ways (`until_either_ends`).
+The gateway's terminal, desktop and agent relays use them, and so does an agent relaying a
+session of its jobs to the gateway."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+from collections.abc import Coroutine
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
 
 from jobgate.sessions.address import Upstream, connectable_path
 from jobgate.sessions.bridge import Terminals
@@ -35,3 +41,20 @@ async def open_stream(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio
     finally:
         if folder is not None:
             os.close(folder)
+
+
+async def until_either_ends(*directions: Coroutine[Any, Any, None]) -> None:
+    """Carry a connection's directions together until one of them ends (or this is
+    cancelled: the job ended); then the others are cancelled too. A side that goes away ends
+    its direction: that is no error."""
+    tasks = [asyncio.create_task(direction) for direction in directions]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(
+                asyncio.CancelledError, ConnectionError, OSError, ConnectionClosed
+            ):
+                await task

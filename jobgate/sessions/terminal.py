@@ -9,7 +9,6 @@ ends. Towards the bridge the same travels in the bridge's frames, over its Unix 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from importlib import resources
@@ -26,7 +25,7 @@ from jobgate.sessions.bridge import (
     RESIZE,
     RESIZE_PAYLOAD,
 )
-from jobgate.sessions.streams import open_stream
+from jobgate.sessions.streams import open_stream, until_either_ends
 
 ASSETS = resources.files("jobgate") / "static" / "terminal"
 # Bounds of what a browser may say it is (xterm.js's own are larger than any screen).
@@ -52,16 +51,9 @@ async def relay(scope: Scope, receive: Receive, send: Send, upstream: Upstream) 
         await send({"type": "websocket.close", "code": 1011})
         return
     await send({"type": "websocket.accept"})
-    to_shell = asyncio.create_task(_browser_to_shell(receive, writer))
-    to_browser = asyncio.create_task(_shell_to_browser(reader, send))
     try:
-        await asyncio.wait({to_shell, to_browser}, return_when=asyncio.FIRST_COMPLETED)
+        await until_either_ends(_browser_to_shell(receive, writer), _shell_to_browser(reader, send))
     finally:
-        # Either side ended, or the job did (cancelled): the other side ends too.
-        for task in (to_shell, to_browser):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
-                await task
         writer.close()
 
 
