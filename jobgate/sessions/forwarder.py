@@ -1,10 +1,9 @@
 """`Forwarders`: Unix sockets on the gateway that carry each connection to a job's server on a
 compute node, after the job's secret (`jobgate.sessions.bridge`, `--on-node`).
 
-The WEB proxy and the desktop relay speak to a socket here as to any upstream; each connection
-made to it is carried to the node's bridge, which lets it through once the first line proves
-it comes from the gateway. The sockets live in a folder only the gateway's account can enter
-(made with `tempfile.mkdtemp`: a short path, as a socket's address must be).
+The WEB proxy and the desktop relay speak to a socket here (`PrivateSockets`) as to any
+upstream; each connection made to it is carried to the node's bridge, which lets it through
+once the first line proves it comes from the gateway.
 """
 
 from __future__ import annotations
@@ -12,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobgate.sessions.bridge import pipe
+from jobgate.sessions.private_sockets import Key, PrivateSockets
 
 log = logging.getLogger(__name__)
 
@@ -32,46 +30,31 @@ class Target:
 
 
 class Forwarders:
-    """One Unix socket per (job, rank, kind) whose server is on a compute node."""
+    """One socket per (job, rank, kind) whose server is on a compute node."""
 
     def __init__(self) -> None:
-        self._folder: Path | None = None
-        self._servers: dict[tuple[str, int, str], tuple[Target, asyncio.Server, Path]] = {}
+        self._sockets = PrivateSockets("jobgate-sessions-")
+        self._targets: dict[Key, Target] = {}
 
     async def socket_for(self, job_id: str, rank: int, kind: str, target: Target) -> Path:
-        """The socket that reaches `target` (the same one while the target stays the same)."""
+        """The socket that reaches `target` (the same one while the target stays the same;
+        a new one when the replica's bridge started again, elsewhere)."""
         key = (job_id, rank, kind)
-        existing = self._servers.get(key)
-        if existing is not None and existing[0] == target:
-            return existing[2]
-        if existing is not None:  # the replica's bridge started again, elsewhere
-            await self._close(key)
-        if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="jobgate-sessions-"))
-        path = self._folder / f"{job_id}-{rank}-{kind}.sock"
-        server = await asyncio.start_unix_server(
-            lambda reader, writer: _forward(target, reader, writer), path
-        )
-        path.chmod(0o600)
-        self._servers[key] = (target, server, path)
-        return path
+        path = self._sockets.path(key)
+        if path is not None and self._targets.get(key) == target:
+            return path
+        self._targets[key] = target
+        return await self._sockets.open(key, lambda r, w: _forward(target, r, w))
 
     async def close(self, job_id: str) -> None:
         """The job ended: its sockets go (connections through them end with its servers)."""
-        for key in [key for key in self._servers if key[0] == job_id]:
-            await self._close(key)
+        await self._sockets.close(job_id)
+        for key in [key for key in self._targets if key[0] == job_id]:
+            del self._targets[key]
 
     async def close_all(self) -> None:
-        for key in list(self._servers):
-            await self._close(key)
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
-
-    async def _close(self, key: tuple[str, int, str]) -> None:
-        _, server, path = self._servers.pop(key)
-        server.close()
-        path.unlink(missing_ok=True)
+        await self._sockets.close_all()
+        self._targets.clear()
 
 
 async def _forward(

@@ -20,8 +20,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import shutil
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 from starlette.types import Receive, Scope, Send
 
 from jobgate.domain.sessions import SessionType
+from jobgate.sessions.private_sockets import PrivateSockets
 from jobgate.sessions.streams import until_either_ends
 from jobgate.sessions.websocket_bytes import stream_to_websocket, websocket_to_stream
 
@@ -112,25 +111,19 @@ class RelayPoints:
         self.provider_id = provider_id
         self.hub = hub
         self.ask = ask
-        self._folder: Path | None = None
-        self._servers: dict[tuple[str, int, SessionType], tuple[asyncio.Server, Path]] = {}
+        self._sockets = PrivateSockets("jobgate-relays-")
 
     async def socket_for(self, job_id: str, rank: int, kind: SessionType) -> Path:
-        key = (job_id, rank, kind)
-        existing = self._servers.get(key)
-        if existing is not None:
-            return existing[1]
-        if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="jobgate-relays-"))
-        path = self._folder / f"{job_id}-{rank}-{kind.value.lower()}.sock"
+        key = (job_id, rank, kind.value.lower())
+        path = self._sockets.path(key)
+        if path is not None:
+            return path
 
         async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._relay(RelayRequest(secrets.token_urlsafe(16), *key), reader, writer)
+            request = RelayRequest(secrets.token_urlsafe(16), job_id, rank, kind)
+            await self._relay(request, reader, writer)
 
-        server = await asyncio.start_unix_server(relay, path)
-        path.chmod(0o600)
-        self._servers[key] = (server, path)
-        return path
+        return await self._sockets.open(key, relay)
 
     async def _relay(
         self, request: RelayRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -161,14 +154,7 @@ class RelayPoints:
 
     async def close(self, job_id: str) -> None:
         """The job ended: its sockets go (its relayed connections end with its side)."""
-        for key in [key for key in self._servers if key[0] == job_id]:
-            server, path = self._servers.pop(key)
-            server.close()
-            path.unlink(missing_ok=True)
+        await self._sockets.close(job_id)
 
     async def close_all(self) -> None:
-        for job_id in {key[0] for key in self._servers}:
-            await self.close(job_id)
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
+        await self._sockets.close_all()
