@@ -5,6 +5,7 @@ websockify does), over TCP or the bridge's Unix socket."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from importlib import resources
 
@@ -19,6 +20,7 @@ ASSETS = resources.files("jobgate") / "static" / "desktop"
 log = logging.getLogger(__name__)
 
 
+@functools.cache  # read once: the same for every session
 def page() -> bytes:
     return (ASSETS / "index.html").read_bytes()
 

@@ -9,6 +9,7 @@ ends. Towards the bridge the same travels in the bridge's frames, over its Unix 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from importlib import resources
@@ -34,6 +35,7 @@ MAX_COLUMNS, MAX_ROWS = 1000, 1000
 log = logging.getLogger(__name__)
 
 
+@functools.cache  # read once: the same for every session
 def page() -> bytes:
     """The terminal's page (the same for every session: it finds its socket beside itself)."""
     return (ASSETS / "index.html").read_bytes()

@@ -10,16 +10,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from tests.agent.setup import AgentProcess, write_agent_config, write_gateway_config
 from tests.agent.test_agent import wait_online
 from tests.api.documents import CANCEL, submit, wait_for_state
-from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_graphiql import ARTIFACTS
 from tests.processes import ServeProcess
 from tests.sessions.test_web_sessions_in_chromium import (
     ECHO,
     JOB_SERVER,
+    chromium,
     open_session,
     screen_shows,
     until_served,
@@ -64,13 +65,8 @@ def agent(tmp_path: Path, serve: ServeProcess) -> Iterator[AgentProcess]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def test_a_remote_jobs_web_app_and_terminal_are_relayed_by_its_agent(

@@ -10,15 +10,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from tests.api.documents import CANCEL, job_spec, submit, wait_for_state
-from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_graphiql import ARTIFACTS
 from tests.gateway import ALICE
 from tests.processes import ServeProcess, write_config
 from tests.sessions.test_web_sessions_in_chromium import (
     ECHO,
     SESSIONS,
+    chromium,
     end_jobs_left_in,
     open_session,
     until_served,
@@ -53,16 +54,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    rules = f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1"
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, rules]
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium(f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1") as launched:
+        yield launched
 
 
 async def test_each_session_is_an_origin_of_its_own_that_no_other_page_can_use(

@@ -128,15 +128,24 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
     end_jobs_left_in(folder / "data")
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@contextlib.asynccontextmanager
+async def chromium(*args: str) -> AsyncIterator[Browser]:
+    """Debian's Chromium as the session tests run it (with more `args`), screenshots kept."""
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args]
+        )
         try:
-            yield chromium
+            yield launched
         finally:
-            await chromium.close()
+            await launched.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
 
 
 async def open_session(client: GraphQLClient, job_id: str, kind: str = "WEB") -> dict[str, Any]:

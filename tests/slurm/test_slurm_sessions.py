@@ -7,19 +7,20 @@ import asyncio
 import getpass
 import json
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from playwright.async_api import async_playwright
 
-from jobgate.settings import ApplicationSettings, InteractiveSettings
+from jobgate.settings import ApplicationSettings, InteractiveSettings, Settings
 from tests.api.documents import CANCEL, submit, wait_for_state
-from tests.browser.test_graphiql import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.test_graphiql import ARTIFACTS
 from tests.gateway import ALICE, gateway_settings, running_gateway
 from tests.servers import SlurmCluster
 from tests.sessions.test_web_sessions_in_chromium import (
     CANVAS,
     ECHO,
     JOB_SERVER,
+    chromium,
     only_the_gateway,
     open_session,
     screen_shows,
@@ -27,18 +28,30 @@ from tests.sessions.test_web_sessions_in_chromium import (
 )
 from tests.slurm.setup import hpc_provider, hpc_spec
 
+
+def sessions_settings(
+    tmp_path: Path, product: dict[str, Any], app: ApplicationSettings | None = None
+) -> Settings:
+    """The test gateway with sessions, provider `hpc` offering `product`, and `app` besides
+    the usual applications."""
+    settings = gateway_settings(
+        tmp_path / "data",
+        f"sqlite://{tmp_path}/jobgate.db",
+        providers=[hpc_provider(products=[product])],
+        sessions={"enabled": True},
+    )
+    if app is None:
+        return settings
+    return settings.model_copy(update={"applications": [*settings.applications, app]})
+
+
 SHELL_PRODUCT = {"name": "hpc-shell", "category": "cpu", "cpu": 1, "support": {"terminal": True}}
 
 
 async def test_a_terminal_session_is_a_shell_in_the_jobs_allocation(
     tmp_path: Path, clean_queue: SlurmCluster
 ) -> None:
-    settings = gateway_settings(
-        tmp_path / "data",
-        f"sqlite://{tmp_path}/jobgate.db",
-        providers=[hpc_provider(products=[SHELL_PRODUCT])],
-        sessions={"enabled": True},
-    )
+    settings = sessions_settings(tmp_path, SHELL_PRODUCT)
     async with running_gateway(settings) as gateway:
         alice = gateway.client(ALICE)
         # A Slurm job of its own first, so that the two ids differ even on a fresh cluster.
@@ -51,28 +64,23 @@ async def test_a_terminal_session_is_a_shell_in_the_jobs_allocation(
         assert payload["userErrors"] == []
         (session,) = payload["sessions"]
 
-        ARTIFACTS.mkdir(exist_ok=True)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 1000, "height": 600})
-                await page.route("**/*", only_the_gateway(gateway.port))
-                await page.goto(session["url"])
-                # Its WebSocket is open: keys reach the shell (the terminal holds them until it reads).
-                await page.wait_for_function("window.jobgateTerminalOpen === true")
-                await page.keyboard.type("echo $JOBGATE_JOB_ID $SLURM_JOB_ID; id -un\n")
-                account = getpass.getuser()  # the test cluster's jobs are the gateway's own
-                # The shell runs in the job's allocation, with the job's environment.
-                await screen_shows(page, f"\n{job_id} {slurm_id}\n{account}\n")
-                await page.screenshot(path=str(ARTIFACTS / "terminal-session-slurm.png"))
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1000, "height": 600})
+            await page.route("**/*", only_the_gateway(gateway.port))
+            await page.goto(session["url"])
+            # Its WebSocket is open: keys reach the shell (the terminal holds them until it reads).
+            await page.wait_for_function("window.jobgateTerminalOpen === true")
+            await page.keyboard.type("echo $JOBGATE_JOB_ID $SLURM_JOB_ID; id -un\n")
+            account = getpass.getuser()  # the test cluster's jobs are the gateway's own
+            # The shell runs in the job's allocation, with the job's environment.
+            await screen_shows(page, f"\n{job_id} {slurm_id}\n{account}\n")
+            await page.screenshot(path=str(ARTIFACTS / "terminal-session-slurm.png"))
 
-                await alice.execute(CANCEL, {"ids": [job_id]})
-                await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
-                await page.wait_for_function(
-                    "window.jobgateTerminalClosed !== undefined", timeout=15_000
-                )
-            finally:
-                await browser.close()
+            await alice.execute(CANCEL, {"ids": [job_id]})
+            await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+            await page.wait_for_function(
+                "window.jobgateTerminalClosed !== undefined", timeout=15_000
+            )
 
 
 WEB_PRODUCT = {"name": "hpc-web", "category": "cpu", "cpu": 1, "support": {"web": True}}
@@ -87,13 +95,7 @@ WEB_ECHO = ApplicationSettings(
 async def test_a_web_session_reaches_the_app_on_its_compute_node_and_no_one_else_does(
     tmp_path: Path, clean_queue: SlurmCluster
 ) -> None:
-    settings = gateway_settings(
-        tmp_path / "data",
-        f"sqlite://{tmp_path}/jobgate.db",
-        providers=[hpc_provider(products=[WEB_PRODUCT])],
-        sessions={"enabled": True},
-    )
-    settings = settings.model_copy(update={"applications": [*settings.applications, WEB_ECHO]})
+    settings = sessions_settings(tmp_path, WEB_PRODUCT, WEB_ECHO)
     async with running_gateway(settings) as gateway:
         alice = gateway.client(ALICE)
         spec = hpc_spec("echo", product="hpc-web")
@@ -105,32 +107,27 @@ async def test_a_web_session_reaches_the_app_on_its_compute_node_and_no_one_else
         assert payload["userErrors"] == []
         (session,) = payload["sessions"]
 
-        ARTIFACTS.mkdir(exist_ok=True)
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 900, "height": 500})
-                await until_served(page, session["url"])
-                assert await page.text_content("#served") == f"Served by job {job_id}, replica 0"
-                assert await page.text_content("#path") == "/"
-                assert await page.evaluate(ECHO) == "echo: hello from the browser"
-                await page.screenshot(path=str(ARTIFACTS / "web-session-slurm.png"))
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 900, "height": 500})
+            await until_served(page, session["url"])
+            assert await page.text_content("#served") == f"Served by job {job_id}, replica 0"
+            assert await page.text_content("#path") == "/"
+            assert await page.evaluate(ECHO) == "echo: hello from the browser"
+            await page.screenshot(path=str(ARTIFACTS / "web-session-slurm.png"))
 
-                # The node's port lets in only who brings the job's secret (the gateway).
-                folder = tmp_path / "data" / "slurm" / "hpc" / job_id / "interactive"
-                address = json.loads((folder / "web-0.json").read_text())
-                reader, writer = await asyncio.open_connection(address["host"], address["port"])
-                writer.write(b"GET / HTTP/1.0\r\n\r\n")
-                assert await asyncio.wait_for(reader.read(), timeout=15) == b""
-                writer.close()
+            # The node's port lets in only who brings the job's secret (the gateway).
+            folder = tmp_path / "data" / "slurm" / "hpc" / job_id / "interactive"
+            address = json.loads((folder / "web-0.json").read_text())
+            reader, writer = await asyncio.open_connection(address["host"], address["port"])
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            assert await asyncio.wait_for(reader.read(), timeout=15) == b""
+            writer.close()
 
-                await alice.execute(CANCEL, {"ids": [job_id]})
-                await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
-                response = await page.reload()
-                assert response is not None
-                assert response.status == 403
-            finally:
-                await browser.close()
+            await alice.execute(CANCEL, {"ids": [job_id]})
+            await wait_for_state(alice, job_id, "SUCCESS", timeout=30)
+            response = await page.reload()
+            assert response is not None
+            assert response.status == 403
 
 
 VNC_PRODUCT = {"name": "hpc-desktop", "category": "cpu", "cpu": 1, "support": {"vnc": True}}
@@ -152,13 +149,7 @@ DESKTOP_APP = ApplicationSettings(
 async def test_a_vnc_session_shows_the_desktop_of_a_job_on_its_compute_node(
     tmp_path: Path, clean_queue: SlurmCluster
 ) -> None:
-    settings = gateway_settings(
-        tmp_path / "data",
-        f"sqlite://{tmp_path}/jobgate.db",
-        providers=[hpc_provider(products=[VNC_PRODUCT])],
-        sessions={"enabled": True},
-    )
-    settings = settings.model_copy(update={"applications": [*settings.applications, DESKTOP_APP]})
+    settings = sessions_settings(tmp_path, VNC_PRODUCT, DESKTOP_APP)
     async with running_gateway(settings) as gateway:
         alice = gateway.client(ALICE)
         spec = hpc_spec("echo", product="hpc-desktop")
@@ -168,28 +159,24 @@ async def test_a_vnc_session_shows_the_desktop_of_a_job_on_its_compute_node(
         await wait_for_state(alice, job_id, "RUNNING", timeout=30)
         (session,) = (await open_session(alice, job_id, "VNC"))["sessions"]
 
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = await browser.new_page(viewport={"width": 1000, "height": 700})
-                await page.goto(session["url"])
-                for _ in range(20):  # the desktop may take a moment to listen: reload
-                    try:
-                        await page.wait_for_function(
-                            "window.jobgateDesktopConnected === true", timeout=2000
-                        )
-                        break
-                    except PlaywrightTimeout:
-                        await page.reload()
-                await page.wait_for_function("window.jobgateDesktopConnected === true")
-                for _ in range(50):
-                    light, dark, total = await page.evaluate(CANVAS)
-                    if light > 0.05 * total and dark > 0.05 * total:
-                        break
-                    await asyncio.sleep(0.1)
-                await page.screenshot(path=str(ARTIFACTS / "vnc-session-slurm.png"))
-                assert light > 0.05 * total, "no window on the desktop"
-                assert dark > 0.05 * total, "the desktop is blank"
-            finally:
-                await browser.close()
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1000, "height": 700})
+            await page.goto(session["url"])
+            for _ in range(20):  # the desktop may take a moment to listen: reload
+                try:
+                    await page.wait_for_function(
+                        "window.jobgateDesktopConnected === true", timeout=2000
+                    )
+                    break
+                except PlaywrightTimeout:
+                    await page.reload()
+            await page.wait_for_function("window.jobgateDesktopConnected === true")
+            for _ in range(50):
+                light, dark, total = await page.evaluate(CANVAS)
+                if light > 0.05 * total and dark > 0.05 * total:
+                    break
+                await asyncio.sleep(0.1)
+            await page.screenshot(path=str(ARTIFACTS / "vnc-session-slurm.png"))
+            assert light > 0.05 * total, "no window on the desktop"
+            assert dark > 0.05 * total, "the desktop is blank"
         await alice.execute(CANCEL, {"ids": [job_id]})
