@@ -59,6 +59,7 @@ from jobgate.services.watch import JobWatcher
 from jobgate.sessions.gate import ProviderLocator, SessionGate, SessionHosts
 from jobgate.sessions.proxy import WebProxy
 from jobgate.sessions.relay import RelayHub
+from jobgate.sessions.relay_crossing import ReplicaCrossing
 from jobgate.settings import LimitSettings, Settings
 from jobgate.storage.base import JobStore
 from jobgate.streaming.handler import JobgateTransportWSHandler
@@ -291,7 +292,11 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
     )
     signal = CommandSignal()
     feed.ring_listeners.append(signal.notify)
-    relays = RelayHub(_provider_of(authenticator)) if settings.sessions.enabled else None
+    relays = (
+        RelayHub(_provider_of(authenticator), _crossing(settings, bus))
+        if settings.sessions.enabled
+        else None
+    )
     providers = ProviderRegistry(
         build_providers(settings, CommandQueue(store, signal, bus.ring, now_ms, relays))
     )
@@ -325,10 +330,12 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         else SessionGate(store, ProviderLocator(providers.get), WebProxy(), now_ms)
     )
     if gate is not None:
-        jobs.on_final.append(gate.job_ended)
-        for adapter in providers.all:
-            if isinstance(adapter, RemoteProvider):
-                jobs.on_final.append(adapter.job_ended)
+        # A job's end ends its sessions at once where it is stored, and as the feed reads it on
+        # every other replica.
+        enders = [gate.job_ended]
+        enders += [a.job_ended for a in providers.all if isinstance(a, RemoteProvider)]
+        jobs.on_final.extend(enders)
+        feed.final_listeners.extend(enders)
     # Each session on a host of its own, or (without one) at its folder on the gateway.
     session_host = settings.sessions.host if gate is not None else None
     services = Services(
@@ -382,6 +389,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             await authenticator.oidc.open()
         await bus.connect()
         await feed.start()
+        if relays is not None:
+            await relays.start()
         for adapter in providers.all:
             await adapter.start(jobs.provider_context(adapter.id, settings.server.data_dir, logs))
         drain.start()
@@ -402,6 +411,8 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
             for adapter in providers.all:
                 await adapter.stop()
             await feed.stop()
+            if relays is not None:
+                await relays.stop()
             await services.rates.close()
             await bus.disconnect()
             if authenticator.oidc is not None:
@@ -474,6 +485,13 @@ def _provider_of(authenticator: Authenticator) -> Callable[[str | None], Awaitab
         return identity.provider_id if isinstance(identity, ProviderIdentity) else None
 
     return provider_of
+
+
+def _crossing(settings: Settings, bus: JobEventBus) -> ReplicaCrossing | None:
+    """How this replica's relays reach agents connected to others, where it is told its
+    address (`[sessions] replica_url`)."""
+    url = settings.sessions.replica_url
+    return None if url is None else ReplicaCrossing(bus, url)
 
 
 def _in_deadline(store: JobStore) -> Callable[[], Awaitable[None]]:

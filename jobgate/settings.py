@@ -585,6 +585,13 @@ class SessionSettings(_Strict):
         "DNS name for this gateway, e.g. 'sessions.example.org'), not under the gateway's own "
         "origin: recommended (README: 'Same origin')",
     )
+    replica_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+(/\S*)?$",
+        description="Where the other gateway replicas reach this one (e.g. "
+        "'http://10.0.0.5:8000'): with it and a shared bus, a remote provider's job's session "
+        "used through this replica is relayed by its agent wherever the agent is connected",
+    )
 
 
 class Settings(BaseSettings):

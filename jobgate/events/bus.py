@@ -92,6 +92,26 @@ class JobEventBus:
             if not self._ring_again:
                 return
 
+    async def say(self, channel: str, message: str) -> None:
+        """Publish `message` on `channel` to every replica (this one included); raises what
+        the bus raises (a timeout after `PUBLISH_TIMEOUT`)."""
+        with self.round_trips.measure("publish", Exception):
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                await self._broadcast.publish(channel=channel, message=message)
+
+    @contextlib.asynccontextmanager
+    async def hearing(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        """The messages said on `channel` from now on, while the context is open."""
+        async with self._broadcast.subscribe(channel=channel) as subscriber:
+
+            async def messages() -> AsyncIterator[str]:
+                with contextlib.suppress(Unsubscribed):
+                    while True:
+                        event = await subscriber.get()
+                        yield str(event.message)
+
+            yield messages()
+
     @contextlib.asynccontextmanager
     async def doorbells(self) -> AsyncIterator[AsyncIterator[None]]:
         """A stream that yields once per ring, while the context is open."""

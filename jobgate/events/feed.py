@@ -110,6 +110,8 @@ class UpdateFeed:
         self._moved = asyncio.Event()
         # Called on every doorbell: other readers of the store (agents' command streams) use it.
         self.ring_listeners: list[Callable[[], None]] = []
+        # Called with a job's id as its final update is read, whichever replica stored it.
+        self.final_listeners: list[Callable[[str], None]] = []
 
     async def start(self) -> None:
         self._tasks = [
@@ -213,6 +215,9 @@ class UpdateFeed:
                 self.metrics.feed_lag.observe(max(0.0, now_ms - entry.update.timestamp) / 1000)
                 for subscription in self._subscriptions:
                     subscription.offer(entry)
+                if entry.job.status.state.is_final:
+                    for final_listener in self.final_listeners:
+                        final_listener(entry.job.id)
                 self.position = entry.update.seq
             if entries:
                 self._moved.set()

@@ -5,7 +5,8 @@ that is offline receives what it missed when it connects. The agent runs the wor
 local or slurm adapter and reports with `reportJobUpdates`, as any provider does.
 
 Sessions of its jobs are relayed through the agent (`jobgate.sessions.relay`): those requests
-are not stored, they go to the agents connected to this gateway (`take_relay_requests`).
+are not stored, they go to the agents connected to this replica (`take_relay_requests`), or
+are said to the other replicas, whose agents answer them (`jobgate.sessions.relay_crossing`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from jobgate.events.commands import CommandSignal
 from jobgate.providers.background import TaskSet
 from jobgate.providers.base import ProviderContext
 from jobgate.sessions.address import Upstream
-from jobgate.sessions.relay import RelayHub, RelayPoints, RelayRequest
+from jobgate.sessions.relay import RelayHub, RelayPoints
+from jobgate.sessions.relay_crossing import RelayRequest
 from jobgate.storage.base import JobStore
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,10 @@ class RemoteProvider:
         self._context: ProviderContext | None = None
         self._relay_requests: list[RelayRequest] = []
         self._tasks = TaskSet()
+        self._hub = relays
         self._relays = None if relays is None else RelayPoints(provider_id, relays, self._ask)
+        if relays is not None and relays.crossing is not None:
+            relays.crossing.agents_here[provider_id] = self._deliver
 
     @property
     def online(self) -> bool:
@@ -82,6 +87,7 @@ class RemoteProvider:
             self._agents -= 1
             if self._agents == 0:
                 log.info("the agent of provider %s disconnected", self.id)
+                self._relay_requests.clear()  # nobody here will answer them
 
     async def start(self, context: ProviderContext) -> None:
         self._context = context
@@ -94,8 +100,11 @@ class RemoteProvider:
     # --- interactive sessions -------------------------------------------------------------------
 
     async def upstream(self, job: Job, rank: int, kind: SessionType) -> Upstream | None:
-        """A socket here whose every connection the agent relays to the job's side."""
-        if self._relays is None or not self.online:
+        """A socket here whose every connection the agent relays to the job's side (its agent
+        connected here, or to a replica this one can ask)."""
+        if self._hub is None or self._relays is None:
+            return None
+        if not self.online and self._hub.crossing is None:
             return None
         path = await self._relays.socket_for(job.id, rank, kind)
         assert self._context is not None
@@ -103,9 +112,19 @@ class RemoteProvider:
         keeps = app is not None and app.interactive.keep_prefix
         return Upstream(unix_socket=path, strip_prefix=not keeps)
 
-    def _ask(self, request: RelayRequest) -> None:
-        self._relay_requests.append(request)
-        self.signal.notify(self.id)
+    async def _ask(self, request: RelayRequest) -> bool:
+        if self.online:
+            self._deliver(request)
+            return True
+        if self._hub is not None and self._hub.crossing is not None:
+            return await self._hub.crossing.ask(self.id, request)
+        return False
+
+    def _deliver(self, request: RelayRequest) -> None:
+        """Onto the agent streams open here (none open: another replica's agent answers)."""
+        if self.online:
+            self._relay_requests.append(request)
+            self.signal.notify(self.id)
 
     def take_relay_requests(self) -> list[RelayRequest]:
         """The relay requests for this gateway's agent streams, once (see the module)."""

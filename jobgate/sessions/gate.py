@@ -104,7 +104,9 @@ class SessionGate:
         # (job, rank, kind) -> requests and WebSockets served now.
         self._open: Counter[tuple[str, int, SessionType]] = Counter()
         # (capability, job, rank, kind) -> (the job as checked, until when the check holds).
-        self._checked: dict[tuple[str, str, int, SessionType], tuple[Job, float]] = {}
+        # Per job, its capabilities recently proved (with the rank and kind each was used at):
+        # the job as then, and until when it is trusted without asking the store again.
+        self._checked: dict[str, dict[tuple[str, int, SessionType], tuple[Job, float]]] = {}
         # What is served for each job: requests and WebSockets under way, upstreams pooled.
         self._live: dict[str, set[asyncio.Task[None]]] = {}
         self._upstreams: dict[str, set[Upstream]] = {}
@@ -293,10 +295,10 @@ class SessionGate:
                 await self._end(job_id)
 
     def job_ended(self, job_id: str) -> None:
-        """Called as a job's final update is stored here (`JobService.on_final`): its sessions
-        end now, not at the next sweep (which ends those of jobs other replicas saw end)."""
-        for key in [key for key in self._checked if key[1] == job_id]:
-            del self._checked[key]
+        """Called as a job's final update is stored here (`JobService.on_final`) and as the
+        feed reads it (stored by any replica): its sessions end now, not at the next sweep
+        (which ends them should both be missed)."""
+        self._checked.pop(job_id, None)
         if job_id in self._live or job_id in self._upstreams:
             self._ending.spawn(self._end(job_id))
 
@@ -314,9 +316,10 @@ class SessionGate:
         session_id, secret = parts
         if at.session_id is not None and session_id != at.session_id:
             return None  # on a session's own host, that session's capability only
-        # Keyed by all that was proved: the whole capability and the address it was used at.
-        key = (capability, at.job_id, at.rank, at.kind)
-        checked = self._checked.get(key)
+        # Keyed (within its job) by all that was proved: the whole capability and where it
+        # was used.
+        key = (capability, at.rank, at.kind)
+        checked = self._checked.get(at.job_id, {}).get(key)
         if checked is not None and checked[1] > time.monotonic() and not first_use:
             return checked[0]
         record = await self.store.session(session_id)
@@ -326,10 +329,14 @@ class SessionGate:
             return None
         jobs = await self.store.get_jobs([at.job_id])
         if not jobs or jobs[0].status.state is not JobState.RUNNING:
-            self._checked.pop(key, None)
+            self._checked.pop(at.job_id, None)
             return None
-        self._checked[key] = (jobs[0], time.monotonic() + RECHECK_SECONDS)
-        if len(self._checked) > 10_000:  # bounded: the oldest checks go first
+        of_job = self._checked.setdefault(at.job_id, {})
+        of_job[key] = (jobs[0], time.monotonic() + RECHECK_SECONDS)
+        # Bounded: the oldest go first (jobs, and each job's capabilities).
+        if len(of_job) > 100:
+            del of_job[next(iter(of_job))]
+        if len(self._checked) > 10_000:
             del self._checked[next(iter(self._checked))]
         return jobs[0]
 

@@ -9,6 +9,9 @@ a WebSocket to `/relay/<relay id>` with its provider token; the bytes of the con
 travel in its binary messages, both ways. Nothing listens on the cluster; every connection is
 one the agent opens.
 
+Behind several replicas, the replica a connection reaches may not hold the agent's stream:
+it asks the others (`jobgate.sessions.relay_crossing`).
+
 On the gateway, the connections to relay are made to Unix sockets (`RelayPoints`, one per job,
 replica and kind, in a folder only the gateway can enter), so the WEB proxy and the relays of
 terminals and desktops treat a remote job's side as any other.
@@ -28,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 
 from jobgate.domain.sessions import SessionType
 from jobgate.sessions.private_sockets import PrivateSockets
+from jobgate.sessions.relay_crossing import RelayRequest, ReplicaCrossing
 from jobgate.sessions.streams import until_either_ends
 from jobgate.sessions.websocket_bytes import stream_to_websocket, websocket_to_stream
 
@@ -36,16 +40,6 @@ log = logging.getLogger(__name__)
 RELAY_PATH = "/relay/"
 # How long a connection waits for its agent to dial back before it is given up.
 ANSWER_SECONDS = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class RelayRequest:
-    """What the agent is asked: dial back as `relay_id`, to the job's side of this kind."""
-
-    relay_id: str
-    job_id: str
-    rank: int
-    kind: SessionType
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +63,25 @@ class _AgentSide:
 class RelayHub:
     """The relay requests waiting for their agents, and the endpoint agents dial back to."""
 
-    def __init__(self, provider_of: Callable[[str | None], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        provider_of: Callable[[str | None], Awaitable[str | None]],
+        crossing: ReplicaCrossing | None = None,
+    ) -> None:
         # The provider a request's Authorization header proves the caller is, if any.
         self.provider_of = provider_of
+        # How requests reach agents connected to other replicas (None: one replica, or none
+        # said where the others reach it).
+        self.crossing = crossing
         self._waiting: dict[str, tuple[str, asyncio.Future[_AgentSide]]] = {}
+
+    async def start(self) -> None:
+        if self.crossing is not None:
+            await self.crossing.start()
+
+    async def stop(self) -> None:
+        if self.crossing is not None:
+            await self.crossing.stop()
 
     def expect(self, relay_id: str, provider_id: str) -> asyncio.Future[_AgentSide]:
         future: asyncio.Future[_AgentSide] = asyncio.get_running_loop().create_future()
@@ -87,9 +96,17 @@ class RelayHub:
         if scope["type"] != "websocket":
             return
         relay_id = scope["path"].removeprefix(RELAY_PATH)
-        waiting = self._waiting.get(relay_id)
         header = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), None)
-        caller = await self.provider_of(None if header is None else header.decode("latin-1"))
+        authorization = None if header is None else header.decode("latin-1")
+        caller = await self.provider_of(authorization)
+        waiting = self._waiting.get(relay_id)
+        if waiting is None and caller is not None and self.crossing is not None:
+            # Asked by another replica, perhaps: hand it on there.
+            asker = await self.crossing.asker_of(relay_id)
+            if asker is not None and asker.provider_id == caller:
+                assert authorization is not None  # it proved the caller
+                await self.crossing.hand_on(asker, relay_id, authorization, receive, send)
+                return
         if waiting is None or caller is None or caller != waiting[0] or waiting[1].done():
             await send({"type": "websocket.close", "code": 1008})
             return
@@ -107,7 +124,12 @@ class RelayPoints:
     """A remote provider's Unix sockets, one per (job, replica, kind): each connection made to
     one is relayed through the provider's agent (`ask` puts the request on its stream)."""
 
-    def __init__(self, provider_id: str, hub: RelayHub, ask: Callable[[RelayRequest], None]):
+    def __init__(
+        self,
+        provider_id: str,
+        hub: RelayHub,
+        ask: Callable[[RelayRequest], Awaitable[bool]],
+    ):
         self.provider_id = provider_id
         self.hub = hub
         self.ask = ask
@@ -129,8 +151,9 @@ class RelayPoints:
         self, request: RelayRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         answered = self.hub.expect(request.relay_id, self.provider_id)
-        self.ask(request)
         try:
+            if not await self.ask(request):
+                raise TimeoutError  # nobody can be asked: as if nobody answered
             async with asyncio.timeout(ANSWER_SECONDS):
                 agent = await answered
         except TimeoutError:

@@ -22,7 +22,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from jobgate.domain.job import Job, UpdateRequest
 from jobgate.domain.sessions import SessionType
 from jobgate.domain.states import JobState
+from jobgate.events.bus import JobEventBus
+from jobgate.events.feed import UpdateFeed
 from jobgate.services.jobs import now_ms
+from jobgate.sessions import gate as gate_module
 from jobgate.sessions.address import AddressFiles
 from jobgate.sessions.capability import new_session
 from jobgate.sessions.gate import MAX_CONNECTIONS, RECHECK_SECONDS, SessionGate
@@ -61,6 +64,7 @@ class Setup:
     store: JobStore
     job: Job
     gateway: str  # host:port
+    gate: SessionGate
 
     async def open(self, rank: int = 0, *, at: int | None = None) -> str:
         """A stored WEB session of replica `rank` opened at `at`: its URL (a path)."""
@@ -98,7 +102,7 @@ async def setup(
     gate = SessionGate(store, locator, proxy, now_ms, max_connections)
     gateway_port = free_port()
     async with serving(JOB_SERVER, port=job_port), serving(gate, port=gateway_port):
-        yield Setup(store, job, f"127.0.0.1:{gateway_port}")
+        yield Setup(store, job, f"127.0.0.1:{gateway_port}", gate)
     await proxy.close()
 
 
@@ -189,6 +193,46 @@ async def test_the_session_dies_with_its_job(setup: Setup, store: JobStore) -> N
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1001
         assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403
+
+
+@pytest.fixture
+def sweep_seconds(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The gate's sweep made too slow to matter in a test (asked before `setup` starts it)."""
+    monkeypatch.setattr(gate_module, "RECHECK_SECONDS", 600.0)
+    return 600.0
+
+
+async def test_a_job_ended_on_another_replica_ends_its_sessions_as_the_feed_reads_it(
+    sweep_seconds: float, setup: Setup, store: JobStore
+) -> None:
+    """Another replica stores the job's end and rings nothing here: this replica's feed reads
+    it at its next poll and the gate ends the job's connections then, not at its sweep."""
+    bus = JobEventBus("memory://")  # this replica's own: nothing rings it
+    await bus.connect()
+    feed = UpdateFeed(store, bus, poll_interval=0.2)
+    feed.final_listeners.append(setup.gate.job_ended)
+    await feed.start()
+    try:
+        async with browser(setup) as client:
+            assert (await client.get(await setup.open())).status_code == 200
+            capability = client.cookies["jobgate_session"]
+            url = f"ws://{setup.gateway}/interactive/{setup.job.id}/0/web/socket"
+            headers = {"Cookie": f"jobgate_session={capability}"}
+            async with connect(url, additional_headers=headers) as ws:
+                await ws.send("ping")
+                assert await ws.recv() == "ping"
+                request = UpdateRequest(setup.job.id, state=JobState.SUCCESS)
+                ended = dataclasses.replace(setup.job.status, state=JobState.SUCCESS)
+                assert await store.commit_update(setup.job, request, ended, now_ms()) is not None
+                with pytest.raises(ConnectionClosed) as closed:
+                    async with asyncio.timeout(2.0):
+                        await ws.recv()
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1001
+            assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403
+    finally:
+        await feed.stop()
+        await bus.disconnect()
 
 
 @pytest.mark.parametrize("max_connections", [{**MAX_CONNECTIONS, SessionType.WEB: 2}])

@@ -334,6 +334,28 @@ CANVAS = """
 """
 
 
+async def shows_a_desktop(page: Page, url: str, screenshot: str) -> None:
+    """Open a VNC session's page at `url` and see a desktop with a window on it (saved as
+    `screenshot` in the artifacts)."""
+    await page.goto(url)
+    # The desktop may take a moment to listen: reload as a user would until it connects.
+    for _ in range(20):
+        try:
+            await page.wait_for_function("window.jobgateDesktopConnected === true", timeout=2000)
+            break
+        except PlaywrightTimeout:
+            await page.reload()
+    await page.wait_for_function("window.jobgateDesktopConnected === true", timeout=2000)
+    for _ in range(50):  # the first frames arrive
+        light, dark, total = await page.evaluate(CANVAS)
+        if light > 0.05 * total and dark > 0.05 * total:
+            break
+        await asyncio.sleep(0.1)
+    await page.screenshot(path=str(ARTIFACTS / screenshot))
+    assert light > 0.05 * total, "no window on the desktop"
+    assert dark > 0.05 * total, "the desktop is blank"
+
+
 async def test_a_vnc_session_shows_the_jobs_desktop(
     gateway: ServeProcess, browser: Browser
 ) -> None:
@@ -352,23 +374,7 @@ async def test_a_vnc_session_shows_the_jobs_desktop(
     context = await browser.new_context(viewport={"width": 1000, "height": 700})
     page = await context.new_page()
     await page.route("**/*", only_the_gateway(gateway.port))
-    await page.goto(session["url"])
-    # The desktop may take a moment to listen: reload as a user would until it connects.
-    for _ in range(20):
-        try:
-            await page.wait_for_function("window.jobgateDesktopConnected === true", timeout=2000)
-            break
-        except PlaywrightTimeout:
-            await page.reload()
-    await page.wait_for_function("window.jobgateDesktopConnected === true", timeout=2000)
-    for _ in range(50):  # the first frames arrive
-        light, dark, total = await page.evaluate(CANVAS)
-        if light > 0.05 * total and dark > 0.05 * total:
-            break
-        await asyncio.sleep(0.1)
-    await page.screenshot(path=str(ARTIFACTS / "vnc-session.png"))
-    assert light > 0.05 * total, "no window on the desktop"
-    assert dark > 0.05 * total, "the desktop is blank"
+    await shows_a_desktop(page, session["url"], "vnc-session.png")
 
     await alice.execute(CANCEL, {"ids": [job_id]})
     await wait_for_state(alice, job_id, "SUCCESS")

@@ -9,21 +9,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import TimeoutError as PlaywrightTimeout
-
 from jobgate.settings import ApplicationSettings, InteractiveSettings, Settings
 from tests.api.documents import CANCEL, submit, wait_for_state
 from tests.browser.test_graphiql import ARTIFACTS
 from tests.gateway import ALICE, gateway_settings, running_gateway
 from tests.servers import SlurmCluster
 from tests.sessions.test_web_sessions_in_chromium import (
-    CANVAS,
     ECHO,
     JOB_SERVER,
     chromium,
     only_the_gateway,
     open_session,
     screen_shows,
+    shows_a_desktop,
     until_served,
 )
 from tests.slurm.setup import hpc_provider, hpc_spec
@@ -161,22 +159,5 @@ async def test_a_vnc_session_shows_the_desktop_of_a_job_on_its_compute_node(
 
         async with chromium() as browser:
             page = await browser.new_page(viewport={"width": 1000, "height": 700})
-            await page.goto(session["url"])
-            for _ in range(20):  # the desktop may take a moment to listen: reload
-                try:
-                    await page.wait_for_function(
-                        "window.jobgateDesktopConnected === true", timeout=2000
-                    )
-                    break
-                except PlaywrightTimeout:
-                    await page.reload()
-            await page.wait_for_function("window.jobgateDesktopConnected === true")
-            for _ in range(50):
-                light, dark, total = await page.evaluate(CANVAS)
-                if light > 0.05 * total and dark > 0.05 * total:
-                    break
-                await asyncio.sleep(0.1)
-            await page.screenshot(path=str(ARTIFACTS / "vnc-session-slurm.png"))
-            assert light > 0.05 * total, "no window on the desktop"
-            assert dark > 0.05 * total, "the desktop is blank"
+            await shows_a_desktop(page, session["url"], "vnc-session-slurm.png")
         await alice.execute(CANCEL, {"ids": [job_id]})
