@@ -1,5 +1,6 @@
 """The embedded setup that `jobgate serve` runs without a config file: a demo user, the local
-provider with two products and a small catalog of applications."""
+provider with three products (one with web and terminal sessions) and a small catalog of
+applications."""
 
 from __future__ import annotations
 
@@ -67,6 +68,20 @@ def demo_settings(token: str | None = None) -> Settings:
                         "memoryInGigs": 4,
                         "support": {"logs": True, "timeExtension": True, "suspension": False},
                     },
+                    {
+                        "name": "interactive",
+                        "category": "cpu",
+                        "description": "One core, with the job's web page and a terminal in "
+                        "the browser",
+                        "cpu": 1,
+                        "memoryInGigs": 1,
+                        "support": {
+                            "logs": True,
+                            "timeExtension": True,
+                            "web": True,
+                            "terminal": True,
+                        },
+                    },
                 ],
             }
         ],
@@ -95,6 +110,15 @@ def demo_settings(token: str | None = None) -> Settings:
                 "title": "Fail",
                 "description": "Exits with code 3: a program's failure is still SUCCESS.",
                 "command": ["sh", "-c", "echo 'failing on purpose' >&2; exit 3"],
+            },
+            {
+                "name": "notebook",
+                "version": "1",
+                "title": "Web server",
+                "description": "Serves its job folder over HTTP until cancelled: open it "
+                "with a WEB session.",
+                "command": ["python3", "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
+                "interactive": {"web": True},
             },
         ],
     }

@@ -332,7 +332,7 @@ class SupportSettings(_Strict):
     logs: bool = False
     time_extension: bool = Field(default=False, alias="timeExtension")
     suspension: bool = False
-    # Interactive sessions (README: "Interactive sessions"); served with `[sessions] enabled`.
+    # Interactive sessions (README: "Interactive sessions"), unless `[sessions] enabled = false`.
     web: bool = False
     terminal: bool = False
     vnc: bool = False
@@ -571,12 +571,12 @@ class ApplicationSettings(_Strict):
 
 
 class SessionSettings(_Strict):
-    """Interactive sessions (issue 12, in progress): off until every kind and provider has them."""
+    """Interactive sessions: a running job's web app, a terminal in it, its desktop."""
 
     enabled: bool = Field(
-        default=False,
-        description="Serve openInteractiveSessions and /interactive/ (a preview: sessions of "
-        "local, Slurm and remote providers' jobs)",
+        default=True,
+        description="Serve openInteractiveSessions, /interactive/ and the agents' /relay/ "
+        "(for products that support a session type); false leaves all of them out",
     )
     host: str | None = Field(
         default=None,

@@ -158,7 +158,7 @@ class ComputeSupport:
     logs: bool = False
     time_extension: bool = False
     suspension: bool = False
-    # Interactive sessions (served with `[sessions] enabled`).
+    # Interactive sessions (left out with `[sessions] enabled = false`).
     web: bool = False
     terminal: bool = False
     vnc: bool = False

@@ -1,4 +1,4 @@
-"""`openInteractiveSessions` (served with `[sessions] enabled`)."""
+"""`openInteractiveSessions` (left out with `[sessions] enabled = false`)."""
 
 from __future__ import annotations
 

@@ -194,11 +194,11 @@ class QueryRoot(Query, IdentityQuery):
 @strawberry.type(name="Mutation")
 class MutationRoot(Mutation, IdentityMutation, SessionMutation):
     """Jobs' lifecycle (`Mutation`), sharing and access tokens (`IdentityMutation`),
-    interactive sessions (`SessionMutation`, served with `[sessions] enabled`)."""
+    interactive sessions (`SessionMutation`, left out with `[sessions] enabled = false`)."""
 
 
-# The fields of interactive sessions (by GraphQL type and Python name): served only with
-# `[sessions] enabled`; their own types are then unreachable, so unserved too.
+# The fields of interactive sessions (by GraphQL type and Python name): left out with
+# `[sessions] enabled = false`; their own types are then unreachable, so unserved too.
 SESSION_FIELDS = frozenset(
     {
         ("Mutation", "open_interactive_sessions"),
@@ -215,7 +215,7 @@ class JobgateSchema(strawberry.Schema):
     """Strawberry's schema, logging a client's mistake as one INFO line and only the
     unexpected with a traceback; without `sessions`, the fields of `SESSION_FIELDS` left out."""
 
-    def __init__(self, *args: Any, sessions: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sessions: bool = True, **kwargs: Any) -> None:
         self.sessions = sessions  # read by get_fields while the schema is built below
         super().__init__(*args, **kwargs)
 
@@ -255,7 +255,7 @@ def build_schema(
     caches: bool = True,
     limits: LimitSettings = DEFAULT_LIMITS,
     metrics: bool = True,
-    sessions: bool = False,
+    sessions: bool = True,
 ) -> strawberry.Schema:
     """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
     validates every document afresh (benchmarks); `metrics=False` measures no operation;

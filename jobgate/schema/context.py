@@ -62,7 +62,7 @@ class Services:
     sharing: SharingService
     access_tokens: AccessTokens
     metrics: Metrics
-    sessions: SessionService | None = None  # with `[sessions] enabled`
+    sessions: SessionService | None = None  # None with `[sessions] enabled = false`
     session_host: str | None = None  # `[sessions] host`: each session on a host of its own
 
 

@@ -441,7 +441,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ProviderCommandKind.SUSPEND": "Pause the job.",
     "ProviderCommandKind.RESUME": "Continue the job.",
     "ProviderCommandKind.VERIFY": "Report whether the back end still knows the job.",
-    # Interactive sessions (served with `[sessions] enabled`).
+    # Interactive sessions (left out with `[sessions] enabled = false`).
     "Mutation.openInteractiveSessions(input)": "The sessions to open, at most 1,000.",
     "OpenInteractiveSessionsInput": "Sessions to open, each of one replica of a running job.",
     "OpenInteractiveSessionsInput.sessions": "The sessions, in the order of their results.",
@@ -521,7 +521,7 @@ def describe(schema: GraphQLSchema) -> None:
             target = element(schema, key)
         except KeyError:
             if key.split(".")[0] in SESSION_TYPES or key in SESSION_ELEMENTS:
-                continue  # served with `[sessions] enabled` only
+                continue  # left out with `[sessions] enabled = false`
             raise
         assert not target.description, f"{key} is described in the code already"  # type: ignore[attr-defined]
         target.description = text  # type: ignore[attr-defined]

@@ -1,5 +1,5 @@
 """`SessionService`: opening interactive sessions of running jobs (UCloud's
-`openInteractiveSession`), in bulk; served with `[sessions] enabled`.
+`openInteractiveSession`), in bulk; left out with `[sessions] enabled = false`.
 
 A session needs EDIT on a `RUNNING` job whose product supports its type (and, for WEB and VNC,
 whose application serves it), and a rank the job has. Each becomes a stored record (`jobgate.storage.sessions`) and a capability URL the caller

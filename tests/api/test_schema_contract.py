@@ -28,10 +28,10 @@ PINNED = Path(__file__).with_name("contract.graphql")
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "api" / "schema.graphql"
 CONTRACTS = [PINNED, *([SHARED] if SHARED.exists() else [])]
 
-# Parts the contract marks for later issues: [sessions] (interactive sessions). They stay out
-# of the served schema until their issue is done, unless a site turns on the preview
-# (`[sessions] enabled`). ([identity] is done and served.)
-LATER_TYPES: dict[str, set[str]] = {
+# Parts the contract marks as optional: [sessions] (interactive sessions), served unless a site
+# turns them off (`[sessions] enabled = false`), when none of them is. ([identity] is always
+# served.)
+OPTIONAL_TYPES: dict[str, set[str]] = {
     "[sessions]": {
         "InteractiveSessionType",
         "InteractiveSession",
@@ -40,7 +40,7 @@ LATER_TYPES: dict[str, set[str]] = {
         "OpenInteractiveSessionsPayload",
     },
 }
-LATER_FIELDS: dict[str, set[tuple[str, str]]] = {
+OPTIONAL_FIELDS: dict[str, set[tuple[str, str]]] = {
     "[sessions]": {
         ("Mutation", "openInteractiveSessions"),
         ("ComputeSupport", "web"),
@@ -48,8 +48,8 @@ LATER_FIELDS: dict[str, set[tuple[str, str]]] = {
         ("ComputeSupport", "vnc"),
     },
 }
-ALL_LATER_TYPES = set().union(*LATER_TYPES.values())
-ALL_LATER_FIELDS = set().union(*LATER_FIELDS.values())
+ALL_OPTIONAL_TYPES = set().union(*OPTIONAL_TYPES.values())
+ALL_OPTIONAL_FIELDS = set().union(*OPTIONAL_FIELDS.values())
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def contract_of(path: Path) -> GraphQLSchema:
     return build_schema(path.read_text(encoding="utf-8"))
 
 
-def contract_types(contract: GraphQLSchema, later: set[str] = ALL_LATER_TYPES) -> list[str]:
+def contract_types(contract: GraphQLSchema, later: set[str]) -> list[str]:
     return sorted(
         name for name in contract.type_map if not name.startswith("__") and name not in later
     )
@@ -81,14 +81,14 @@ def test_the_pinned_contract_is_the_shared_one() -> None:
 def test_every_contract_type_is_served_with_the_same_kind(
     path: Path, served: GraphQLSchema
 ) -> None:
-    assert_same_kinds(contract_of(path), served, ALL_LATER_TYPES)
+    assert_same_kinds(contract_of(path), served, set())
 
 
 @pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
 def test_every_contract_field_and_argument_has_the_same_type(
     path: Path, served: GraphQLSchema
 ) -> None:
-    assert_same_fields(contract_of(path), served, ALL_LATER_TYPES, ALL_LATER_FIELDS)
+    assert_same_fields(contract_of(path), served, set(), set())
 
 
 def assert_same_kinds(contract: GraphQLSchema, served: GraphQLSchema, later: set[str]) -> None:
@@ -132,45 +132,46 @@ def assert_same_fields(
 
 
 def _marked(description: str | None) -> str | None:
-    for mark in LATER_TYPES:
+    for mark in OPTIONAL_TYPES:
         if description is not None and description.startswith(mark):
             return mark
     return None
 
 
 @pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
-def test_every_part_the_contract_marks_for_later_is_listed_here(path: Path) -> None:
+def test_every_part_the_contract_marks_optional_is_listed_here(path: Path) -> None:
     contract = contract_of(path)
     for name, named in contract.type_map.items():
         mark = _marked(named.description)
         if mark is not None:
-            assert name in LATER_TYPES[mark], f"{name} is marked {mark}"
+            assert name in OPTIONAL_TYPES[mark], f"{name} is marked {mark}"
         if isinstance(named, GraphQLObjectType | GraphQLInputObjectType):
             for field_name, field in named.fields.items():
                 mark = _marked(field.description)
-                if mark is not None and name not in ALL_LATER_TYPES:
-                    assert (name, field_name) in LATER_FIELDS[mark], f"{name}.{field_name}"
+                if mark is not None and name not in ALL_OPTIONAL_TYPES:
+                    assert (name, field_name) in OPTIONAL_FIELDS[mark], f"{name}.{field_name}"
     # ...and every listed part is in the contract, so a rename there shows here.
-    for name in ALL_LATER_TYPES:
+    for name in ALL_OPTIONAL_TYPES:
         assert name in contract.type_map, name
-    for type_name, field_name in ALL_LATER_FIELDS:
+    for type_name, field_name in ALL_OPTIONAL_FIELDS:
         owner: GraphQLNamedType = contract.type_map[type_name]
         assert isinstance(owner, GraphQLObjectType)
         assert field_name in owner.fields, f"{type_name}.{field_name}"
 
 
-def test_the_parts_for_later_issues_are_not_served_yet(served: GraphQLSchema) -> None:
-    assert ALL_LATER_TYPES, "the later parts are listed"
-    for name in ALL_LATER_TYPES:
-        assert name not in served.type_map, f"{name} is served before its issue is done"
-    for type_name, field_name in ALL_LATER_FIELDS:
-        root = served.type_map[type_name]
+def test_with_sessions_turned_off_none_of_their_parts_is_served() -> None:
+    """A site that turns sessions off serves the contract without its [sessions] parts, and
+    nothing of them."""
+    without = build_schema(build_jobgate_schema(sessions=False).as_str())
+    assert ALL_OPTIONAL_TYPES, "the optional parts are listed"
+    for name in ALL_OPTIONAL_TYPES:
+        assert name not in without.type_map, f"{name} is served with sessions off"
+    for type_name, field_name in ALL_OPTIONAL_FIELDS:
+        root = without.type_map[type_name]
         assert isinstance(root, GraphQLObjectType)
-        assert field_name not in root.fields, f"{type_name}.{field_name} is served too early"
-
-
-@pytest.mark.parametrize("path", CONTRACTS, ids=lambda p: p.parent.parent.name)
-def test_with_sessions_enabled_every_part_is_served_as_the_contract_says(path: Path) -> None:
-    with_sessions = build_schema(build_jobgate_schema(sessions=True).as_str())
-    assert_same_kinds(contract_of(path), with_sessions, set())
-    assert_same_fields(contract_of(path), with_sessions, set(), set())
+        assert field_name not in root.fields, (
+            f"{type_name}.{field_name} is served with sessions off"
+        )
+    for path in CONTRACTS:
+        assert_same_kinds(contract_of(path), without, ALL_OPTIONAL_TYPES)
+        assert_same_fields(contract_of(path), without, ALL_OPTIONAL_TYPES, ALL_OPTIONAL_FIELDS)

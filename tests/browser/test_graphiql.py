@@ -33,10 +33,11 @@ CHROMIUM_ARGS = [
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def readme_block(heading: str) -> str:
-    """The first graphql block under a README heading: the test runs what users read."""
-    section = README.split(f"### {heading}\n", 1)[1]
-    return section.split("```graphql\n", 1)[1].split("```", 1)[0]
+def readme_block(heading: str, index: int = 0) -> str:
+    """The graphql block under a README heading (the first, or the `index`-th): the test runs
+    what users read."""
+    section = README.split(f"### {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```graphql\n")[1 + index].split("```", 1)[0]
 
 
 MUTATION = readme_block("A first mutation")
