@@ -446,3 +446,53 @@ class Keycloak(LoopbackServer):
         }
         created = httpx.post(f"{admin}/components", json=component, headers=headers, timeout=30)
         created.raise_for_status()
+
+
+NGINX_MAIN = """\
+user root;
+worker_processes 1;
+pid {folder}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    access_log {folder}/access.log;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    include {folder}/site.conf;
+}}
+"""
+
+
+class Nginx(LoopbackServer):
+    """Debian's nginx in the foreground, serving `site` (the body of an `http {}` block, with
+    `{port}` where it listens) from `folder`; its errors in `folder/error.log`."""
+
+    def __init__(self, folder: Path, site: str) -> None:
+        super().__init__()
+        self.folder = folder
+        self.site = site
+
+    def start(self) -> Nginx:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            raise RuntimeError("nginx is missing: run scripts/test, which installs it")
+        (self.folder / "site.conf").write_text(self.site.replace("{port}", str(self.port)))
+        config = self.folder / "nginx.conf"
+        config.write_text(NGINX_MAIN.format(folder=self.folder))
+        error_log = str(self.folder / "error.log")
+        self._run(
+            [
+                binary,
+                "-p",
+                str(self.folder),
+                "-c",
+                str(config),
+                "-e",
+                error_log,
+                "-g",
+                "daemon off;",
+            ]
+        )
+        return self
