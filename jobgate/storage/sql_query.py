@@ -51,13 +51,19 @@ def visibility_branches(
     entities = sorted(visibility.entities)
     if entities:
         member = sorted(visibility.member)
-        in_member = f" OR {table}.project IN ({placeholders(len(member))})" if member else ""
+        among = placeholders(len(member))
+        in_member = f" OR {table}.project IN ({among})" if member else ""
+        # Only the entries of personal jobs and of projects they are a plain member of: the
+        # creator's own entry on every job of a project they manage (as many as their jobs)
+        # is read by its own arm. Read from `job_readers_scope`, they are the candidates
+        # (`+` keeps SQLite from walking every personal job in order instead).
+        scope = f"project IS NULL OR project IN ({among})" if member else "project IS NULL"
         branches.append(
             (
                 f"{table}.num IN (SELECT job_num FROM job_readers"
-                f" WHERE entity IN ({placeholders(len(entities))}))"
-                f" AND (({table}.project IS NULL AND {table}.created_by != ?){in_member})",
-                [*entities, visibility.username, *member],
+                f" WHERE entity IN ({placeholders(len(entities))}) AND ({scope}))"
+                f" AND ((+{table}.project IS NULL AND {table}.created_by != ?){in_member})",
+                [*entities, *member, visibility.username, *member],
             )
         )
     return branches

@@ -134,10 +134,13 @@ CREATE TABLE IF NOT EXISTS provider_commands (
     requested_seconds INTEGER
 );
 CREATE INDEX IF NOT EXISTS provider_commands_provider ON provider_commands (provider, seq);
--- Who a job's ACL lets read it (`jobgate.domain.acl.readers`), for visibility in queries.
+-- Who a job's ACL lets read it (`jobgate.domain.acl.readers`), for visibility in queries,
+-- with the job's project (NULL: personal), so that a user's entries are read only where they
+-- matter (`sql_query.visibility_branches`).
 CREATE TABLE IF NOT EXISTS job_readers (
     entity TEXT NOT NULL,
     job_num INTEGER NOT NULL REFERENCES jobs (num),
+    project TEXT,
     PRIMARY KEY (entity, job_num)
 ) WITHOUT ROWID;
 -- Personal access tokens: the digest of each secret, never the secret (`storage.tokens`).
@@ -180,6 +183,10 @@ CREATE TABLE IF NOT EXISTS store_meta (
 # Indexes on columns that `_migrate` may have to add first.
 MIGRATED_INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_settled ON jobs (settled_at) WHERE settled_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS job_readers_scope ON job_readers (entity, project, job_num);
+-- The providerGeneratedId filter (a provider's own id: Slurm's job id), not a scan.
+CREATE INDEX IF NOT EXISTS jobs_provider_generated_id ON jobs (provider_generated_id)
+    WHERE provider_generated_id IS NOT NULL;
 """
 
 JOB_COLUMNS = (
@@ -235,8 +242,8 @@ class SqliteJobStore:
                 " 'permissions', json_array('EDIT', 'READ'))) WHERE project IS NOT NULL"
             )
             await db.execute(
-                "INSERT OR IGNORE INTO job_readers (entity, job_num)"
-                " SELECT 'user:' || created_by, num FROM jobs WHERE project IS NOT NULL"
+                "INSERT OR IGNORE INTO job_readers (entity, job_num, project)"
+                " SELECT 'user:' || created_by, num, project FROM jobs WHERE project IS NOT NULL"
             )
         if "unix_user" not in columns:
             # Jobs from before Unix accounts ran as their provider's own account.
@@ -253,6 +260,14 @@ class SqliteJobStore:
         async with db.execute("PRAGMA table_info(access_tokens)") as cursor:
             if "unix_user" not in {row[1] for row in await cursor.fetchall()}:
                 await db.execute("ALTER TABLE access_tokens ADD COLUMN unix_user TEXT")
+        async with db.execute("PRAGMA table_info(job_readers)") as cursor:
+            if "project" not in {row[1] for row in await cursor.fetchall()}:
+                # Each entry learns its job's project (a job's project never changes).
+                await db.execute("ALTER TABLE job_readers ADD COLUMN project TEXT")
+                await db.execute(
+                    "UPDATE job_readers SET project = (SELECT project FROM jobs"
+                    " WHERE jobs.num = job_readers.job_num)"
+                )
 
     def deadline(self) -> AbstractContextManager[None]:
         # A local file: a write waits at most busy_timeout for another process's lock.
@@ -338,7 +353,7 @@ class SqliteJobStore:
                 )
                 number = cursor.lastrowid
                 assert number is not None
-                await _add_readers(db, number, job.acl)
+                await _add_readers(db, number, job.owner.project, job.acl)
                 job_id = str(number)
                 request = UpdateRequest(
                     job_id, state=JobState.IN_QUEUE, status=submission.initial_status
@@ -648,7 +663,7 @@ class SqliteJobStore:
             if cursor.rowcount != 1:
                 return False
             await db.execute("DELETE FROM job_readers WHERE job_num = ?", (number,))
-            await _add_readers(db, number, acl)
+            await _add_readers(db, number, job.owner.project, acl)
         return True
 
     # --- retention ----------------------------------------------------------------------------
@@ -937,11 +952,13 @@ async def _raise_horizon(db: aiosqlite.Connection, position: int) -> None:
     )
 
 
-async def _add_readers(db: aiosqlite.Connection, number: int, acl: Acl) -> None:
-    """The rows of `job_readers` that stand for the job's ACL."""
+async def _add_readers(
+    db: aiosqlite.Connection, number: int, project: str | None, acl: Acl
+) -> None:
+    """The rows of `job_readers` that stand for the ACL of job `number` (of `project`)."""
     await db.executemany(
-        "INSERT INTO job_readers (entity, job_num) VALUES (?, ?)",
-        [(entity, number) for entity in readers(acl)],
+        "INSERT INTO job_readers (entity, job_num, project) VALUES (?, ?, ?)",
+        [(entity, number, project) for entity in readers(acl)],
     )
 
 
