@@ -69,13 +69,19 @@ def visibility_branches(
     return branches
 
 
-def filter_sql(job_filter: JobFilter, table: str = "jobs") -> tuple[str, SqlParams]:
+def filter_sql(
+    job_filter: JobFilter, table: str = "jobs", *, in_arms: bool = False
+) -> tuple[str, SqlParams]:
+    """The filter's conditions. `in_arms`: for a user's arms (`visibility_branches`), each
+    read in order from its own index, so the provider's index (whose every job may match) is
+    not offered to SQLite, which would sort all its matches instead."""
     clauses: list[str] = []
     params: SqlParams = []
 
     def equals(column: str, value: object) -> None:
         if value is not None:
-            clauses.append(f"{table}.{column} = ?")
+            unindexed = "+" if in_arms and column == "provider" else ""
+            clauses.append(f"{unindexed}{table}.{column} = ?")
             params.append(value)
 
     equals("application", job_filter.application)

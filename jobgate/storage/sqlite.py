@@ -66,6 +66,7 @@ from jobgate.storage.codec import (
 )
 from jobgate.storage.sessions import SessionRecord
 from jobgate.storage.sql_query import (
+    ORDER_COLUMNS,
     filter_sql,
     ids_to_numbers,
     page_sql,
@@ -100,9 +101,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     -- For a final job, when it last changed (retention removes it N days later); else NULL.
     settled_at INTEGER
 );
--- A user's personal jobs and each project's, in creation order (see find_jobs).
+-- A user's personal jobs and each project's, in each order a page can ask (see find_jobs;
+-- an index's rows of one key are in job number order, which serves CREATED_BY in the
+-- personal arm, where every job has the same creator).
 CREATE INDEX IF NOT EXISTS jobs_personal_created ON jobs (created_by, project, created_at, num);
 CREATE INDEX IF NOT EXISTS jobs_project_created ON jobs (project, created_at, num);
+CREATE INDEX IF NOT EXISTS jobs_personal_name ON jobs (created_by, project, name_key, num);
+CREATE INDEX IF NOT EXISTS jobs_project_name ON jobs (project, name_key, num);
+CREATE INDEX IF NOT EXISTS jobs_personal_state ON jobs (created_by, project, state_rank, num);
+CREATE INDEX IF NOT EXISTS jobs_project_state ON jobs (project, state_rank, num);
+CREATE INDEX IF NOT EXISTS jobs_personal ON jobs (created_by, project);
+CREATE INDEX IF NOT EXISTS jobs_project_creator ON jobs (project, created_by, num);
 DROP INDEX IF EXISTS jobs_owner;
 DROP INDEX IF EXISTS jobs_project;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
@@ -487,7 +496,6 @@ class SqliteJobStore:
         return [_job_from_row(row) for row in rows]
 
     async def find_jobs(self, query: JobQuery) -> JobPage:
-        filtered, filter_params = filter_sql(query.filter)
         page, order_by, page_params = page_sql(query.order, query.after)
         branches = visibility_branches(query.visibility)
         selective = (
@@ -495,27 +503,31 @@ class SqliteJobStore:
             or query.filter.ids is not None
             or query.filter.provider_generated_id is not None
         )
-        if branches is not None and query.order.field is OrderField.CREATED_AT and not selective:
-            # One arm per personal workspace and project, each read from its index in order
-            # and cut at the page size, then merged: the cost is the page's, not the store's
-            # (an OR over visibility would sort every visible job first). A selective filter
-            # (a state, ids) keeps the plan of its own index instead.
+        in_arms = branches is not None and not selective
+        filtered, filter_params = filter_sql(query.filter, in_arms=in_arms)
+        if branches is not None and in_arms:
+            # One arm per personal workspace and project, each read in order from its index
+            # for this order (`jobs_personal_*`, `jobs_project_*`) and cut at the page size,
+            # then merged: the cost is the page's, not the store's (an OR over visibility
+            # would sort every visible job first). A selective filter (a state, ids) keeps
+            # the plan of its own index instead.
             direction = "DESC" if query.order.descending else "ASC"
+            column = ORDER_COLUMNS[query.order.field]
             arms: list[str] = []
             params: list[object] = []
             for clause, branch_params in branches:
                 arms.append(
-                    f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs"
+                    f"SELECT * FROM (SELECT {JOB_COLUMNS}, jobs.{column} AS sort_key FROM jobs"
                     f" WHERE {clause} AND {filtered} AND {page} ORDER BY {order_by} LIMIT ?)"
                 )
                 params += [*branch_params, *filter_params, *page_params, query.limit + 1]
             rows = await self._fetch(
-                f"{' UNION ALL '.join(arms)} ORDER BY created_at {direction}, num {direction}"
+                f"{' UNION ALL '.join(arms)} ORDER BY sort_key {direction}, num {direction}"
                 " LIMIT ?",
                 [*params, query.limit + 1],
                 "find_jobs",
             )
-            jobs = [_job_from_row(row) for row in rows[: query.limit]]
+            jobs = [_job_from_row(row[:-1]) for row in rows[: query.limit]]
             return JobPage(jobs, has_next=len(rows) > query.limit)
         visible, visible_params = visibility_sql(query.visibility)
         rows = await self._fetch(

@@ -570,31 +570,57 @@ async def test_created_jobs_come_with_their_first_update(store: JobStore) -> Non
     assert replay.first_updates == {}
 
 
+@pytest.mark.parametrize("field", list(OrderField))
 @pytest.mark.parametrize("descending", [True, False])
-async def test_a_users_pages_merge_personal_and_project_jobs_in_order(
-    store: JobStore, descending: bool
+async def test_a_users_pages_merge_personal_project_and_shared_jobs_in_order(
+    store: JobStore, field: OrderField, descending: bool
 ) -> None:
-    owners = [("alice", None), ("alice", "lab"), ("bob", "lab"), ("bob", None), ("carol", "x")]
+    """Alice's pages, in every order: her personal jobs, every job of the project she leads,
+    and what was shared with her of another's personal jobs and of a project she is a plain
+    member of; with equal sort values across them, pages of 3."""
+    owners = [
+        ("alice", None),
+        ("alice", "lab"),
+        ("bob", "lab"),
+        ("bob", None),
+        ("carol", "x"),
+        ("alice", "x"),
+    ]
+    names = ["delta", "alpha", None, "Charlie", "bravo", "alpha", "echo"]
     jobs: list[Job] = []
-    for number in range(20):
+    for number in range(28):
         user, project = owners[number % len(owners)]
-        created = await store.create_jobs(
-            submission(spec(), user=user, project=project, at=(number * 7) % 5)
+        made = submission(
+            spec(name=names[number % len(names)]), user=user, project=project, at=(number * 7) % 5
         )
-        jobs.extend(created.jobs)
-    alice = Projects([Project("lab", pis=frozenset({"alice"}))]).user("alice", {"empty"}).visibility
+        jobs.extend((await store.create_jobs(made)).jobs)
+    for index in range(0, len(jobs), 4):
+        jobs[index] = await advance(store, jobs[index], JobState.RUNNING)
+    # Bob shares two personal jobs with alice; carol one job of project x.
+    shared = AclEntry(AclEntity.user("alice"), frozenset({Permission.READ}))
+    for index in (3, 9, 4):
+        (job,) = await store.get_jobs([jobs[index].id])
+        assert await store.update_acl(job, (*job.acl, shared))
+        (jobs[index],) = await store.get_jobs([job.id])
+    alice = (
+        Projects([Project("lab", pis=frozenset({"alice"})), Project("x")])
+        .user("alice", {"x"})
+        .visibility
+    )
     visible = [job for job in jobs if alice.allows(job)]
-    expected = sorted(visible, key=lambda j: (j.created_at, int(j.id)), reverse=descending)
+    assert {jobs[3].id, jobs[9].id, jobs[4].id} <= {job.id for job in visible}
+    assert len(visible) < len(jobs)
+    expected = sorted(visible, key=lambda j: (sort_key(j, field), int(j.id)), reverse=descending)
     seen: list[str] = []
     after: PageKey | None = None
     while True:
-        query = JobQuery(alice, order=JobOrder(descending=descending), limit=3, after=after)
+        query = JobQuery(alice, order=JobOrder(field, descending), limit=3, after=after)
         page = await store.find_jobs(query)
         seen.extend(job.id for job in page.jobs)
         if not page.has_next:
             break
         last = page.jobs[-1]
-        after = PageKey(last.created_at, int(last.id))
+        after = PageKey(sort_key(last, field), int(last.id))
     assert seen == [job.id for job in expected]
 
 
