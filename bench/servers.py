@@ -25,6 +25,7 @@ from jobgate.access import User
 from jobgate.app import create_app
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.domain.timestamps import serialize_datetime
+from jobgate.server.config import tune_garbage_collector
 from jobgate.settings import Settings
 from jobgate.storage.base import JobQuery
 from jobgate.storage.sqlite import SqliteJobStore
@@ -124,6 +125,9 @@ def main() -> None:
             caches=args.mode != "graphql-nocache",
             metrics=args.mode != "graphql-nometrics",
         )
+    # As `jobgate serve` runs: both servers alike, so the ratio compares the code, not the
+    # collector's settings.
+    tune_garbage_collector()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
