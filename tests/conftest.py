@@ -18,7 +18,7 @@ from jobgate.storage.base import JobStore
 from jobgate.storage.mongo import MongoJobStore
 from jobgate.storage.sqlite import SqliteJobStore
 from tests.gateway import Gateway, gateway_settings, running_gateway
-from tests.servers import FerretDB, Keycloak, SlurmCluster, fresh_database
+from tests.servers import FerretDB, Keycloak, RedisServer, SlurmCluster, fresh_database
 from tests.unix_accounts import shared_folder, unix_accounts
 
 __all__ = ["shared_folder", "unix_accounts"]  # fixtures for every suite
@@ -88,6 +88,16 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
     try:
         yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway redis-server on loopback, stopped by its PID after the test."""
+    server = RedisServer().start()
+    try:
+        yield server
     finally:
         server.stop()
 

@@ -31,6 +31,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from jobgate.domain.sessions import SessionType
 from jobgate.events.bus import JobEventBus
 from jobgate.sessions.streams import until_either_ends
+from jobgate.sessions.websocket_bytes import message_bytes
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,7 @@ async def _agent_to(there: ClientConnection, receive: Receive) -> None:
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return
-        data = message.get("bytes")
-        if data is None and message.get("text") is not None:
-            data = message["text"].encode()
-        if data:
+        if data := message_bytes(message):
             await there.send(data)
 
 

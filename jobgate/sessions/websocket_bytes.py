@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.types import Receive, Send
+from starlette.types import Message, Receive, Send
 
 CHUNK = 64 * 1024
+
+
+def message_bytes(message: Message) -> bytes | None:
+    """An ASGI `websocket.receive` message's bytes (a text message's as UTF-8), if any."""
+    data: bytes | None = message.get("bytes")
+    if data is None and message.get("text") is not None:
+        data = message["text"].encode()
+    return data
 
 
 async def websocket_to_stream(receive: Receive, writer: asyncio.StreamWriter) -> None:
@@ -18,10 +26,7 @@ async def websocket_to_stream(receive: Receive, writer: asyncio.StreamWriter) ->
         message = await receive()
         if message["type"] == "websocket.disconnect":
             return
-        data = message.get("bytes")
-        if data is None and message.get("text") is not None:
-            data = message["text"].encode()
-        if data:
+        if data := message_bytes(message):
             writer.write(data)
             await writer.drain()
 

@@ -201,15 +201,6 @@ async def use_web_and_terminal(
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def replicas(
     tmp_path: Path, mongo_server: str, redis_server: RedisServer
 ) -> Iterator[tuple[ServeProcess, ServeProcess]]:

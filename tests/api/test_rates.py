@@ -13,7 +13,7 @@ import json
 import math
 import resource
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +119,6 @@ async def test_subscriptions_spend_the_same_allowance(
         assert error["extensions"]["code"] == "RATE_LIMITED"
         assert error["extensions"]["limit"] == "limits.requests_per_minute"
         assert error["extensions"]["retryAfter"] >= 1
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_replicas_on_redis_share_each_callers_allowance(

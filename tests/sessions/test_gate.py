@@ -173,9 +173,10 @@ async def test_nothing_else_gets_in(setup: Setup) -> None:
         assert (await client.get(late)).status_code == 403
 
 
-async def test_the_session_dies_with_its_job(setup: Setup, store: JobStore) -> None:
-    """Even where the job's server outlives the job (here it runs on): the job's end, stored
-    by whichever replica, ends its sessions' connections at the gate's next look."""
+async def ends_when_the_job_ends_elsewhere(setup: Setup, store: JobStore, within: float) -> None:
+    """A session's WebSocket is open when another replica stores the job's end (straight
+    into the store, nothing told here): it is closed with 1001 within `within` seconds, and
+    the session's URL then answers 403."""
     async with browser(setup) as client:
         assert (await client.get(await setup.open())).status_code == 200
         capability = client.cookies["jobgate_session"]
@@ -188,11 +189,17 @@ async def test_the_session_dies_with_its_job(setup: Setup, store: JobStore) -> N
             ended = dataclasses.replace(setup.job.status, state=JobState.SUCCESS)
             assert await store.commit_update(setup.job, request, ended, now_ms()) is not None
             with pytest.raises(ConnectionClosed) as closed:
-                async with asyncio.timeout(2 * RECHECK_SECONDS + 1):
+                async with asyncio.timeout(within):
                     await ws.recv()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1001
         assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403
+
+
+async def test_the_session_dies_with_its_job(setup: Setup, store: JobStore) -> None:
+    """Even where the job's server outlives the job (here it runs on): the job's end, stored
+    by whichever replica, ends its sessions' connections at the gate's next look."""
+    await ends_when_the_job_ends_elsewhere(setup, store, within=2 * RECHECK_SECONDS + 1)
 
 
 @pytest.fixture
@@ -213,23 +220,7 @@ async def test_a_job_ended_on_another_replica_ends_its_sessions_as_the_feed_read
     feed.final_listeners.append(setup.gate.job_ended)
     await feed.start()
     try:
-        async with browser(setup) as client:
-            assert (await client.get(await setup.open())).status_code == 200
-            capability = client.cookies["jobgate_session"]
-            url = f"ws://{setup.gateway}/interactive/{setup.job.id}/0/web/socket"
-            headers = {"Cookie": f"jobgate_session={capability}"}
-            async with connect(url, additional_headers=headers) as ws:
-                await ws.send("ping")
-                assert await ws.recv() == "ping"
-                request = UpdateRequest(setup.job.id, state=JobState.SUCCESS)
-                ended = dataclasses.replace(setup.job.status, state=JobState.SUCCESS)
-                assert await store.commit_update(setup.job, request, ended, now_ms()) is not None
-                with pytest.raises(ConnectionClosed) as closed:
-                    async with asyncio.timeout(2.0):
-                        await ws.recv()
-                assert closed.value.rcvd is not None
-                assert closed.value.rcvd.code == 1001
-            assert (await client.get(f"/interactive/{setup.job.id}/0/web/")).status_code == 403
+        await ends_when_the_job_ends_elsewhere(setup, store, within=2.0)
     finally:
         await feed.stop()
         await bus.disconnect()
