@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import fcntl
 import logging
 import os
@@ -62,6 +63,15 @@ from jobgate.unix import Account, users_account
 log = logging.getLogger(__name__)
 
 GIVEN = "given"  # the job was handed to this provider
+
+
+class _Folder(enum.Enum):
+    """What taking a job found in its folder."""
+
+    PREPARED = "prepared"  # made now, with its GIVEN marker
+    GIVEN_BEFORE = "given before"  # a repeat: this provider has (or had) the job
+
+
 WORK = "work"  # the job's own working folder inside its folder
 # How often a running job's output files and records are looked at.
 FOLLOW_SECONDS = 0.2
@@ -110,6 +120,7 @@ class LocalProvider:
         self._slot_freed = asyncio.Condition()
         self._grace = cancel_grace_seconds
         self._jobs: dict[str, _LocalJob] = {}
+        self._taking: set[str] = set()  # jobs whose folders are being made
         self._tasks = TaskSet()
         self._context: ProviderContext | None = None
 
@@ -156,28 +167,45 @@ class LocalProvider:
 
     async def submit(self, jobs: Sequence[Job]) -> None:
         """Take the jobs; one this provider was given before (a repeat after a crash) is
-        followed from its folder, never started twice."""
-        for job in jobs:
-            await self._take(job)
-
-    async def _take(self, job: Job) -> None:
-        if job.id in self._jobs:
-            return
-        folder = self.workdir(job.id)
-        if (folder / GIVEN).exists():
-            self._follow_again(job)
-            return
+        followed from its folder, never started twice. Their folders are made in one hop to a
+        thread: a bulk submit of 1,000 jobs is 3,000 file system calls, which would otherwise
+        hold the event loop (and every subscriber) for a tenth of a second."""
+        new = [job for job in jobs if job.id not in self._jobs and job.id not in self._taking]
+        self._taking.update(job.id for job in new)  # a concurrent submit of them skips them
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / GIVEN).touch()
-        except OSError as error:
-            await self._report(
-                job.id, JobState.FAILURE, f"Could not prepare the job folder: {_reason(error)}"
-            )
-            return
-        local = _LocalJob(job, job.status.time_allocation)
-        self._jobs[job.id] = local
-        self._tasks.spawn(self._run(local))
+            prepared = await asyncio.to_thread(self._prepare_folders, new)
+        finally:
+            self._taking.difference_update(job.id for job in new)
+        for job, outcome in zip(new, prepared, strict=True):
+            if isinstance(outcome, OSError):
+                await self._report(
+                    job.id,
+                    JobState.FAILURE,
+                    f"Could not prepare the job folder: {_reason(outcome)}",
+                )
+            elif outcome is _Folder.GIVEN_BEFORE:
+                self._follow_again(job)
+            else:
+                local = _LocalJob(job, job.status.time_allocation)
+                self._jobs[job.id] = local
+                self._tasks.spawn(self._run(local))
+
+    def _prepare_folders(self, jobs: Sequence[Job]) -> list[OSError | _Folder]:
+        """For each job, what its folder holds now, or the error that kept it from being made."""
+        outcomes: list[OSError | _Folder] = []
+        for job in jobs:
+            folder = self.workdir(job.id)
+            if (folder / GIVEN).exists():
+                outcomes.append(_Folder.GIVEN_BEFORE)
+                continue
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / GIVEN).touch()
+            except OSError as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(_Folder.PREPARED)
+        return outcomes
 
     async def cancel(self, jobs: Sequence[Job]) -> None:
         for job in jobs:

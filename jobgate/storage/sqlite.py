@@ -8,7 +8,6 @@ serves reads; with WAL it never waits for the writer and sees only committed dat
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import sqlite3
@@ -204,6 +203,17 @@ JOB_COLUMNS = (
 )
 JOB_COLUMN_COUNT = JOB_COLUMNS.count(",") + 1
 
+# The numbers the next job and the next update get, as AUTOINCREMENT would give them: above
+# every number ever given (kept in sqlite_sequence, which an explicit number also raises) and
+# every row there is. Read inside the write transaction, so nobody else takes them first.
+_NEXT_NUMBERS = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),"
+    " coalesce((SELECT max(num) FROM jobs), 0)) + 1,"
+    " max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'job_updates'), 0),"
+    " coalesce((SELECT max(seq) FROM job_updates), 0)) + 1"
+)
+_INSERT_READER = "INSERT INTO job_readers (entity, job_num, project) VALUES (?, ?, ?)"
+
 
 class SqliteJobStore:
     """Jobs and the update log in one SQLite file."""
@@ -321,12 +331,24 @@ class SqliteJobStore:
             earlier = await self._earlier_submission(db, submission)
             if earlier is not None:
                 return earlier
+            # Numbered here, inside the write transaction, so that every table is written with
+            # one `executemany` (a call is a hop to aiosqlite's thread: four per job cost 0.65 s
+            # for 1,000 jobs).
+            async with db.execute(_NEXT_NUMBERS) as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            first_number, first_seq = row
             created: list[Job] = []
             first: dict[str, JobUpdate] = {}
-            for spec in submission.specifications:
+            job_rows: list[tuple[object, ...]] = []
+            reader_rows: list[tuple[str, int, str | None]] = []
+            update_rows: list[tuple[object, ...]] = []
+            for offset, spec in enumerate(submission.specifications):
+                number, seq = first_number + offset, first_seq + offset
+                job_id = str(number)
                 status = JobStatus(time_allocation=spec.time_allocation)
                 job = Job(
-                    id="",
+                    id=job_id,
                     owner=submission.owner,
                     specification=spec,
                     status=status,
@@ -335,12 +357,10 @@ class SqliteJobStore:
                     acl=submission.acl,
                     unix_user=submission.unix_users.get(spec.product.provider),
                 )
-                cursor = await db.execute(
-                    "INSERT INTO jobs (created_by, project, provider, product_id, product_category,"
-                    " application, name, name_key, state, state_rank, created_at,"
-                    " provider_generated_id, version, spec, status, acl, unix_user)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                status_text = json.dumps(status_to_doc(status))
+                job_rows.append(
                     (
+                        number,
                         job.owner.created_by,
                         job.owner.project,
                         spec.product.provider,
@@ -355,35 +375,37 @@ class SqliteJobStore:
                         None,
                         job.version,
                         json.dumps(spec_to_doc(spec)),
-                        json.dumps(status_to_doc(status)),
+                        status_text,
                         _acl_text(job.acl),
                         job.unix_user,
-                    ),
+                    )
                 )
-                number = cursor.lastrowid
-                assert number is not None
-                await _add_readers(db, number, job.owner.project, job.acl)
-                job_id = str(number)
+                reader_rows.extend(_reader_rows(number, job.owner.project, job.acl))
                 request = UpdateRequest(
                     job_id, state=JobState.IN_QUEUE, status=submission.initial_status
                 )
-                cursor = await db.execute(
-                    "INSERT INTO job_updates (job_num, timestamp, request, status_after)"
-                    " VALUES (?, ?, ?, ?)",
-                    (
-                        number,
-                        job.created_at,
-                        json.dumps(request_to_doc(request)),
-                        json.dumps(status_to_doc(status)),
-                    ),
+                update_rows.append(
+                    (seq, number, job.created_at, json.dumps(request_to_doc(request)), status_text)
                 )
-                assert cursor.lastrowid is not None
-                first[job_id] = JobUpdate(cursor.lastrowid, job_id, job.created_at, request, status)
-                await db.execute(
-                    "INSERT INTO handovers (job_num, provider) VALUES (?, ?)",
-                    (number, spec.product.provider),
-                )
-                created.append(dataclasses.replace(job, id=job_id))
+                first[job_id] = JobUpdate(seq, job_id, job.created_at, request, status)
+                created.append(job)
+            await db.executemany(
+                "INSERT INTO jobs (num, created_by, project, provider, product_id,"
+                " product_category, application, name, name_key, state, state_rank, created_at,"
+                " provider_generated_id, version, spec, status, acl, unix_user)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                job_rows,
+            )
+            await db.executemany(_INSERT_READER, reader_rows)
+            await db.executemany(
+                "INSERT INTO job_updates (seq, job_num, timestamp, request, status_after)"
+                " VALUES (?, ?, ?, ?, ?)",
+                update_rows,
+            )
+            await db.executemany(
+                "INSERT INTO handovers (job_num, provider) VALUES (?, ?)",
+                [(int(job.id), job.specification.product.provider) for job in created],
+            )
             if submission.idempotency_key is not None:
                 await db.execute(
                     "INSERT INTO submissions (owner, idempotency_key, request_hash, job_nums)"
@@ -968,10 +990,11 @@ async def _add_readers(
     db: aiosqlite.Connection, number: int, project: str | None, acl: Acl
 ) -> None:
     """The rows of `job_readers` that stand for the ACL of job `number` (of `project`)."""
-    await db.executemany(
-        "INSERT INTO job_readers (entity, job_num, project) VALUES (?, ?, ?)",
-        [(entity, number, project) for entity in readers(acl)],
-    )
+    await db.executemany(_INSERT_READER, _reader_rows(number, project, acl))
+
+
+def _reader_rows(number: int, project: str | None, acl: Acl) -> list[tuple[str, int, str | None]]:
+    return [(entity, number, project) for entity in readers(acl)]
 
 
 def _acl_text(acl: Acl) -> str:

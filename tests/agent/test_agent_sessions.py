@@ -141,7 +141,9 @@ async def test_a_terminal_of_a_slurm_agents_job_is_a_shell_in_its_allocation(
     try:
         await wait_online(alice, True)
         # A Slurm job of its own first, so that the two ids differ even on a fresh cluster.
-        clean_queue.run("sbatch", "--parsable", "--partition=debug", "--wrap=true")
+        clean_queue.run(
+            "sbatch", "--parsable", "--partition=debug", "--output=/dev/null", "--wrap=true"
+        )
         spec = job_spec("sleep", provider="edge", product="edge-web", seconds=600)
         (job_id,) = await submit(alice, spec)
         job = await wait_for_state(alice, job_id, "RUNNING", timeout=30)

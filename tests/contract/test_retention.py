@@ -183,6 +183,33 @@ async def test_final_jobs_go_with_everything_of_theirs_and_the_rest_stays(
     assert await forget_final_jobs(store, before=5_000) == 0
 
 
+async def test_the_newest_jobs_forgotten_their_numbers_and_positions_are_never_given_again(
+    store: JobStore,
+) -> None:
+    """A job's id and an update's cursor name one thing forever: after retention removed the
+    newest jobs and every update, new jobs (a bulk submit) number on after them."""
+    kept, *newest = (await store.create_jobs(submission(spec(), spec(), spec(), at=1_000))).jobs
+    for job in newest:
+        await update(store, job, 2_000, JobState.SUCCESS)
+    latest = await store.latest_seq()
+    assert await forget_final_jobs(store, before=5_000) == 2
+    assert await forget_updates(store, before=5_000) > 0
+    assert await store.read_log(LogQuery(after=0)) == []
+
+    created = await store.create_jobs(submission(spec(), spec(), at=10_000))
+
+    given_before = {int(job.id) for job in (kept, *newest)}
+    assert min(int(job.id) for job in created.jobs) > max(given_before)
+    assert len({job.id for job in created.jobs}) == 2
+    positions = sorted(update.seq for update in created.first_updates.values())
+    assert positions[0] > latest
+    assert [entry.update.seq for entry in await store.read_log(LogQuery(after=0))] == positions
+    # And the positions of updates after them follow on.
+    later = await update(store, created.jobs[0], 11_000, JobState.RUNNING)
+    (entry,) = (await store.updates_of([later.id]))[later.id][-1:]
+    assert entry.seq > positions[-1]
+
+
 async def test_jobs_ended_long_ago_go_in_batches(store: JobStore) -> None:
     jobs = (await store.create_jobs(submission(*(spec() for _ in range(5)), at=1_000))).jobs
     for job in jobs:

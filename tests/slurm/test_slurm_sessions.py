@@ -53,7 +53,9 @@ async def test_a_terminal_session_is_a_shell_in_the_jobs_allocation(
     async with running_gateway(settings) as gateway:
         alice = gateway.client(ALICE)
         # A Slurm job of its own first, so that the two ids differ even on a fresh cluster.
-        clean_queue.run("sbatch", "--parsable", "--partition=debug", "--wrap=true")
+        clean_queue.run(
+            "sbatch", "--parsable", "--partition=debug", "--output=/dev/null", "--wrap=true"
+        )
         (job_id,) = await submit(alice, hpc_spec("sleep", product="hpc-shell", seconds=600))
         job = await wait_for_state(alice, job_id, "RUNNING", timeout=30)
         slurm_id = job["providerGeneratedId"]
