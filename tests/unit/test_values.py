@@ -27,6 +27,16 @@ from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey
 
 def test_datetimes_are_served_in_utc_with_milliseconds() -> None:
     assert serialize_datetime(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
+    # The same second again (formatted once, then remembered), and its edges.
+    assert serialize_datetime(1_700_000_000_000) == "2023-11-14T22:13:20.000Z"
+    assert serialize_datetime(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
+    assert serialize_datetime(0) == "1970-01-01T00:00:00.000Z"
+    assert serialize_datetime(-1) == "1969-12-31T23:59:59.999Z"
+
+
+def test_served_datetimes_parse_back_to_the_same_instant() -> None:
+    for value in (0, 1, 999, 1_700_000_000_123, 253_402_300_799_999):
+        assert parse_datetime(serialize_datetime(value)) == value
 
 
 def test_datetimes_with_an_offset_parse_to_the_same_instant() -> None:
