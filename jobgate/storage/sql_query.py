@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from jobgate.access import Visibility
+from jobgate.domain.states import JobState
 from jobgate.storage.base import JobFilter, JobOrder, OrderField, PageKey, job_number
 
 SqlParams = list[object]
+
+
+class Branch(NamedTuple):
+    """One disjoint part of what a user sees: its condition on `jobs`, and what to read it
+    from (`jobs`, or `jobs NOT INDEXED` where the condition names the rows by number, so that
+    no index of a filter's column is walked instead)."""
+
+    clause: str
+    params: SqlParams
+    source: str = "jobs"
+
 
 ORDER_COLUMNS = {
     OrderField.CREATED_AT: "created_at",
@@ -30,24 +43,24 @@ def visibility_sql(visibility: Visibility, table: str = "jobs") -> tuple[str, Sq
     branches = visibility_branches(visibility, table)
     assert branches is not None
     return (
-        "(" + " OR ".join(f"({clause})" for clause, _ in branches) + ")",
-        [param for _, params in branches for param in params],
+        "(" + " OR ".join(f"({branch.clause})" for branch in branches) + ")",
+        [param for branch in branches for param in branch.params],
     )
 
 
-def visibility_branches(
-    visibility: Visibility, table: str = "jobs"
-) -> list[tuple[str, SqlParams]] | None:
+def visibility_branches(visibility: Visibility, table: str = "jobs") -> list[Branch] | None:
     """A user's visibility as disjoint conditions, each of which an index serves in creation
     order: their personal jobs; each project they manage; and the jobs shared with them (their
     own in projects where they are a plain member among them), read from `job_readers`.
     None for other callers."""
     if visibility.everything or visibility.provider is not None or visibility.username is None:
         return None
-    branches: list[tuple[str, SqlParams]] = [
-        (f"{table}.created_by = ? AND {table}.project IS NULL", [visibility.username])
+    branches = [
+        Branch(f"{table}.created_by = ? AND {table}.project IS NULL", [visibility.username])
     ]
-    branches += [(f"{table}.project = ?", [project]) for project in sorted(visibility.managed)]
+    branches += [
+        Branch(f"{table}.project = ?", [project]) for project in sorted(visibility.managed)
+    ]
     entities = sorted(visibility.entities)
     if entities:
         member = sorted(visibility.member)
@@ -56,25 +69,42 @@ def visibility_branches(
         # Only the entries of personal jobs and of projects they are a plain member of: the
         # creator's own entry on every job of a project they manage (as many as their jobs)
         # is read by its own arm. Read from `job_readers_scope`, they are the candidates
-        # (`+` keeps SQLite from walking every personal job in order instead).
+        # (`+` and NOT INDEXED keep SQLite from walking every personal job, or every job of
+        # a filter's creator, in order instead).
         scope = f"project IS NULL OR project IN ({among})" if member else "project IS NULL"
         branches.append(
-            (
+            Branch(
                 f"{table}.num IN (SELECT job_num FROM job_readers"
                 f" WHERE entity IN ({placeholders(len(entities))}) AND ({scope}))"
                 f" AND ((+{table}.project IS NULL AND {table}.created_by != ?){in_member})",
                 [*entities, *member, visibility.username, *member],
+                f"{table} NOT INDEXED",
             )
         )
     return branches
 
 
+def arms_by_state(branches: list[Branch], states: frozenset[JobState] | None) -> list[Branch]:
+    """A user's arms (`visibility_branches`), each split by state for a `states` filter, so
+    that each is read from an index with its state before the order's column
+    (`jobs_*_state_*`); the `states` filter is then in the arms, not in `filter_sql`'s."""
+    if states is None:
+        return branches
+    ranks = sorted(state.lifecycle_rank for state in states)
+    return [
+        Branch(f"{clause} AND jobs.state_rank = ?", [*params, rank], source)
+        for clause, params, source in branches
+        for rank in ranks
+    ]
+
+
 def filter_sql(
-    job_filter: JobFilter, table: str = "jobs", *, in_arms: bool = False
+    job_filter: JobFilter, table: str = "jobs", *, in_arms: bool = False, walk: bool = False
 ) -> tuple[str, SqlParams]:
     """The filter's conditions. `in_arms`: for a user's arms (`visibility_branches`), each
     read in order from its own index, so the provider's index (whose every job may match) is
-    not offered to SQLite, which would sort all its matches instead."""
+    not offered to SQLite, which would sort all its matches instead. `walk`: the creation
+    range is not offered either, so the arm walks its order's index past it."""
     clauses: list[str] = []
     params: SqlParams = []
 
@@ -95,11 +125,12 @@ def filter_sql(
         states = sorted(job_filter.states)
         clauses.append(f"{table}.state IN ({placeholders(len(states))})")
         params.extend(states)
+    created_at = f"+{table}.created_at" if walk else f"{table}.created_at"
     if job_filter.created_after is not None:
-        clauses.append(f"{table}.created_at >= ?")
+        clauses.append(f"{created_at} >= ?")
         params.append(job_filter.created_after)
     if job_filter.created_before is not None:
-        clauses.append(f"{table}.created_at <= ?")
+        clauses.append(f"{created_at} <= ?")
         params.append(job_filter.created_before)
     if job_filter.ids is not None:
         numbers = ids_to_numbers(job_filter.ids)

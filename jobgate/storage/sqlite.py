@@ -8,6 +8,7 @@ serves reads; with WAL it never waits for the writer and sees only committed dat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -66,6 +67,8 @@ from jobgate.storage.codec import (
 from jobgate.storage.sessions import SessionRecord
 from jobgate.storage.sql_query import (
     ORDER_COLUMNS,
+    Branch,
+    arms_by_state,
     filter_sql,
     ids_to_numbers,
     page_sql,
@@ -111,12 +114,21 @@ CREATE INDEX IF NOT EXISTS jobs_personal_state ON jobs (created_by, project, sta
 CREATE INDEX IF NOT EXISTS jobs_project_state ON jobs (project, state_rank, num);
 CREATE INDEX IF NOT EXISTS jobs_personal ON jobs (created_by, project);
 CREATE INDEX IF NOT EXISTS jobs_project_creator ON jobs (project, created_by, num);
+-- The same with one state: a `states` filter reads an arm per state (jobs_personal_state
+-- serves CREATED_BY and STATE for personal jobs, jobs_project_state STATE for a project's).
+CREATE INDEX IF NOT EXISTS jobs_personal_state_created
+    ON jobs (created_by, project, state_rank, created_at, num);
+CREATE INDEX IF NOT EXISTS jobs_project_state_created ON jobs (project, state_rank, created_at, num);
+CREATE INDEX IF NOT EXISTS jobs_personal_state_name
+    ON jobs (created_by, project, state_rank, name_key, num);
+CREATE INDEX IF NOT EXISTS jobs_project_state_name ON jobs (project, state_rank, name_key, num);
+CREATE INDEX IF NOT EXISTS jobs_project_state_creator ON jobs (project, state_rank, created_by, num);
 DROP INDEX IF EXISTS jobs_owner;
 DROP INDEX IF EXISTS jobs_project;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
 -- The metrics' count of jobs by provider and state, from the index alone.
 CREATE INDEX IF NOT EXISTS jobs_provider_state ON jobs (provider, state);
-CREATE INDEX IF NOT EXISTS jobs_provider ON jobs (provider, state);
+DROP INDEX IF EXISTS jobs_provider;  -- the same columns as jobs_provider_state
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
 CREATE TABLE IF NOT EXISTS job_updates (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -217,6 +229,10 @@ _INSERT_READER = "INSERT INTO job_readers (entity, job_num, project) VALUES (?, 
 
 class SqliteJobStore:
     """Jobs and the update log in one SQLite file."""
+
+    # A user's page with a creation range and another order sorts the range's jobs of each
+    # arm when there are fewer than this, else walks the order's index (`find_jobs`).
+    range_sort_limit = 2000
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -518,42 +534,23 @@ class SqliteJobStore:
         return [_job_from_row(row) for row in rows]
 
     async def find_jobs(self, query: JobQuery) -> JobPage:
-        page, order_by, page_params = page_sql(query.order, query.after)
         branches = visibility_branches(query.visibility)
-        selective = (
-            query.filter.states is not None
-            or query.filter.ids is not None
-            or query.filter.provider_generated_id is not None
-        )
-        in_arms = branches is not None and not selective
-        filtered, filter_params = filter_sql(query.filter, in_arms=in_arms)
-        if branches is not None and in_arms:
-            # One arm per personal workspace and project, each read in order from its index
-            # for this order (`jobs_personal_*`, `jobs_project_*`) and cut at the page size,
-            # then merged: the cost is the page's, not the store's (an OR over visibility
-            # would sort every visible job first). A selective filter (a state, ids) keeps
-            # the plan of its own index instead.
-            direction = "DESC" if query.order.descending else "ASC"
-            column = ORDER_COLUMNS[query.order.field]
-            arms: list[str] = []
-            params: list[object] = []
-            for clause, branch_params in branches:
-                arms.append(
-                    f"SELECT * FROM (SELECT {JOB_COLUMNS}, jobs.{column} AS sort_key FROM jobs"
-                    f" WHERE {clause} AND {filtered} AND {page} ORDER BY {order_by} LIMIT ?)"
-                )
-                params += [*branch_params, *filter_params, *page_params, query.limit + 1]
-            rows = await self._fetch(
-                f"{' UNION ALL '.join(arms)} ORDER BY sort_key {direction}, num {direction}"
-                " LIMIT ?",
-                [*params, query.limit + 1],
-                "find_jobs",
-            )
-            jobs = [_job_from_row(row[:-1]) for row in rows[: query.limit]]
-            return JobPage(jobs, has_next=len(rows) > query.limit)
+        job_filter = query.filter
+        if (
+            branches is not None
+            and job_filter.ids is None
+            and job_filter.provider_generated_id is None
+        ):
+            return await self._find_in_arms(query, branches)
+        # Everything, a provider's jobs, or few named jobs (a provider's id has an index of
+        # its own): one query. Ids are looked up by number and nothing else: offered another
+        # index, SQLite walks every job of a project to find the few named.
+        page, order_by, page_params = page_sql(query.order, query.after)
+        filtered, filter_params = filter_sql(job_filter)
         visible, visible_params = visibility_sql(query.visibility)
+        by_number = " NOT INDEXED" if job_filter.ids is not None else ""
         rows = await self._fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {visible} AND {filtered} AND {page}"
+            f"SELECT {JOB_COLUMNS} FROM jobs{by_number} WHERE {visible} AND {filtered} AND {page}"
             f" ORDER BY {order_by} LIMIT ?",
             [*visible_params, *filter_params, *page_params, query.limit + 1],
             "find_jobs",
@@ -561,11 +558,95 @@ class SqliteJobStore:
         jobs = [_job_from_row(row) for row in rows[: query.limit]]
         return JobPage(jobs, has_next=len(rows) > query.limit)
 
+    async def _find_in_arms(self, query: JobQuery, branches: list[Branch]) -> JobPage:
+        """A user's page: one arm per personal workspace and project (and per state, for a
+        `states` filter), each read in order from its index for this order (`jobs_personal_*`,
+        `jobs_project_*`, `jobs_*_state_*`) and cut at the page size, then merged: the cost is
+        the page's, not the store's (an OR over visibility would sort every visible job first).
+        """
+        page, order_by, page_params = page_sql(query.order, query.after)
+        direction = "DESC" if query.order.descending else "ASC"
+        column = ORDER_COLUMNS[query.order.field]
+        job_filter = dataclasses.replace(query.filter, states=None)  # an arm has one state
+        arms = arms_by_state(branches, query.filter.states)
+        if not arms:  # `states: []`
+            return JobPage([], has_next=False)
+        walks = await self._walks_past_the_range(query, arms)
+        sql: list[str] = []
+        params: list[object] = []
+        for (clause, arm_params, source), walk in zip(arms, walks, strict=True):
+            filtered, filter_params = filter_sql(job_filter, in_arms=True, walk=walk)
+            sql.append(
+                f"SELECT * FROM (SELECT {JOB_COLUMNS}, jobs.{column} AS sort_key FROM {source}"
+                f" WHERE {clause} AND {filtered} AND {page} ORDER BY {order_by} LIMIT ?)"
+            )
+            params += [*arm_params, *filter_params, *page_params, query.limit + 1]
+        rows = await self._fetch(
+            f"{' UNION ALL '.join(sql)} ORDER BY sort_key {direction}, num {direction} LIMIT ?",
+            [*params, query.limit + 1],
+            "find_jobs",
+        )
+        jobs = [_job_from_row(row[:-1]) for row in rows[: query.limit]]
+        return JobPage(jobs, has_next=len(rows) > query.limit)
+
+    async def _walks_past_the_range(self, query: JobQuery, arms: list[Branch]) -> list[bool]:
+        """For each arm, whether it walks the order's index past a `createdAfter`/
+        `createdBefore` range rather than reading the range from the creation index and
+        sorting it. No index serves a range in one column and an order in another: a range
+        of few jobs is sorted (at most `range_sort_limit` of them), a wide one is walked (about
+        a page's worth of its jobs in every page's worth of the walk). One count, cut at the
+        limit, for all arms."""
+        job_filter = query.filter
+        ranged = job_filter.created_after is not None or job_filter.created_before is not None
+        if not ranged or query.order.field is OrderField.CREATED_AT:
+            return [False] * len(arms)
+        in_range, range_params = filter_sql(
+            JobFilter(
+                created_after=job_filter.created_after, created_before=job_filter.created_before
+            )
+        )
+        counts = [
+            f"(SELECT count(*) FROM (SELECT 1 FROM {arm.source} WHERE {arm.clause}"
+            f" AND {in_range} LIMIT ?))"
+            for arm in arms
+        ]
+        params = [
+            param for arm in arms for param in (*arm.params, *range_params, self.range_sort_limit)
+        ]
+        (row,) = await self._fetch(f"SELECT {', '.join(counts)}", params, "find_jobs_range")
+        return [count >= self.range_sort_limit for count in row]
+
     async def count_jobs(self, visibility: Visibility, job_filter: JobFilter) -> int:
+        branches = visibility_branches(visibility)
+        if (
+            branches is not None
+            and job_filter.ids is None
+            and job_filter.provider_generated_id is None
+        ):
+            # A user's count, arm by arm as their pages are read: each arm counts from its
+            # own index, without reading a job where the filter asks only what the index holds.
+            arms = arms_by_state(branches, job_filter.states)
+            if not arms:  # `states: []`
+                return 0
+            filtered, filter_params = filter_sql(
+                dataclasses.replace(job_filter, states=None), in_arms=True
+            )
+            counts = [
+                f"SELECT count(*) FROM {arm.source} WHERE {arm.clause} AND {filtered}"
+                for arm in arms
+            ]
+            params = [param for arm in arms for param in (*arm.params, *filter_params)]
+            rows = await self._fetch(
+                f"SELECT sum(n) FROM ({' UNION ALL '.join(f'SELECT ({count}) AS n' for count in counts)})",
+                params,
+                "count_jobs",
+            )
+            return int(rows[0][0])
         visible, visible_params = visibility_sql(visibility)
         filtered, filter_params = filter_sql(job_filter)
+        by_number = " NOT INDEXED" if job_filter.ids is not None else ""
         rows = await self._fetch(
-            f"SELECT count(*) FROM jobs WHERE {visible} AND {filtered}",
+            f"SELECT count(*) FROM jobs{by_number} WHERE {visible} AND {filtered}",
             [*visible_params, *filter_params],
             "count_jobs",
         )
