@@ -64,10 +64,11 @@ class AclEntityInput:
     project_group: AclProjectGroupInput | None = strawberry.UNSET
 
     def to_domain(self) -> AclEntity:
-        if self.username:
-            return AclEntity.user(self.username)
-        assert self.project_group
-        return AclEntity.project_group(self.project_group.project_id, self.project_group.group)
+        # `one_of`: exactly one is set. An empty username is set too (and refused as a name).
+        if isinstance(self.project_group, AclProjectGroupInput):
+            return AclEntity.project_group(self.project_group.project_id, self.project_group.group)
+        assert isinstance(self.username, str)
+        return AclEntity.user(self.username)
 
 
 @strawberry.input

@@ -187,6 +187,7 @@ async def test_a_personal_job_is_shared_with_users_and_what_cannot_be_shared_is_
         (project_job, [grant(user("bob"), "ADMIN")]),  # ADMIN is not granted
         (project_job, [grant(user("bob"))]),  # nothing granted
         (project_job, [grant(user("../etc"), "READ")]),  # not a username
+        (project_job, [grant(user(""), "READ")]),  # no username at all
     ]
     for job_id, added in refusals:
         payload = await share(alice, job_id, added)
