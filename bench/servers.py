@@ -1,7 +1,9 @@
 """The two servers the jobs benchmark compares, run as their own processes.
 
-- `graphql`: the whole jobgate app (`create_app`), with or without the parser/validation caches
-  (`graphql-nocache`), or without metrics (`graphql-nometrics`).
+- `graphql`: the whole jobgate app (`create_app`); `graphql-unkept` keeps no rendered jobs
+  (`[server] kept_job_values = 0`: every job rendered afresh, as when every job changed since
+  the last page); `graphql-nocache` has neither those nor the parser/validation caches;
+  `graphql-nometrics` measures no operation.
 - `bare`: one Starlette endpoint that reads the same jobs from the same store and returns the
   same JSON as the GraphQL query, by hand: the floor any GraphQL stack is measured against.
 """
@@ -97,11 +99,17 @@ def bare_app(db: Path) -> Starlette:
     return Starlette(routes=[Route("/jobs", jobs)], lifespan=lifespan)
 
 
-def graphql_app(db: Path, data_dir: Path, *, caches: bool, metrics: bool = True) -> Starlette:
+def graphql_app(
+    db: Path, data_dir: Path, *, caches: bool, metrics: bool = True, kept: bool = True
+) -> Starlette:
     settings = Settings.model_validate(
         {
             "storage": {"url": f"sqlite://{db}"},
-            "server": {"data_dir": str(data_dir), "graphiql": False},
+            "server": {
+                "data_dir": str(data_dir),
+                "graphiql": False,
+                **({} if kept else {"kept_job_values": 0}),
+            },
             "users": [{"username": "alice", "token": "bench-token", "projects": ["proj-a"]}],
             "limits": LIFTED_LIMITS,
             "operations": {"metrics": metrics},
@@ -112,7 +120,10 @@ def graphql_app(db: Path, data_dir: Path, *, caches: bool, metrics: bool = True)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["graphql", "graphql-nocache", "graphql-nometrics", "bare"])
+    parser.add_argument(
+        "mode",
+        choices=["graphql", "graphql-unkept", "graphql-nocache", "graphql-nometrics", "bare"],
+    )
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
@@ -124,6 +135,7 @@ def main() -> None:
             args.db.parent,
             caches=args.mode != "graphql-nocache",
             metrics=args.mode != "graphql-nometrics",
+            kept=args.mode != "graphql-unkept",
         )
     # As `jobgate serve` runs: both servers alike, so the ratio compares the code, not the
     # collector's settings.

@@ -38,6 +38,7 @@ from jobgate.providers.remote import RemoteProvider
 from jobgate.schema.build import build_schema
 from jobgate.schema.codes import LIMIT_EXCEEDED
 from jobgate.schema.context import Context, Services
+from jobgate.schema.rendered_jobs import RenderedJobs
 from jobgate.server import graphql_http
 from jobgate.server.head_limit import HeaderLimit
 from jobgate.server.health import Readiness, health_endpoints
@@ -361,6 +362,11 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         metrics=metrics,
         sessions=sessions,
         session_host=session_host,
+        rendered_jobs=(
+            RenderedJobs(settings.server.kept_job_values)
+            if caches and settings.server.kept_job_values
+            else None
+        ),
     )
     origins = settings.server.allowed_origins
     graphql = JobgateGraphQL(

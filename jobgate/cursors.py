@@ -16,6 +16,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from jobgate.errors import InvalidCursor
@@ -60,8 +61,23 @@ def fingerprint(job_filter: JobFilter, order: JobOrder) -> str:
 
 def encode_page_cursor(key: PageKey, job_filter: JobFilter, order: JobOrder) -> str:
     """The `jobs` cursor after `key`, for this filter and order."""
-    payload = {"f": fingerprint(job_filter, order), "v": key.value, "n": key.job_number}
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    (cursor,) = encode_page_cursors([key], job_filter, order)
+    return cursor
+
+
+def encode_page_cursors(
+    keys: Sequence[PageKey], job_filter: JobFilter, order: JobOrder
+) -> list[str]:
+    """The `jobs` cursors after each of `keys` (a page's), for this filter and order."""
+    issued_for = fingerprint(job_filter, order)  # once a page: a hash of the whole filter
+    return [
+        base64.urlsafe_b64encode(
+            json.dumps({"f": issued_for, "v": key.value, "n": key.job_number}).encode()
+        )
+        .decode()
+        .rstrip("=")
+        for key in keys
+    ]
 
 
 def decode_page_cursor(cursor: str, job_filter: JobFilter, order: JobOrder) -> PageKey:

@@ -100,6 +100,13 @@ class ServerSettings(_Strict):
     # The lean jobUpdates path and uvicorn's lean WebSocket protocol (README: "Many watchers on
     # one gateway"); false serves every subscription through Strawberry and stock uvicorn.
     lean_subscriptions: bool = True
+    kept_job_values: int = Field(
+        default=500_000,
+        ge=0,
+        le=100_000_000,
+        description="How many values of rendered jobs a gateway keeps to answer queries again "
+        "while the jobs are unchanged (README: 'Queries'); about 100 bytes each; 0 keeps none",
+    )
     allowed_origins: list[str] = Field(
         default=[],
         description="Other origins whose pages may call the API (HTTP CORS and WebSocket), "

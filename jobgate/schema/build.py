@@ -10,11 +10,9 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from graphql.execution import Executor
 from starlette.requests import Request
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
@@ -37,6 +35,7 @@ from jobgate.schema.codes import (
     tag,
 )
 from jobgate.schema.descriptions import describe
+from jobgate.schema.executor import JobgateExecutor
 from jobgate.schema.limits import (
     DEFAULT_LIMITS,
     BoundedParse,
@@ -172,20 +171,6 @@ class MeasureOperations(SchemaExtension):
                 metrics.refusals.labels(limit).inc()
 
 
-class PerEventMemoExecutor(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's executor, with a subfield memo of its own for each subscription event.
-
-    graphql-core 3.3.2 copies the executor for every event and the copies share one memo keyed
-    by the identity of per-event lists, so nothing in it is reused and it grows by ~1.3 KiB per
-    event for as long as a subscription lives (on Strawberry's path and the lean one alike).
-    """
-
-    def build_per_event_executor(self, payload: Any) -> Executor[Any]:
-        executor = super().build_per_event_executor(payload)
-        executor._relevant_sub_fields = {}
-        return executor
-
-
 @strawberry.type(name="Query")
 class QueryRoot(Query, IdentityQuery):
     """Jobs and the catalog (`Query`), and who is calling (`IdentityQuery`)."""
@@ -274,7 +259,7 @@ def build_schema(
     # Last: it needs validation done, and the request's variables.
     extensions.append(functools.partial(CostLimit, limits))
     schema = JobgateSchema(
-        execution_context_class=PerEventMemoExecutor,
+        execution_context_class=JobgateExecutor,
         query=QueryRoot,
         mutation=MutationRoot,
         subscription=Subscription,

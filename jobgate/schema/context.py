@@ -21,6 +21,7 @@ from jobgate.events.feed import UpdateFeed
 from jobgate.events.logs import JobLogHub
 from jobgate.metrics import Metrics
 from jobgate.schema.codes import RATE_LIMITED
+from jobgate.schema.rendered_jobs import RenderedJobs
 from jobgate.services.commands import CommandService
 from jobgate.services.jobs import JobService, ProviderRegistry
 from jobgate.services.logs import JobLogService
@@ -64,6 +65,8 @@ class Services:
     metrics: Metrics
     sessions: SessionService | None = None  # None with `[sessions] enabled = false`
     session_host: str | None = None  # `[sessions] host`: each session on a host of its own
+    # Queries' completed `Job` subtrees, reused while the job is unchanged (None: never).
+    rendered_jobs: RenderedJobs | None = None
 
 
 @dataclass

@@ -28,7 +28,7 @@ from jobgate.access import (
     permissions_on,
     report_refusal,
 )
-from jobgate.cursors import decode_page_cursor, encode_page_cursor
+from jobgate.cursors import decode_page_cursor, encode_page_cursors
 from jobgate.domain.acl import Permission
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
@@ -207,10 +207,8 @@ class JobService:
         page = await self.store.find_jobs(
             JobQuery(identity.visibility, job_filter, order, first, key)
         )
-        cursors = [
-            encode_page_cursor(PageKey(sort_key(job, order.field), int(job.id)), job_filter, order)
-            for job in page.jobs
-        ]
+        keys = [PageKey(sort_key(job, order.field), int(job.id)) for job in page.jobs]
+        cursors = encode_page_cursors(keys, job_filter, order)
         return JobListing(page.jobs, cursors, page.has_next, key is not None)
 
     async def count_jobs(self, identity: Identity, job_filter: JobFilter) -> int:

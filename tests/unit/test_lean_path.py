@@ -86,7 +86,7 @@ def test_the_private_names_of_dependencies_it_relies_on_still_exist() -> None:
 
     schema = build_schema()
     assert schema._schema is not None  # graphql-core's schema, executed directly
-    # graphql-core's subfield memo, which each subscription event gets afresh (PerEventMemoExecutor)
+    # graphql-core's subfield memo, which each subscription event gets afresh (JobgateExecutor)
     executor = schema.execution_context_class.build(schema._schema, parse(WATCH))
     assert not isinstance(executor, list)
     assert isinstance(executor._relevant_sub_fields, dict)
