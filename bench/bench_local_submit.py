@@ -22,7 +22,6 @@ import argparse
 import json
 import sqlite3
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -30,8 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.lifted_limits import LIFTED_LIMITS_TOML
-from tests.processes import JOBGATE
-from tests.servers import free_port, wait_for_port
+from bench.submitting import TOKEN, serving, timed_submit
 
 CONFIG = (
     """
@@ -65,12 +63,6 @@ parameters = [{{ name = "seconds", type = "text" }}]
 """
     + LIFTED_LIMITS_TOML
 )
-
-SUBMIT = """
-mutation Submit($input: SubmitJobsInput!) {
-  submitJobs(input: $input) { jobs { id } userErrors { code message } }
-}
-"""
 
 CANCEL = """
 mutation Cancel($input: JobIdsInput!) {
@@ -120,16 +112,7 @@ def bare_loop(folder: Path, count: int) -> float:
 
 def through_jobgate(folder: Path, count: int) -> float:
     folder.mkdir()
-    (folder / "jobgate.toml").write_text(CONFIG.format(folder=folder))
-    port = free_port()
-    with open(folder / "serve.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(JOBGATE), "serve", "--config", str(folder / "jobgate.toml"), "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port)
+    with serving(folder, CONFIG.format(folder=folder)) as url:
         jobs = [
             {
                 "application": {"name": "sleep", "version": "1"},
@@ -139,33 +122,19 @@ def through_jobgate(folder: Path, count: int) -> float:
             }
             for _ in range(count)
         ]
-        with httpx.Client(timeout=600) as http:
-            started = time.perf_counter()
-            response = http.post(
-                f"http://127.0.0.1:{port}/graphql",
-                json={"query": SUBMIT, "variables": {"input": {"jobs": jobs}}},
-                headers={"Authorization": "Bearer alice-secret"},
-            )
-            elapsed = time.perf_counter() - started
-        payload = response.json()["data"]["submitJobs"]
-        assert payload["userErrors"] == [], payload["userErrors"]
-        ids = [job["id"] for job in payload["jobs"]]
-        assert len(ids) == count
+        elapsed, ids = timed_submit(url, jobs)
         taken = folder / "data" / "local" / "local"
         missing = [job_id for job_id in ids if not (taken / job_id).is_dir()]
         assert not missing, f"{len(missing)} jobs were not taken by the provider"
         # The one running job's supervisor outlives the gateway by design: cancel them all.
         with httpx.Client(timeout=600) as http:
             response = http.post(
-                f"http://127.0.0.1:{port}/graphql",
+                url,
                 json={"query": CANCEL, "variables": {"input": {"ids": ids}}},
-                headers={"Authorization": "Bearer alice-secret"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
             )
         assert response.json()["data"]["cancelJobs"]["userErrors"] == [], response.text
         return elapsed
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 def main() -> None:

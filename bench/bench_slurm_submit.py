@@ -17,18 +17,14 @@ Reported: seconds and jobs/s for each, and jobgate's throughput as a ratio of th
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.lifted_limits import LIFTED_LIMITS_TOML
-from tests.processes import JOBGATE
-from tests.servers import SlurmCluster, free_port, wait_for_port
+from bench.submitting import serving, timed_submit
+from tests.servers import SlurmCluster
 
 HELD = "PartitionName=held Nodes=localhost MaxTime=INFINITE State=DOWN"
 
@@ -67,12 +63,6 @@ parameters = [{{ name = "message", type = "text" }}]
     + LIFTED_LIMITS_TOML
 )
 
-SUBMIT = """
-mutation Submit($input: SubmitJobsInput!) {
-  submitJobs(input: $input) { jobs { id } userErrors { code message } }
-}
-"""
-
 
 def pending_in(cluster: SlurmCluster, partition: str) -> int:
     return len(cluster.run("squeue", "-h", "-p", partition, "-t", "PD", "-o", "%i").split())
@@ -88,17 +78,8 @@ def bare_loop(cluster: SlurmCluster, folder: Path, count: int) -> float:
 
 
 def through_jobgate(cluster: SlurmCluster, folder: Path, count: int, concurrency: int) -> float:
-    (folder / "jobgate.toml").write_text(CONFIG.format(folder=folder, concurrency=concurrency))
-    port = free_port()
-    with open(folder / "serve.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(JOBGATE), "serve", "--config", str(folder / "jobgate.toml"), "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "SLURM_CONF": str(cluster.conf)},
-        )
-    try:
-        wait_for_port(port)
+    config = CONFIG.format(folder=folder, concurrency=concurrency)
+    with serving(folder, config, env={"SLURM_CONF": str(cluster.conf)}) as url:
         jobs = [
             {
                 "application": {"name": "echo", "version": "1"},
@@ -108,21 +89,8 @@ def through_jobgate(cluster: SlurmCluster, folder: Path, count: int, concurrency
             }
             for n in range(count)
         ]
-        with httpx.Client(timeout=600) as http:
-            started = time.perf_counter()
-            response = http.post(
-                f"http://127.0.0.1:{port}/graphql",
-                json={"query": SUBMIT, "variables": {"input": {"jobs": jobs}}},
-                headers={"Authorization": "Bearer alice-secret"},
-            )
-            elapsed = time.perf_counter() - started
-        payload = response.json()["data"]["submitJobs"]
-        assert payload["userErrors"] == [], payload["userErrors"]
-        assert len(payload["jobs"]) == count
+        elapsed, _ids = timed_submit(url, jobs)
         return elapsed
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 def main() -> None:
