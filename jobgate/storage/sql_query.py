@@ -84,6 +84,23 @@ def visibility_branches(visibility: Visibility, table: str = "jobs") -> list[Bra
     return branches
 
 
+def user_arms(visibility: Visibility, job_filter: JobFilter) -> list[Branch] | None:
+    """How a user's page or count is read: by these arms, each from its own index (then the
+    `states` filter is in the arms, and `filter_sql` gets the rest); None for one query (not
+    a user, or a filter that names its few jobs: ids, a provider's id)."""
+    branches = visibility_branches(visibility)
+    named = job_filter.ids is not None or job_filter.provider_generated_id is not None
+    if branches is None or named:
+        return None
+    return arms_by_state(branches, job_filter.states)
+
+
+def jobs_source(job_filter: JobFilter) -> str:
+    """What one query reads: `jobs`, or by number alone where ids name the jobs (offered
+    another index, SQLite walks every job of a project to find the few named)."""
+    return "jobs NOT INDEXED" if job_filter.ids is not None else "jobs"
+
+
 def arms_by_state(branches: list[Branch], states: frozenset[JobState] | None) -> list[Branch]:
     """A user's arms (`visibility_branches`), each split by state for a `states` filter, so
     that each is read from an index with its state before the order's column

@@ -68,12 +68,12 @@ from jobgate.storage.sessions import SessionRecord
 from jobgate.storage.sql_query import (
     ORDER_COLUMNS,
     Branch,
-    arms_by_state,
     filter_sql,
     ids_to_numbers,
+    jobs_source,
     page_sql,
     placeholders,
-    visibility_branches,
+    user_arms,
     visibility_sql,
 )
 from jobgate.storage.tokens import AccessTokenRecord
@@ -534,23 +534,16 @@ class SqliteJobStore:
         return [_job_from_row(row) for row in rows]
 
     async def find_jobs(self, query: JobQuery) -> JobPage:
-        branches = visibility_branches(query.visibility)
-        job_filter = query.filter
-        if (
-            branches is not None
-            and job_filter.ids is None
-            and job_filter.provider_generated_id is None
-        ):
-            return await self._find_in_arms(query, branches)
-        # Everything, a provider's jobs, or few named jobs (a provider's id has an index of
-        # its own): one query. Ids are looked up by number and nothing else: offered another
-        # index, SQLite walks every job of a project to find the few named.
+        arms = user_arms(query.visibility, query.filter)
+        if arms is not None:
+            return await self._find_in_arms(query, arms)
+        # Everything, a provider's jobs, or few named jobs: one query.
         page, order_by, page_params = page_sql(query.order, query.after)
-        filtered, filter_params = filter_sql(job_filter)
+        filtered, filter_params = filter_sql(query.filter)
         visible, visible_params = visibility_sql(query.visibility)
-        by_number = " NOT INDEXED" if job_filter.ids is not None else ""
         rows = await self._fetch(
-            f"SELECT {JOB_COLUMNS} FROM jobs{by_number} WHERE {visible} AND {filtered} AND {page}"
+            f"SELECT {JOB_COLUMNS} FROM {jobs_source(query.filter)}"
+            f" WHERE {visible} AND {filtered} AND {page}"
             f" ORDER BY {order_by} LIMIT ?",
             [*visible_params, *filter_params, *page_params, query.limit + 1],
             "find_jobs",
@@ -558,7 +551,7 @@ class SqliteJobStore:
         jobs = [_job_from_row(row) for row in rows[: query.limit]]
         return JobPage(jobs, has_next=len(rows) > query.limit)
 
-    async def _find_in_arms(self, query: JobQuery, branches: list[Branch]) -> JobPage:
+    async def _find_in_arms(self, query: JobQuery, arms: list[Branch]) -> JobPage:
         """A user's page: one arm per personal workspace and project (and per state, for a
         `states` filter), each read in order from its index for this order (`jobs_personal_*`,
         `jobs_project_*`, `jobs_*_state_*`) and cut at the page size, then merged: the cost is
@@ -568,7 +561,6 @@ class SqliteJobStore:
         direction = "DESC" if query.order.descending else "ASC"
         column = ORDER_COLUMNS[query.order.field]
         job_filter = dataclasses.replace(query.filter, states=None)  # an arm has one state
-        arms = arms_by_state(branches, query.filter.states)
         if not arms:  # `states: []`
             return JobPage([], has_next=False)
         walks = await self._walks_past_the_range(query, arms)
@@ -617,15 +609,10 @@ class SqliteJobStore:
         return [count >= self.range_sort_limit for count in row]
 
     async def count_jobs(self, visibility: Visibility, job_filter: JobFilter) -> int:
-        branches = visibility_branches(visibility)
-        if (
-            branches is not None
-            and job_filter.ids is None
-            and job_filter.provider_generated_id is None
-        ):
+        arms = user_arms(visibility, job_filter)
+        if arms is not None:
             # A user's count, arm by arm as their pages are read: each arm counts from its
             # own index, without reading a job where the filter asks only what the index holds.
-            arms = arms_by_state(branches, job_filter.states)
             if not arms:  # `states: []`
                 return 0
             filtered, filter_params = filter_sql(
@@ -637,16 +624,15 @@ class SqliteJobStore:
             ]
             params = [param for arm in arms for param in (*arm.params, *filter_params)]
             rows = await self._fetch(
-                f"SELECT sum(n) FROM ({' UNION ALL '.join(f'SELECT ({count}) AS n' for count in counts)})",
+                f"SELECT sum(n) FROM ({' UNION ALL '.join(f'SELECT ({c}) AS n' for c in counts)})",
                 params,
                 "count_jobs",
             )
             return int(rows[0][0])
         visible, visible_params = visibility_sql(visibility)
         filtered, filter_params = filter_sql(job_filter)
-        by_number = " NOT INDEXED" if job_filter.ids is not None else ""
         rows = await self._fetch(
-            f"SELECT count(*) FROM jobs{by_number} WHERE {visible} AND {filtered}",
+            f"SELECT count(*) FROM {jobs_source(job_filter)} WHERE {visible} AND {filtered}",
             [*visible_params, *filter_params],
             "count_jobs",
         )
