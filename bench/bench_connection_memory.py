@@ -18,7 +18,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.bench_fanout import CONFIG, SUBSCRIPTION, TOKEN
+from bench.fanout.contenders import CONFIG, SUBSCRIPTION, TOKEN
 from bench.proc import rss_kib
 from tests.servers import free_port, wait_for_port
 

@@ -16,19 +16,30 @@ import asyncio
 import json
 
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
 
-from bench.bench_fanout import (
+from bench.fanout.contenders import (
     CONFIG,
     PROVIDER_TOKEN,
     REPORT,
     SUBMIT,
+    SUBSCRIPTION,
     TOKEN,
     gateway_process,
-    open_subscription,
 )
 from bench.proc import rss_kib
 
 BATCH = 250
+
+
+async def open_subscription(url: str) -> ClientConnection:
+    ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)  # type: ignore[list-item]
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {TOKEN}"}})
+    )
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}))
+    return ws
 
 
 async def measure(lean: bool, events: int, every: int) -> list[tuple[int, int]]:

@@ -122,7 +122,11 @@ class Visibility:
         if project in self.managed:
             return True
         if project is None or project in self.member:
-            return any(entry.entity.key in self.entities for entry in job.acl)
+            # A loop, not any() over a generator: the feed asks this of every watcher for
+            # every update.
+            for entry in job.acl:
+                if entry.entity.key in self.entities:
+                    return True
         return False
 
 

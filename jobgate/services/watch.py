@@ -10,7 +10,7 @@ store's horizon ends the stream with `CursorExpired` (see `JobStore.log_horizon`
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from jobgate.access import Identity
@@ -47,12 +47,21 @@ class JobWatcher:
         self.max_ids = max_ids
 
     async def watch(
-        self, identity: Identity, job_ids: Sequence[str] | None, after: int | None
+        self,
+        identity: Identity,
+        job_ids: Sequence[str] | None,
+        after: int | None,
+        express: Callable[[LogEntry], bool] | None = None,
     ) -> AsyncGenerator[UpdateEvent, None]:
         """Every update the caller may read (of `job_ids`, if given) after `after`, then live.
 
         Without `after`: with `job_ids`, each job's whole history; without, live only. With
         `job_ids`, the stream ends once all of them are final.
+
+        `express`, if given, delivers a live event (the feed's entry: the event is made from it
+        only where needed) at once while the caller waits for the next one; it returns `False`
+        to have it yielded instead. The events it takes are not yielded. Either way each event
+        comes once, in order.
         """
         require_few_ids(job_ids, self.max_ids, "jobIds")
         # This frame lives as long as the subscription, often idle among thousands: it keeps
@@ -87,6 +96,24 @@ class JobWatcher:
             # every layer of async generator is objects made again for every event, for every
             # one of thousands of watchers.
             seen = max(seen, start)
+
+            def deliver(entry: LogEntry) -> bool:
+                # Asked by the feed while this generator waits below, so it owns `seen` then.
+                nonlocal seen
+                if entry.update.seq <= seen:
+                    return True  # had it already (the queued path skips it too)
+                if (
+                    unfinished is not None
+                    and entry.update.job_id in unfinished
+                    and entry.update.status_after.state.is_final
+                ):
+                    return False  # may end the stream: the loop below sends it and ends
+                assert express is not None
+                if not express(entry):
+                    return False
+                seen = entry.update.seq
+                return True
+
             while True:
                 if subscription.lagging:
                     # Fell behind: forget the queue and read what was missed from the store.
@@ -104,7 +131,11 @@ class JobWatcher:
                     continue
                 queued = subscription.take()
                 if queued is None:
-                    await subscription.wait()
+                    subscription.express = None if express is None else deliver
+                    try:
+                        await subscription.wait()
+                    finally:
+                        subscription.express = None
                 elif queued.update.seq > seen:
                     seen = queued.update.seq
                     yield UpdateEvent(queued.update, queued.job, live=True)

@@ -8,7 +8,9 @@ too much for ten thousand watchers of one job. Here a qualifying `jobUpdates` op
 in the task Strawberry made for it as one loop over `JobWatcher.watch`, sending each event as
 JSON text that subscribers asking the same thing share (`EventRenderer`). The messages are
 the ones Strawberry would send: `next` per event, `next` with coded errors when the stream
-fails, `complete` at the end. Operations that do not qualify take Strawberry's path unchanged,
+fails, `complete` at the end. Where the server offers `jobgate.send_now` (jobgate's WebSocket
+protocol), a live event whose rendering is ready goes out from the feed's own pass while the
+loop waits, without waking its task (`JobWatcher.watch`'s `express`). Operations that do not qualify take Strawberry's path unchanged,
 except that the `error` message refusing an invalid one carries codes too (`codes.py`).
 """
 
@@ -32,6 +34,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from jobgate.cursors import decode_position
 from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
+from jobgate.server.send_now import SEND_NOW, SendNow
+from jobgate.storage.base import LogEntry
 from jobgate.streaming.admission import (
     TOO_MANY_CONNECTIONS,
     TRY_AGAIN_LATER,
@@ -127,8 +131,19 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             identity = context.caller()
             after = None if plan.after is None else decode_position(plan.after)
             renderer = renderers.acquire(plan, context, identity)
+            send_now: SendNow | None = websocket.scope.get("extensions", {}).get(SEND_NOW)
+            express = None
+
+            if send_now is not None:
+
+                def express(entry: LogEntry) -> bool:
+                    # While this task waits for the next event, the feed hands it here: sent
+                    # now if its rendering is ready and the socket takes it, else yielded below.
+                    message = renderer.prepared_now(entry, identity, prefix)
+                    return message is not None and send_now(message)
+
             try:
-                events = context.services.watcher.watch(identity, plan.job_ids, after)
+                events = context.services.watcher.watch(identity, plan.job_ids, after, express)
                 async with contextlib.aclosing(events):
                     async for event in events:
                         payload = await renderer.render(event, identity)

@@ -8,6 +8,10 @@ the result once per live event (and permission set), however many subscribers it
 Which events reach whom is each watcher's own filter, not the renderer's. Replayed events
 carry the job as it is now, which differs with the moment each subscriber replays: they are
 rendered for the subscriber that asks.
+
+`prepared_now` gives a live event's whole `next` message, ready to write, to the express path
+(which runs in the feed's pass and cannot wait): subscribers with the same operation id (most
+clients number their first operation "1") share its bytes too.
 """
 
 from __future__ import annotations
@@ -22,16 +26,19 @@ from graphql.execution import Executor
 
 from jobgate import access
 from jobgate.access import Identity
+from jobgate.domain.job import Job
 from jobgate.schema.build import with_code
 from jobgate.schema.context import Context
 from jobgate.schema.payloads import JobUpdateEvent
+from jobgate.server.send_now import PreparedText
 from jobgate.services.watch import UpdateEvent
+from jobgate.storage.base import LogEntry
 from jobgate.streaming.plan import WatchPlan, WatchPlanner
 
 PlanKey = tuple[str, str | None, str]
 # A live event's rendering: its log position and, when the document asks, the caller's
-# permissions on its job (empty otherwise).
-RenderingKey = tuple[int, tuple[str, ...]]
+# permissions on its job (the position alone otherwise: nothing to allocate per subscriber).
+RenderingKey = int | tuple[int, tuple[str, ...]]
 
 
 class EventRenderer:
@@ -51,26 +58,60 @@ class EventRenderer:
         self._context = context
         self._per_permissions = plan.depends_on_permissions
         self._live: dict[RenderingKey, asyncio.Future[str]] = {}
+        # Whole messages of live renderings, by rendering and message prefix (operation id).
+        self._messages: dict[RenderingKey, dict[str, PreparedText]] = {}
         self.users = 0
 
     async def render(self, event: UpdateEvent, identity: Identity) -> str:
         """The `payload` of the `next` message for `event` to `identity`, as JSON text."""
         if not event.live or self.users == 1:
             return await self._rendering(event, identity)
-        permissions = (
-            tuple(access.permissions_on(identity, event.job)) if self._per_permissions else ()
-        )
-        key = (event.update.seq, permissions)
+        key = self._key(event.update.seq, identity, event.job)
         shared = self._live.get(key)
         if shared is None:
-            shared = self._live[key] = self._rendering(event, identity)
-            if len(self._live) == 1:
-                # The feed wakes every subscriber of an event in one pass, and each runs as soon
-                # as the loop gets to it, before this: renderings are kept that long, not longer.
-                # A subscriber that was busy meanwhile renders its own copy: the same bytes.
-                asyncio.get_running_loop().call_soon(self._live.clear)
+            shared = self._share(key, self._rendering(event, identity))
         # Shielded: a subscriber that leaves mid-render must not cancel the others' copy.
         return await asyncio.shield(shared)
+
+    def prepared_now(self, entry: LogEntry, identity: Identity, prefix: str) -> PreparedText | None:
+        """The `next` message (`prefix`, the payload, `}`) for the live event of `entry` to
+        `identity`, if its rendering is ready now; `None` if it must wait (the caller then
+        takes `render`). Asked once per subscriber of an event: it allocates nothing for a
+        message made already."""
+        key = self._key(entry.update.seq, identity, entry.job)
+        messages = self._messages.get(key)
+        if messages is not None:
+            message = messages.get(prefix)
+            if message is not None:
+                return message
+        shared = self._live.get(key)
+        if shared is None:
+            event = UpdateEvent(entry.update, entry.job, live=True)
+            shared = self._share(key, self._rendering(event, identity))
+        if not shared.done() or shared.cancelled() or shared.exception() is not None:
+            return None
+        if messages is None:
+            messages = self._messages[key] = {}
+        message = messages[prefix] = PreparedText(prefix + shared.result() + "}")
+        return message
+
+    def _key(self, seq: int, identity: Identity, job: Job) -> RenderingKey:
+        if not self._per_permissions:
+            return seq
+        return seq, tuple(access.permissions_on(identity, job))
+
+    def _share(self, key: RenderingKey, rendering: asyncio.Future[str]) -> asyncio.Future[str]:
+        self._live[key] = rendering
+        if len(self._live) == 1:
+            # The feed wakes every subscriber of an event in one pass, and each runs as soon
+            # as the loop gets to it, before this: renderings are kept that long, not longer.
+            # A subscriber that was busy meanwhile renders its own copy: the same bytes.
+            asyncio.get_running_loop().call_soon(self._forget)
+        return rendering
+
+    def _forget(self) -> None:
+        self._live.clear()
+        self._messages.clear()
 
     def _rendering(self, event: UpdateEvent, identity: Identity) -> asyncio.Future[str]:
         """The payload, done already when no selected field had to wait for the store."""

@@ -103,5 +103,7 @@ def test_the_private_names_of_dependencies_it_relies_on_still_exist() -> None:
     for name in ("handle_connect", "start_keepalive"):
         assert callable(getattr(WebSocketsSansIOProtocol, name)), name
     source = inspect.getsource(WebSocketsSansIOProtocol)
-    for attribute in ("queue", "writable", "request", "response"):
+    # What `LeanWebSocketProtocol.send_now` reads of the connection's state, too.
+    state = ("close_sent", "disconnected", "handshake_complete", "initial_response", "conn")
+    for attribute in ("queue", "writable", "request", "response", "scope", "transport", *state):
         assert re.search(rf"self\.{attribute}\b[^=\n]*=", source), attribute

@@ -1,0 +1,39 @@
+"""The `jobgate.send_now` ASGI extension: write a message to a WebSocket at once.
+
+ASGI lets a server add its own extensions to a connection's scope; apps that do not know one
+ignore it. jobgate's WebSocket protocol (`protocol.py`) offers this one: a callable that takes
+a `PreparedText` and writes it now, outside the app's tasks, or declines (`False`) when the
+message must take the ASGI path (a closed connection, a full write buffer). The lean
+`jobUpdates` path uses it to write one event to many sockets in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from websockets.frames import Frame, Opcode
+
+# The ASGI scope extension under which a connection offers `send_now` (ASGI lets servers add
+# their own; apps that do not know it ignore it).
+SEND_NOW = "jobgate.send_now"
+
+
+class PreparedText:
+    """A text message to send to many connections: encoded once, and framed once for every
+    connection without a compression extension (a server's frames are not masked, so those
+    connections all get the same bytes)."""
+
+    __slots__ = ("_frame", "data")
+
+    def __init__(self, text: str) -> None:
+        self.data = text.encode()
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = Frame(Opcode.TEXT, self.data).serialize(mask=False, extensions=[])
+        return self._frame
+
+
+SendNow = Callable[[PreparedText], bool]
