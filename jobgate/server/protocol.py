@@ -7,7 +7,7 @@ on-demand equivalents. uvicorn uses `put_nowait`, `get` and `empty` of the one a
 `clear` and `wait` of the other (`tests/unit/test_server_primitives.py` checks that this is
 still so for the pinned uvicorn). It also lets go of the handshake's request and response
 (their headers, 3 to 5 KiB) once the handshake is done: uvicorn keeps them but never reads them
-again.
+again, and empties the request's headers, which websockets' parser holds on to.
 
 It also sends a `PreparedText` at once, outside the ASGI app's tasks, through the scope's
 `jobgate.send_now` extension (`send_now`): the lean `jobUpdates` path writes one event to ten
@@ -29,6 +29,8 @@ from jobgate.server.send_now import SEND_NOW, PreparedText
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol with on-demand queue and flag (see the module)."""
 
+    _plain = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = OnDemandQueue()  # type: ignore[assignment]
@@ -39,28 +41,39 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         self.request = None  # type: ignore[assignment]  # the ASGI scope has what the app needs of it
+        # websockets' parser keeps the request it parsed for the connection's life (a local of
+        # its generator): its headers, 2.6 KiB, are in the scope already.
+        event.headers.clear()
         if self.response.status_code == 101:
-            self.scope["extensions"][SEND_NOW] = self.send_now  # type: ignore[assignment]
+            self.scope["extensions"][SEND_NOW] = self  # type: ignore[assignment]
 
     def send_now(self, message: PreparedText) -> bool:
-        """Write `message` now, if the connection is open and its writes are not held back:
-        `False` (and nothing written) otherwise, so the caller takes the ASGI path, which waits
-        for a full write buffer to drain and reports a closed connection."""
+        """Write `message` now, if the connection is open and nothing waits to be written
+        before it: `False` (and nothing written) otherwise, so the caller takes the ASGI path,
+        which waits for a full write buffer to drain and reports a closed connection.
+
+        Asked for every subscriber of every event, it reads the protocol and the transport
+        only: an empty write buffer also means the `writable` flag is set (uvicorn clears it
+        only while the buffer is above its high-water mark).
+        """
+        transport = self.transport
         if (
             self.close_sent
             or self.disconnected
             or not self.handshake_complete
             or self.initial_response is not None
-            or not self.writable.is_set()
-            or self.conn.state is not State.OPEN
+            or transport.is_closing()
+            or transport.get_write_buffer_size()
         ):
             return False
-        if self.conn.extensions:
-            # Compression keeps state per connection: its own frame.
-            self.conn.send_text(message.data)
-            self.transport.write(b"".join(self.conn.data_to_send()))
-        else:
-            self.transport.write(message.frame)
+        if self._plain:
+            transport.write(message.frame)
+            return True
+        # Compression keeps state per connection: its own frame.
+        if self.conn.state is not State.OPEN:
+            return False
+        self.conn.send_text(message.data)
+        transport.write(b"".join(self.conn.data_to_send()))
         return True
 
     def start_keepalive(self) -> None:
@@ -69,3 +82,6 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # path of every message to every subscriber.)
         super().start_keepalive()
         self.response = None  # type: ignore[assignment]
+        # The extensions are settled with the handshake: without one, every connection gets
+        # the same frame for the same message.
+        self._plain = not self.conn.extensions

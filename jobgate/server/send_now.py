@@ -1,20 +1,19 @@
 """The `jobgate.send_now` ASGI extension: write a message to a WebSocket at once.
 
 ASGI lets a server add its own extensions to a connection's scope; apps that do not know one
-ignore it. jobgate's WebSocket protocol (`protocol.py`) offers this one: a callable that takes
-a `PreparedText` and writes it now, outside the app's tasks, or declines (`False`) when the
-message must take the ASGI path (a closed connection, a full write buffer). The lean
-`jobUpdates` path uses it to write one event to many sockets in one pass.
+ignore it. jobgate's WebSocket protocol (`protocol.py`) offers this one: an `Outlet` whose
+`send_now` takes a `PreparedText` and writes it now, outside the app's tasks, or declines
+(`False`) when the message must take the ASGI path (a closed connection, writes waiting). The
+lean `jobUpdates` path uses it to write one event to many sockets in one pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from websockets.frames import Frame, Opcode
 
-# The ASGI scope extension under which a connection offers `send_now` (ASGI lets servers add
-# their own; apps that do not know it ignore it).
+# The ASGI scope extension under which a connection offers its `Outlet`.
 SEND_NOW = "jobgate.send_now"
 
 
@@ -36,4 +35,7 @@ class PreparedText:
         return self._frame
 
 
-SendNow = Callable[[PreparedText], bool]
+class Outlet(Protocol):
+    def send_now(self, message: PreparedText) -> bool:
+        """Write `message` now, or decline (`False`, nothing written)."""
+        ...

@@ -10,14 +10,14 @@ store's horizon ends the stream with `CursorExpired` (see `JobStore.log_horizon`
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from jobgate.access import Identity
 from jobgate.cursors import encode_position
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.errors import CursorExpired, NotFound
-from jobgate.events.feed import UpdateFeed
+from jobgate.events.feed import ExpressSink, UpdateFeed
 from jobgate.services.bounds import DEFAULT_MAX_IDS, require_few_ids
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
 
@@ -51,16 +51,16 @@ class JobWatcher:
         identity: Identity,
         job_ids: Sequence[str] | None,
         after: int | None,
-        express: Callable[[LogEntry], bool] | None = None,
+        express: ExpressSink | None = None,
     ) -> AsyncGenerator[UpdateEvent, None]:
         """Every update the caller may read (of `job_ids`, if given) after `after`, then live.
 
         Without `after`: with `job_ids`, each job's whole history; without, live only. With
         `job_ids`, the stream ends once all of them are final.
 
-        `express`, if given, delivers a live event (the feed's entry: the event is made from it
-        only where needed) at once while the caller waits for the next one; it returns `False`
-        to have it yielded instead. The events it takes are not yielded. Either way each event
+        `express`, if given, takes live events (the feed's entries: the event is made from one
+        only where needed) at once while the caller waits for the next one, or declines one to
+        have it yielded instead. The events it takes are not yielded. Either way each event
         comes once, in order.
         """
         require_few_ids(job_ids, self.max_ids, "jobIds")
@@ -78,7 +78,8 @@ class JobWatcher:
             return visibility.allows(entry.job)
 
         await self.feed.ready()
-        subscription = self.feed.attach(interesting)
+        # Watchers of one view (an account's dashboards, say) share one answer per entry.
+        subscription = self.feed.attach(self.feed.audience((visibility, wanted), interesting))
         try:
             start = subscription.start
             seen = start if after is None and wanted is None else (after or 0)
@@ -92,28 +93,13 @@ class JobWatcher:
                 yield event
             if unfinished is not None and not unfinished:
                 return
-            # Live: the feed's entries after `seen`. Inline rather than a generator of its own:
-            # every layer of async generator is objects made again for every event, for every
-            # one of thousands of watchers.
-            seen = max(seen, start)
-
-            def deliver(entry: LogEntry) -> bool:
-                # Asked by the feed while this generator waits below, so it owns `seen` then.
-                nonlocal seen
-                if entry.update.seq <= seen:
-                    return True  # had it already (the queued path skips it too)
-                if (
-                    unfinished is not None
-                    and entry.update.job_id in unfinished
-                    and entry.update.status_after.state.is_final
-                ):
-                    return False  # may end the stream: the loop below sends it and ends
-                assert express is not None
-                if not express(entry):
-                    return False
-                seen = entry.update.seq
-                return True
-
+            # Live: the feed's entries after `subscription.seen` (which the express path moves
+            # too). Inline rather than a generator of its own: every layer of async generator
+            # is objects made again for every event, for every one of thousands of watchers.
+            subscription.seen = max(seen, start)
+            sink = express
+            if express is not None and unfinished is not None:
+                sink = _UntilTheLast(express, unfinished)
             while True:
                 if subscription.lagging:
                     # Fell behind: forget the queue and read what was missed from the store.
@@ -122,22 +108,24 @@ class JobWatcher:
                     target = self.feed.position
                     subscription.drain()
                     subscription.lagging = False
-                    async for entry in self._stored(seen, target, ids, identity):
-                        seen = entry.update.seq
+                    stored = self._stored(subscription.seen, target, ids, identity)
+                    async for entry in stored:
+                        subscription.seen = entry.update.seq
                         yield UpdateEvent(entry.update, entry.job, live=True)
                         if unfinished is not None and _ends(entry, unfinished):
                             return
-                    seen = max(seen, target)
+                    subscription.seen = max(subscription.seen, target)
                     continue
                 queued = subscription.take()
                 if queued is None:
-                    subscription.express = None if express is None else deliver
+                    # The sink is the feed's only while this generator waits here.
+                    subscription.express = sink
                     try:
                         await subscription.wait()
                     finally:
                         subscription.express = None
-                elif queued.update.seq > seen:
-                    seen = queued.update.seq
+                elif queued.update.seq > subscription.seen:
+                    subscription.seen = queued.update.seq
                     yield UpdateEvent(queued.update, queued.job, live=True)
                     if unfinished is not None and _ends(queued, unfinished):
                         return
@@ -219,6 +207,23 @@ class JobWatcher:
         if page:
             for event in await flush():
                 yield event
+
+
+class _UntilTheLast:
+    """A sink for a watcher of some jobs: it declines an update that makes one of the
+    unfinished jobs final (it may end the stream, which the watcher's own loop does)."""
+
+    __slots__ = ("_sink", "_unfinished")
+
+    def __init__(self, sink: ExpressSink, unfinished: set[str]) -> None:
+        self._sink = sink
+        self._unfinished = unfinished
+
+    def take(self, entry: LogEntry) -> bool:
+        update = entry.update
+        if update.job_id in self._unfinished and update.status_after.state.is_final:
+            return False
+        return self._sink.take(entry)
 
 
 def _ends(entry: LogEntry, unfinished: set[str]) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from typing import Protocol, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -31,10 +32,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
 )
 
+from jobgate.access import Identity
 from jobgate.cursors import decode_position
 from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
-from jobgate.server.send_now import SEND_NOW, SendNow
+from jobgate.server.send_now import SEND_NOW, Outlet
 from jobgate.storage.base import LogEntry
 from jobgate.streaming.admission import (
     TOO_MANY_CONNECTIONS,
@@ -47,7 +49,28 @@ from jobgate.streaming.admission import (
 )
 from jobgate.streaming.codes import coded
 from jobgate.streaming.plan import ROOT_FIELD, WatchPlan
-from jobgate.streaming.render import RendererPool
+from jobgate.streaming.render import EventRenderer, RendererPool
+
+
+class LiveSender:
+    """One subscription's express sink: while its task waits for the next event, the feed
+    hands events here, sent at once if the rendering is ready and the socket takes them (else
+    they go the task's way). One object with what it needs: the feed reads it for every
+    subscriber of every event."""
+
+    __slots__ = ("identity", "outlet", "prefix", "renderer")
+
+    def __init__(
+        self, renderer: EventRenderer, identity: Identity, prefix: str, outlet: Outlet
+    ) -> None:
+        self.renderer = renderer
+        self.identity = identity
+        self.prefix = prefix
+        self.outlet = outlet
+
+    def take(self, entry: LogEntry) -> bool:
+        message = self.renderer.prepared_now(entry, self.identity, self.prefix)
+        return message is not None and self.outlet.send_now(message)
 
 
 class ServesWatches(Protocol):
@@ -126,22 +149,14 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         context = self.context
         websocket = context.request
         assert isinstance(websocket, WebSocket)
-        prefix = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
+        # Interned: subscribers with the same operation id share it (and so one message).
+        prefix = sys.intern('{"id":' + json.dumps(operation.id) + ',"type":"next","payload":')
         try:
             identity = context.caller()
             after = None if plan.after is None else decode_position(plan.after)
             renderer = renderers.acquire(plan, context, identity)
-            send_now: SendNow | None = websocket.scope.get("extensions", {}).get(SEND_NOW)
-            express = None
-
-            if send_now is not None:
-
-                def express(entry: LogEntry) -> bool:
-                    # While this task waits for the next event, the feed hands it here: sent
-                    # now if its rendering is ready and the socket takes it, else yielded below.
-                    message = renderer.prepared_now(entry, identity, prefix)
-                    return message is not None and send_now(message)
-
+            outlet: Outlet | None = websocket.scope.get("extensions", {}).get(SEND_NOW)
+            express = None if outlet is None else LiveSender(renderer, identity, prefix, outlet)
             try:
                 events = context.services.watcher.watch(identity, plan.job_ids, after, express)
                 async with contextlib.aclosing(events):

@@ -1,6 +1,7 @@
 """`jobgate.send_now`: jobgate's WebSocket protocol writes a prepared message at once, as the
 client reads it (with and without permessage-deflate), and declines when it must not write:
-before the handshake is accepted, while the transport holds writes back, once closed."""
+before the handshake is accepted, while writes wait (a client that does not read), once
+closed."""
 
 from __future__ import annotations
 
@@ -14,16 +15,24 @@ import uvicorn
 from websockets.asyncio.client import connect
 
 from jobgate.server.protocol import LeanWebSocketProtocol
-from jobgate.server.send_now import SEND_NOW, PreparedText, SendNow
+from jobgate.server.send_now import SEND_NOW, Outlet, PreparedText
 from tests.gateway import serving
 from tests.servers import free_port
+
+# More than a client that does not read can have in flight (its queue of 2 messages and the
+# kernel's buffers, some MiB).
+FLOOD = 400
+
+
+def flood_message(number: int) -> str:
+    return f"{number:08d}" + "x" * (256 * 1024 - 8)
 
 
 class Probe:
     """An ASGI app that accepts one WebSocket and answers each text command: `send X` sends X
-    through `send_now`; `held X` does so while the transport holds writes back (as it does
-    above its high-water mark), and lets them go after. Each answers (over ASGI, once writes
-    go again) what `send_now` returned."""
+    through `send_now` and answers (over ASGI) what it returned; `flood` sends numbered
+    256 KiB messages through it until it declines one (at most `FLOOD`), then answers how
+    many it took."""
 
     def __init__(self) -> None:
         self.before_accept: bool | None = None
@@ -31,23 +40,24 @@ class Probe:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
-        send_now: SendNow = scope["extensions"][SEND_NOW]
-        protocol: LeanWebSocketProtocol = send_now.__self__  # type: ignore[attr-defined]
+        outlet: Outlet = scope["extensions"][SEND_NOW]
         await receive()  # websocket.connect
-        self.before_accept = send_now(PreparedText("too early"))
+        self.before_accept = outlet.send_now(PreparedText("too early"))
         await send({"type": "websocket.accept"})
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
-                self.after_close = send_now(PreparedText("too late"))
+                self.after_close = outlet.send_now(PreparedText("too late"))
                 return
             command, _, text = message["text"].partition(" ")
-            if command == "held":
-                protocol.pause_writing()
-            sent = send_now(PreparedText(text))
-            if command == "held":
-                protocol.resume_writing()
-            await send({"type": "websocket.send", "text": f"sent: {sent}"})
+            if command == "flood":
+                taken = 0
+                while taken < FLOOD and outlet.send_now(PreparedText(flood_message(taken))):
+                    taken += 1
+                await send({"type": "websocket.send", "text": f"took {taken}"})
+            else:
+                sent = outlet.send_now(PreparedText(text))
+                await send({"type": "websocket.send", "text": f"sent: {sent}"})
 
 
 @contextlib.asynccontextmanager
@@ -84,11 +94,17 @@ async def test_a_prepared_message_arrives_as_sent(compression: bool) -> None:
     assert app.after_close is False
 
 
-async def test_nothing_is_written_while_the_transport_holds_writes_back() -> None:
+async def test_a_client_that_does_not_read_gets_what_was_taken_and_no_more() -> None:
     app = Probe()
-    async with probing(app, compression=False) as url, connect(url) as ws:
-        await ws.send("held never")
-        assert await ws.recv() == "sent: False"
-        await ws.send("send now")
-        assert await ws.recv() == "now"
-        assert await ws.recv() == "sent: True"
+    async with (
+        probing(app, compression=False) as url,
+        connect(url, max_queue=2, max_size=None) as ws,
+    ):
+        await ws.send("flood")
+        await asyncio.sleep(1)  # the client reads nothing meanwhile
+        received = []
+        while not str(message := await ws.recv()).startswith("took"):
+            received.append(message)
+        taken = int(str(message).split()[1])
+    assert 0 < taken < FLOOD
+    assert received == [flood_message(n) for n in range(taken)]
