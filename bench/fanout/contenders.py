@@ -32,12 +32,18 @@ SUBMIT = """mutation { submitJobs(input: {project: "lab", jobs: [{
   application: {name: "sleep", version: "1"},
   product: {id: "cpu", category: "cpu", provider: "local"},
   parameters: [{name: "seconds", value: {integer: 3600}}]}]}) { jobs { id } } }"""
+SHARE = """mutation($id: ID!) { updateJobAcl(input: {changes: [{jobId: $id, added: [{
+  entity: {projectGroup: {projectId: "lab", group: "all"}}, permissions: [READ]}]}]}) {
+  userErrors { code message } } }"""
 
 CONFIG = (
     f"""
 [server]
 data_dir = "{{data}}"
 graphiql = false
+[logging]
+# Each broadcast's reportJobUpdates is audited: into the data folder, not the report.
+audit_file = "{{data}}/audit.jsonl"
 [[users]]
 username = "bench"
 token = "{TOKEN}"
@@ -74,16 +80,17 @@ class Contender:
 
 
 def member_tokens_config(count: int) -> str:
-    """`count` more users in the job's project (tokens `bench-member-{i}`), to append to the
-    config (its braces doubled: it is formatted)."""
-    return (
-        "".join(
-            f'[[users]]\nusername = "member-{n}"\ntoken = "bench-member-{n}"\nprojects = ["lab"]\n'
-            for n in range(count)
-        )
-        .replace("{", "{{")
-        .replace("}", "}}")
+    """`count` more users, members of the job's project (tokens `bench-member-{i}`), to append
+    to the config (its braces doubled: it is formatted). The project's PI is the benchmark's
+    user, who shares the job with them."""
+    if not count:
+        return ""
+    members = "".join(
+        f'[[users]]\nusername = "member-{n}"\ntoken = "bench-member-{n}"\nprojects = ["lab"]\n'
+        for n in range(count)
     )
+    project = '[[projects]]\nid = "lab"\npis = ["bench"]\n'
+    return (project + members).replace("{", "{{").replace("}", "}}")
 
 
 @contextlib.contextmanager
@@ -121,6 +128,15 @@ def jobgate(members: int = 0, config: str = CONFIG) -> Iterator[Contender]:
             url, json={"query": SUBMIT}, headers={"Authorization": f"Bearer {TOKEN}"}
         )
         job_id = created.json()["data"]["submitJobs"]["jobs"][0]["id"]
+        if members:
+            # Every member may read it: each through the project's group "all", each with a view
+            # of their own (no two subscribers share one).
+            shared = httpx.post(
+                url,
+                json={"query": SHARE, "variables": {"id": job_id}},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert not shared.json()["data"]["updateJobAcl"]["userErrors"], shared.text
         body = {"query": REPORT, "variables": {"u": [{"jobId": job_id, "status": "tick {n}"}]}}
         trigger = Trigger(url, "POST", json.dumps(body), f"Bearer {PROVIDER_TOKEN}")
         yield Contender("jobgate", server.pid, f"ws://127.0.0.1:{port}/graphql", trigger)

@@ -4,6 +4,7 @@
 // subscriber; the schema is the part of jobgate's contract the benchmark's document selects.
 //
 //     node server.mjs PORT
+import { EventEmitter } from "node:events";
 import { createServer } from "node:http";
 import { buildSchema } from "graphql";
 import { PubSub } from "graphql-subscriptions";
@@ -18,7 +19,9 @@ const schema = buildSchema(`
   type Query { ready: Boolean }
   type Subscription { jobUpdates: JobUpdateEvent! }
 `);
-const pubsub = new PubSub();
+// Every subscriber listens on the emitter: no cap (Node warns past 10 by default).
+const eventEmitter = new EventEmitter().setMaxListeners(0);
+const pubsub = new PubSub({ eventEmitter });
 // What graphql-tools' makeExecutableSchema would attach: each subscriber's own iterator of
 // the PubSub, and the published event as the field's value.
 const jobUpdates = schema.getSubscriptionType().getFields().jobUpdates;
