@@ -44,7 +44,9 @@ async def test_a_job_left_in_the_outbox_is_handed_over_at_start_and_never_failed
     async with running_gateway(settings) as gateway:
         alice = gateway.client(ALICE)
         job = await wait_for_state(alice, job_id, "SUCCESS", "FAILURE")
-        assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
+        assert [u["state"] for u in job["updates"]] == ["IN_QUEUE", "RUNNING", "SUCCESS"], job[
+            "updates"
+        ]
         output = tmp_path / "data" / "local" / "local" / job_id / "stdout-0.log"
         assert output.read_text() == "left behind\n"
     assert await store.pending_handovers() == []
