@@ -120,7 +120,9 @@ class LocalProvider:
         self._slot_freed = asyncio.Condition()
         self._grace = cancel_grace_seconds
         self._jobs: dict[str, _LocalJob] = {}
-        self._taking: set[str] = set()  # jobs whose folders are being made
+        # Jobs whose folders are being made: neither a concurrent submit nor the restart scan
+        # takes them too.
+        self._taking: set[str] = set()
         self._tasks = TaskSet()
         self._context: ProviderContext | None = None
 
@@ -499,7 +501,9 @@ class LocalProvider:
         assert self._context is not None
         jobs = await until_available(self._context.active_jobs, self.id, "list its active jobs")
         for job in jobs:
-            if job.id not in self._jobs and (self.workdir(job.id) / GIVEN).exists():
+            # A job being taken has its folder made already, by `submit`, which starts it.
+            taken_now = job.id in self._jobs or job.id in self._taking
+            if not taken_now and (self.workdir(job.id) / GIVEN).exists():
                 self._follow_again(job)
 
     def _follow_again(self, job: Job) -> None:
