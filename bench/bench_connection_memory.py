@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,8 +18,8 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.fanout.contenders import CONFIG, SUBSCRIPTION, TOKEN
-from bench.proc import rss_kib
-from tests.servers import free_port, wait_for_port
+from bench.proc import rss_kib, running
+from tests.servers import free_port
 
 SERVER = """
 import sys, uvicorn
@@ -58,11 +57,9 @@ async def measure(ws_impl: str, compression: str, stage: int, count: int) -> flo
         config = Path(folder) / "jobgate.toml"
         config.write_text(CONFIG.format(data=Path(folder) / "data"))
         port = free_port()
-        server = subprocess.Popen(  # noqa: ASYNC220  # started before anything is measured
-            [sys.executable, "-c", SERVER, str(config), str(port), ws_impl, compression]
-        )
-        try:
-            wait_for_port(port)
+        command = [sys.executable, "-c", SERVER, str(config), str(port), ws_impl, compression]
+        # Started before anything is measured.
+        with running(command, port, ready_timeout=15) as server:
             await asyncio.sleep(1)
             before = rss_kib(server.pid)
             sockets: list[ClientConnection] = []
@@ -75,9 +72,6 @@ async def measure(ws_impl: str, compression: str, stage: int, count: int) -> flo
             per_connection = (rss_kib(server.pid) - before) / count
             await asyncio.gather(*(ws.close() for ws in sockets))
             return per_connection
-        finally:
-            server.terminate()
-            server.wait()
 
 
 async def run(count: int) -> None:

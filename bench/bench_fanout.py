@@ -148,10 +148,16 @@ def compare(
             theirs = by.get((other, count))
             if theirs is not None:
                 print(
-                    f"N={count}: jobgate / {label}: p50 {ours.p50 / theirs.p50:.2f}, "
-                    f"p99 {ours.p99 / theirs.p99:.2f}, CPU {ours.cpu_ms / theirs.cpu_ms:.2f}, "
-                    f"memory {ours.kib_per_subscriber / theirs.kib_per_subscriber:.2f}"
+                    f"N={count}: jobgate / {label}: p50 {ratio(ours.p50, theirs.p50)}, "
+                    f"p99 {ratio(ours.p99, theirs.p99)}, CPU {ratio(ours.cpu_ms, theirs.cpu_ms)}, "
+                    f"memory {ratio(ours.kib_per_subscriber, theirs.kib_per_subscriber)}"
                 )
+
+
+def ratio(ours: float, theirs: float) -> str:
+    """`ours / theirs`, or `n/a` where theirs measured nothing (CPU comes in 10 ms ticks: a
+    small broadcast may take none)."""
+    return f"{ours / theirs:.2f}" if theirs else "n/a"
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 
+from bench.proc import running
 from tests.processes import JOBGATE
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port
 
 SUBMIT = """
 mutation Submit($input: SubmitJobsInput!) {
@@ -30,19 +31,19 @@ def serving(folder: Path, config: str, env: dict[str, str] | None = None) -> Ite
     its GraphQL URL, until the block ends."""
     (folder / "jobgate.toml").write_text(config)
     port = free_port()
-    with open(folder / "serve.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(JOBGATE), "serve", "--config", str(folder / "jobgate.toml"), "--port", str(port)],
+    command = [str(JOBGATE), "serve", "--config", str(folder / "jobgate.toml"), "--port", str(port)]
+    with (
+        open(folder / "serve.log", "wb") as log,
+        running(
+            command,
+            port,
+            ready_timeout=15,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
-        )
-    try:
-        wait_for_port(port)
+        ),
+    ):
         yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 def timed_submit(url: str, jobs: list[dict[str, Any]]) -> tuple[float, list[str]]:

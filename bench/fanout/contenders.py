@@ -17,8 +17,9 @@ import httpx
 
 from bench.fanout.client import Trigger, go_binary, tool
 from bench.lifted_limits import LIFTED_LIMITS_TOML
+from bench.proc import running
 from tests.processes import JOBGATE
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port
 
 PEER = Path(__file__).parent / "peer"
 TOKEN, PROVIDER_TOKEN = "bench-user", "bench-provider"
@@ -94,17 +95,6 @@ def member_tokens_config(count: int) -> str:
 
 
 @contextlib.contextmanager
-def _process(command: list[str], port: int, **options: object) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(command, **options)  # type: ignore[call-overload]
-    try:
-        wait_for_port(port, timeout=60)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(20)
-
-
-@contextlib.contextmanager
 def gateway_process(config_text: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """`jobgate serve` with this config (its `{data}` filled in) in a temporary folder: its
     port and process, stopped on leaving."""
@@ -113,7 +103,7 @@ def gateway_process(config_text: str) -> Iterator[tuple[int, subprocess.Popen[by
         config.write_text(config_text.format(data=Path(folder) / "data"))
         port = free_port()
         command = [str(JOBGATE), "serve", "--config", str(config), "--port", str(port)]
-        with _process([*command, "--log-level", "warning"], port) as server:
+        with running([*command, "--log-level", "warning"], port) as server:
             yield port, server
 
 
@@ -150,7 +140,7 @@ def peer(message: str) -> Iterator[Contender]:
         subprocess.run([tool("npm"), "ci", "--no-audit", "--no-fund"], cwd=PEER, check=True)
     event = json.loads(message)["payload"]["data"]["jobUpdates"]
     port = free_port()
-    with _process([tool("node"), str(PEER / "server.mjs"), str(port)], port) as server:
+    with running([tool("node"), str(PEER / "server.mjs"), str(port)], port) as server:
         trigger = Trigger(f"http://127.0.0.1:{port}/publish", "POST", json.dumps(event))
         yield Contender("graphql-js", server.pid, f"ws://127.0.0.1:{port}/graphql", trigger)
 
@@ -166,7 +156,7 @@ def floor(language: str, message: str) -> Iterator[Contender]:
             command = [sys.executable, "-m", "bench.fanout.floor", f"--port={port}"]
         else:
             command = [str(go_binary("floor")), f"-listen=127.0.0.1:{port}"]
-        with _process([*command, f"--message={file.name}"], port) as server:
+        with running([*command, f"--message={file.name}"], port) as server:
             trigger = Trigger(f"http://127.0.0.1:{port}/publish")
             yield Contender(
                 f"floor ({language})", server.pid, f"ws://127.0.0.1:{port}/graphql", trigger
