@@ -104,9 +104,12 @@ class EventRenderer:
         self._live[key] = rendering
         if len(self._live) == 1:
             # The feed wakes every subscriber of an event in one pass, and each runs as soon
-            # as the loop gets to it, before this: renderings are kept that long, not longer.
-            # A subscriber that was busy meanwhile renders its own copy: the same bytes.
-            asyncio.get_running_loop().call_soon(self._forget)
+            # as the loop gets to it: renderings are kept that long, not longer. Two hops, as
+            # the pass may start a rendering (`prepared_now`) before it wakes the subscribers
+            # that then wait for it. A subscriber that was busy meanwhile renders its own copy:
+            # the same bytes.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._forget)
         return rendering
 
     def _forget(self) -> None:

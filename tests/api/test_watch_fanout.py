@@ -4,12 +4,17 @@ every watcher asking the same thing); these check that nobody can tell, except b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from jobgate.access import Identity
+from jobgate.services.watch import UpdateEvent
+from jobgate.streaming.render import EventRenderer
 from tests.api.documents import JOB_FIELDS, job_spec, latest_cursor, submit, wait_for_state
 from tests.gateway import ALICE, BOB, CAROL, Gateway, Json, subscribe
 
@@ -32,6 +37,11 @@ subscription Mine($after: String) { jobUpdates(after: $after) { jobId job { perm
 OWNERSHIP = """
 subscription Ownership($after: String) {
   jobUpdates(after: $after) { jobId stateAfter job { id owner { createdBy project } } }
+}
+"""
+READING_THE_STORE = """
+subscription Reading($after: String) {
+  jobUpdates(after: $after) { jobId stateAfter job { updates(last: 1) { state } } }
 }
 """
 THROUGH_A_FRAGMENT = """
@@ -147,6 +157,35 @@ async def test_a_subscription_the_lean_path_does_not_take_still_streams(
         events = await stream.take(3)
     assert [e["jobUpdates"]["stateAfter"] for e in events] == ["IN_QUEUE", "RUNNING", "SUCCESS"]
     assert {e["jobUpdates"]["jobId"] for e in events} == {job_id}
+
+
+async def test_watchers_whose_rendering_reads_the_store_share_one_per_event(
+    sqlite_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`job { updates }` is read from the store as each event is rendered: such an event cannot
+    go out from the feed's own pass, but the rendering that pass starts is the one every
+    watcher of the document then waits for, not one of several."""
+    renderings: list[int] = []
+    rendering = EventRenderer._rendering
+
+    def counted(renderer: EventRenderer, event: UpdateEvent, identity: Identity) -> Any:
+        renderings.append(event.update.seq)
+        return rendering(renderer, event, identity)
+
+    monkeypatch.setattr(EventRenderer, "_rendering", counted)
+    alice = sqlite_gateway.client(ALICE)
+    after = {"after": await latest_cursor(alice)}
+    async with contextlib.AsyncExitStack() as stack:
+        watchers = [
+            await stack.enter_async_context(subscribe(sqlite_gateway, READING_THE_STORE, after))
+            for _ in range(3)
+        ]
+        await _until(lambda: sqlite_gateway.services.feed.subscriber_count == 3)
+        (job_id,) = await submit(alice, job_spec())
+        seen = [await watcher.take(3) for watcher in watchers]
+    assert all(events == seen[0] for events in seen)
+    assert [e["jobUpdates"]["jobId"] for e in seen[0]] == [job_id] * 3
+    assert len(renderings) == len(set(renderings)) == 3
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
