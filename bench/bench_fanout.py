@@ -40,6 +40,7 @@ from bench.fanout.contenders import (
     peer,
 )
 from bench.proc import cpu_seconds, rss_kib
+from bench.stats import percentile
 
 SERVERS = ("floor-python", "floor-go", "graphql-js", "jobgate")
 # The server's own work after the last delivery (its after-work, into its CPU figure).
@@ -123,14 +124,6 @@ def compare(
     rows: list[Row] = []
     for server in servers:
         with starters(message, members)[server]() as contender:
-            if server == "jobgate" and distinct_callers:
-                contender = Contender(
-                    contender.name,
-                    contender.pid,
-                    contender.ws_url,
-                    contender.trigger,
-                    "bench-member-{i}",
-                )
             for row in measure(contender, counts, rounds, query):
                 rows.append(row)
                 print(
@@ -158,11 +151,6 @@ def ratio(ours: float, theirs: float) -> str:
     """`ours / theirs`, or `n/a` where theirs measured nothing (CPU comes in 10 ms ticks: a
     small broadcast may take none)."""
     return f"{ours / theirs:.2f}" if theirs else "n/a"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def metrics_cost(count: int, rounds: int) -> None:

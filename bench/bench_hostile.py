@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.bench_soak import percentile
 from bench.proc import cpu_seconds, rss_kib
+from bench.stats import percentile
 from tests.processes import ServeProcess, write_config
 
 TOKEN = "alice-secret"  # the hostile user

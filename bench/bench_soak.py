@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.lifted_limits import LIFTED_LIMITS_TOML
 from bench.proc import cpu_seconds, rss_kib
+from bench.stats import percentile
 from jobgate.providers.supervisor import stat_fields
 from tests.processes import JOBGATE
 from tests.servers import free_port, wait_for_port
@@ -106,13 +107,6 @@ class Sample:
     query_p99: float
     failures: int
     client_lag_ms: float
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def process_status(pid: int, key: str) -> int:

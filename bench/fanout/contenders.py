@@ -23,6 +23,8 @@ from tests.servers import free_port
 
 PEER = Path(__file__).parent / "peer"
 TOKEN, PROVIDER_TOKEN = "bench-user", "bench-provider"
+# Member i's token (with `--distinct-callers`); the Go client fills in `{i}` for subscriber i.
+MEMBER_TOKEN = "bench-member-{i}"
 # What a dashboard's watcher asks of every update.
 SUBSCRIPTION = (
     "subscription { jobUpdates { cursor jobId stateAfter update { timestamp state status } } }"
@@ -87,7 +89,8 @@ def member_tokens_config(count: int) -> str:
     if not count:
         return ""
     members = "".join(
-        f'[[users]]\nusername = "member-{n}"\ntoken = "bench-member-{n}"\nprojects = ["lab"]\n'
+        f'[[users]]\nusername = "member-{n}"\ntoken = "{MEMBER_TOKEN.format(i=n)}"\n'
+        'projects = ["lab"]\n'
         for n in range(count)
     )
     project = '[[projects]]\nid = "lab"\npis = ["bench"]\n'
@@ -110,8 +113,8 @@ def gateway_process(config_text: str) -> Iterator[tuple[int, subprocess.Popen[by
 @contextlib.contextmanager
 def jobgate(members: int = 0, config: str = CONFIG) -> Iterator[Contender]:
     """`jobgate serve` (SQLite, memory bus) with one running job; a broadcast is one
-    `reportJobUpdates` of it. With `members`, users `member-0`... of the job's project, whose
-    tokens are `bench-member-0`..."""
+    `reportJobUpdates` of it. With `members`, users `member-0`... of the job's project, and
+    subscriber i subscribes as `member-i`."""
     with gateway_process(config + member_tokens_config(members)) as (port, server):
         url = f"http://127.0.0.1:{port}/graphql"
         created = httpx.post(
@@ -129,7 +132,8 @@ def jobgate(members: int = 0, config: str = CONFIG) -> Iterator[Contender]:
             assert not shared.json()["data"]["updateJobAcl"]["userErrors"], shared.text
         body = {"query": REPORT, "variables": {"u": [{"jobId": job_id, "status": "tick {n}"}]}}
         trigger = Trigger(url, "POST", json.dumps(body), f"Bearer {PROVIDER_TOKEN}")
-        yield Contender("jobgate", server.pid, f"ws://127.0.0.1:{port}/graphql", trigger)
+        token = MEMBER_TOKEN if members else TOKEN
+        yield Contender("jobgate", server.pid, f"ws://127.0.0.1:{port}/graphql", trigger, token)
 
 
 @contextlib.contextmanager

@@ -10,8 +10,9 @@ JSON text that subscribers asking the same thing share (`EventRenderer`). The me
 the ones Strawberry would send: `next` per event, `next` with coded errors when the stream
 fails, `complete` at the end. Where the server offers `jobgate.send_now` (jobgate's WebSocket
 protocol), a live event whose rendering is ready goes out from the feed's own pass while the
-loop waits, without waking its task (`JobWatcher.watch`'s `express`). Operations that do not qualify take Strawberry's path unchanged,
-except that the `error` message refusing an invalid one carries codes too (`codes.py`).
+loop waits, without waking its task (`JobWatcher.watch`'s `express`). Operations that do not
+qualify take Strawberry's path unchanged, except that the `error` message refusing an invalid
+one carries codes too (`codes.py`).
 """
 
 from __future__ import annotations
