@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -69,54 +70,69 @@ def start(mode: str, db: Path) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-async def measure(url: str, body: dict[str, object] | None, requests: int) -> tuple[float, object]:
-    """(requests per second, the last response's JSON), after a warm-up."""
+Body = dict[str, object] | None  # None: GET the bare endpoint
+
+
+async def measure(
+    client: httpx.AsyncClient, url: str, body: Body, requests: int
+) -> tuple[list[float], object]:
+    """Seconds of each of `requests` sequential requests, and the last response's JSON."""
     headers = {"Authorization": "Bearer bench-token"}
-    async with httpx.AsyncClient(timeout=30) as client:
-
-        async def once() -> object:
-            if body is None:
-                response = await client.get(url)
-            else:
-                response = await client.post(url, json=body, headers=headers)
-            response.raise_for_status()
-            return response.json()
-
-        for _ in range(20):
-            await once()
-        samples = []
-        result: object = None
-        for _ in range(requests):
-            started = time.perf_counter()
-            result = await once()
-            samples.append(time.perf_counter() - started)
-    return 1 / statistics.mean(samples), result
+    samples = []
+    result: object = None
+    for _ in range(requests):
+        started = time.perf_counter()
+        if body is None:
+            response = await client.get(url)
+        else:
+            response = await client.post(url, json=body, headers=headers)
+        response.raise_for_status()
+        result = response.json()
+        samples.append(time.perf_counter() - started)
+    return samples, result
 
 
-async def metrics_cost(db: Path, requests: int, rounds: int = 7) -> dict[str, tuple[float, float]]:
-    """With and without metrics, by mode: requests per second (median of the rounds) and the
-    server's CPU per request (all rounds). Both servers run at once and are measured in
-    turns, so a machine's drift (other work, CPU frequency) falls on both alike."""
-    servers = {mode: start(mode, db) for mode in ("graphql", "graphql-nometrics")}
+class Measured(NamedTuple):
+    rate: float  # requests per second, the median of the rounds
+    cpu: float  # the server's CPU seconds per request, over all rounds
+    answer: object  # the last response's JSON
+
+
+async def in_turns(
+    db: Path, runs: dict[str, tuple[str, Body]], requests: int, rounds: int = 7
+) -> dict[str, Measured]:
+    """`runs` (name: server mode, request) measured in turns: every server is up at once and
+    each round gives each run its share of `requests`, in an order that alternates, so a
+    machine's drift (other work, CPU frequency) falls on all alike."""
+    servers = {mode: start(mode, db) for mode, _body in runs.values()}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    cpu = dict.fromkeys(runs, 0.0)
+    answers: dict[str, object] = {}
+    per_round = max(20, requests // rounds)
     try:
-        rates: dict[str, list[float]] = {mode: [] for mode in servers}
-        cpu = dict.fromkeys(servers, 0.0)
-        per_round = max(20, requests // rounds)
-        for number in range(rounds):
-            # Each goes first in every other round: the second of a pair runs warmer.
-            order = list(servers.items())
-            for mode, (process, port) in order if number % 2 else reversed(order):
-                url = f"http://127.0.0.1:{port}/graphql"
-                before = cpu_seconds(process.pid)
-                rate, _answer = await measure(url, {"query": QUERY}, per_round)
-                cpu[mode] += cpu_seconds(process.pid) - before
-                rates[mode].append(rate)
+        async with httpx.AsyncClient(timeout=30) as client:
+            urls = {
+                name: f"http://127.0.0.1:{servers[mode][1]}/{'jobs' if body is None else 'graphql'}"
+                for name, (mode, body) in runs.items()
+            }
+            for name, (_mode, body) in runs.items():
+                await measure(client, urls[name], body, 20)  # warm-up
+            order = list(runs.items())
+            for number in range(rounds):
+                for name, (mode, body) in order if number % 2 else reversed(order):
+                    process = servers[mode][0]
+                    before = cpu_seconds(process.pid)
+                    samples, answers[name] = await measure(client, urls[name], body, per_round)
+                    cpu[name] += cpu_seconds(process.pid) - before
+                    rates[name].append(1 / statistics.mean(samples))
     finally:
         for process, _port in servers.values():
             process.terminate()
             process.wait()
+    total = per_round * rounds
     return {
-        mode: (statistics.median(rates[mode]), cpu[mode] / (per_round * rounds)) for mode in servers
+        name: Measured(statistics.median(rates[name]), cpu[name] / total, answers[name])
+        for name in runs
     }
 
 
@@ -124,67 +140,76 @@ async def run(requests: int, metrics_requests: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "bench.db"
         await seed(db)
-        results: dict[str, float] = {}
-        answers: dict[str, object] = {}
-        for mode in ("bare", "graphql", "graphql-unkept", "graphql-nocache"):
-            process, port = start(mode, db)
-            try:
-                if mode == "bare":
-                    url, body = f"http://127.0.0.1:{port}/jobs", None
-                    results[mode], answers[mode] = await measure(url, body, requests)
-                else:
-                    url = f"http://127.0.0.1:{port}/graphql"
-                    results[mode], answers[mode] = await measure(url, {"query": QUERY}, requests)
-                    small, _ = await measure(url, {"query": SMALL_QUERY}, requests)
-                    results[f"{mode} small query"] = small
-            finally:
-                process.terminate()
-                process.wait()
+        page: Body = {"query": QUERY}
+        results = await in_turns(
+            db,
+            {
+                "bare": ("bare", None),
+                "graphql": ("graphql", page),
+                "graphql-cold": ("graphql-cold", page),
+                "graphql-unkept": ("graphql-unkept", page),
+                "graphql-core": ("graphql-core", page),
+            },
+            requests,
+        )
+        answers = {name: measured.answer for name, measured in results.items()}
         same = all(
-            json.dumps(answers["bare"], sort_keys=True) == json.dumps(answers[mode], sort_keys=True)
-            for mode in ("graphql", "graphql-unkept")
+            json.dumps(answers["bare"], sort_keys=True) == json.dumps(answer, sort_keys=True)
+            for answer in answers.values()
         )
         # A page of nothing would measure nothing (as it did while alice could not see them).
         shown = len(answers["graphql"]["data"]["jobs"]["nodes"])  # type: ignore[index]
         if shown != 100:
             raise SystemExit(f"the query shows {shown} jobs, not the 100 seeded")
+        bare = results["bare"].rate
         print(f"jobs(first: 100), 100 jobs x 3 updates, {requests} sequential requests each")
-        print(f"  bare Starlette endpoint        {results['bare']:8.1f} req/s")
-        print(f"  jobgate GraphQL                {results['graphql']:8.1f} req/s")
-        print(
-            f"  jobgate GraphQL, no kept jobs  {results['graphql-unkept']:8.1f} req/s"
-            "  (every job rendered afresh)"
+        print("  (all servers up at once, measured in 7 rounds of turns; medians of the rounds)")
+        rows = [
+            ("bare Starlette endpoint", "bare", ""),
+            ("jobgate GraphQL", "graphql", "a page asked again: its jobs kept"),
+            ("jobgate, every job changed", "graphql-cold", "each completed afresh, and kept"),
+            ("jobgate, no kept jobs", "graphql-unkept", "kept_job_values = 0"),
+            ("jobgate, graphql-core only", "graphql-core", "no kept jobs, no plans"),
+        ]
+        for label, name, note in rows:
+            measured = results[name]
+            print(
+                f"  {label:28} {measured.rate:7.1f} req/s  {measured.rate / bare:6.3f} of bare"
+                f"  CPU {measured.cpu * 1000:6.2f} ms/req  {note}"
+            )
+        print(f"  same JSON from all             {same}")
+        small_page: Body = {"query": SMALL_QUERY}
+        small = await in_turns(
+            db,
+            {
+                "cached": ("graphql", small_page),
+                "uncached": ("graphql-nocache", small_page),
+            },
+            requests,
         )
-        print(f"  jobgate GraphQL, no caches     {results['graphql-nocache']:8.1f} req/s")
-        print(f"  ratio GraphQL / bare           {results['graphql'] / results['bare']:8.3f}")
-        print(
-            f"  ratio, no kept jobs / bare     {results['graphql-unkept'] / results['bare']:8.3f}"
-        )
-        cost = await metrics_cost(db, metrics_requests)
-        (with_rate, with_cpu), (without_rate, without_cpu) = (
-            cost["graphql"],
-            cost["graphql-nometrics"],
-        )
-        print(f"metrics on the request path (both servers up, in turns, {metrics_requests} each)")
-        print(
-            f"  with metrics      {with_rate:8.1f} req/s, server CPU {with_cpu * 1000:.3f} ms/req"
-        )
-        print(
-            f"  without           {without_rate:8.1f} req/s, server CPU {without_cpu * 1000:.3f} ms/req"
-            "  (operations.metrics = false)"
-        )
-        print(
-            f"  ratio with / without: time {without_rate / with_rate:.3f},"
-            f" server CPU {with_cpu / without_cpu:.3f}  (target: < 1.03)"
-        )
-        print(f"  same JSON from both            {same}")
-        small, small_nc = results["graphql small query"], results["graphql-nocache small query"]
         print("small query (latestUpdateCursor, applications)")
-        print(f"  with parser+validation caches  {1000 / small:8.3f} ms")
-        print(f"  without                        {1000 / small_nc:8.3f} ms")
-        print(f"  ratio cached / uncached time   {small_nc / small:8.3f}")
+        print(f"  with parser+validation caches  {1000 / small['cached'].rate:8.3f} ms")
+        print(f"  without                        {1000 / small['uncached'].rate:8.3f} ms")
+        print(
+            f"  ratio cached / uncached time   {small['uncached'].rate / small['cached'].rate:8.3f}"
+        )
+        cost = await in_turns(
+            db,
+            {"with": ("graphql", page), "without": ("graphql-nometrics", page)},
+            metrics_requests,
+        )
+        print(f"metrics on the request path (in turns, {metrics_requests} requests each)")
+        for name, note in (("with", ""), ("without", "  (operations.metrics = false)")):
+            print(
+                f"  {name:8} metrics {cost[name].rate:8.1f} req/s,"
+                f" server CPU {cost[name].cpu * 1000:.3f} ms/req{note}"
+            )
+        print(
+            f"  ratio with / without: time {cost['without'].rate / cost['with'].rate:.3f},"
+            f" server CPU {cost['with'].cpu / cost['without'].cpu:.3f}  (target: < 1.03)"
+        )
         if not same:
-            raise SystemExit("the two servers answered differently")
+            raise SystemExit("the servers answered differently")
 
 
 def main() -> None:

@@ -100,29 +100,50 @@ def bare_app(db: Path) -> Starlette:
 
 
 def graphql_app(
-    db: Path, data_dir: Path, *, caches: bool, metrics: bool = True, kept: bool = True
+    db: Path,
+    data_dir: Path,
+    *,
+    caches: bool,
+    metrics: bool = True,
+    kept_job_values: int | None = None,
+    plans: bool = True,
 ) -> Starlette:
+    """The gateway on `db`; `kept_job_values` as `server.kept_job_values` (None: its default)."""
     settings = Settings.model_validate(
         {
             "storage": {"url": f"sqlite://{db}"},
             "server": {
                 "data_dir": str(data_dir),
                 "graphiql": False,
-                **({} if kept else {"kept_job_values": 0}),
+                **({} if kept_job_values is None else {"kept_job_values": kept_job_values}),
             },
             "users": [{"username": "alice", "token": "bench-token", "projects": ["proj-a"]}],
             "limits": LIFTED_LIMITS,
             "operations": {"metrics": metrics},
         }
     )
-    return create_app(settings, caches=caches)
+    return create_app(settings, caches=caches, plans=plans)
+
+
+# `server.kept_job_values` by mode. graphql-cold keeps at most one value, so every job's answer
+# is evicted as soon as it is kept: each request completes all jobs afresh, as after every job
+# changed, and pays for keeping them. graphql-unkept keeps none and computes no keys.
+KEPT_JOB_VALUES = {"graphql-cold": 1, "graphql-unkept": 0, "graphql-core": 0}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "mode",
-        choices=["graphql", "graphql-unkept", "graphql-nocache", "graphql-nometrics", "bare"],
+        choices=[
+            "graphql",
+            "graphql-cold",
+            "graphql-unkept",
+            "graphql-core",
+            "graphql-nocache",
+            "graphql-nometrics",
+            "bare",
+        ],
     )
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
@@ -135,7 +156,8 @@ def main() -> None:
             args.db.parent,
             caches=args.mode != "graphql-nocache",
             metrics=args.mode != "graphql-nometrics",
-            kept=args.mode != "graphql-unkept",
+            kept_job_values=KEPT_JOB_VALUES.get(args.mode),
+            plans=args.mode != "graphql-core",
         )
     # As `jobgate serve` runs: both servers alike, so the ratio compares the code, not the
     # collector's settings.

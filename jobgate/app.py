@@ -98,6 +98,7 @@ class JobgateGraphQL(GraphQL[Context, None]):
         graphiql: bool,
         allowed_origins: Sequence[str] = (),
         caches: bool = True,
+        plans: bool = True,
         metrics: bool = True,
         lean_subscriptions: bool = True,
         limits: LimitSettings | None = None,
@@ -107,7 +108,9 @@ class JobgateGraphQL(GraphQL[Context, None]):
         self.max_body_bytes = limits.max_body_bytes
         self.max_concurrent_requests = limits.max_concurrent_requests
         self.in_flight = 0  # HTTP GraphQL requests being served
-        schema = build_schema(caches=caches, limits=limits, metrics=metrics, sessions=sessions)
+        schema = build_schema(
+            caches=caches, plans=plans, limits=limits, metrics=metrics, sessions=sessions
+        )
         super().__init__(
             schema,
             connection_init_wait_timeout=timedelta(seconds=limits.init_timeout_seconds),
@@ -271,8 +274,10 @@ class JobgateGraphQL(GraphQL[Context, None]):
         context.authenticated(authentication)
 
 
-def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
-    """The gateway for `settings`; parts open on startup and close on shutdown."""
+def create_app(settings: Settings, *, caches: bool = True, plans: bool = True) -> Starlette:
+    """The gateway for `settings`; parts open on startup and close on shutdown. `caches=False`
+    parses and validates every document afresh and keeps no job's answer, `plans=False`
+    leaves every query's completion to graphql-core (both for benchmarks and comparisons)."""
     store = build_store(settings)
     catalog = build_catalog(settings)
     authenticator = build_authenticator(settings)
@@ -374,6 +379,7 @@ def create_app(settings: Settings, *, caches: bool = True) -> Starlette:
         graphiql=settings.server.graphiql,
         allowed_origins=origins,
         caches=caches,
+        plans=plans,
         lean_subscriptions=settings.server.lean_subscriptions,
         limits=settings.limits,
         metrics=settings.operations.metrics,

@@ -35,7 +35,7 @@ from jobgate.schema.codes import (
     tag,
 )
 from jobgate.schema.descriptions import describe
-from jobgate.schema.executor import JobgateExecutor
+from jobgate.schema.executor import GraphqlCoreExecutor, JobgateExecutor
 from jobgate.schema.limits import (
     DEFAULT_LIMITS,
     BoundedParse,
@@ -238,12 +238,14 @@ LEAN_PATH_EXTENSIONS: tuple[type[SchemaExtension], ...] = (
 def build_schema(
     *,
     caches: bool = True,
+    plans: bool = True,
     limits: LimitSettings = DEFAULT_LIMITS,
     metrics: bool = True,
     sessions: bool = True,
 ) -> strawberry.Schema:
     """The jobgate schema, with the document `limits` on every path. `caches=False` parses and
-    validates every document afresh (benchmarks); `metrics=False` measures no operation;
+    validates every document afresh (benchmarks); `plans=False` completes queries by
+    graphql-core alone (comparisons); `metrics=False` measures no operation;
     `sessions` serves interactive sessions."""
     parse_bounded = BoundedParse(limits, cache=caches)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -259,7 +261,7 @@ def build_schema(
     # Last: it needs validation done, and the request's variables.
     extensions.append(functools.partial(CostLimit, limits))
     schema = JobgateSchema(
-        execution_context_class=JobgateExecutor,
+        execution_context_class=JobgateExecutor if plans else GraphqlCoreExecutor,
         query=QueryRoot,
         mutation=MutationRoot,
         subscription=Subscription,

@@ -1,4 +1,4 @@
-"""graphql-core's executor as Strawberry runs it, with two changes of jobgate's."""
+"""graphql-core's executor as Strawberry runs it, with three changes of jobgate's."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from jobgate import access
 from jobgate.errors import StoreUnavailable
+from jobgate.schema.planned import Planner, run
 from jobgate.schema.rendered_jobs import RenderedJobs, RenderingKey
 from jobgate.schema.types import Job
 from jobgate.storage.base import JobStore
@@ -28,11 +29,18 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
       per-event lists, so nothing in it is reused and it grows by ~1.3 KiB per event for as
       long as a subscription lives (on Strawberry's path and the lean one alike);
     - a query's `Job` subtrees taken from `RenderedJobs` while the job and the selection are
-      what they were (`jobgate/schema/rendered_jobs.py` says when that is).
+      what they were (`jobgate/schema/rendered_jobs.py` says when that is);
+    - a query's object subtrees completed by plans (`jobgate/schema/planned.py`), which give
+      graphql-core's answer at a fraction of its cost per field, and hand back to graphql-core
+      whatever they cannot complete exactly as it would.
     """
+
+    # Whether queries' subtrees are planned; graphql-core completes them all where not.
+    plans_queries = True
 
     _document_key: tuple[bytes, bytes] | None = None
     _horizon: asyncio.Future[int | None] | None = None
+    _planner: Planner | bool | None = False  # False: not asked yet
 
     def build_per_event_executor(self, payload: Any) -> Executor[Any]:
         executor = super().build_per_event_executor(payload)
@@ -50,7 +58,7 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
         renderings = self._renderings()
         selection = None if renderings is None else self._selection(field_details_list)
         if renderings is None or selection is None or not isinstance(result, Job):
-            return super().collect_and_execute_subfields(
+            return self._complete_subfields(
                 return_type, field_details_list, path, result, position_context
             )
 
@@ -62,7 +70,7 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
                 return kept
             errors = self.collected_errors.errors
             errors_before = len(errors)
-            completed = super(JobgateExecutor, self).collect_and_execute_subfields(
+            completed = self._complete_subfields(
                 return_type, field_details_list, path, result, position_context
             )
             value = await completed if isinstance(completed, Awaitable) else completed
@@ -72,6 +80,62 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
             return value
 
         return rendered()
+
+    def _complete_subfields(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """The subtree by its plan where it has one; by graphql-core where the plan declines
+        (then graphql-core reports what made it decline)."""
+        planner = self._plans()
+        plan = None if planner is None else planner.plan(return_type, field_details_list)
+        if plan is None:
+            return super().collect_and_execute_subfields(
+                return_type, field_details_list, path, result, position_context
+            )
+
+        def by_graphql_core() -> AwaitableOrValue[dict[str, Any]]:
+            return super(JobgateExecutor, self).collect_and_execute_subfields(
+                return_type, field_details_list, path, result, position_context
+            )
+
+        try:
+            completed = run(plan, result, path)
+        except Exception:
+            return by_graphql_core()
+        if not isinstance(completed, Awaitable):
+            return completed
+
+        async def awaited(completed: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+            try:
+                return await completed
+            except Exception:
+                again = by_graphql_core()
+                return await again if isinstance(again, Awaitable) else again
+
+        return awaited(completed)
+
+    def _plans(self) -> Planner | None:
+        """The operation's planner; None for mutations and subscriptions, and where a
+        middleware wraps resolvers (a plan calls them directly)."""
+        if self._planner is False:
+            if (
+                not self.plans_queries
+                or self.operation.operation is not OperationType.QUERY
+                or (self.middleware_manager is not None and self.middleware_manager.middlewares)
+            ):
+                self._planner = None
+            else:
+                # The executor sees `Job`s whole while it keeps them (their renderings).
+                keeps_jobs = self._renderings() is not None
+                self._planner = Planner(
+                    self, seen_whole=lambda object_type: keeps_jobs and object_type.name == "Job"
+                )
+        return self._planner if isinstance(self._planner, Planner) else None
 
     def _renderings(self) -> RenderedJobs | None:
         if self.operation.operation is not OperationType.QUERY:
@@ -118,3 +182,13 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
 
 def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+class GraphqlCoreExecutor(JobgateExecutor):
+    """jobgate's executor with every query completed by graphql-core alone (no plans, no kept
+    jobs): what plans are measured and tested against."""
+
+    plans_queries = False
+
+    def _renderings(self) -> RenderedJobs | None:
+        return None
