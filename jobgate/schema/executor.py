@@ -15,7 +15,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from jobgate import access
 from jobgate.errors import StoreUnavailable
-from jobgate.schema.planned import Planner, run
+from jobgate.schema.planned import ObjectPlan, Planner, run
 from jobgate.schema.rendered_jobs import RenderedJobs, RenderingKey
 from jobgate.schema.types import Job
 from jobgate.storage.base import JobStore
@@ -38,9 +38,8 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
     # Whether queries' subtrees are planned; graphql-core completes them all where not.
     plans_queries = True
 
-    _document_key: tuple[bytes, bytes] | None = None
-    _horizon: asyncio.Future[int | None] | None = None
     _planner: Planner | bool | None = False  # False: not asked yet
+    _kept: KeptJobs | bool | None = False
 
     def build_per_event_executor(self, payload: Any) -> Executor[Any]:
         executor = super().build_per_event_executor(payload)
@@ -55,28 +54,29 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
         result: Any,
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
-        renderings = self._renderings()
-        selection = None if renderings is None else self._selection(field_details_list)
-        if renderings is None or selection is None or not isinstance(result, Job):
+        # A `Job` reached through graphql-core (the root's `job`, a mutation's payload): kept
+        # here. Those a plan reaches, the plan keeps (`keeps`, `key`, `get`, `put`).
+        kept_jobs = self._kept_jobs()
+        selection = None if kept_jobs is None else kept_jobs.selection(field_details_list)
+        if kept_jobs is None or selection is None or not isinstance(result, Job):
             return self._complete_subfields(
                 return_type, field_details_list, path, result, position_context
             )
 
         async def rendered() -> dict[str, Any]:
-            horizon = await self._log_horizon()
-            key = None if horizon is None else (*selection, horizon, *self._job_key(result))
-            kept = None if key is None else renderings.get(key)
+            await kept_jobs.horizon()
+            key = kept_jobs.key(selection, result)
+            kept = None if key is None else kept_jobs.get(key)
             if kept is not None:
                 return kept
-            errors = self.collected_errors.errors
-            errors_before = len(errors)
+            errors_before = kept_jobs.errors_seen()
             completed = self._complete_subfields(
                 return_type, field_details_list, path, result, position_context
             )
             value = await completed if isinstance(completed, Awaitable) else completed
             # Another job's error counts too: then nothing is kept, which is only slower.
-            if key is not None and len(errors) == errors_before:
-                renderings.put(key, value)
+            if key is not None and kept_jobs.errors_seen() == errors_before:
+                kept_jobs.put(key, value)
             return value
 
         return rendered()
@@ -103,13 +103,6 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
                 return_type, field_details_list, path, result, position_context
             )
 
-        try:
-            completed = run(plan, result, path)
-        except Exception:
-            return by_graphql_core()
-        if not isinstance(completed, Awaitable):
-            return completed
-
         async def awaited(completed: Awaitable[dict[str, Any]]) -> dict[str, Any]:
             try:
                 return await completed
@@ -117,6 +110,21 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
                 again = by_graphql_core()
                 return await again if isinstance(again, Awaitable) else again
 
+        keeper = self._kept_jobs() if plan.keeps else None
+        if keeper is not None and not keeper.horizon().done():
+            # Kept jobs' keys hold the update log's horizon: read (once) before the plan runs.
+
+            async def after_horizon(keeper: KeptJobs) -> dict[str, Any]:
+                await keeper.horizon()
+                return await awaited(_ran(plan, result, path, keeper))
+
+            return after_horizon(keeper)
+        try:
+            completed = run(plan, result, path, keeper)
+        except Exception:
+            return by_graphql_core()
+        if not isinstance(completed, Awaitable):
+            return completed
         return awaited(completed)
 
     def _plans(self) -> Planner | None:
@@ -130,12 +138,15 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
             ):
                 self._planner = None
             else:
-                # The executor sees `Job`s whole while it keeps them (their renderings).
-                keeps_jobs = self._renderings() is not None
-                self._planner = Planner(
-                    self, seen_whole=lambda object_type: keeps_jobs and object_type.name == "Job"
-                )
+                self._planner = Planner(self, self._kept_jobs())
         return self._planner if isinstance(self._planner, Planner) else None
+
+    def _kept_jobs(self) -> KeptJobs | None:
+        """The operation's kept `Job`s; None but for queries with `RenderedJobs`."""
+        if self._kept is False:
+            renderings = self._renderings()
+            self._kept = None if renderings is None else KeptJobs(self, renderings)
+        return self._kept if isinstance(self._kept, KeptJobs) else None
 
     def _renderings(self) -> RenderedJobs | None:
         if self.operation.operation is not OperationType.QUERY:
@@ -143,14 +154,28 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
         services = getattr(self.context_value, "services", None)
         return getattr(services, "rendered_jobs", None)
 
-    def _selection(self, field_details_list: Any) -> RenderingKey | None:
+
+class KeptJobs:
+    """One query's `Job` subtrees in `RenderedJobs`: the keys (`rendered_jobs.py` says what
+    they hold), and the `Keeper` of the operation's plans."""
+
+    def __init__(self, executor: JobgateExecutor, renderings: RenderedJobs) -> None:
+        self._executor = executor
+        self._renderings = renderings
+        self._document_key: tuple[bytes, bytes] | None = None
+        self._horizon: asyncio.Future[int | None] | None = None
+
+    def keeps(self, object_type: GraphQLObjectType) -> bool:
+        return object_type.name == "Job"
+
+    def selection(self, field_details_list: Any) -> RenderingKey | None:
         """The document, the variables and where in the document the job's field is; None
         for a document parsed without locations."""
         if self._document_key is None:
-            loc = self.operation.loc
+            loc = self._executor.operation.loc
             if loc is None:
                 return None
-            variables = json.dumps(self.variable_values, sort_keys=True, default=repr)
+            variables = json.dumps(self._executor.variable_values, sort_keys=True, default=repr)
             self._document_key = (_digest(loc.source.body), _digest(variables))
         starts = []
         for details in field_details_list:
@@ -159,13 +184,30 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
             starts.append(details.node.loc.start)
         return (*self._document_key, tuple(starts))
 
-    def _job_key(self, job: Job) -> RenderingKey:
-        domain_job = job._job
-        identity = self.context_value.identity
-        permissions = () if identity is None else access.permissions_on(identity, domain_job)
-        return (domain_job.id, domain_job.version, domain_job.acl, tuple(sorted(permissions)))
+    def key(self, selection: RenderingKey, value: Any) -> RenderingKey | None:
+        """The job's key in `selection`, once the log's horizon is read; None before, while
+        the store is away (then nothing is kept), and for anything but a `Job`."""
+        horizon = self._horizon
+        if not isinstance(value, Job) or horizon is None or not horizon.done():
+            return None
+        read = horizon.result()  # _read_horizon answers None rather than raise
+        if read is None:
+            return None
+        job = value._job
+        identity = self._executor.context_value.identity
+        permissions = () if identity is None else access.permissions_on(identity, job)
+        return (*selection, read, job.id, job.version, job.acl, tuple(sorted(permissions)))
 
-    def _log_horizon(self) -> asyncio.Future[int | None]:
+    def get(self, key: RenderingKey) -> dict[str, Any] | None:
+        return self._renderings.get(key)
+
+    def put(self, key: RenderingKey, completed: dict[str, Any]) -> None:
+        self._renderings.put(key, completed)
+
+    def errors_seen(self) -> int:
+        return len(self._executor.collected_errors.errors)
+
+    def horizon(self) -> asyncio.Future[int | None]:
         """The update log's horizon, read once for the operation; None when the store is
         away (the jobs are then rendered as they are, and not kept)."""
         if self._horizon is None:
@@ -173,11 +215,17 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
         return self._horizon
 
     async def _read_horizon(self) -> int | None:
-        store: JobStore = self.context_value.services.store
+        store: JobStore = self._executor.context_value.services.store
         try:
             return await store.log_horizon()
         except StoreUnavailable:
             return None
+
+
+async def _ran(plan: ObjectPlan, source: Any, path: Path, keeper: KeptJobs) -> dict[str, Any]:
+    """`run`'s completion, awaited where it has to be."""
+    completed = run(plan, source, path, keeper)
+    return await completed if isinstance(completed, Awaitable) else completed
 
 
 def _digest(text: str) -> bytes:

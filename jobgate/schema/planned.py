@@ -18,15 +18,16 @@ the same positions the second attempt records them, and graphql-core keeps one e
 position. Resolvers may run twice on that path; queries' resolvers only read.
 
 Fields a plan does not complete itself are handed to graphql-core's `complete_value`, with
-the value the plan resolved: abstract types (unions), object types with an `is_type_of`, and
-the types the executor wants to see whole (`Job`, whose subtrees it keeps).
+the value the plan resolved: abstract types (unions) and object types with an `is_type_of`.
+Subtrees the executor keeps (`Job`s, `jobgate/schema/rendered_jobs.py`) are taken from its
+`Keeper` where kept, and left there once completed without an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from inspect import iscoroutine
 from typing import Any, NamedTuple, Protocol
 
@@ -96,6 +97,42 @@ class PlanningExecutor(Protocol):
         """Whether `value` is to be awaited."""
 
 
+Key = tuple[Hashable, ...]
+
+
+class Keeper(Protocol):
+    """Where plans take completed subtrees of some object types from, and leave them
+    (the executor's kept `Job`s: `jobgate/schema/rendered_jobs.py`)."""
+
+    def keeps(self, object_type: GraphQLObjectType) -> bool:
+        """Whether values of `object_type` are kept."""
+
+    def selection(self, field_details_list: FieldDetailsList) -> Key | None:
+        """The part of the keys that this selection gives (None: never kept)."""
+
+    def key(self, selection: Key, value: Any) -> Key | None:
+        """The key of `value`'s subtree in `selection`; None where it is not kept."""
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        """The kept subtree, if any."""
+
+    def put(self, key: Key, completed: dict[str, Any]) -> None:
+        """Keeps a subtree completed without an error."""
+
+    def errors_seen(self) -> int:
+        """How many errors the operation has met so far."""
+
+
+class Run:
+    """One completion by a plan: what waits to be awaited, and what to keep once complete."""
+
+    __slots__ = ("pending", "to_keep")
+
+    def __init__(self) -> None:
+        self.pending: list[Pending] = []
+        self.to_keep: list[tuple[Key, dict[str, Any]]] = []
+
+
 class Pending(NamedTuple):
     """A value not there yet: awaited, completed, then written at `target[key]`."""
 
@@ -106,11 +143,11 @@ class Pending(NamedTuple):
     path: Path
 
 
-# complete(value, path, pending) -> the completed value; what must be awaited goes to `pending`
-Completer = Callable[[Any, Path, list[Pending]], Any]
+# complete(value, path, run) -> the completed value; what must be awaited goes to `run.pending`
+Completer = Callable[[Any, Path, Run], Any]
 
 
-def _as_is(value: Any, _path: Path, _pending: list[Pending]) -> Any:
+def _as_is(value: Any, _path: Path, _run: Run) -> Any:
     """The completion of a value graphql-core completed already."""
     return value
 
@@ -132,15 +169,16 @@ class ObjectPlan:
     """The completion of one object type's selection; `complete` fills a dict in the
     selection's order."""
 
-    __slots__ = ("fields", "type_name")
+    __slots__ = ("fields", "keeps", "type_name")
 
     def __init__(self, type_name: str) -> None:
         self.type_name = type_name
         self.fields: list[tuple[Any, ...]] = []
+        self.keeps = False  # whether kept types are completed below (their keys need the keeper)
 
-    def complete(self, source: Any, path: Path, pending: list[Pending]) -> dict[str, Any]:
+    def complete(self, source: Any, path: Path, run: Run) -> dict[str, Any]:
         """The completed fields of `source` at `path`; what must be awaited first is
-        `None` here and in `pending`."""
+        `None` here and in `run.pending`."""
         # The hottest loop of a query: ~30 fields a job. Leaves (most fields) make no path.
         result: dict[str, Any] = {}
         type_name = self.type_name
@@ -152,9 +190,11 @@ class ObjectPlan:
             elif kind == ATTRIBUTE:
                 key = field[1]
                 field_path = Path(path, key, type_name)
-                completed = field[3](getattr(source, field[2]), field_path, pending)
+                completed = field[3](getattr(source, field[2]), field_path, run)
                 if field[4] and completed.__class__ is Later:
-                    pending.append(Pending(result, key, completed.awaitable, _as_is, field_path))
+                    run.pending.append(
+                        Pending(result, key, completed.awaitable, _as_is, field_path)
+                    )
                     completed = None
                 result[key] = completed
             elif kind == RESOLVED:
@@ -163,11 +203,13 @@ class ObjectPlan:
                 value = field[2](source, field_path)
                 if value.__class__ is Later:
                     result[key] = None  # holds the selection's order
-                    pending.append(Pending(result, key, value.awaitable, field[3], field_path))
+                    run.pending.append(Pending(result, key, value.awaitable, field[3], field_path))
                     continue
-                completed = field[3](value, field_path, pending)
+                completed = field[3](value, field_path, run)
                 if field[4] and completed.__class__ is Later:
-                    pending.append(Pending(result, key, completed.awaitable, _as_is, field_path))
+                    run.pending.append(
+                        Pending(result, key, completed.awaitable, _as_is, field_path)
+                    )
                     completed = None
                 result[key] = completed
             else:
@@ -178,14 +220,10 @@ class ObjectPlan:
 class Planner:
     """Plans of one operation's selections, made on first use and kept for the operation."""
 
-    def __init__(
-        self,
-        executor: PlanningExecutor,
-        *,
-        seen_whole: Callable[[GraphQLObjectType], bool],
-    ) -> None:
+    def __init__(self, executor: PlanningExecutor, keeper: Keeper | None = None) -> None:
         self._executor = executor
-        self._seen_whole = seen_whole
+        self._keeper = keeper
+        self._keeps = False  # whether the plan being made completes a kept type
         # Keyed as graphql-core's own memo: by the list's identity, holding the list.
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, ObjectPlan | None]] = {}
 
@@ -198,10 +236,14 @@ class Planner:
         kept = self._plans.get(key)
         if kept is not None:
             return kept[1]
+        self._keeps = False
+        made: ObjectPlan | None
         try:
-            made: ObjectPlan | None = self._object(return_type, field_details_list)
+            made = self._object(return_type, field_details_list)
         except Decline:
             made = None
+        else:
+            made.keeps = self._keeps
         self._plans[key] = (field_details_list, made)
         return made
 
@@ -286,21 +328,21 @@ class Planner:
         if is_abstract_type(named):
             return True
         if is_object_type(named):
-            return bool(named.is_type_of) or self._seen_whole(named)
+            return bool(named.is_type_of)
         return False
 
     def _typed(self, field_type: GraphQLOutputType, details: FieldDetailsList) -> Completer:
         """The completion of a value of `field_type`, which needs nothing of graphql-core."""
         if is_leaf_type(get_nullable_type(field_type)):
             leaf = _leaf(field_type)
-            return lambda value, _path, _pending: leaf(value)
+            return lambda value, _path, _run: leaf(value)
         if is_non_null_type(field_type):
             inner = self._typed(field_type.of_type, details)
 
-            def non_null(value: Any, path: Path, pending: list[Pending]) -> Any:
+            def non_null(value: Any, path: Path, run: Run) -> Any:
                 if value is None or value is Undefined or isinstance(value, Exception):
                     raise Decline
-                return inner(value, path, pending)
+                return inner(value, path, run)
 
             return non_null
         if is_list_type(field_type):
@@ -308,7 +350,7 @@ class Planner:
             if is_leaf_type(get_nullable_type(item_type)):
                 leaf_item = _leaf(item_type)
 
-                def leaves(value: Any, _path: Path, _pending: list[Pending]) -> Any:
+                def leaves(value: Any, _path: Path, _run: Run) -> Any:
                     if value is None or value is Undefined:
                         return None
                     if not isinstance(value, list | tuple):
@@ -318,13 +360,13 @@ class Planner:
                 return leaves
             item = self._typed(item_type, details)
 
-            def listed(value: Any, path: Path, pending: list[Pending]) -> Any:
+            def listed(value: Any, path: Path, run: Run) -> Any:
                 if value is None or value is Undefined:
                     return None
                 if not isinstance(value, list | tuple):
                     raise Decline  # an error, an iterator or an async one: graphql-core's
                 return [
-                    item(element, Path(path, index, None), pending)
+                    item(element, Path(path, index, None), run)
                     for index, element in enumerate(value)
                 ]
 
@@ -332,15 +374,39 @@ class Planner:
         if is_object_type(field_type):
             plan = self._object(field_type, details)
             complete_fields = plan.complete
+            keeper = self._keeper
+            selection = None
+            if keeper is not None and keeper.keeps(field_type):
+                selection = keeper.selection(details)
+            if keeper is None or selection is None:
 
-            def object_value(value: Any, path: Path, pending: list[Pending]) -> Any:
+                def object_value(value: Any, path: Path, run: Run) -> Any:
+                    if value is None or value is Undefined:
+                        return None
+                    if isinstance(value, Exception):
+                        raise Decline
+                    return complete_fields(value, path, run)
+
+                return object_value
+            self._keeps = True
+            get, key_of = keeper.get, keeper.key
+
+            def kept_value(value: Any, path: Path, run: Run) -> Any:
                 if value is None or value is Undefined:
                     return None
                 if isinstance(value, Exception):
                     raise Decline
-                return complete_fields(value, path, pending)
+                key = key_of(selection, value)
+                if key is None:
+                    return complete_fields(value, path, run)
+                kept = get(key)
+                if kept is not None:
+                    return kept
+                completed = complete_fields(value, path, run)
+                run.to_keep.append((key, completed))  # once complete, and if without an error
+                return completed
 
-            return object_value
+            return kept_value
         raise Decline  # pragma: no cover - every output type is one of the above
 
     def _handed_over(
@@ -352,7 +418,7 @@ class Planner:
         nodes = [detail.node for detail in details]
         return_type = field_def.type
 
-        def handed_over(value: Any, path: Path, pending: list[Pending]) -> Any:
+        def handed_over(value: Any, path: Path, _run: Run) -> Any:
             info = executor.build_resolve_info(field_def, nodes, parent_type, path)
             completed = executor.complete_value(return_type, details, info, path, value, None)
             if executor.is_awaitable(completed):
@@ -410,22 +476,38 @@ def _by_member(serialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return serialize_member
 
 
-def run(plan: ObjectPlan, source: Any, path: Path) -> AwaitableOrValue[dict[str, Any]]:
+def run(
+    plan: ObjectPlan, source: Any, path: Path, keeper: Keeper | None = None
+) -> AwaitableOrValue[dict[str, Any]]:
     """The completed subtree of `source` by `plan`. Raises `Decline` (or a resolver's error),
-    at once or from the returned awaitable, where graphql-core must complete it."""
-    pending: list[Pending] = []
+    at once or from the returned awaitable, where graphql-core must complete it. The kept
+    types' subtrees it completed are given to `keeper` once all is complete, if the operation
+    met no error meanwhile (graphql-core may have recorded one in a part handed to it)."""
+    done = Run()
+    errors_before = 0 if keeper is None else keeper.errors_seen()
     try:
-        result = plan.complete(source, path, pending)
+        result = plan.complete(source, path, done)
     except BaseException:
-        _close(pending)
+        _close(done.pending)
         raise
-    if not pending:
-        return result
-    return _drain(result, pending)
+    if done.pending:
+        return _drain(result, done, keeper, errors_before)
+    _keep(done, keeper, errors_before)
+    return result
 
 
-async def _drain(result: dict[str, Any], pending: list[Pending]) -> dict[str, Any]:
+def _keep(done: Run, keeper: Keeper | None, errors_before: int) -> None:
+    # Another subtree's error counts too: then nothing is kept, which is only slower.
+    if keeper is not None and done.to_keep and keeper.errors_seen() == errors_before:
+        for key, completed in done.to_keep:
+            keeper.put(key, completed)
+
+
+async def _drain(
+    result: dict[str, Any], done: Run, keeper: Keeper | None, errors_before: int
+) -> dict[str, Any]:
     """Awaits what the plan left pending, completes it, and so on until nothing is."""
+    pending = done.pending
     try:
         while pending:
             batch = list(pending)
@@ -441,7 +523,7 @@ async def _drain(result: dict[str, Any], pending: list[Pending]) -> dict[str, An
                     if isinstance(value, BaseException):
                         raise value
             for item, value in zip(batch, values, strict=True):
-                completed = item.complete(value, item.path, pending)
+                completed = item.complete(value, item.path, done)
                 if completed.__class__ is Later:
                     pending.append(
                         Pending(item.target, item.key, completed.awaitable, _as_is, item.path)
@@ -451,6 +533,7 @@ async def _drain(result: dict[str, Any], pending: list[Pending]) -> dict[str, An
     except BaseException:
         _close(pending)
         raise
+    _keep(done, keeper, errors_before)
     return result
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from strawberry.types import ExecutionResult
 
 from jobgate.schema.executor import GraphqlCoreExecutor, JobgateExecutor
 from jobgate.schema.rendered_jobs import RenderedJobs
+from jobgate.storage.sqlite import SqliteJobStore
 
 
 @strawberry.enum
@@ -75,9 +77,9 @@ class Person(Named):
 
 @strawberry.type(name="Job")
 class Kept:
-    """Named as the type the executor sees whole while it keeps jobs' renderings: plans hand
-    its values over to graphql-core, whose completion comes back to the executor (and its
-    plan for the `Job` itself)."""
+    """Named as the type whose subtrees the executor keeps: plans look each up (after the
+    store's log horizon is read) and complete it where it is not kept (these never are: only
+    jobgate's jobs have keys)."""
 
     name: str
 
@@ -170,8 +172,22 @@ GRAPHQL_CORE = strawberry.Schema(
 )
 
 
-# As the gateway's context: with kept renderings, which make the executor see `Job`s whole.
-CONTEXT = SimpleNamespace(services=SimpleNamespace(rendered_jobs=RenderedJobs()))
+@pytest.fixture(scope="module")
+async def store(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SqliteJobStore]:
+    opened = SqliteJobStore(tmp_path_factory.mktemp("planned") / "jobgate.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture(autouse=True)
+def context(store: SqliteJobStore) -> None:
+    # As the gateway's: with kept renderings, so `Job`s are kept where plans complete them.
+    services = SimpleNamespace(rendered_jobs=RenderedJobs(), store=store)
+    CONTEXT.services = services
+
+
+CONTEXT = SimpleNamespace(services=None, identity=None)
 
 
 async def both(document: str, variables: dict[str, Any] | None = None) -> ExecutionResult:
