@@ -209,6 +209,8 @@ SHAPES = {
         { tree { __typename size
                  leaves { name size colour tags alias: name __typename }
                  first: maybeLeaves { name } second: maybeLeaves { colour } } }""",
+    "aliases named as the plan's own names and Python's keywords": """
+        { tree { result: size source: size class: size k0: size v: leaves { p: name run: name } } }""",
     "fragments, spread and inline": """
         query { tree { ...T leaves { ... on Leaf { name } ...L } } }
         fragment T on Tree { size leaves { colour } }
