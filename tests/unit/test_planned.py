@@ -218,7 +218,7 @@ SHAPES = {
     "unions and interfaces": """
         { tree { pets { __typename ... on Cat { name } ... on Dog { barks } }
                  owner { __typename name ... on Person { age } } } }""",
-    "types seen whole, alone and in lists": """
+    "kept types, alone and in lists": """
         { tree { size kept { name later } allKept { later name } leaves { name } } }""",
     "resolvers that wait, with arguments": """
         query($times: Int!) { tree { leaves { later twice: later(times: $times) name } } }""",
