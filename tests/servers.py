@@ -205,6 +205,10 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={root}/jobcomp.txt
+# A cancelled job's steps get SIGTERM, and SIGKILL this many seconds later. A terminal session's
+# step is an interactive shell, which ignores SIGTERM: with Slurm's default of 30 s, cancelling
+# a job with a terminal open took 29.8-30.0 s to end it (measured), racing the tests' 30 s wait.
+KillWait=5
 # Finished jobs leave slurmctld's memory after a few seconds, so the adapter's sacct -c path
 # (for jobs purged while nobody looked) is exercised too.
 MinJobAge={min_job_age}
