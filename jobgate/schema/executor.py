@@ -91,17 +91,16 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> AwaitableOrValue[dict[str, Any]]:
         """The subtree by its plan where it has one; by graphql-core where the plan declines
         (then graphql-core reports what made it decline)."""
-        planner = self._plans()
-        plan = None if planner is None else planner.plan(return_type, field_details_list)
-        if plan is None:
-            return super().collect_and_execute_subfields(
-                return_type, field_details_list, path, result, position_context
-            )
 
         def by_graphql_core() -> AwaitableOrValue[dict[str, Any]]:
             return super(JobgateExecutor, self).collect_and_execute_subfields(
                 return_type, field_details_list, path, result, position_context
             )
+
+        planner = self._plans()
+        plan = None if planner is None else planner.plan(return_type, field_details_list)
+        if plan is None:
+            return by_graphql_core()
 
         async def awaited(completed: Awaitable[dict[str, Any]]) -> dict[str, Any]:
             try:

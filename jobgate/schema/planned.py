@@ -54,7 +54,7 @@ from graphql import (
     is_object_type,
 )
 from graphql.execution.collect_fields import FieldDetails
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import AwaitableOrValue, Path
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -69,6 +69,8 @@ class PlanningExecutor(Protocol):
     """What a plan needs of the executor running the operation."""
 
     schema: GraphQLSchema
+    variable_values: VariableValues
+    hide_suggestions: bool
 
     def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
         """graphql-core's grouped subfields of `return_type` for this selection (memoised)."""
@@ -304,9 +306,9 @@ class Planner:
             arguments = get_argument_values(
                 field_def,
                 first.node,
-                getattr(self._executor, "variable_values", None),
+                self._executor.variable_values,
                 first.fragment_variable_values,
-                getattr(self._executor, "hide_suggestions", False),
+                self._executor.hide_suggestions,
             )
         except Exception as error:
             raise Decline from error
