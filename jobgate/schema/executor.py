@@ -15,7 +15,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from jobgate import access
 from jobgate.errors import StoreUnavailable
-from jobgate.schema.planned import ObjectPlan, Planner, run
+from jobgate.schema.planned import ObjectPlan, Planner, keep, run
 from jobgate.schema.rendered_jobs import RenderedJobs, RenderingKey
 from jobgate.schema.types import Job
 from jobgate.storage.base import JobStore
@@ -74,9 +74,8 @@ class JobgateExecutor(StrawberryGraphQLCoreExecutionContext):
                 return_type, field_details_list, path, result, position_context
             )
             value = await completed if isinstance(completed, Awaitable) else completed
-            # Another job's error counts too: then nothing is kept, which is only slower.
-            if key is not None and kept_jobs.errors_seen() == errors_before:
-                kept_jobs.put(key, value)
+            if key is not None:
+                keep([(key, value)], kept_jobs, errors_before)
             return value
 
         return rendered()

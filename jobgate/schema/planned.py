@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from inspect import iscoroutine
 from typing import Any, NamedTuple, Protocol
 
@@ -494,15 +494,19 @@ def run(
         raise
     if done.pending:
         return _drain(result, done, keeper, errors_before)
-    _keep(done, keeper, errors_before)
+    keep(done.to_keep, keeper, errors_before)
     return result
 
 
-def _keep(done: Run, keeper: Keeper | None, errors_before: int) -> None:
+def keep(
+    completed: Sequence[tuple[Key, dict[str, Any]]], keeper: Keeper | None, errors_before: int
+) -> None:
+    """Gives `keeper` the subtrees completed since the operation had met `errors_before`
+    errors, if it met none since."""
     # Another subtree's error counts too: then nothing is kept, which is only slower.
-    if keeper is not None and done.to_keep and keeper.errors_seen() == errors_before:
-        for key, completed in done.to_keep:
-            keeper.put(key, completed)
+    if keeper is not None and completed and keeper.errors_seen() == errors_before:
+        for key, subtree in completed:
+            keeper.put(key, subtree)
 
 
 async def _drain(
@@ -535,7 +539,7 @@ async def _drain(
     except BaseException:
         _close(pending)
         raise
-    _keep(done, keeper, errors_before)
+    keep(done.to_keep, keeper, errors_before)
     return result
 
 
