@@ -13,6 +13,9 @@ It also sends a `PreparedText` at once, outside the ASGI app's tasks, through th
 `jobgate.send_now` extension (`send_now`): the lean `jobUpdates` path writes one event to ten
 thousand sockets in one pass that way, instead of waking ten thousand tasks to each go through
 Starlette's `send_text`, an ASGI message and uvicorn's `send`.
+
+Its keepalive pings come from one timer per server (`keepalive.KeepaliveWheel`), not one per
+connection: the same pings and timeouts, without 576 bytes per idle connection.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from __future__ import annotations
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 from websockets.protocol import State
 
+from jobgate.server.keepalive import KeepaliveWheel, wheel_of
 from jobgate.server.primitives import OnDemandFlag, OnDemandQueue
 from jobgate.server.send_now import SEND_NOW, PreparedText
 
@@ -30,6 +35,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol with on-demand queue and flag (see the module)."""
 
     _plain = False
+    _wheel: KeepaliveWheel | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,8 +86,42 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # uvicorn calls this once, right after it has sent the accepted handshake's response;
         # nothing reads the response again. (Here rather than around `send`, which is on the
         # path of every message to every subscriber.)
-        super().start_keepalive()
+        if self.ping_interval is not None and self.ping_interval > 0:
+            self._wheel = wheel_of(self.config, self.ping_interval, self.ping_timeout)
+            self._wheel.put(self, self.loop.time() + self.ping_interval)
         self.response = None  # type: ignore[assignment]
         # The extensions are settled with the handshake: without one, every connection gets
         # the same frame for the same message.
         self._plain = not self.conn.extensions
+
+    def stop_keepalive(self) -> None:
+        if self._wheel is not None:
+            self._wheel.remove(self)
+        self.pending_ping_payload = None
+
+    def keepalive_due(self, now: float, payload: bytes) -> float | None:
+        """The wheel's turn: no pong to the last ping (uvicorn's timeout), or the next ping."""
+        assert self.ping_interval is not None
+        if self.close_sent or self.transport.is_closing():
+            return None
+        if self.pending_ping_payload is not None and self.ping_timeout is not None:
+            self.keepalive_timeout()
+            return None
+        self.pending_ping_payload = payload
+        self.ping_sent_at = now
+        self.conn.send_ping(payload)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        if self.ping_timeout is None:
+            return now + self.ping_interval
+        return now + self.ping_timeout
+
+    def handle_pong(self, event: Frame) -> None:
+        # As uvicorn's: only the pong of the ping in flight counts; the next ping is due an
+        # interval after that one was sent.
+        if self.pending_ping_payload is None or bytes(event.data) != self.pending_ping_payload:
+            return
+        self.last_ping_rtt = self.loop.time() - self.ping_sent_at
+        self.pending_ping_payload = None
+        if self._wheel is not None and self.ping_timeout is not None:
+            assert self.ping_interval is not None
+            self._wheel.put(self, self.ping_sent_at + self.ping_interval)

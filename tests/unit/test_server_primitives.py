@@ -83,3 +83,21 @@ def test_uvicorn_uses_only_what_the_protocol_swaps_in() -> None:
     assert "self.conn.send_response(self.response)" in accepting
     after = source[source.index("self.start_keepalive()") :]
     assert "self.response" not in after[: after.index("def ")]
+
+
+def test_uvicorn_keeps_alive_only_through_the_methods_the_protocol_replaces() -> None:
+    """`LeanWebSocketProtocol` pings from the server's wheel: it replaces uvicorn's
+    `start_keepalive`, `stop_keepalive` and `handle_pong`, and so uvicorn's timers must be
+    armed, and its pings sent, nowhere else (else a connection would be pinged twice)."""
+    source = inspect.getsource(websockets_sansio_impl.WebSocketsSansIOProtocol)
+    replaced = {"start_keepalive", "stop_keepalive", "handle_pong"}
+    timing = {"schedule_ping", "send_keepalive_ping", "keepalive_timeout"}
+    methods = re.split(r"\n    (?:async )?def ", source)[1:]
+    keeping_alive = r"self\.(?:schedule_ping|send_keepalive_ping|keepalive_timeout|p[io]ng_timer)\b"
+    arming = {method.split("(")[0] for method in methods if re.search(keeping_alive, method)}
+    assert arming <= replaced | timing | {"__init__"}  # which declares the timers, unarmed
+    assert re.findall(r"self\.(?:start|stop)_keepalive\(\)", source) == [
+        "self.stop_keepalive()",
+        "self.stop_keepalive()",
+        "self.start_keepalive()",
+    ]
