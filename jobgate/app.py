@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from importlib import resources
+from typing import Any
 
 from cross_web import HTTPException
 from graphql import GraphQLError
@@ -141,10 +142,14 @@ class JobgateGraphQL(GraphQL[Context, None]):
 
     # --- GraphQL over HTTP (see jobgate.server.graphql_http) ----------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
+            # Strawberry's own, returned rather than awaited: a subscriber's connection keeps
+            # no frame of this method for its life.
+            return super().__call__(scope, receive, send)
+        return self._admit_http(scope, receive, send)
+
+    async def _admit_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive=receive)
         refusals = self.services.metrics.refusals
         if graphql_http.declared_too_large(request, self.max_body_bytes):

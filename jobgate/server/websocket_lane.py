@@ -8,6 +8,8 @@ middleware passes WebSockets through. Everything else takes Starlette's path.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -19,8 +21,9 @@ class WebSocketLane:
         self.path = path
         self.endpoint = endpoint
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: the next app's is returned as is, so a long-lived WebSocket keeps
+        # no frame of this middleware.
         if scope["type"] == "websocket" and scope["path"] == self.path:
-            await self.endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return self.endpoint(scope, receive, send)
+        return self.app(scope, receive, send)

@@ -115,6 +115,13 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 self._expiry = ExpiryTimer()
                 self._expiry.start(cast(WebSocket, self.context.request), self.context.expires_at)
 
+    async def handle_message(self, message: Message) -> None:
+        await super().handle_message(message)
+        # Strawberry's reading loop holds the last message until the next one comes: for an
+        # idle subscriber, its `subscribe` (0.5 KiB) for as long as it watches. The operation
+        # has taken what it needs of it by now.
+        cast(dict[str, object], message).clear()
+
     async def send_message(self, message: Message) -> None:
         if message["type"] == "error":
             message = {**message, "payload": [coded(error) for error in message["payload"]]}
