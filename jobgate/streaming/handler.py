@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Protocol, cast
+from collections.abc import Coroutine
+from typing import Any, Protocol, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -88,13 +89,17 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     _seat: ConnectionSeat | None = None
     _expiry: ExpiryTimer | None = None
 
-    async def handle(self) -> None:
-        connections = self.context.services.metrics.websockets.labels(PROTOCOL)
-        connections.inc()
+    # Counted from Strawberry's own hooks, not around its `handle`: a coroutine of this class
+    # awaiting it would be one frame more for each connection's life.
+    def on_request_accepted(self) -> None:
+        self.context.services.metrics.websockets.labels(PROTOCOL).inc()
+        super().on_request_accepted()
+
+    async def shutdown(self) -> None:
         try:
-            await super().handle()
+            await super().shutdown()
         finally:
-            connections.dec()
+            self.context.services.metrics.websockets.labels(PROTOCOL).dec()
             if self._seat is not None:
                 self._seat.release()
             if self._expiry is not None:
@@ -127,60 +132,74 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             message = {**message, "payload": [coded(error) for error in message["payload"]]}
         await super().send_message(message)
 
-    async def run_operation(self, operation: Operation[Context, None]) -> None:
+    def run_operation(self, operation: Operation[Context, None]) -> Coroutine[Any, Any, None]:
+        # Not a coroutine: the operation's task runs the one returned, so a watcher's task
+        # keeps one frame fewer for as long as it watches.
         renderers = cast(ServesWatches, self.view).watch_renderers
         plan = renderers.planner.plan(
             operation.query, operation.variables, operation.operation_name
         )
-        field = (
-            ROOT_FIELD
-            if plan is not None
-            else renderers.planner.subscription_field(operation.query, operation.operation_name)
-        )
-        # On Strawberry's path the schema's CostLimit spends the operation's cost.
-        refusal = await admit_subscription(self.context, field, None if plan is None else plan.cost)
-        if refusal is not None:
-            with contextlib.suppress(WebSocketDisconnected):
-                await operation.send_initial_errors([refusal])
+        if plan is None:
+            field = renderers.planner.subscription_field(operation.query, operation.operation_name)
+            return self._run_by_strawberry(operation, field)
+        return self._watch(operation, plan, renderers)
+
+    async def _admitted(
+        self, operation: Operation[Context, None], field: str, cost: int | None
+    ) -> bool:
+        """Whether the operation may start (else its client was told why)."""
+        refusal = await admit_subscription(self.context, field, cost)
+        if refusal is None:
+            return True
+        with contextlib.suppress(WebSocketDisconnected):
+            await operation.send_initial_errors([refusal])
+        return False
+
+    async def _run_by_strawberry(self, operation: Operation[Context, None], field: str) -> None:
+        # The schema's CostLimit spends the operation's cost on this path.
+        if not await self._admitted(operation, field, None):
             return
         try:
-            if plan is None:
-                await super().run_operation(operation)
-            else:
-                await self._watch(operation, plan, renderers)
+            await super().run_operation(operation)
         finally:
             end_subscription(self.context, field)
 
     async def _watch(
         self, operation: Operation[Context, None], plan: WatchPlan, renderers: RendererPool
     ) -> None:
-        context = self.context
-        websocket = context.request
-        assert isinstance(websocket, WebSocket)
-        # Interned: subscribers with the same operation id share it (and so one message).
-        prefix = sys.intern('{"id":' + json.dumps(operation.id) + ',"type":"next","payload":')
+        if not await self._admitted(operation, ROOT_FIELD, plan.cost):
+            return
         try:
-            identity = context.caller()
-            after = None if plan.after is None else decode_position(plan.after)
-            renderer = renderers.acquire(plan, context, identity)
-            outlet: Outlet | None = websocket.scope.get("extensions", {}).get(SEND_NOW)
-            express = None if outlet is None else LiveSender(renderer, identity, prefix, outlet)
+            context = self.context
+            websocket = context.request
+            assert isinstance(websocket, WebSocket)
+            # Interned: subscribers with the same operation id share it (and so one message).
+            prefix = sys.intern('{"id":' + json.dumps(operation.id) + ',"type":"next","payload":')
             try:
+                identity = context.caller()
+                after = None if plan.after is None else decode_position(plan.after)
+                renderer = renderers.acquire(plan, context, identity)
+                outlet: Outlet | None = websocket.scope.get("extensions", {}).get(SEND_NOW)
+                express = None if outlet is None else LiveSender(renderer, identity, prefix, outlet)
                 events = context.services.watcher.watch(identity, plan.job_ids, after, express)
-                async with contextlib.aclosing(events):
+                try:
                     async for event in events:
                         payload = await renderer.render(event, identity)
                         await websocket.send_text(prefix + payload + "}")
-            finally:
-                renderers.release(plan)
-        except WebSocketDisconnect:
-            return  # the connection is gone: the handler is shutting down
-        except Exception as error:
-            # The stream ends as Strawberry ends it: a `next` with the coded error, then complete.
-            failure = translated(error, "Subscription.job_updates")
-            with contextlib.suppress(WebSocketDisconnect):
-                await websocket.send_text(
-                    prefix + json.dumps({"data": None, "errors": [failure.formatted]}) + "}"
-                )
-        with contextlib.suppress(WebSocketDisconnected):
-            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+                finally:
+                    await events.aclose()
+                    renderers.release(plan)
+            except WebSocketDisconnect:
+                return  # the connection is gone: the handler is shutting down
+            except Exception as error:
+                # The stream ends as Strawberry ends it: a `next` with the coded error, then
+                # complete.
+                failure = translated(error, "Subscription.job_updates")
+                with contextlib.suppress(WebSocketDisconnect):
+                    await websocket.send_text(
+                        prefix + json.dumps({"data": None, "errors": [failure.formatted]}) + "}"
+                    )
+            with contextlib.suppress(WebSocketDisconnected):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        finally:
+            end_subscription(self.context, ROOT_FIELD)
