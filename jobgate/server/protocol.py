@@ -15,7 +15,9 @@ thousand sockets in one pass that way, instead of waking ten thousand tasks to e
 Starlette's `send_text`, an ASGI message and uvicorn's `send`.
 
 Its keepalive pings come from one timer per server (`keepalive.KeepaliveWheel`), not one per
-connection: the same pings and timeouts, without 576 bytes per idle connection.
+connection: the same pings and timeouts, without 576 bytes per idle connection. Once a
+connection is accepted, the scope's headers lose those that only served the handshake
+(`Sec-WebSocket-Key` and the like, about 0.7 KiB).
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ from websockets.protocol import State
 from jobgate.server.keepalive import KeepaliveWheel, wheel_of
 from jobgate.server.primitives import OnDemandFlag, OnDemandQueue
 from jobgate.server.send_now import SEND_NOW, PreparedText
+
+# Request headers that only serve the opening handshake (RFC 6455 4.1), which uvicorn and
+# websockets have done with once the connection is accepted.
+HANDSHAKE_ONLY = frozenset(
+    {
+        b"connection",
+        b"upgrade",
+        b"sec-websocket-key",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+    }
+)
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -93,6 +108,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # The extensions are settled with the handshake: without one, every connection gets
         # the same frame for the same message.
         self._plain = not self.conn.extensions
+        # The handshake's own headers mean nothing once it is done; the app's views of the
+        # scope's headers (Starlette caches one) share this list, so it is trimmed in place.
+        headers = self.scope["headers"]
+        if isinstance(headers, list):  # as uvicorn makes it
+            headers[:] = [header for header in headers if header[0] not in HANDSHAKE_ONLY]
         # Every attribute is set by now (39). uvicorn's `__init__` grew the instance's dict in
         # steps to a table for 85 (1,584 bytes); a copy is sized for what it holds (832).
         self.__dict__ = dict(self.__dict__)

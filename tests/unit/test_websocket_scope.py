@@ -1,0 +1,59 @@
+"""Once jobgate's WebSocket protocol has accepted a connection, the scope's headers (and the
+app's cached view of them) keep every header but those that only served the handshake."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import uvicorn
+from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
+
+from jobgate.server.protocol import HANDSHAKE_ONLY, LeanWebSocketProtocol
+from tests.gateway import serving
+from tests.servers import free_port
+
+
+class HeaderProbe:
+    """Accepts a WebSocket after reading its headers through Starlette (which caches them),
+    and answers any message with the header names it sees then."""
+
+    def __init__(self) -> None:
+        self.at_handshake: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        websocket = WebSocket(scope, receive, send)
+        self.at_handshake = list(websocket.headers.keys())
+        await websocket.accept(subprotocol="graphql-transport-ws")
+        async for _ in websocket.iter_text():
+            await websocket.send_text(json.dumps(list(websocket.headers.keys())))
+
+
+async def test_an_accepted_connection_keeps_its_headers_but_the_handshakes() -> None:
+    app = HeaderProbe()
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws=LeanWebSocketProtocol,
+        ws_per_message_deflate=True,
+        lifespan="off",
+        log_level="warning",
+    )
+    async with (
+        serving(config),
+        connect(
+            f"ws://127.0.0.1:{port}/",
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            additional_headers={"X-Probe": "1", "Authorization": "Bearer x"},
+            origin="http://example.org",  # type: ignore[arg-type]
+            compression="deflate",
+        ) as ws,
+    ):
+        await ws.send("headers?")
+        after = json.loads(str(await ws.recv()))
+    assert set(app.at_handshake) >= {h.decode() for h in HANDSHAKE_ONLY}
+    assert after == [name for name in app.at_handshake if name.encode() not in HANDSHAKE_ONLY]
+    assert {"host", "origin", "user-agent", "x-probe", "authorization"} <= set(after)
