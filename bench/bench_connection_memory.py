@@ -32,6 +32,7 @@ uvicorn.run(
     app,
     host="127.0.0.1",
     port=int(sys.argv[2]),
+    interface="asgi3",  # see jobgate.server.websocket_lane.LeanStarlette
     ws=LeanWebSocketProtocol if sys.argv[3] == "lean" else sys.argv[3],
     ws_per_message_deflate=sys.argv[4] == "on",
     log_level="warning",

@@ -162,7 +162,14 @@ def main() -> None:
     # As `jobgate serve` runs: both servers alike, so the ratio compares the code, not the
     # collector's settings.
     tune_garbage_collector()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        interface="asgi3",  # see jobgate.server.websocket_lane.LeanStarlette
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

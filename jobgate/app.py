@@ -45,7 +45,7 @@ from jobgate.server.head_limit import HeaderLimit
 from jobgate.server.health import Readiness, health_endpoints
 from jobgate.server.metrics_endpoint import metrics_endpoint
 from jobgate.server.operators import OperatorAccess
-from jobgate.server.websocket_lane import WebSocketLane
+from jobgate.server.websocket_lane import LeanStarlette, WebSocketLane
 from jobgate.services.commands import CommandService
 from jobgate.services.handover import HandoverDrain
 from jobgate.services.jobs import JobService, ProviderRegistry, Quotas, now_ms
@@ -282,7 +282,11 @@ class JobgateGraphQL(GraphQL[Context, None]):
 def create_app(settings: Settings, *, caches: bool = True, plans: bool = True) -> Starlette:
     """The gateway for `settings`; parts open on startup and close on shutdown. `caches=False`
     parses and validates every document afresh and keeps no job's answer, `plans=False`
-    leaves every query's completion to graphql-core (both for benchmarks and comparisons)."""
+    leaves every query's completion to graphql-core (both for benchmarks and comparisons).
+
+    It is an ASGI 3 app; tell the server so (uvicorn's `interface="asgi3"`, as
+    `server.config.uvicorn_config` does): uvicorn guesses from whether the app's `__call__` is a
+    coroutine function, and `LeanStarlette`'s returns a coroutine without being one."""
     store = build_store(settings)
     catalog = build_catalog(settings)
     authenticator = build_authenticator(settings)
@@ -439,7 +443,7 @@ def create_app(settings: Settings, *, caches: bool = True, plans: bool = True) -
     async def home(_request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    app = Starlette(
+    app = LeanStarlette(
         routes=[
             Route("/", home),
             Route("/livez", livez),
