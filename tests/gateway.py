@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from jobgate.app import create_app
 from jobgate.schema.context import Services
 from jobgate.server.config import uvicorn_config
+from jobgate.server.protocol import LeanWebSocketProtocol
 from jobgate.settings import Settings
 from tests.servers import free_port
 
@@ -183,6 +184,24 @@ async def serving(config: uvicorn.Config) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def serving_websockets(app: Any, **options: Any) -> AsyncIterator[tuple[str, uvicorn.Config]]:
+    """`app` behind uvicorn with jobgate's WebSocket protocol on a loopback port (`options` are
+    uvicorn's), listening once entered: its WebSocket URL and the config it is served with."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws=LeanWebSocketProtocol,
+        lifespan="off",
+        log_level="warning",
+        **options,
+    )
+    async with serving(config):
+        yield f"ws://127.0.0.1:{port}/", config
 
 
 class GraphQLError(Exception):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +17,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from jobgate.server.keepalive import wheel_of
-from jobgate.server.protocol import LeanWebSocketProtocol
-from tests.gateway import serving
-from tests.servers import free_port
+from tests.gateway import serving_websockets
 
 INTERVAL = 0.3
 TIMEOUT = 0.3
@@ -35,23 +32,11 @@ async def idle_app(scope: Any, receive: Any, send: Any) -> None:
         pass
 
 
-@contextlib.asynccontextmanager
-async def keeping_alive(
+def keeping_alive(
     timeout: float | None, interval: float = INTERVAL
-) -> AsyncIterator[tuple[str, uvicorn.Config]]:
-    port = free_port()
-    config = uvicorn.Config(
-        idle_app,
-        host="127.0.0.1",
-        port=port,
-        ws=LeanWebSocketProtocol,
-        ws_ping_interval=interval,
-        ws_ping_timeout=timeout,
-        lifespan="off",
-        log_level="warning",
-    )
-    async with serving(config):
-        yield f"ws://127.0.0.1:{port}/", config
+) -> contextlib.AbstractAsyncContextManager[tuple[str, uvicorn.Config]]:
+    """The idle app, pinged every `interval` and failed `timeout` after an unanswered ping."""
+    return serving_websockets(idle_app, ws_ping_interval=interval, ws_ping_timeout=timeout)
 
 
 @dataclass

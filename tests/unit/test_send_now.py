@@ -11,13 +11,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 
-from jobgate.server.protocol import LeanWebSocketProtocol
 from jobgate.server.send_now import SEND_NOW, Outlet, PreparedText
-from tests.gateway import serving
-from tests.servers import free_port
+from tests.gateway import serving_websockets
 
 # More than a client that does not read can have in flight (its queue of 2 messages and the
 # kernel's buffers, some MiB).
@@ -63,18 +60,8 @@ class Probe:
 @contextlib.asynccontextmanager
 async def probing(app: Probe, *, compression: bool) -> AsyncIterator[str]:
     """The probe behind uvicorn with jobgate's WebSocket protocol: its URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws=LeanWebSocketProtocol,
-        ws_per_message_deflate=compression,
-        lifespan="off",
-        log_level="warning",
-    )
-    async with serving(config):
-        yield f"ws://127.0.0.1:{port}/"
+    async with serving_websockets(app, ws_per_message_deflate=compression) as (url, _):
+        yield url
 
 
 @pytest.mark.parametrize("compression", [False, True], ids=["plain", "deflate"])

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import uvicorn
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import connect
 
-from jobgate.server.protocol import HANDSHAKE_ONLY, LeanWebSocketProtocol
-from tests.gateway import serving
-from tests.servers import free_port
+from jobgate.server.protocol import HANDSHAKE_ONLY
+from tests.gateway import serving_websockets
 
 
 class HeaderProbe:
@@ -32,20 +30,10 @@ class HeaderProbe:
 
 async def test_an_accepted_connection_keeps_its_headers_but_the_handshakes() -> None:
     app = HeaderProbe()
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws=LeanWebSocketProtocol,
-        ws_per_message_deflate=True,
-        lifespan="off",
-        log_level="warning",
-    )
     async with (
-        serving(config),
+        serving_websockets(app, ws_per_message_deflate=True) as (url, _),
         connect(
-            f"ws://127.0.0.1:{port}/",
+            url,
             subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
             additional_headers={"X-Probe": "1", "Authorization": "Bearer x"},
             origin="http://example.org",  # type: ignore[arg-type]
