@@ -284,9 +284,8 @@ def create_app(settings: Settings, *, caches: bool = True, plans: bool = True) -
     parses and validates every document afresh and keeps no job's answer, `plans=False`
     leaves every query's completion to graphql-core (both for benchmarks and comparisons).
 
-    It is an ASGI 3 app; tell the server so (uvicorn's `interface="asgi3"`, as
-    `server.config.uvicorn_config` does): uvicorn guesses from whether the app's `__call__` is a
-    coroutine function, and `LeanStarlette`'s returns a coroutine without being one."""
+    An ASGI 3 app that a server must be told is one (uvicorn's `interface="asgi3"`, as
+    `server.config.uvicorn_config` says): see `server.websocket_lane.LeanStarlette`."""
     store = build_store(settings)
     catalog = build_catalog(settings)
     authenticator = build_authenticator(settings)

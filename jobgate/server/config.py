@@ -35,9 +35,7 @@ def uvicorn_config(
         ws_max_size=limits.max_body_bytes,
         # "on", not "auto": a gateway whose store or bus cannot open must stop, not serve.
         lifespan="on",
-        # Said, not guessed: uvicorn guesses from whether the app's `__call__` is a coroutine
-        # function, and jobgate's returns one (`LeanStarlette`) without being one.
-        interface="asgi3",
+        interface="asgi3",  # said, not guessed: see `websocket_lane.LeanStarlette`
         timeout_graceful_shutdown=server.shutdown_grace_seconds,
         ws=LeanWebSocketProtocol if server.lean_subscriptions else "websockets-sansio",
         ws_per_message_deflate=server.websocket_compression,
