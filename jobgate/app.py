@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 from strawberry.types import ExecutionResult
 
 from jobgate.access import ProviderIdentity
@@ -65,6 +66,7 @@ from jobgate.sessions.relay_crossing import ReplicaCrossing
 from jobgate.settings import LimitSettings, Settings
 from jobgate.storage.base import JobStore
 from jobgate.streaming.handler import JobgateTransportWSHandler
+from jobgate.streaming.lean import LeanWatch
 from jobgate.streaming.legacy import JobgateGraphQLWSHandler
 from jobgate.streaming.plan import WatchPlanner
 from jobgate.streaming.render import RendererPool
@@ -128,6 +130,8 @@ class JobgateGraphQL(GraphQL[Context, None]):
                 ", ".join(planner.unknown_extensions),
             )
         self.watch_renderers = RendererPool(planner)
+        # The lean path's subscriptions running (`LeanWatches`), by operation.
+        self.lean_watches: dict[Operation[Context, None], LeanWatch] = {}
         self._graphiql_page = (GRAPHIQL / "index.html").read_text(encoding="utf-8")
 
     async def render_graphql_ide(self, request: Request) -> Response:

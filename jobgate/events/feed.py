@@ -5,9 +5,10 @@ delivered in order. The bus rings it when an update is stored; it also polls, so
 only delays an event. Each watcher gets its own bounded queue: a watcher that falls behind is not
 fed further from memory, it is marked lagging and catches up from the store by itself.
 
-A watcher waiting with nothing queued may also leave an `express` sink on its subscription: the
-feed hands it each entry at once, in its own pass, and queues only what it declines. Ten
-thousand idle watchers of one job then take an update without ten thousand task wake-ups.
+A watcher with nothing queued may also wait parked, without a task: the feed hands it each
+entry at once, in its own pass, and resumes it only for what it declines. Ten thousand idle
+watchers of one job then take an update without ten thousand task wake-ups, and hold no task
+while they wait.
 """
 
 from __future__ import annotations
@@ -33,11 +34,17 @@ Predicate = Callable[[LogEntry], bool]
 READY_TIMEOUT = 5.0
 
 
-class ExpressSink(Protocol):
-    """Where a waiting watcher's entries go at once (see `FeedSubscription.offer`)."""
+class ParkedWatcher(Protocol):
+    """A watcher waiting without a task (see `FeedSubscription.park`)."""
 
     def take(self, entry: LogEntry) -> bool:
-        """Deliver `entry` now and say so, or decline it (`False`): it is then queued."""
+        """Deliver `entry` now and say so, or decline it (`False`): it is then queued, and
+        the watcher resumed."""
+        ...
+
+    def resume(self) -> None:
+        """Called once, from the feed's pass, when an entry is queued or the subscription
+        lags: the watcher is no longer parked and must run to take them."""
         ...
 
 
@@ -71,9 +78,10 @@ class FeedSubscription:
     or `Event` (each allocates several deques): the deque is made on the first entry, and
     the future exists only while the watcher waits.
 
-    A watcher waiting with nothing queued may leave an `express` sink: the feed then hands it
-    each entry at once, in its own pass, without waking the watcher, and queues only what it
-    declines. `seen` is the newest position the watcher has had (either way).
+    A watcher waits in one of two ways: on `wait()`'s future (its task asleep), or `parked`
+    without a task (`park`). A parked watcher is handed each entry at once, in the feed's own
+    pass, and is resumed only for the entries it declines. `seen` is the newest position the
+    watcher has had (either way).
     """
 
     __slots__ = (
@@ -81,8 +89,8 @@ class FeedSubscription:
         "_max_queued",
         "_waiter",
         "audience",
-        "express",
         "lagging",
+        "parked",
         "seen",
         "start",
     )
@@ -92,8 +100,7 @@ class FeedSubscription:
         self.start = start
         self.seen = start
         self.lagging = False
-        # Set by the watcher, which keeps it only while it waits (see `offer`).
-        self.express: ExpressSink | None = None
+        self.parked: ParkedWatcher | None = None
         self._max_queued = max_queued
         self._entries: deque[LogEntry] | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -102,20 +109,20 @@ class FeedSubscription:
         # Read for every watcher of every entry: it touches as few objects as it can.
         if self.lagging or not self.audience.wants(entry):
             return
-        # Only to a watcher waiting now (not one woken that has yet to run, not a cancelled
-        # one): with nothing queued before it, the entry goes out in order.
-        express, waiter = self.express, self._waiter
-        if express is not None and waiter is not None and not waiter.done():
+        # Only to a watcher parked now: one resumed that has yet to run takes what is queued
+        # first, so an entry handed to it at once would overtake them.
+        parked = self.parked
+        if parked is not None:
             position = entry.update.seq
             if position <= self.seen:
                 return  # had it already (the queued path skips it too)
             try:
-                if express.take(entry):
+                if parked.take(entry):
                     self.seen = position
                     return
             except Exception:
                 # Queued instead: the watcher's own path meets the same failure and ends its
-                # stream with a coded error, as it would have without the express.
+                # stream with a coded error, as it would have if it had not been parked.
                 log.exception("express delivery failed; the entry is queued")
         if self._entries is None:
             self._entries = deque()
@@ -124,6 +131,15 @@ class FeedSubscription:
         else:
             self._entries.append(entry)
         self._wake()
+
+    def park(self, watcher: ParkedWatcher) -> bool:
+        """Wait without a task: `watcher` takes entries as they come and is resumed for the
+        first it declines (or when the subscription lags). `False`, and not parked, if an
+        entry is queued already or it lags: the caller takes those first."""
+        if self._entries or self.lagging:
+            return False
+        self.parked = watcher
+        return True
 
     def take(self) -> LogEntry | None:
         """The oldest queued entry, if any."""
@@ -148,6 +164,10 @@ class FeedSubscription:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         self._waiter = None
+        parked = self.parked
+        if parked is not None:
+            self.parked = None
+            parked.resume()
 
 
 class UpdateFeed:
@@ -232,6 +252,7 @@ class UpdateFeed:
 
     def detach(self, subscription: FeedSubscription) -> None:
         self._subscriptions.discard(subscription)
+        subscription.parked = None
 
     @property
     def subscriber_count(self) -> int:

@@ -10,14 +10,16 @@ store's horizon ends the stream with `CursorExpired` (see `JobStore.log_horizon`
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
+from typing import cast
 
 from jobgate.access import Identity
 from jobgate.cursors import encode_position
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.errors import CursorExpired, NotFound
-from jobgate.events.feed import ExpressSink, UpdateFeed
+from jobgate.events.feed import FeedSubscription, ParkedWatcher, UpdateFeed
 from jobgate.services.bounds import DEFAULT_MAX_IDS, require_few_ids
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
 
@@ -47,25 +49,33 @@ class JobWatcher:
         self.max_ids = max_ids
 
     async def watch(
-        self,
-        identity: Identity,
-        job_ids: Sequence[str] | None,
-        after: int | None,
-        express: ExpressSink | None = None,
+        self, identity: Identity, job_ids: Sequence[str] | None, after: int | None
     ) -> AsyncGenerator[UpdateEvent, None]:
         """Every update the caller may read (of `job_ids`, if given) after `after`, then live.
 
         Without `after`: with `job_ids`, each job's whole history; without, live only. With
         `job_ids`, the stream ends once all of them are final.
-
-        `express`, if given, takes live events (the feed's entries: the event is made from one
-        only where needed) at once while the caller waits for the next one, or declines one to
-        have it yielded instead. The events it takes are not yielded. Either way each event
-        comes once, in order.
         """
+        stream = await self.open(identity, job_ids, after)
+        try:
+            async with aclosing(stream.replay()) as replayed:
+                async for event in replayed:
+                    yield event
+            while not stream.finished:
+                async with aclosing(stream.available()) as available:
+                    async for event in available:
+                        yield event
+                if not stream.finished:
+                    await stream.wait()
+        finally:
+            stream.close()
+
+    async def open(
+        self, identity: Identity, job_ids: Sequence[str] | None, after: int | None
+    ) -> UpdateStream:
+        """The stream `watch` iterates, for a caller that drives it itself (and parks it
+        between events: see `UpdateStream.park`). The caller `close`s it."""
         require_few_ids(job_ids, self.max_ids, "jobIds")
-        # This frame lives as long as the subscription, often idle among thousands: it keeps
-        # no more than it needs (no job objects, no spent replay generators).
         visibility = identity.visibility
         wanted = None if job_ids is None else frozenset(job_ids)
         unfinished = None if wanted is None else await self._unfinished(wanted, identity)
@@ -80,57 +90,8 @@ class JobWatcher:
         await self.feed.ready()
         # Watchers of one view (an account's dashboards, say) share one answer per entry.
         subscription = self.feed.attach(self.feed.audience((visibility, wanted), interesting))
-        try:
-            start = subscription.start
-            seen = start if after is None and wanted is None else (after or 0)
-            ids = None if wanted is None else tuple(wanted)
-            # A whole history (no cursor) is what is kept of it; a cursor promises no gap.
-            stored = self._stored(seen, start, ids, identity, whole=after is None)
-            async for event in self._with_current_jobs(stored):
-                seen = event.update.seq
-                if unfinished is not None and event.job.status.state.is_final:
-                    unfinished.discard(event.job.id)
-                yield event
-            if unfinished is not None and not unfinished:
-                return
-            # Live: the feed's entries after `subscription.seen` (which the express path moves
-            # too). Inline rather than a generator of its own: every layer of async generator
-            # is objects made again for every event, for every one of thousands of watchers.
-            subscription.seen = max(seen, start)
-            sink = express
-            if express is not None and unfinished is not None:
-                sink = _UntilTheLast(express, unfinished)
-            while True:
-                if subscription.lagging:
-                    # Fell behind: forget the queue and read what was missed from the store.
-                    # Entries the feed offers from now on come after `target`: no gap.
-                    self.feed.metrics.feed_catch_ups.inc()
-                    target = self.feed.position
-                    subscription.drain()
-                    subscription.lagging = False
-                    stored = self._stored(subscription.seen, target, ids, identity)
-                    async for entry in stored:
-                        subscription.seen = entry.update.seq
-                        yield UpdateEvent(entry.update, entry.job, live=True)
-                        if unfinished is not None and _ends(entry, unfinished):
-                            return
-                    subscription.seen = max(subscription.seen, target)
-                    continue
-                queued = subscription.take()
-                if queued is None:
-                    # The sink is the feed's only while this generator waits here.
-                    subscription.express = sink
-                    try:
-                        await subscription.wait()
-                    finally:
-                        subscription.express = None
-                elif queued.update.seq > subscription.seen:
-                    subscription.seen = queued.update.seq
-                    yield UpdateEvent(queued.update, queued.job, live=True)
-                    if unfinished is not None and _ends(queued, unfinished):
-                        return
-        finally:
-            self.feed.detach(subscription)
+        ids = None if wanted is None else tuple(wanted)
+        return UpdateStream(self, subscription, identity, ids, unfinished, after)
 
     async def _unfinished(self, wanted: frozenset[str], identity: Identity) -> set[str]:
         """Which of `wanted` are not final yet; `NotFound` if any is not there for the caller."""
@@ -209,21 +170,110 @@ class JobWatcher:
                 yield event
 
 
-class _UntilTheLast:
-    """A sink for a watcher of some jobs: it declines an update that makes one of the
-    unfinished jobs final (it may end the stream, which the watcher's own loop does)."""
+class UpdateStream:
+    """One watcher's `jobUpdates` stream, from `JobWatcher.open` until `close`: the stored
+    updates after its cursor (`replay`), then the feed's (`available`, with `wait` or `park`
+    between). Its state is this object's, not a generator frame's, so that an idle stream can
+    wait parked in the feed without a task: thousands do, one per idle subscriber."""
 
-    __slots__ = ("_sink", "_unfinished")
+    __slots__ = ("_after", "_identity", "_ids", "_sink", "_subscription", "_unfinished", "_watcher")
 
-    def __init__(self, sink: ExpressSink, unfinished: set[str]) -> None:
-        self._sink = sink
+    def __init__(
+        self,
+        watcher: JobWatcher,
+        subscription: FeedSubscription,
+        identity: Identity,
+        ids: tuple[str, ...] | None,
+        unfinished: set[str] | None,
+        after: int | None,
+    ) -> None:
+        self._watcher = watcher
+        self._subscription = subscription
+        self._identity = identity
+        self._ids = ids
+        # The watched jobs not final yet (with `jobIds`): the stream ends with the last.
         self._unfinished = unfinished
+        self._after = after
+        self._sink: ParkedWatcher | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether every watched job is final (never, without `jobIds`)."""
+        return self._unfinished is not None and not self._unfinished
+
+    async def replay(self) -> AsyncGenerator[UpdateEvent, None]:
+        """The stored updates after the cursor, up to where the feed's begin; once."""
+        subscription, after, unfinished = self._subscription, self._after, self._unfinished
+        start = subscription.start
+        seen = start if after is None and unfinished is None else (after or 0)
+        # A whole history (no cursor) is what is kept of it; a cursor promises no gap.
+        stored = self._watcher._stored(seen, start, self._ids, self._identity, whole=after is None)
+        async for event in self._watcher._with_current_jobs(stored):
+            seen = event.update.seq
+            if unfinished is not None and event.job.status.state.is_final:
+                unfinished.discard(event.job.id)
+            yield event
+        subscription.seen = max(seen, start)
+
+    async def available(self) -> AsyncGenerator[UpdateEvent, None]:
+        """The live updates the feed has for this stream now, in order, after those it had
+        (`subscription.seen`, which a parked delivery moves too); from the store when it fell
+        behind. Ends when none is left, or with the stream."""
+        subscription, unfinished = self._subscription, self._unfinished
+        while not self.finished:
+            if subscription.lagging:
+                # Fell behind: forget the queue and read what was missed from the store.
+                # Entries the feed offers from now on come after `target`: no gap.
+                feed = self._watcher.feed
+                feed.metrics.feed_catch_ups.inc()
+                target = feed.position
+                subscription.drain()
+                subscription.lagging = False
+                stored = self._watcher._stored(subscription.seen, target, self._ids, self._identity)
+                async for entry in stored:
+                    subscription.seen = entry.update.seq
+                    yield UpdateEvent(entry.update, entry.job, live=True)
+                    if unfinished is not None and _ends(entry, unfinished):
+                        return
+                subscription.seen = max(subscription.seen, target)
+                continue
+            queued = subscription.take()
+            if queued is None:
+                return
+            if queued.update.seq > subscription.seen:
+                subscription.seen = queued.update.seq
+                yield UpdateEvent(queued.update, queued.job, live=True)
+                if unfinished is not None and _ends(queued, unfinished):
+                    return
+
+    def wait(self) -> Awaitable[None]:
+        """Until `available` has something (or the stream lags)."""
+        return self._subscription.wait()
+
+    def park(self, sink: ParkedWatcher) -> bool:
+        """Wait without a task: `sink` takes live entries at once (the events of them, which
+        its renderer makes only where needed) and is resumed for the first it declines, to
+        take `available`. `False`, and not parked, while `available` has something."""
+        if self._unfinished is None:
+            return self._subscription.park(sink)
+        # With `jobIds`, an update that makes the last watched job final ends the stream:
+        # `available`'s to take, so this stream stands between the feed and the sink.
+        self._sink = sink
+        return self._subscription.park(self)
+
+    # Parked with `jobIds` only (see `park`): `_sink` and `_unfinished` are set.
 
     def take(self, entry: LogEntry) -> bool:
         update = entry.update
-        if update.job_id in self._unfinished and update.status_after.state.is_final:
+        if update.job_id in cast(set[str], self._unfinished) and update.status_after.state.is_final:
             return False
-        return self._sink.take(entry)
+        return cast(ParkedWatcher, self._sink).take(entry)
+
+    def resume(self) -> None:
+        cast(ParkedWatcher, self._sink).resume()
+
+    def close(self) -> None:
+        self._watcher.feed.detach(self._subscription)
 
 
 def _ends(entry: LogEntry, unfinished: set[str]) -> bool:

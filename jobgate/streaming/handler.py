@@ -4,26 +4,20 @@
 Strawberry serves each subscription through a chain of async generators (its extension
 runner, graphql-core's response stream, the resolver) and executes and encodes every event
 for every subscriber on its own. That costs about 20 KiB and 300 µs per subscriber per event,
-too much for ten thousand watchers of one job. Here a qualifying `jobUpdates` operation runs
-in the task Strawberry made for it as one loop over `JobWatcher.watch`, sending each event as
-JSON text that subscribers asking the same thing share (`EventRenderer`). The messages are
-the ones Strawberry would send: `next` per event, `next` with coded errors when the stream
-fails, `complete` at the end. Where the server offers `jobgate.send_now` (jobgate's WebSocket
-protocol), a live event whose rendering is ready goes out from the feed's own pass while the
-loop waits, without waking its task (`JobWatcher.watch`'s `express`). Operations that do not
-qualify take Strawberry's path unchanged, except that the `error` message refusing an invalid
-one carries codes too (`codes.py`).
+too much for ten thousand watchers of one job. Here a qualifying `jobUpdates` operation is a
+`LeanWatch` (`lean.py`): its events go out as JSON text that subscribers asking the same thing
+share (`EventRenderer`), and while idle it waits parked in the feed, without a task. Operations
+that do not qualify take Strawberry's path unchanged, except that the `error` message refusing
+an invalid one carries codes too (`codes.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import sys
 from collections.abc import Coroutine
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -34,12 +28,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
 )
 
-from jobgate.access import Identity
-from jobgate.cursors import decode_position
-from jobgate.resolvers.errors import translated
 from jobgate.schema.context import Context
-from jobgate.server.send_now import SEND_NOW, Outlet
-from jobgate.storage.base import LogEntry
 from jobgate.streaming.admission import (
     TOO_MANY_CONNECTIONS,
     TRY_AGAIN_LATER,
@@ -50,37 +39,8 @@ from jobgate.streaming.admission import (
     end_subscription,
 )
 from jobgate.streaming.codes import coded
+from jobgate.streaming.lean import LeanWatch, LeanWatches
 from jobgate.streaming.plan import ROOT_FIELD, WatchPlan
-from jobgate.streaming.render import EventRenderer, RendererPool
-
-
-class LiveSender:
-    """One subscription's express sink: while its task waits for the next event, the feed
-    hands events here, sent at once if the rendering is ready and the socket takes them (else
-    they go the task's way). One object with what it needs: the feed reads it for every
-    subscriber of every event."""
-
-    __slots__ = ("identity", "outlet", "prefix", "renderer")
-
-    def __init__(
-        self, renderer: EventRenderer, identity: Identity, prefix: str, outlet: Outlet
-    ) -> None:
-        self.renderer = renderer
-        self.identity = identity
-        self.prefix = prefix
-        self.outlet = outlet
-
-    def take(self, entry: LogEntry) -> bool:
-        message = self.renderer.prepared_now(entry, self.identity, self.prefix)
-        return message is not None and self.outlet.send_now(message)
-
-
-class ServesWatches(Protocol):
-    """The view the handler is made by (`JobgateGraphQL`): it holds the renderers (and their
-    planner) that the lean path shares across connections."""
-
-    watch_renderers: RendererPool
-
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -135,14 +95,12 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def run_operation(self, operation: Operation[Context, None]) -> Coroutine[Any, Any, None]:
         # Not a coroutine: the operation's task runs the one returned, so a watcher's task
         # keeps one frame fewer for as long as it watches.
-        renderers = cast(ServesWatches, self.view).watch_renderers
-        plan = renderers.planner.plan(
-            operation.query, operation.variables, operation.operation_name
-        )
+        planner = cast(LeanWatches, self.view).watch_renderers.planner
+        plan = planner.plan(operation.query, operation.variables, operation.operation_name)
         if plan is None:
-            field = renderers.planner.subscription_field(operation.query, operation.operation_name)
+            field = planner.subscription_field(operation.query, operation.operation_name)
             return self._run_by_strawberry(operation, field)
-        return self._watch(operation, plan, renderers)
+        return self._watch(operation, plan)
 
     async def _admitted(
         self, operation: Operation[Context, None], field: str, cost: int | None
@@ -164,42 +122,20 @@ class JobgateTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         finally:
             end_subscription(self.context, field)
 
-    async def _watch(
-        self, operation: Operation[Context, None], plan: WatchPlan, renderers: RendererPool
-    ) -> None:
+    async def _watch(self, operation: Operation[Context, None], plan: WatchPlan) -> None:
         if not await self._admitted(operation, ROOT_FIELD, plan.cost):
             return
-        try:
-            context = self.context
-            websocket = context.request
-            assert isinstance(websocket, WebSocket)
-            # Interned: subscribers with the same operation id share it (and so one message).
-            prefix = sys.intern('{"id":' + json.dumps(operation.id) + ',"type":"next","payload":')
-            try:
-                identity = context.caller()
-                after = None if plan.after is None else decode_position(plan.after)
-                renderer = renderers.acquire(plan, context, identity)
-                outlet: Outlet | None = websocket.scope.get("extensions", {}).get(SEND_NOW)
-                express = None if outlet is None else LiveSender(renderer, identity, prefix, outlet)
-                events = context.services.watcher.watch(identity, plan.job_ids, after, express)
-                try:
-                    async for event in events:
-                        payload = await renderer.render(event, identity)
-                        await websocket.send_text(prefix + payload + "}")
-                finally:
-                    await events.aclose()
-                    renderers.release(plan)
-            except WebSocketDisconnect:
-                return  # the connection is gone: the handler is shutting down
-            except Exception as error:
-                # The stream ends as Strawberry ends it: a `next` with the coded error, then
-                # complete.
-                failure = translated(error, "Subscription.job_updates")
-                with contextlib.suppress(WebSocketDisconnect):
-                    await websocket.send_text(
-                        prefix + json.dumps({"data": None, "errors": [failure.formatted]}) + "}"
-                    )
-            with contextlib.suppress(WebSocketDisconnected):
-                await operation.send_operation_message({"id": operation.id, "type": "complete"})
-        finally:
-            end_subscription(self.context, ROOT_FIELD)
+        shared = cast(LeanWatches, self.view)
+        await LeanWatch(shared, self.context, operation).run(plan)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        # A lean watch waits parked in the feed without a task to cancel: it is ended here.
+        operation = self.operations.get(operation_id)
+        lean = (
+            None if operation is None else cast(LeanWatches, self.view).lean_watches.get(operation)
+        )
+        if lean is None:
+            await super().cleanup_operation(operation_id)
+            return
+        del self.operations[operation_id]
+        lean.cancel()

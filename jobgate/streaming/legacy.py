@@ -33,7 +33,7 @@ from jobgate.streaming.admission import (
     end_subscription,
 )
 from jobgate.streaming.codes import coded
-from jobgate.streaming.handler import ServesWatches
+from jobgate.streaming.lean import LeanWatches
 
 PROTOCOL = "graphql-ws"
 
@@ -88,7 +88,7 @@ class JobgateGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        planner = cast(ServesWatches, self.view).watch_renderers.planner
+        planner = cast(LeanWatches, self.view).watch_renderers.planner
         field = planner.subscription_field(query, operation_name)
         # The schema's CostLimit spends the operation's cost.
         refusal = await admit_subscription(self.context, field)

@@ -54,6 +54,9 @@ class EventRenderer:
             plan.operation_name,
         )
         assert not isinstance(executor, list), "the planner only admits coercible variables"
+        # The plan's key, whose first part is the document's text: one copy for every
+        # subscriber of the plan (`LeanWatch` gives it to its operation).
+        self.key: PlanKey = plan.key
         self._executor: Executor[Context] = executor
         self._context = context
         self._per_permissions = plan.depends_on_permissions
@@ -151,11 +154,10 @@ class RendererPool:
         renderer.users += 1
         return renderer
 
-    def release(self, plan: WatchPlan) -> None:
-        renderer = self._renderers[plan.key]
+    def release(self, renderer: EventRenderer) -> None:
         renderer.users -= 1
         if renderer.users == 0:
-            del self._renderers[plan.key]
+            del self._renderers[renderer.key]
 
 
 def _encode(result: ExecutionResult) -> str:

@@ -1,6 +1,6 @@
-"""A watcher's express sink: the feed hands it an entry at once only while the watcher waits
-with nothing queued, and whatever it declines (or fails on) is queued in order. Watchers of
-one view share one answer per entry."""
+"""A watcher parked in the feed: the feed hands it each entry at once while it is parked, and
+queues whatever it declines (or fails on), in order, resuming it once. Watchers of one view
+share one answer per entry."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import cast
 
 import pytest
 
-from jobgate.events.feed import Audience, FeedSubscription
-from jobgate.storage.base import LogEntry
+from jobgate.events.bus import JobEventBus
+from jobgate.events.feed import Audience, FeedSubscription, UpdateFeed
+from jobgate.storage.base import JobStore, LogEntry
 
 _positions = itertools.count(1)
 
@@ -26,17 +27,23 @@ def entries(count: int) -> list[LogEntry]:
 
 
 class Sink:
+    """A parked watcher: takes (or declines) entries and counts its resumptions."""
+
     def __init__(self, accept: bool = True) -> None:
         self.accept = accept
         self.taken: list[LogEntry] = []
+        self.resumed = 0
 
     def take(self, entry: LogEntry) -> bool:
         if self.accept:
             self.taken.append(entry)
         return self.accept
 
+    def resume(self) -> None:
+        self.resumed += 1
 
-class Broken:
+
+class Broken(Sink):
     def take(self, entry: LogEntry) -> bool:
         raise RuntimeError("broken")
 
@@ -45,17 +52,15 @@ def everything() -> Audience:
     return Audience(lambda _entry: True)
 
 
-def subscription(sink: object, audience: Audience | None = None) -> FeedSubscription:
-    watched = FeedSubscription(audience or everything(), start=0, max_queued=10)
-    watched.express = sink  # type: ignore[assignment]
+def subscription(audience: Audience | None = None) -> FeedSubscription:
+    return FeedSubscription(audience or everything(), start=0, max_queued=10)
+
+
+def parked(sink: Sink, audience: Audience | None = None) -> FeedSubscription:
+    """A subscription whose watcher waits parked in `sink`."""
+    watched = subscription(audience)
+    assert watched.park(sink)
     return watched
-
-
-def wait(watched: FeedSubscription) -> asyncio.Future[None]:
-    """The watcher waits for its next entry."""
-    waiting = watched.wait()
-    assert isinstance(waiting, asyncio.Future)
-    return waiting
 
 
 def queued(watched: FeedSubscription) -> list[LogEntry]:
@@ -65,23 +70,21 @@ def queued(watched: FeedSubscription) -> list[LogEntry]:
     return found
 
 
-async def test_a_waiting_watcher_takes_entries_at_once_and_stays_asleep() -> None:
+async def test_a_parked_watcher_takes_entries_at_once_and_is_not_resumed() -> None:
     sink = Sink()
-    watched = subscription(sink)
-    waiting = wait(watched)
+    watched = parked(sink)
     first, second = entries(2)
     watched.offer(first)
     watched.offer(second)
     assert sink.taken == [first, second]
     assert watched.seen == second.update.seq
-    assert not waiting.done()
+    assert sink.resumed == 0
     assert queued(watched) == []
 
 
 async def test_an_entry_the_watcher_has_had_is_not_handed_again() -> None:
     sink = Sink()
-    watched = subscription(sink)
-    wait(watched)
+    watched = parked(sink)
     (entry,) = entries(1)
     watched.seen = entry.update.seq  # had it from the store, say
     watched.offer(entry)
@@ -89,53 +92,75 @@ async def test_an_entry_the_watcher_has_had_is_not_handed_again() -> None:
     assert queued(watched) == []
 
 
-async def test_a_watcher_that_is_not_waiting_gets_its_entries_queued() -> None:
-    sink = Sink()
-    watched = subscription(sink)
+async def test_a_watcher_that_is_not_parked_gets_its_entries_queued() -> None:
+    watched = subscription()
     (entry,) = entries(1)
     watched.offer(entry)  # busy: it has not asked for the next one yet
-    assert sink.taken == []
     assert queued(watched) == [entry]
 
 
-async def test_a_declined_entry_is_queued_and_what_follows_it_waits_behind() -> None:
+async def test_a_watcher_waiting_on_its_future_is_woken_for_a_queued_entry() -> None:
+    watched = subscription()
+    waiting = watched.wait()
+    (entry,) = entries(1)
+    watched.offer(entry)
+    assert isinstance(waiting, asyncio.Future)
+    assert waiting.done()
+    assert queued(watched) == [entry]
+
+
+async def test_a_declined_entry_resumes_the_watcher_once_and_what_follows_waits_behind() -> None:
     declining = Sink(accept=False)
-    watched = subscription(declining)
-    waiting = wait(watched)
+    watched = parked(declining)
     first, second = entries(2)
     watched.offer(first)
-    assert waiting.done()  # woken for the declined entry
-    taking = Sink()
-    watched.express = taking
-    watched.offer(second)  # woken, not run yet: the second must not overtake the first
-    assert taking.taken == []
+    assert declining.resumed == 1
+    assert watched.parked is None
+    watched.offer(second)  # resumed, not run yet: the second must not overtake the first
+    assert declining.resumed == 1
     assert queued(watched) == [first, second]
 
 
+async def test_a_watcher_cannot_park_while_entries_wait_for_it() -> None:
+    watched = subscription()
+    watched.offer(*entries(1))
+    sink = Sink()
+    assert not watched.park(sink)
+    assert watched.parked is None
+    queued(watched)
+    assert watched.park(sink)
+    watched.lagging = True
+    watched.parked = None
+    assert not watched.park(sink)
+
+
 async def test_a_failing_sink_loses_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    watched = subscription(Broken())
-    waiting = wait(watched)
+    broken = Broken()
+    watched = parked(broken)
     (entry,) = entries(1)
     watched.offer(entry)
-    assert waiting.done()
+    assert broken.resumed == 1
     assert queued(watched) == [entry]
     assert "express delivery failed" in caplog.text
 
 
-async def test_a_cancelled_watcher_is_handed_nothing() -> None:
+async def test_a_watcher_that_left_the_feed_is_handed_nothing() -> None:
+    feed = UpdateFeed(cast(JobStore, None), cast(JobEventBus, None))
     sink = Sink()
-    watched = subscription(sink)
-    wait(watched).cancel()  # its task was cancelled (the client completed the operation)
+    watched = feed.attach(everything())
+    assert watched.park(sink)
+    feed.detach(watched)  # its client completed the operation, say
     watched.offer(*entries(1))
     assert sink.taken == []
+    assert sink.resumed == 0
 
 
 async def test_entries_the_watcher_does_not_want_are_not_delivered() -> None:
     sink = Sink()
-    watched = subscription(sink, Audience(lambda _entry: False))
-    wait(watched)
+    watched = parked(sink, Audience(lambda _entry: False))
     watched.offer(*entries(1))
     assert sink.taken == []
+    assert sink.resumed == 0
     assert queued(watched) == []
 
 
@@ -148,9 +173,7 @@ async def test_watchers_of_one_view_share_one_answer_per_entry() -> None:
 
     audience = Audience(wants)
     sinks = [Sink() for _ in range(100)]
-    watchers = [subscription(sink, audience) for sink in sinks]
-    for watched in watchers:
-        wait(watched)
+    watchers = [parked(sink, audience) for sink in sinks]
     first, second = entries(2)
     for entry in (first, second):
         for watched in watchers:

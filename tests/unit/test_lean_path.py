@@ -99,6 +99,14 @@ def test_the_private_names_of_dependencies_it_relies_on_still_exist() -> None:
     )
     assert "connection_init_received" in BaseGraphQLTransportWSHandler.__init__.__code__.co_names
     assert callable(Operation.send_operation_message)
+    # A parked `LeanWatch` has no task: the handler's `cleanup_operation` ends it, so it must
+    # be what both a client's `complete` and the connection's end go through; the operation's
+    # `task` is its running task or `None`, and its `query` is set to the renderer's copy.
+    assert "operations" in BaseGraphQLTransportWSHandler.__init__.__code__.co_names
+    for caller in ("handle_complete", "shutdown"):
+        code = getattr(BaseGraphQLTransportWSHandler, caller).__code__
+        assert "cleanup_operation" in code.co_names, caller
+    assert {"task", "query"} <= set(Operation.__slots__)
     assert callable(BaseGraphQLWSHandler.handle_message)
     for name in ("handle_connect", "start_keepalive"):
         assert callable(getattr(WebSocketsSansIOProtocol, name)), name

@@ -1,0 +1,109 @@
+"""Between events, a lean `jobUpdates` subscription waits parked in the feed, without a task
+(`jobgate.streaming.lean`). Parking must lose nothing: events it cannot send from the feed's
+own pass still come, it parks again after them, and whatever ends it (its client's
+`complete`, its last job turning final) gives back all it holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from jobgate.app import JobgateGraphQL
+from jobgate.streaming.lean import LeanWatch
+from tests.api.documents import job_spec, latest_cursor, submit
+from tests.gateway import ALICE, Gateway, subscribe
+
+LIVE = "subscription Live($after: String) { jobUpdates(after: $after) { cursor jobId stateAfter } }"
+# `updates` is read from the store as an event is rendered: never ready in the feed's pass, so
+# every event of this document resumes its watch.
+READING_THE_STORE = """
+subscription Reading($after: String) {
+  jobUpdates(after: $after) { cursor jobId stateAfter job { updates(last: 1) { state } } }
+}
+"""
+ONE_JOB = "subscription One($ids: [ID!]) { jobUpdates(jobIds: $ids) { cursor stateAfter } }"
+
+
+def view(gateway: Gateway) -> JobgateGraphQL:
+    graphql: JobgateGraphQL = gateway.app.state.graphql
+    return graphql
+
+
+def parked(gateway: Gateway) -> list[LeanWatch]:
+    """The gateway's lean watches waiting without a task."""
+    return [w for w in view(gateway).lean_watches.values() if w.operation.task is None]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def holds_nothing(gateway: Gateway) -> bool:
+    return (
+        not view(gateway).lean_watches
+        and gateway.services.feed.subscriber_count == 0
+        and gateway.services.occupancy.subscriptions_of("user:alice") == 0
+    )
+
+
+async def test_an_idle_watch_is_parked_and_its_clients_complete_gives_back_all_it_holds(
+    sqlite_gateway: Gateway,
+) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    after = {"after": await latest_cursor(alice)}
+    async with subscribe(sqlite_gateway, LIVE, after) as stream:
+        await until(lambda: len(parked(sqlite_gateway)) == 1)
+        (first,) = await submit(alice, job_spec(message="one"))
+        events = await stream.take(3)
+        assert [e["jobUpdates"]["jobId"] for e in events] == [first] * 3
+        await until(lambda: len(parked(sqlite_gateway)) == 1)
+        await stream.ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await until(lambda: holds_nothing(sqlite_gateway))
+        # The id is free again, and a new operation under it streams.
+        resubscribe = {"query": LIVE, "variables": {"after": events[-1]["jobUpdates"]["cursor"]}}
+        await stream.ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": resubscribe}))
+        await until(lambda: len(parked(sqlite_gateway)) == 1)
+        (second,) = await submit(alice, job_spec(message="two"))
+        assert [e["jobUpdates"]["jobId"] for e in await stream.take(3)] == [second] * 3
+    await until(lambda: holds_nothing(sqlite_gateway))
+
+
+async def test_events_the_feeds_pass_cannot_send_come_in_order_and_the_watch_parks_again(
+    sqlite_gateway: Gateway,
+) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    after = {"after": await latest_cursor(alice)}
+    async with (
+        subscribe(sqlite_gateway, READING_THE_STORE, after) as reading,
+        subscribe(sqlite_gateway, LIVE, after) as live,
+    ):
+        await until(lambda: len(parked(sqlite_gateway)) == 2)
+        ids = await submit(alice, *(job_spec(message=str(n)) for n in range(4)))
+        by_the_task = await reading.take(12)
+        from_the_pass = await live.take(12)
+        await until(lambda: len(parked(sqlite_gateway)) == 2)
+    for events in (by_the_task, from_the_pass):
+        cursors = [int(e["jobUpdates"]["cursor"]) for e in events]
+        assert cursors == sorted(set(cursors))
+        assert {e["jobUpdates"]["jobId"] for e in events} == set(ids)
+    assert [e["jobUpdates"]["cursor"] for e in by_the_task] == [
+        e["jobUpdates"]["cursor"] for e in from_the_pass
+    ]
+    assert all(e["jobUpdates"]["job"]["updates"] for e in by_the_task)
+    await until(lambda: holds_nothing(sqlite_gateway))
+
+
+async def test_a_parked_watch_of_a_job_completes_with_its_final_update(
+    sqlite_gateway: Gateway,
+) -> None:
+    alice = sqlite_gateway.client(ALICE)
+    (job_id,) = await submit(alice, job_spec("sleep", seconds=2))
+    async with subscribe(sqlite_gateway, ONE_JOB, {"ids": [job_id]}) as stream:
+        await until(lambda: len(parked(sqlite_gateway)) == 1)
+        events = await stream.rest(timeout=30)
+        assert stream.completed
+        assert events[-1]["jobUpdates"]["stateAfter"] == "SUCCESS"
+        await until(lambda: holds_nothing(sqlite_gateway))
