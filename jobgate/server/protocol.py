@@ -45,11 +45,17 @@ HANDSHAKE_ONLY = frozenset(
     }
 )
 
+# `LeanWebSocketProtocol._outlet`'s values once the handshake is accepted.
+PLAIN = "plain"
+COMPRESSED = "compressed"
+
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol with on-demand queue and flag (see the module)."""
 
-    _plain = False
+    # How `send_now` writes: not at all until the handshake is accepted, then one frame for
+    # every connection without an extension, or a frame of the connection's own.
+    _outlet: str | None = None
     _wheel: KeepaliveWheel | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -73,21 +79,19 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         before it: `False` (and nothing written) otherwise, so the caller takes the ASGI path,
         which waits for a full write buffer to drain and reports a closed connection.
 
-        Asked for every subscriber of every event, it reads the protocol and the transport
-        only: an empty write buffer also means the `writable` flag is set (uvicorn clears it
-        only while the buffer is above its high-water mark).
+        Asked for every subscriber of every event, it reads as little of the protocol as it
+        can (each attribute is a probe of its dict, often a cache miss at 10,000 subscribers):
+        `_outlet` is set once the handshake is accepted (uvicorn's `handshake_complete`, with
+        no `initial_response` ever after), and an empty write buffer also means the `writable`
+        flag is set (uvicorn clears it only while the buffer is above its high-water mark).
         """
-        transport = self.transport
-        if (
-            self.close_sent
-            or self.disconnected
-            or not self.handshake_complete
-            or self.initial_response is not None
-            or transport.is_closing()
-            or transport.get_write_buffer_size()
-        ):
+        outlet = self._outlet
+        if outlet is None or self.close_sent or self.disconnected:
             return False
-        if self._plain:
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        if outlet is PLAIN:
             transport.write(message.frame)
             return True
         # Compression keeps state per connection: its own frame.
@@ -107,7 +111,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.response = None  # type: ignore[assignment]
         # The extensions are settled with the handshake: without one, every connection gets
         # the same frame for the same message.
-        self._plain = not self.conn.extensions
+        self._outlet = COMPRESSED if self.conn.extensions else PLAIN
         # The handshake's own headers mean nothing once it is done; the app's views of the
         # scope's headers (Starlette caches one) share this list, so it is trimmed in place.
         headers = self.scope["headers"]

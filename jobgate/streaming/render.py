@@ -63,6 +63,10 @@ class EventRenderer:
         self._live: dict[RenderingKey, asyncio.Future[str]] = {}
         # Whole messages of live renderings, by rendering and message prefix (operation id).
         self._messages: dict[RenderingKey, dict[str, PreparedText]] = {}
+        # The last message `prepared_now` gave, for which entry and prefix: the next
+        # subscriber of the same event and operation id (all of them, as most clients number
+        # their first operation "1") gets it without a key or a dictionary.
+        self._last: tuple[LogEntry, str, PreparedText] | None = None
         self.users = 0
 
     async def render(self, event: UpdateEvent, identity: Identity) -> str:
@@ -81,11 +85,16 @@ class EventRenderer:
         `identity`, if its rendering is ready now; `None` if it must wait (the caller then
         takes `render`). Asked once per subscriber of an event: it allocates nothing for a
         message made already."""
+        last = self._last
+        if last is not None and last[0] is entry and last[1] is prefix:
+            return last[2]
         key = self._key(entry.update.seq, identity, entry.job)
         messages = self._messages.get(key)
         if messages is not None:
             message = messages.get(prefix)
             if message is not None:
+                if not self._per_permissions:
+                    self._last = (entry, prefix, message)
                 return message
         shared = self._live.get(key)
         if shared is None:
@@ -96,6 +105,8 @@ class EventRenderer:
         if messages is None:
             messages = self._messages[key] = {}
         message = messages[prefix] = PreparedText(prefix + shared.result() + "}")
+        if not self._per_permissions:
+            self._last = (entry, prefix, message)
         return message
 
     def _key(self, seq: int, identity: Identity, job: Job) -> RenderingKey:
@@ -118,6 +129,7 @@ class EventRenderer:
     def _forget(self) -> None:
         self._live.clear()
         self._messages.clear()
+        self._last = None
 
     def _rendering(self, event: UpdateEvent, identity: Identity) -> asyncio.Future[str]:
         """The payload, done already when no selected field had to wait for the store."""

@@ -9,10 +9,12 @@ import asyncio
 import json
 from collections.abc import Callable
 
+from websockets.asyncio.client import ClientConnection
+
 from jobgate.app import JobgateGraphQL
 from jobgate.streaming.lean import LeanWatch
 from tests.api.documents import job_spec, latest_cursor, submit
-from tests.gateway import ALICE, Gateway, subscribe
+from tests.gateway import ALICE, Gateway, Json, subscribe
 
 LIVE = "subscription Live($after: String) { jobUpdates(after: $after) { cursor jobId stateAfter } }"
 # `updates` is read from the store as an event is rendered: never ready in the feed's pass, so
@@ -94,6 +96,42 @@ async def test_events_the_feeds_pass_cannot_send_come_in_order_and_the_watch_par
     ]
     assert all(e["jobUpdates"]["job"]["updates"] for e in by_the_task)
     await until(lambda: holds_nothing(sqlite_gateway))
+
+
+async def test_watchers_of_one_document_each_get_their_own_operation_id(
+    sqlite_gateway: Gateway,
+) -> None:
+    """Watchers of one document share one rendering per event, and one whole message among
+    those with the same operation id: each still gets its own id."""
+    alice = sqlite_gateway.client(ALICE)
+    after = {"after": await latest_cursor(alice)}
+    async with (
+        subscribe(sqlite_gateway, LIVE, after) as first,
+        subscribe(sqlite_gateway, LIVE, after) as second,
+    ):
+        again = {"query": LIVE, "variables": after}
+        await second.ws.send(json.dumps({"id": "7", "type": "subscribe", "payload": again}))
+        await until(lambda: len(parked(sqlite_gateway)) == 3)
+        (job_id,) = await submit(alice, job_spec())
+        on_first = await next_messages(first.ws, 3)
+        on_second = await next_messages(second.ws, 6)
+    assert [operation for operation, _ in on_first] == ["1"] * 3
+    assert sorted(operation for operation, _ in on_second) == ["1"] * 3 + ["7"] * 3
+    events = [event for _, event in on_first]
+    assert [e["jobId"] for e in events] == [job_id] * 3
+    for operation in ("1", "7"):
+        assert [event for id_, event in on_second if id_ == operation] == events
+
+
+async def next_messages(ws: ClientConnection, count: int) -> list[tuple[str, Json]]:
+    """The operation id and `jobUpdates` of the next `count` `next` messages."""
+    found: list[tuple[str, Json]] = []
+    async with asyncio.timeout(20):
+        while len(found) < count:
+            message = json.loads(await ws.recv())
+            if message["type"] == "next":
+                found.append((message["id"], message["payload"]["data"]["jobUpdates"]))
+    return found
 
 
 async def test_a_parked_watch_of_a_job_completes_with_its_final_update(
