@@ -73,6 +73,22 @@ async def test_an_idle_watch_is_parked_and_its_clients_complete_gives_back_all_i
     await until(lambda: holds_nothing(sqlite_gateway))
 
 
+async def test_a_watch_ended_before_its_resumed_task_ran_gives_back_all_it_holds(
+    sqlite_gateway: Gateway,
+) -> None:
+    """A task cancelled before its first step never runs its `finally`: ending the watch
+    cannot be left to it."""
+    alice = sqlite_gateway.client(ALICE)
+    async with subscribe(sqlite_gateway, LIVE, {"after": await latest_cursor(alice)}):
+        await until(lambda: len(parked(sqlite_gateway)) == 1)
+        (watch,) = parked(sqlite_gateway)
+        watch.resume()  # as the feed does for an entry the watch declined
+        watch.cancel()  # as the handler does for its client's `complete`, before the task ran
+        assert holds_nothing(sqlite_gateway)
+        await asyncio.sleep(0.2)
+        assert holds_nothing(sqlite_gateway)
+
+
 async def test_events_the_feeds_pass_cannot_send_come_in_order_and_the_watch_parks_again(
     sqlite_gateway: Gateway,
 ) -> None:
