@@ -19,6 +19,12 @@ position. Resolvers may run twice on that path; queries' resolvers only read.
 
 Fields a plan does not complete itself are handed to graphql-core's `complete_value`, with
 the value the plan resolved: abstract types (unions) and object types with an `is_type_of`.
+
+A field may also say how to resolve it for many objects at once (`BATCHED` in its Strawberry
+metadata: `Job.updates`, for a page of jobs): a plan then resolves it once for all the objects
+of the completion that reach it, instead of calling its resolver, with an info and a coroutine
+each, once per object. Where that fails, graphql-core completes the subtree again, calling
+the field's own resolver for each object.
 Subtrees the executor keeps (`Job`s, `jobgate/schema/rendered_jobs.py`) are taken from its
 `Keeper` where kept, and left there once completed without an error.
 """
@@ -71,6 +77,7 @@ class PlanningExecutor(Protocol):
     schema: GraphQLSchema
     variable_values: VariableValues
     hide_suggestions: bool
+    context_value: Any
 
     def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
         """graphql-core's grouped subfields of `return_type` for this selection (memoised)."""
@@ -101,6 +108,20 @@ class PlanningExecutor(Protocol):
 
 Key = tuple[Hashable, ...]
 
+# The Strawberry metadata key of a field resolved for many objects at once: its value is a
+# `BatchResolver`.
+BATCHED = "jobgate.batched"
+
+
+class BatchResolver(Protocol):
+    """The values of a field for each of `sources`, in their order, given the operation's
+    context and the field's arguments (as its resolver would give them one by one)."""
+
+    def __call__(
+        self, context: Any, sources: list[Any], /, **arguments: Any
+    ) -> Awaitable[list[Any]]:
+        """The values, in the order of `sources`."""
+
 
 class Keeper(Protocol):
     """Where plans take completed subtrees of some object types from, and leave them
@@ -126,23 +147,58 @@ class Keeper(Protocol):
 
 
 class Run:
-    """One completion by a plan: what waits to be awaited, and what to keep once complete."""
+    """One completion by a plan: what waits to be awaited, the objects whose batched fields
+    wait to be resolved together, and what to keep once complete."""
 
-    __slots__ = ("pending", "to_keep")
+    __slots__ = ("batches", "pending", "to_keep")
 
     def __init__(self) -> None:
         self.pending: list[Pending] = []
+        self.batches: dict[Batch, list[Waiting]] = {}
         self.to_keep: list[tuple[Key, dict[str, Any]]] = []
+
+    def dispatch(self) -> None:
+        """The batches collected so far, each one awaitable in `pending`."""
+        for batch, waiting in self.batches.items():
+            sources = [item.source for item in waiting]
+            awaitable = batch.resolve(batch.context, sources, **batch.arguments)
+            self.pending.append(Pending(waiting, None, awaitable, batch.complete, None))
+        self.batches = {}
+
+
+class Batch:
+    """A batched field of one selection: how to resolve it and complete its values. Runs
+    gather its objects by the identity of this."""
+
+    __slots__ = ("arguments", "complete", "context", "resolve")
+
+    def __init__(
+        self, resolve: BatchResolver, context: Any, arguments: dict[str, Any], complete: Completer
+    ) -> None:
+        self.resolve = resolve
+        self.context = context
+        self.arguments = arguments
+        self.complete = complete
+
+
+class Waiting(NamedTuple):
+    """An object whose batched field waits for its batch: its value goes to `target[key]`."""
+
+    source: Any
+    target: dict[str, Any]
+    key: str
+    path: Path
 
 
 class Pending(NamedTuple):
-    """A value not there yet: awaited, completed, then written at `target[key]`."""
+    """A value not there yet: awaited, completed, then written at `target[key]`; or a
+    batch's values (`target` the objects `Waiting` for them, `key` and `path` None)."""
 
     target: dict[str, Any] | list[Any]
     key: Any
     awaitable: Awaitable[Any]
     complete: Completer
-    path: Path
+    path: Path | None
 
 
 # complete(value, path, run) -> the completed value; what must be awaited goes to `run.pending`
@@ -165,6 +221,7 @@ TYPENAME = 0  # (TYPENAME, key): the object type's name
 LEAF = 1  # (LEAF, key, attribute, class served as it is, completer): a scalar or an enum
 ATTRIBUTE = 2  # (ATTRIBUTE, key, attribute, completer, may be Later): an object or a list
 RESOLVED = 3  # (RESOLVED, key, call, completer, may be Later): a field with a resolver
+BATCHED_FIELD = 4  # (BATCHED_FIELD, key, batch): a field resolved with others (`BATCHED`)
 
 
 class ObjectPlan:
@@ -214,6 +271,11 @@ class ObjectPlan:
                     )
                     completed = None
                 result[key] = completed
+            elif kind == BATCHED_FIELD:
+                key = field[1]
+                result[key] = None  # holds the selection's order
+                waiting = Waiting(source, result, key, Path(path, key, type_name))
+                run.batches.setdefault(field[2], []).append(waiting)
             else:
                 result[field[1]] = type_name
         return result
@@ -274,7 +336,10 @@ class Planner:
                 complete = self._handed_over(return_type, field_def, details)
             else:
                 complete = self._typed(field_def.type, details)
-            if not isinstance(read, str):
+            if isinstance(read, Batch):
+                read.complete = complete
+                plan.fields.append((BATCHED_FIELD, key, read))
+            elif not isinstance(read, str):
                 plan.fields.append((RESOLVED, key, read, complete, handed_over))
             elif handed_over or not is_leaf_type(get_nullable_type(field_def.type)):
                 plan.fields.append((ATTRIBUTE, key, read, complete, handed_over))
@@ -288,9 +353,10 @@ class Planner:
         parent_type: GraphQLObjectType,
         field_def: GraphQLField,
         details: FieldDetailsList,
-    ) -> Callable[..., Any] | str:
-        """An attribute's name for a field without a resolver of its own; else a call of the
-        field's resolver with its info and arguments."""
+    ) -> Callable[..., Any] | str | Batch:
+        """An attribute's name for a field without a resolver of its own; its `Batch` (to be
+        given its completer) for a batched one; else a call of the field's resolver with its
+        info and arguments."""
         strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
         resolve = field_def.resolve
         if (
@@ -313,6 +379,9 @@ class Planner:
         except Exception as error:
             raise Decline from error
         executor = self._executor
+        batched = getattr(strawberry_field, "metadata", None) or {}
+        if BATCHED in batched:
+            return Batch(batched[BATCHED], executor.context_value, arguments, _as_is)
         nodes = [detail.node for detail in details]
         is_awaitable = executor.is_awaitable
 
@@ -492,6 +561,8 @@ def run(
     except BaseException:
         _close(done.pending)
         raise
+    if done.batches:
+        done.dispatch()
     if done.pending:
         return _drain(result, done, keeper, errors_before)
     keep(done.to_keep, keeper, errors_before)
@@ -529,6 +600,9 @@ async def _drain(
                     if isinstance(value, BaseException):
                         raise value
             for item, value in zip(batch, values, strict=True):
+                if item.path is None:
+                    _complete_batch(item, value, done)
+                    continue
                 completed = item.complete(value, item.path, done)
                 if completed.__class__ is Later:
                     pending.append(
@@ -536,11 +610,27 @@ async def _drain(
                     )
                     completed = None
                 item.target[item.key] = completed
+            if done.batches:
+                done.dispatch()
     except BaseException:
         _close(pending)
         raise
     keep(done.to_keep, keeper, errors_before)
     return result
+
+
+def _complete_batch(item: Pending, values: Any, run: Run) -> None:
+    """Completes a batch's values, each at the place of the object it was resolved for."""
+    waiting: list[Waiting] = item.target  # type: ignore[assignment]
+    if not isinstance(values, list) or len(values) != len(waiting):
+        raise Decline  # not one value per object: graphql-core resolves them one by one
+    complete = item.complete
+    for (_source, target, key, path), value in zip(waiting, values, strict=True):
+        completed = complete(value, path, run)
+        if completed.__class__ is Later:
+            run.pending.append(Pending(target, key, completed.awaitable, _as_is, path))
+            completed = None
+        target[key] = completed
 
 
 def _close(pending: list[Pending]) -> None:

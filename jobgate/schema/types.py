@@ -15,6 +15,7 @@ from jobgate.domain import values as domain_values
 from jobgate.domain.acl import Permission as DomainPermission
 from jobgate.schema.context import DEPENDS_ON_PERMISSIONS, Context
 from jobgate.schema.enums import JobState, Permission
+from jobgate.schema.planned import BATCHED
 from jobgate.schema.scalars import BigInt, DateTime
 
 Info = strawberry.Info[Context, None]
@@ -473,6 +474,28 @@ class ResourcePermissions:
     )
 
 
+def _at_least_none(last: int | None) -> int | None:
+    """`updates(last:)` below zero asks for none."""
+    return None if last is None else max(0, last)
+
+
+async def _updates_of_jobs(
+    context: Context, jobs: list[Job], last: int | None = None
+) -> list[list[JobUpdate]]:
+    """`Job.updates` of each of `jobs` in one store read: how a planned query resolves it for
+    a page of jobs (`jobgate/schema/planned.py`, `BATCHED`)."""
+    last = _at_least_none(last)
+    unknown = [job._job.id for job in jobs if job._known_updates is None]
+    loaded = await context.services.store.updates_of(unknown, last) if unknown else {}
+    answers = []
+    for job in jobs:
+        updates = job._known(last)
+        if updates is None:
+            updates = loaded.get(job._job.id, [])
+        answers.append([JobUpdate.of(update) for update in updates])
+    return answers
+
+
 @strawberry.type
 class Job:
     id: strawberry.ID
@@ -488,18 +511,23 @@ class Job:
     _known_updates: strawberry.Private[list[domain.JobUpdate] | None] = None
 
     @strawberry.field(
-        description="Applied updates, oldest first. `last` returns only the newest N."
+        description="Applied updates, oldest first. `last` returns only the newest N.",
+        metadata={BATCHED: _updates_of_jobs},
     )
     async def updates(self, info: Info, last: int | None = None) -> list[JobUpdate]:
-        if last is not None and last < 0:
-            last = 0
-        if self._known_updates is not None:
-            updates = self._known_updates
-            if last is not None:
-                updates = updates[-last:] if last else []
-        else:
+        last = _at_least_none(last)
+        updates = self._known(last)
+        if updates is None:
             updates = await info.context.updates.load((self._job.id, last))
         return [JobUpdate.of(update) for update in updates]
+
+    def _known(self, last: int | None) -> list[domain.JobUpdate] | None:
+        """The job's `last` updates when it was given them, without asking the store."""
+        if self._known_updates is None:
+            return None
+        if last is None:
+            return self._known_updates
+        return self._known_updates[-last:] if last else []
 
     @strawberry.field(metadata=DEPENDS_ON_PERMISSIONS)
     def permissions(self, info: Info) -> ResourcePermissions:

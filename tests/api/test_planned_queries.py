@@ -36,7 +36,15 @@ DOCUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
         query($last: Int, $withUpdates: Boolean!) {
           page: jobs(first: 10, orderBy: {field: NAME, direction: ASC}) {
             __typename
-            edges { cursor node { ...Job newest: updates(last: $last) { state status } } }
+            edges {
+              cursor
+              node {
+                ...Job
+                newest: updates(last: $last) { state status }
+                none: updates(last: 0) { cursor }
+                belowZero: updates(last: -2) { cursor }
+              }
+            }
             pageInfo { hasNextPage endCursor }
           }
         }

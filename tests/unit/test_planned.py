@@ -16,6 +16,7 @@ import strawberry
 from strawberry.types import ExecutionResult
 
 from jobgate.schema.executor import GraphqlCoreExecutor, JobgateExecutor
+from jobgate.schema.planned import BATCHED
 from jobgate.schema.rendered_jobs import RenderedJobs
 from jobgate.storage.sqlite import SqliteJobStore
 
@@ -24,6 +25,30 @@ from jobgate.storage.sqlite import SqliteJobStore
 class Colour(enum.Enum):
     RED = "red"
     BLUE = "blue"
+
+
+# The leaves each batch resolved, by name, call by call.
+BATCH_CALLS: list[list[str]] = []
+
+
+async def weights(_context: Any, leaves: list[Leaf], per: int = 1) -> list[int]:
+    BATCH_CALLS.append([leaf.name for leaf in leaves])
+    await asyncio.sleep(0)
+    return [len(leaf.name) * per for leaf in leaves]
+
+
+async def broken_batch(_context: Any, leaves: list[Leaf]) -> list[int]:
+    raise ValueError("the batch broke")
+
+
+async def one_short(_context: Any, leaves: list[Leaf]) -> list[int]:
+    return [1 for _ in leaves[1:]]
+
+
+# Field metadata (as the schema's own `Job.updates` has it).
+BY_WEIGHTS: dict[str, object] = {BATCHED: weights}
+BY_BROKEN_BATCH: dict[str, object] = {BATCHED: broken_batch}
+BY_ONE_SHORT: dict[str, object] = {BATCHED: one_short}
 
 
 @strawberry.type
@@ -50,6 +75,21 @@ class Leaf:
     async def later_broken(self) -> str | None:
         await asyncio.sleep(0)
         raise ValueError(f"{self.name} broke later")
+
+    # Batched (`BATCHED`): what plans resolve for every leaf at once; graphql-core, and plans
+    # where the batch fails, call the resolver for each.
+    @strawberry.field(metadata=BY_WEIGHTS)
+    async def weight(self, per: int = 1) -> int:
+        await asyncio.sleep(0)
+        return len(self.name) * per
+
+    @strawberry.field(metadata=BY_BROKEN_BATCH)
+    async def heavy(self) -> int | None:
+        raise ValueError(f"{self.name} is too heavy")
+
+    @strawberry.field(metadata=BY_ONE_SHORT)
+    def counted(self) -> int:
+        return len(self.name)
 
 
 @strawberry.type
@@ -222,6 +262,9 @@ SHAPES = {
         { tree { size kept { name later } allKept { later name } leaves { name } } }""",
     "resolvers that wait, with arguments": """
         query($times: Int!) { tree { leaves { later twice: later(times: $times) name } } }""",
+    "batched fields, with arguments, in lists and beside others": """
+        query($times: Int!) { tree { leaves { weight name double: weight(per: $times) }
+                                     maybeLeaves { weight } } }""",
 }
 
 
@@ -263,6 +306,7 @@ FAILURES = {
         "{ tree { size missingMaybe { name } } }",
         "error as a value",
     ),
+    "a batch that fails, where each resolver does": ("{ tree { leaves { name heavy } } }", "plain"),
 }
 
 
@@ -315,3 +359,24 @@ async def test_mutations_and_documents_of_other_operations_are_left_to_graphql_c
     )
     assert result.errors is None
     assert CountingPlanned.fields == 5  # grow, size, leaves and each leaf's name
+
+
+async def test_a_batched_field_is_resolved_once_for_every_object_of_a_list() -> None:
+    document = "{ tree { leaves { name weight heavier: weight(per: 3) } maybeLeaves { weight } } }"
+    BATCH_CALLS.clear()
+    CountingPlanned.fields = 0
+    await PLANNED.execute(document, context_value=CONTEXT)
+    # One call per selection of the field: its two leaves, its two with `per: 3`, and the one
+    # leaf of `maybeLeaves` (the other is null); none of the leaves' own resolvers.
+    assert sorted(BATCH_CALLS) == [["a", "bb"], ["a", "bb"], ["c"]]
+    assert CountingPlanned.fields == 1
+
+
+async def test_a_batch_without_a_value_for_each_object_is_left_to_graphql_core() -> None:
+    CountingPlanned.fields = 0
+    result = await both("{ tree { leaves { name counted } } }")
+    assert result.data == {
+        "tree": {"leaves": [{"name": "a", "counted": 1}, {"name": "bb", "counted": 2}]}
+    }
+    # the root's `tree`, then graphql-core's: `leaves`, and `name` and `counted` of each leaf
+    assert CountingPlanned.fields == 6
