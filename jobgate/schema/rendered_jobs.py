@@ -63,14 +63,24 @@ class RenderedJobs:
 
 
 def _weight(value: Any, most: int) -> int:
-    """How many values `value` holds (itself included), counting no further than past `most`."""
-    count = 0
+    """How many values `value` holds (itself included), counting no further than past `most`.
+
+    Asked of every job a query completes afresh: leaves (most values) are counted by their
+    container's length, not visited one by one. Completed values are plain dicts and lists."""
+    count = 1
     pending = [value]
     while pending and count <= most:
         item = pending.pop()
-        count += 1
-        if isinstance(item, dict):
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+        kind = item.__class__
+        if kind is dict:
+            values = item.values()
+        elif kind is list:
+            values = item
+        else:
+            continue
+        count += len(values)
+        for inner in values:
+            kind = inner.__class__
+            if kind is dict or kind is list:
+                pending.append(inner)
     return count
