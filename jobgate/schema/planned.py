@@ -153,7 +153,7 @@ class Run:
     __slots__ = ("batches", "pending", "to_keep")
 
     def __init__(self) -> None:
-        self.pending: list[Pending] = []
+        self.pending: list[Pending | BatchPending] = []
         self.batches: dict[Batch, list[Waiting]] = {}
         self.to_keep: list[tuple[Key, dict[str, Any]]] = []
 
@@ -162,7 +162,7 @@ class Run:
         for batch, waiting in self.batches.items():
             sources = [item.source for item in waiting]
             awaitable = batch.resolve(batch.context, sources, **batch.arguments)
-            self.pending.append(Pending(waiting, None, awaitable, batch.complete, None))
+            self.pending.append(BatchPending(waiting, awaitable, batch.complete))
         self.batches = {}
 
 
@@ -191,14 +191,22 @@ class Waiting(NamedTuple):
 
 
 class Pending(NamedTuple):
-    """A value not there yet: awaited, completed, then written at `target[key]`; or a
-    batch's values (`target` the objects `Waiting` for them, `key` and `path` None)."""
+    """A value not there yet: awaited, completed, then written at `target[key]`."""
 
     target: dict[str, Any] | list[Any]
     key: Any
     awaitable: Awaitable[Any]
     complete: Completer
-    path: Path | None
+    path: Path
+
+
+class BatchPending(NamedTuple):
+    """A batch's values, not there yet: awaited, then each completed at the place of the
+    object `Waiting` for it."""
+
+    waiting: list[Waiting]
+    awaitable: Awaitable[list[Any]]
+    complete: Completer
 
 
 # complete(value, path, run) -> the completed value; what must be awaited goes to `run.pending`
@@ -587,20 +595,20 @@ async def _drain(
     pending = done.pending
     try:
         while pending:
-            batch = list(pending)
+            awaited = list(pending)
             pending.clear()
-            if len(batch) == 1:
-                values: list[Any] = [await batch[0].awaitable]
+            if len(awaited) == 1:
+                values: list[Any] = [await awaited[0].awaitable]
             else:
                 # All awaited, even after a failure: none is left running unobserved.
                 values = await asyncio.gather(
-                    *(item.awaitable for item in batch), return_exceptions=True
+                    *(item.awaitable for item in awaited), return_exceptions=True
                 )
                 for value in values:
                     if isinstance(value, BaseException):
                         raise value
-            for item, value in zip(batch, values, strict=True):
-                if item.path is None:
+            for item, value in zip(awaited, values, strict=True):
+                if isinstance(item, BatchPending):
                     _complete_batch(item, value, done)
                     continue
                 completed = item.complete(value, item.path, done)
@@ -619,9 +627,9 @@ async def _drain(
     return result
 
 
-def _complete_batch(item: Pending, values: Any, run: Run) -> None:
+def _complete_batch(item: BatchPending, values: Any, run: Run) -> None:
     """Completes a batch's values, each at the place of the object it was resolved for."""
-    waiting: list[Waiting] = item.target  # type: ignore[assignment]
+    waiting = item.waiting
     if not isinstance(values, list) or len(values) != len(waiting):
         raise Decline  # not one value per object: graphql-core resolves them one by one
     complete = item.complete
@@ -633,7 +641,7 @@ def _complete_batch(item: Pending, values: Any, run: Run) -> None:
         target[key] = completed
 
 
-def _close(pending: list[Pending]) -> None:
+def _close(pending: list[Pending | BatchPending]) -> None:
     """Coroutines that will never be awaited are closed (no 'never awaited' warning)."""
     for item in pending:
         if iscoroutine(item.awaitable):
