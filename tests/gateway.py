@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -321,3 +321,11 @@ async def subscribe(
             )
         )
         yield Subscription(ws, protocol)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `condition` of a gateway's state in this process (a count, a registry) that has
+    no event to wait on, until it holds; `TimeoutError` after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection
 
 from jobgate.app import JobgateGraphQL
 from jobgate.streaming.lean import LeanWatch
 from tests.api.documents import job_spec, latest_cursor, submit
-from tests.gateway import ALICE, Gateway, Json, subscribe
+from tests.gateway import ALICE, Gateway, Json, subscribe, until
 
 LIVE = "subscription Live($after: String) { jobUpdates(after: $after) { cursor jobId stateAfter } }"
 # `updates` is read from the store as an event is rendered: never ready in the feed's pass, so
@@ -35,12 +34,6 @@ def view(gateway: Gateway) -> JobgateGraphQL:
 def parked(gateway: Gateway) -> list[LeanWatch]:
     """The gateway's lean watches waiting without a task."""
     return [w for w in view(gateway).lean_watches.values() if w.operation.task is None]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 def holds_nothing(gateway: Gateway) -> bool:

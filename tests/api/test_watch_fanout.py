@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from jobgate.access import Identity
 from jobgate.services.watch import UpdateEvent
 from jobgate.streaming.render import EventRenderer
 from tests.api.documents import JOB_FIELDS, job_spec, latest_cursor, submit, wait_for_state
-from tests.gateway import ALICE, BOB, CAROL, Gateway, Json, subscribe
+from tests.gateway import ALICE, BOB, CAROL, Gateway, Json, subscribe, until
 
 # Everything a frontend might select, `updates` aside: a live event's `updates` are read when
 # it is rendered, so two renderings a moment apart may differ. Replays of final jobs may have it.
@@ -132,11 +131,11 @@ async def test_a_watcher_that_stops_leaves_the_others_streaming(gateway: Gateway
         subscribe(gateway, MINE, after) as staying,
         subscribe(gateway, MINE, after) as leaving,
     ):
-        await _until(lambda: feed.subscriber_count == 2)
+        await until(lambda: feed.subscriber_count == 2)
         (first,) = await submit(alice, job_spec(message="one"))
         assert (await leaving.next())["jobUpdates"]["jobId"] == first
         await leaving.ws.send(json.dumps({"id": "1", "type": "complete"}))
-        await _until(lambda: feed.subscriber_count == 1)
+        await until(lambda: feed.subscriber_count == 1)
         events = await staying.take(3)
         (second,) = await submit(alice, job_spec(message="two"))
         events += await staying.take(3)
@@ -144,7 +143,7 @@ async def test_a_watcher_that_stops_leaves_the_others_streaming(gateway: Gateway
         # The stopped one hears nothing more for its id (keep-alives aside).
         with pytest.raises(TimeoutError):
             await _next_message_for(leaving.ws, "1", timeout=1.0)
-    await _until(lambda: feed.subscriber_count == 0)
+    await until(lambda: feed.subscriber_count == 0)
 
 
 async def test_a_subscription_the_lean_path_does_not_take_still_streams(
@@ -180,19 +179,12 @@ async def test_watchers_whose_rendering_reads_the_store_share_one_per_event(
             await stack.enter_async_context(subscribe(sqlite_gateway, READING_THE_STORE, after))
             for _ in range(3)
         ]
-        await _until(lambda: sqlite_gateway.services.feed.subscriber_count == 3)
+        await until(lambda: sqlite_gateway.services.feed.subscriber_count == 3)
         (job_id,) = await submit(alice, job_spec())
         seen = [await watcher.take(3) for watcher in watchers]
     assert all(events == seen[0] for events in seen)
     assert [e["jobUpdates"]["jobId"] for e in seen[0]] == [job_id] * 3
     assert len(renderings) == len(set(renderings)) == 3
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll: the feed's count has no event to wait on, and this is the test's view of it."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 async def _next_message_for(ws: ClientConnection, operation_id: str, timeout: float) -> Json:
