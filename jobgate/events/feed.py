@@ -8,7 +8,10 @@ fed further from memory, it is marked lagging and catches up from the store by i
 A watcher with nothing queued may also wait parked, without a task: the feed hands it each
 entry at once, in its own pass, and resumes it only for what it declines. Ten thousand idle
 watchers of one job then take an update without ten thousand task wake-ups, and hold no task
-while they wait.
+while they wait. Parked watchers whose messages come from one `Channel` wait in a
+`ParkedGroup`: the pass asks who wants an entry and what its message is once for the
+watchers of one view, then writes it to each member's `Sender`, the one step it takes per
+watcher.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from jobgate.errors import StoreUnavailable
 from jobgate.events.bus import JobEventBus
@@ -32,6 +35,10 @@ log = logging.getLogger(__name__)
 Predicate = Callable[[LogEntry], bool]
 # How long a watcher waits for a feed that cannot read the store yet (at start, store down).
 READY_TIMEOUT = 5.0
+
+Message = TypeVar("Message")
+Message_co = TypeVar("Message_co", covariant=True)
+Message_contra = TypeVar("Message_contra", contravariant=True)
 
 
 class ParkedWatcher(Protocol):
@@ -45,6 +52,25 @@ class ParkedWatcher(Protocol):
     def resume(self) -> None:
         """Called once, from the feed's pass, when an entry is queued or the subscription
         lags: the watcher is no longer parked and must run to take them."""
+        ...
+
+
+class Channel(Protocol[Message_co]):
+    """Where the messages of parked watchers come from when they differ by no more than a
+    variant of each watcher's (an operation id): one message per entry and variant, the same
+    for every watcher with that variant."""
+
+    def message(self, entry: LogEntry, variant: Hashable) -> Message_co | None:
+        """The message for `entry` in `variant`, or `None` if it cannot be had now (every
+        watcher then declines the entry)."""
+        ...
+
+
+class Sender(Protocol[Message_contra]):
+    """A parked watcher's way out (its connection)."""
+
+    def send_now(self, message: Message_contra) -> bool:
+        """Write `message` now, or decline (`False`, nothing written)."""
         ...
 
 
@@ -89,6 +115,7 @@ class FeedSubscription:
         "_max_queued",
         "_waiter",
         "audience",
+        "group",
         "lagging",
         "parked",
         "seen",
@@ -101,6 +128,9 @@ class FeedSubscription:
         self.seen = start
         self.lagging = False
         self.parked: ParkedWatcher | None = None
+        # The group it is parked in (`UpdateFeed.park`): the group, not this, is offered
+        # entries then, and `seen` is the group's as it leaves.
+        self.group: ParkedGroup | None = None
         self._max_queued = max_queued
         self._entries: deque[LogEntry] | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -124,6 +154,10 @@ class FeedSubscription:
                 # Queued instead: the watcher's own path meets the same failure and ends its
                 # stream with a coded error, as it would have if it had not been parked.
                 log.exception("express delivery failed; the entry is queued")
+        self.queue(entry)
+
+    def queue(self, entry: LogEntry) -> None:
+        """Keep `entry` for the watcher to take (or mark it lagging), and wake it."""
         if self._entries is None:
             self._entries = deque()
         if len(self._entries) >= self._max_queued:
@@ -170,6 +204,62 @@ class FeedSubscription:
             parked.resume()
 
 
+class ParkedGroup:
+    """Parked watchers whose messages come from one channel.
+
+    The feed's pass asks each audience once per entry and the channel once per variant (each
+    only again where a member's differs from the last member's: watchers of one view with one
+    operation id, the common case, cost one question each per entry), then writes the message
+    to each member's sender: per watcher, one `send_now`, with nothing of the watcher itself
+    to read. The members are the feed's subscriptions, each with its sender, variant and
+    audience; one whose sender declines an entry leaves the group, with that entry queued.
+    """
+
+    __slots__ = ("channel", "members", "seen")
+
+    def __init__(self, channel: Channel[Any]) -> None:
+        self.channel = channel
+        self.members: dict[FeedSubscription, tuple[Sender[Any], Hashable, Audience]] = {}
+        # The newest position every member has had, or did not want, while in the group.
+        self.seen = 0
+
+    def offer(self, entry: LogEntry) -> list[FeedSubscription] | None:
+        """Write `entry`'s message to every member that wants it and takes it now: the
+        members that wanted it and did not take it (for the feed to queue it for), or `None`."""
+        channel = self.channel
+        declined: list[FeedSubscription] | None = None
+        audience: Audience | None = None
+        wanted = False
+        variant: Hashable = _NO_VARIANT
+        message: Any = None
+        for subscription, (sender, own_variant, own_audience) in self.members.items():
+            if own_audience is not audience:
+                audience = own_audience
+                wanted = own_audience.wants(entry)
+            if not wanted:
+                continue
+            try:
+                if own_variant is not variant:
+                    # Forgotten first: a variant whose message failed gets none.
+                    message = None
+                    variant = own_variant
+                    message = channel.message(entry, own_variant)
+                if message is not None and sender.send_now(message):
+                    continue
+            except Exception:
+                # Queued instead, as `FeedSubscription.offer` does: the watcher's own path
+                # meets the failure and ends its stream with a coded error.
+                log.exception("express delivery failed; the entry is queued")
+            if declined is None:
+                declined = []
+            declined.append(subscription)
+        return declined
+
+
+# No member's variant: the first member's message is always asked for.
+_NO_VARIANT = object()
+
+
 class UpdateFeed:
     """Reads the update log in order and hands each entry to every interested subscription."""
 
@@ -190,7 +280,9 @@ class UpdateFeed:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.max_queued = max_queued
+        # Subscriptions offered entries one by one; those in a group are the group's.
         self._subscriptions: set[FeedSubscription] = set()
+        self._groups: dict[Channel[Any], ParkedGroup] = {}
         # Gone with the last watcher of the view.
         self._audiences: weakref.WeakValueDictionary[Hashable, Audience] = (
             weakref.WeakValueDictionary()
@@ -250,13 +342,84 @@ class UpdateFeed:
         self._subscriptions.add(subscription)
         return subscription
 
-    def detach(self, subscription: FeedSubscription) -> None:
+    def park(
+        self,
+        subscription: FeedSubscription,
+        watcher: ParkedWatcher,
+        channel: Channel[Message] | None = None,
+        sender: Sender[Message] | None = None,
+        variant: Hashable = None,
+    ) -> bool:
+        """Park `subscription`'s watcher (`FeedSubscription.park`); with a `channel` and a
+        `sender`, in the group of its channel, whose messages it takes as they are in its
+        `variant`. Not while the feed hands out entries (it never awaits then)."""
+        if not subscription.park(watcher):
+            return False
+        # A watcher that has had entries the feed has yet to hand out (read from the store
+        # ahead of it) waits alone: its own `offer` skips them, a group does not.
+        # (And one detached already stays out of the feed.)
+        if (
+            channel is None
+            or sender is None
+            or subscription.seen > self.position
+            or subscription not in self._subscriptions
+        ):
+            return True
+        group = self._groups.get(channel)
+        if group is None:
+            group = self._groups[channel] = ParkedGroup(channel)
+            group.seen = self.position
         self._subscriptions.discard(subscription)
+        group.members[subscription] = (sender, variant, subscription.audience)
+        subscription.group = group
+        return True
+
+    def detach(self, subscription: FeedSubscription) -> None:
+        """Hand `subscription` nothing more (not while the feed hands out entries)."""
+        group = subscription.group
+        if group is None:
+            self._subscriptions.discard(subscription)
+        else:
+            del group.members[subscription]
+            subscription.group = None
+            if not group.members:
+                del self._groups[group.channel]
         subscription.parked = None
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscriptions)
+        return len(self._subscriptions) + self.grouped_count
+
+    @property
+    def grouped_count(self) -> int:
+        """How many of the subscriptions wait in groups."""
+        return sum(len(group.members) for group in self._groups.values())
+
+    def deliver(self, entry: LogEntry) -> None:
+        """Hand `entry` to every subscription that wants it: the pass, once per entry in the
+        log's order. It never awaits, so no subscription comes or goes meanwhile, and it
+        moves none but the members a group's senders decline."""
+        for subscription in self._subscriptions:
+            subscription.offer(entry)
+        if not self._groups:
+            return
+        emptied = False
+        for group in self._groups.values():
+            before = group.seen
+            declined = group.offer(entry)
+            group.seen = entry.update.seq
+            if declined is None:
+                continue
+            for subscription in declined:
+                # Alone again, with what it had from the group, and this entry to take.
+                del group.members[subscription]
+                subscription.group = None
+                subscription.seen = max(subscription.seen, before)
+                self._subscriptions.add(subscription)
+                subscription.queue(entry)
+            emptied = emptied or not group.members
+        if emptied:
+            self._groups = {key: group for key, group in self._groups.items() if group.members}
 
     def poke(self) -> None:
         """Read the log now (called after a local write, and by the doorbell)."""
@@ -311,12 +474,10 @@ class UpdateFeed:
             entries = await self.store.read_log(
                 LogQuery(after=self.position, limit=self.batch_size)
             )
-            # `offer` never awaits, so no subscription comes or goes during this loop.
             now_ms = time.time() * 1000
             for entry in entries:
                 self.metrics.feed_lag.observe(max(0.0, now_ms - entry.update.timestamp) / 1000)
-                for subscription in self._subscriptions:
-                    subscription.offer(entry)
+                self.deliver(entry)
                 if entry.job.status.state.is_final:
                     for final_listener in self.final_listeners:
                         final_listener(entry.job.id)

@@ -10,7 +10,7 @@ store's horizon ends the stream with `CursorExpired` (see `JobStore.log_horizon`
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Hashable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import cast
@@ -19,7 +19,14 @@ from jobgate.access import Identity
 from jobgate.cursors import encode_position
 from jobgate.domain.job import Job, JobUpdate
 from jobgate.errors import CursorExpired, NotFound
-from jobgate.events.feed import FeedSubscription, ParkedWatcher, UpdateFeed
+from jobgate.events.feed import (
+    Channel,
+    FeedSubscription,
+    Message,
+    ParkedWatcher,
+    Sender,
+    UpdateFeed,
+)
 from jobgate.services.bounds import DEFAULT_MAX_IDS, require_few_ids
 from jobgate.storage.base import JobStore, LogEntry, LogQuery
 
@@ -250,12 +257,22 @@ class UpdateStream:
         """Until `available` has something (or the stream lags)."""
         return self._subscription.wait()
 
-    def park(self, sink: ParkedWatcher) -> bool:
+    def park(
+        self,
+        sink: ParkedWatcher,
+        channel: Channel[Message] | None = None,
+        sender: Sender[Message] | None = None,
+        variant: Hashable = None,
+    ) -> bool:
         """Wait without a task: `sink` takes live entries at once (the events of them, which
         its renderer makes only where needed) and is resumed for the first it declines, to
-        take `available`. `False`, and not parked, while `available` has something."""
+        take `available`. `False`, and not parked, while `available` has something.
+
+        With a `channel` and a `sender`, the entries' messages are the channel's (in
+        `variant`), written by the feed to `sender` without asking `sink` (`UpdateFeed.park`),
+        unless the stream has `jobIds`: its last job's final update must end it."""
         if self._unfinished is None:
-            return self._subscription.park(sink)
+            return self._watcher.feed.park(self._subscription, sink, channel, sender, variant)
         # With `jobIds`, an update that makes the last watched job final ends the stream:
         # `available`'s to take, so this stream stands between the feed and the sink.
         self._sink = sink

@@ -4,7 +4,9 @@
 Its operation's first task replays what the store has, sends what the feed queued meanwhile,
 parks the stream in the feed and ends: an idle subscriber holds no task and no coroutine,
 only this object and its stream. The feed hands it each live entry (`take`), sent at once
-from the feed's own pass when the rendering is ready and the socket takes it. An entry it
+from the feed's own pass when the rendering is ready and the socket takes it; where the
+renderer's messages are the same for every caller, the feed writes its renderer's message
+(with this watch's operation id) to its connection itself, without asking it. An entry it
 declines resumes it (`resume`): a task then sends what is queued the slow way (waiting for
 the rendering, for the socket), and parks it again. The operation's `task` is that task while
 one runs and `None` while it is parked, so a handler ends a parked one itself (`cancel`).
@@ -126,7 +128,9 @@ class LeanWatch:
                 while not stream.finished:
                     await self._send(websocket, stream.available())
                     # Nothing can come between `available` running dry and this: no await.
-                    if not stream.finished and stream.park(self):
+                    if not stream.finished and stream.park(
+                        self, self.renderer.channel, self.outlet, self.prefix
+                    ):
                         parked = True
                         self.operation.task = None
                         return

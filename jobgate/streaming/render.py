@@ -11,13 +11,16 @@ rendered for the subscriber that asks.
 
 `prepared_now` gives a live event's whole `next` message, ready to write, to the express path
 (which runs in the feed's pass and cannot wait): subscribers with the same operation id (most
-clients number their first operation "1") share its bytes too.
+clients number their first operation "1") share its bytes too. Where every caller gets the
+same bytes, the renderer is the feed's `Channel` of its parked subscribers (`channel`), with
+their operation ids (their messages' prefixes) for variants.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Hashable
 from inspect import isawaitable
 from typing import Any
 
@@ -68,6 +71,9 @@ class EventRenderer:
         # their first operation "1") gets it without a key or a dictionary.
         self._last: tuple[LogEntry, str, PreparedText] | None = None
         self.users = 0
+        self.channel: RenderedMessages | None = (
+            None if self._per_permissions else RenderedMessages(self, context.caller())
+        )
 
     async def render(self, event: UpdateEvent, identity: Identity) -> str:
         """The `payload` of the `next` message for `event` to `identity`, as JSON text."""
@@ -147,6 +153,22 @@ class EventRenderer:
 
     async def _encode_later(self, result: Any) -> str:
         return _encode(await result)
+
+
+class RenderedMessages:
+    """A renderer's live `next` messages as the feed's `Channel` for its parked subscribers:
+    one per event and message prefix (the variant). Only a renderer whose messages are the
+    same for every caller has one, so whose permissions it renders with does not matter."""
+
+    __slots__ = ("_identity", "_renderer")
+
+    def __init__(self, renderer: EventRenderer, identity: Identity) -> None:
+        self._renderer = renderer
+        self._identity = identity
+
+    def message(self, entry: LogEntry, variant: Hashable) -> PreparedText | None:
+        assert isinstance(variant, str), "a variant is a message prefix"
+        return self._renderer.prepared_now(entry, self._identity, variant)
 
 
 class RendererPool:

@@ -92,10 +92,13 @@ async def test_events_the_feeds_pass_cannot_send_come_in_order_and_the_watch_par
         subscribe(sqlite_gateway, LIVE, after) as live,
     ):
         await until(lambda: len(parked(sqlite_gateway)) == 2)
+        assert sqlite_gateway.services.feed.grouped_count == 2
         ids = await submit(alice, *(job_spec(message=str(n)) for n in range(4)))
         by_the_task = await reading.take(12)
         from_the_pass = await live.take(12)
         await until(lambda: len(parked(sqlite_gateway)) == 2)
+        # The one that left its group for each event is back in it.
+        assert sqlite_gateway.services.feed.grouped_count == 2
     for events in (by_the_task, from_the_pass):
         cursors = [int(e["jobUpdates"]["cursor"]) for e in events]
         assert cursors == sorted(set(cursors))
@@ -121,6 +124,8 @@ async def test_watchers_of_one_document_each_get_their_own_operation_id(
         again = {"query": LIVE, "variables": after}
         await second.ws.send(json.dumps({"id": "7", "type": "subscribe", "payload": again}))
         await until(lambda: len(parked(sqlite_gateway)) == 3)
+        # They wait in one group of the feed, whose pass writes each its message.
+        assert sqlite_gateway.services.feed.grouped_count == 3
         (job_id,) = await submit(alice, job_spec())
         on_first = await next_messages(first.ws, 3)
         on_second = await next_messages(second.ws, 6)
