@@ -10,7 +10,7 @@ still so for the pinned uvicorn). It also lets go of the handshake's request and
 again, and empties the request's headers, which websockets' parser holds on to.
 
 It also sends a `PreparedText` at once, outside the ASGI app's tasks, through the scope's
-`jobgate.send_now` extension (`send_now`): the lean `jobUpdates` path writes one event to ten
+`jobgate.send_now` extension (`ConnectionOutlet`): the lean `jobUpdates` path writes one event to ten
 thousand sockets in one pass that way, instead of waking ten thousand tasks to each go through
 Starlette's `send_text`, an ASGI message and uvicorn's `send`.
 
@@ -22,8 +22,10 @@ connection is accepted, the scope's headers lose those that only served the hand
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
 
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
 from websockets.protocol import State
@@ -45,17 +47,52 @@ HANDSHAKE_ONLY = frozenset(
     }
 )
 
-# `LeanWebSocketProtocol._outlet`'s values once the handshake is accepted.
-PLAIN = "plain"
-COMPRESSED = "compressed"
+
+class ConnectionOutlet:
+    """One connection's `jobgate.send_now`: asked for every subscriber of every event, it
+    holds what it reads in slots of its own (the transport, whether the connection is open
+    to it, whether it is compressed), not in the protocol's attribute dict.
+
+    `open` is set once the handshake is accepted and cleared as the app closes the
+    connection: the one way uvicorn sends a close frame and keeps the transport open (until
+    the client's reply). Every other way it closes, the transport is closing at once, which
+    `send_now` asks of it (`tests/unit/test_lean_path.py` holds uvicorn to that)."""
+
+    __slots__ = ("compressed", "open", "protocol", "transport")
+
+    def __init__(self, protocol: LeanWebSocketProtocol) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.open = False
+        self.compressed = False
+
+    def send_now(self, message: PreparedText) -> bool:
+        """Write `message` now, if the connection is open and nothing waits to be written
+        before it: `False` (and nothing written) otherwise, so the caller takes the ASGI path,
+        which waits for a full write buffer to drain and reports a closed connection. (An
+        empty write buffer also means uvicorn's `writable` flag is set: it clears it only
+        while the buffer is above its high-water mark.)"""
+        if not self.open:
+            return False
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        if not self.compressed:
+            transport.write(message.frame)
+            return True
+        # Compression keeps state per connection: its own frame.
+        conn = self.protocol.conn
+        if conn.state is not State.OPEN:
+            return False
+        conn.send_text(message.data)
+        transport.write(b"".join(conn.data_to_send()))
+        return True
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol with on-demand queue and flag (see the module)."""
 
-    # How `send_now` writes: not at all until the handshake is accepted, then one frame for
-    # every connection without an extension, or a frame of the connection's own.
-    _outlet: str | None = None
+    _outlet: ConnectionOutlet | None = None
     _wheel: KeepaliveWheel | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -72,34 +109,20 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # its generator): its headers, 2.6 KiB, are in the scope already.
         event.headers.clear()
         if self.response.status_code == 101:
-            self.scope["extensions"][SEND_NOW] = self  # type: ignore[assignment]
+            outlet = self._outlet = ConnectionOutlet(self)
+            self.scope["extensions"][SEND_NOW] = outlet  # type: ignore[assignment]
 
-    def send_now(self, message: PreparedText) -> bool:
-        """Write `message` now, if the connection is open and nothing waits to be written
-        before it: `False` (and nothing written) otherwise, so the caller takes the ASGI path,
-        which waits for a full write buffer to drain and reports a closed connection.
+    def send(self, message: ASGISendEvent) -> Coroutine[Any, Any, None]:
+        # uvicorn's `send`, returned rather than awaited (no frame of this one's on the way).
+        if message["type"] == "websocket.close" and self._outlet is not None:
+            # Nothing is written after the close frame (uvicorn's `close_sent`).
+            self._outlet.open = False
+        return super().send(message)
 
-        Asked for every subscriber of every event, it reads as little of the protocol as it
-        can (each attribute is a probe of its dict, often a cache miss at 10,000 subscribers):
-        `_outlet` is set once the handshake is accepted (uvicorn's `handshake_complete`, with
-        no `initial_response` ever after), and an empty write buffer also means the `writable`
-        flag is set (uvicorn clears it only while the buffer is above its high-water mark).
-        """
-        outlet = self._outlet
-        if outlet is None or self.close_sent or self.disconnected:
-            return False
-        transport = self.transport
-        if transport.is_closing() or transport.get_write_buffer_size():
-            return False
-        if outlet is PLAIN:
-            transport.write(message.frame)
-            return True
-        # Compression keeps state per connection: its own frame.
-        if self.conn.state is not State.OPEN:
-            return False
-        self.conn.send_text(message.data)
-        transport.write(b"".join(self.conn.data_to_send()))
-        return True
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._outlet is not None:
+            self._outlet.open = False
+        super().connection_lost(exc)
 
     def start_keepalive(self) -> None:
         # uvicorn calls this once, right after it has sent the accepted handshake's response;
@@ -109,9 +132,13 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             self._wheel = wheel_of(self.config, self.ping_interval, self.ping_timeout)
             self._wheel.put(self, self.loop.time() + self.ping_interval)
         self.response = None  # type: ignore[assignment]
-        # The extensions are settled with the handshake: without one, every connection gets
-        # the same frame for the same message.
-        self._outlet = COMPRESSED if self.conn.extensions else PLAIN
+        # The handshake is accepted (`handshake_complete`, no `initial_response` ever after)
+        # and its extensions settled: without one, every connection gets the same frame for
+        # the same message.
+        outlet = self._outlet
+        if outlet is not None and not self.close_sent:
+            outlet.compressed = bool(self.conn.extensions)
+            outlet.open = True
         # The handshake's own headers mean nothing once it is done; the app's views of the
         # scope's headers (Starlette caches one) share this list, so it is trimmed in place.
         headers = self.scope["headers"]

@@ -111,7 +111,34 @@ def test_the_private_names_of_dependencies_it_relies_on_still_exist() -> None:
     for name in ("handle_connect", "start_keepalive"):
         assert callable(getattr(WebSocketsSansIOProtocol, name)), name
     source = inspect.getsource(WebSocketsSansIOProtocol)
-    # What `LeanWebSocketProtocol.send_now` reads of the connection's state, too.
     state = ("close_sent", "disconnected", "handshake_complete", "initial_response", "conn")
     for attribute in ("queue", "writable", "request", "response", "scope", "transport", *state):
         assert re.search(rf"self\.{attribute}\b[^=\n]*=", source), attribute
+
+
+def test_uvicorn_keeps_a_closed_connections_transport_open_only_where_the_outlet_knows() -> None:
+    """`ConnectionOutlet` asks the transport whether the connection is closing, and is told
+    itself in the one place uvicorn sends a close frame and keeps the transport open (the
+    app's `websocket.close`, in `send`) and where it learns of a lost connection."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    closing = {}
+    for name, method in vars(WebSocketsSansIOProtocol).items():
+        if callable(method) and "self.close_sent = True" in inspect.getsource(method):
+            closing[name] = inspect.getsource(method)
+    assert set(closing) == {
+        "handle_connect",
+        "keepalive_timeout",
+        "handle_parser_exception",
+        "send",
+    }
+    for name, source in closing.items():
+        if name != "send":
+            assert "self.transport.close()" in source, name
+    assert "close_timer" in closing["send"]  # the transport stays open until the client replies
+    disconnecting = [
+        name
+        for name, method in vars(WebSocketsSansIOProtocol).items()
+        if callable(method) and "self.disconnected = True" in inspect.getsource(method)
+    ]
+    assert disconnecting == ["connection_lost"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedOK
 
 from jobgate.server.send_now import SEND_NOW, Outlet, PreparedText
 from tests.gateway import serving_websockets
@@ -34,6 +35,7 @@ class Probe:
     def __init__(self) -> None:
         self.before_accept: bool | None = None
         self.after_close: bool | None = None
+        self.after_own_close: bool | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
@@ -47,7 +49,11 @@ class Probe:
                 self.after_close = outlet.send_now(PreparedText("too late"))
                 return
             command, _, text = message["text"].partition(" ")
-            if command == "flood":
+            if command == "close":
+                # The close frame is sent; the transport stays open for the client's reply.
+                await send({"type": "websocket.close", "code": 1000})
+                self.after_own_close = outlet.send_now(PreparedText("after close"))
+            elif command == "flood":
                 taken = 0
                 while taken < FLOOD and outlet.send_now(PreparedText(flood_message(taken))):
                     taken += 1
@@ -95,3 +101,16 @@ async def test_a_client_that_does_not_read_gets_what_was_taken_and_no_more() -> 
         taken = int(str(message).split()[1])
     assert 0 < taken < FLOOD
     assert received == [flood_message(n) for n in range(taken)]
+
+
+async def test_nothing_is_sent_after_the_apps_own_close() -> None:
+    app = Probe()
+    async with probing(app, compression=False) as url, connect(url) as ws:
+        await ws.send("close")
+        received = []
+        with contextlib.suppress(ConnectionClosedOK):
+            while True:
+                received.append(await ws.recv())
+    assert ws.close_code == 1000
+    assert app.after_own_close is False
+    assert received == []
