@@ -10,9 +10,9 @@ still so for the pinned uvicorn). It also lets go of the handshake's request and
 again, and empties the request's headers, which websockets' parser holds on to.
 
 It also sends a `PreparedText` at once, outside the ASGI app's tasks, through the scope's
-`jobgate.send_now` extension (`ConnectionOutlet`): the lean `jobUpdates` path writes one event to ten
-thousand sockets in one pass that way, instead of waking ten thousand tasks to each go through
-Starlette's `send_text`, an ASGI message and uvicorn's `send`.
+`jobgate.send_now` extension (`ConnectionOutlet`): the lean `jobUpdates` path writes one event
+to ten thousand sockets in one pass that way, instead of waking ten thousand tasks to each go
+through Starlette's `send_text`, an ASGI message and uvicorn's `send`.
 
 Its keepalive pings come from one timer per server (`keepalive.KeepaliveWheel`), not one per
 connection: the same pings and timeouts, without 576 bytes per idle connection. Once a
@@ -23,9 +23,8 @@ connection is accepted, the scope's headers lose those that only served the hand
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
 from websockets.protocol import State
@@ -33,6 +32,9 @@ from websockets.protocol import State
 from jobgate.server.keepalive import KeepaliveWheel, wheel_of
 from jobgate.server.primitives import OnDemandFlag, OnDemandQueue
 from jobgate.server.send_now import SEND_NOW, PreparedText
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 # Request headers that only serve the opening handshake (RFC 6455 4.1), which uvicorn and
 # websockets have done with once the connection is accepted.
