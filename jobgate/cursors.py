@@ -61,23 +61,34 @@ def fingerprint(job_filter: JobFilter, order: JobOrder) -> str:
 
 def encode_page_cursor(key: PageKey, job_filter: JobFilter, order: JobOrder) -> str:
     """The `jobs` cursor after `key`, for this filter and order."""
-    (cursor,) = encode_page_cursors([key], job_filter, order)
-    return cursor
+    return PageCursors([key], job_filter, order).at(0)
 
 
-def encode_page_cursors(
-    keys: Sequence[PageKey], job_filter: JobFilter, order: JobOrder
-) -> list[str]:
-    """The `jobs` cursors after each of `keys` (a page's), for this filter and order."""
-    issued_for = fingerprint(job_filter, order)  # once a page: a hash of the whole filter
-    return [
-        base64.urlsafe_b64encode(
-            json.dumps({"f": issued_for, "v": key.value, "n": key.job_number}).encode()
-        )
-        .decode()
-        .rstrip("=")
-        for key in keys
-    ]
+class PageCursors:
+    """The `jobs` cursors after each job of a page, for its filter and order: each made when
+    first asked, since a page's query often asks for none of them (`nodes`), or for the last
+    (`pageInfo.endCursor`) only."""
+
+    __slots__ = ("_filter", "_issued_for", "_keys", "_order")
+
+    def __init__(self, keys: Sequence[PageKey], job_filter: JobFilter, order: JobOrder) -> None:
+        self._keys = keys
+        self._filter = job_filter
+        self._order = order
+        self._issued_for: str | None = None
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def at(self, index: int) -> str:
+        """The cursor after the page's job at `index`."""
+        issued_for = self._issued_for
+        if issued_for is None:
+            # Once a page: a hash of the whole filter.
+            issued_for = self._issued_for = fingerprint(self._filter, self._order)
+        key = self._keys[index]
+        payload = json.dumps({"f": issued_for, "v": key.value, "n": key.job_number})
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
 def decode_page_cursor(cursor: str, job_filter: JobFilter, order: JobOrder) -> PageKey:

@@ -8,7 +8,7 @@ import contextlib
 import strawberry
 
 from jobgate.access import ProviderIdentity
-from jobgate.cursors import encode_position
+from jobgate.cursors import PageCursors, encode_position
 from jobgate.providers.base import ProviderAdapter
 from jobgate.resolvers.errors import coded
 from jobgate.schema.inputs import JobFilter, JobOrder
@@ -23,13 +23,30 @@ FEED_CATCH_UP_SECONDS = 2.0
 
 @strawberry.type
 class JobConnection:
-    edges: list[JobEdge]
-    page_info: PageInfo
+    """A page of jobs. Its edges (a job and its cursor) are made only if asked for: most
+    pages are read as `nodes`."""
+
+    _jobs: strawberry.Private[list[Job]]
+    _cursors: strawberry.Private[PageCursors]
     _filter: strawberry.Private[StoreJobFilter]
+    _page_info: strawberry.Private[PageInfo]
+
+    # Resolvers all, in the contract's order (Strawberry puts plain fields first).
+    @strawberry.field
+    def edges(self) -> list[JobEdge]:
+        cursors = self._cursors
+        return [
+            JobEdge(_cursors=cursors, _index=index, _node=job)
+            for index, job in enumerate(self._jobs)
+        ]
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return self._page_info
 
     @strawberry.field
     def nodes(self) -> list[Job]:
-        return [edge.node for edge in self.edges]
+        return self._jobs
 
     @strawberry.field
     @coded
@@ -68,19 +85,15 @@ class Query:
         listing = await info.context.services.jobs.list_jobs(
             info.context.caller(), job_filter, order, 50 if first is None else first, after
         )
-        edges = [
-            JobEdge(cursor=cursor, node=Job.of(job))
-            for job, cursor in zip(listing.jobs, listing.cursors, strict=True)
-        ]
         return JobConnection(
-            edges=edges,
-            page_info=PageInfo(
+            _jobs=[Job.of(job) for job in listing.jobs],
+            _cursors=listing.cursors,
+            _filter=job_filter,
+            _page_info=PageInfo(
                 has_next_page=listing.has_next,
                 has_previous_page=listing.has_previous,
-                start_cursor=listing.cursors[0] if listing.cursors else None,
-                end_cursor=listing.cursors[-1] if listing.cursors else None,
+                _cursors=listing.cursors,
             ),
-            _filter=job_filter,
         )
 
     @strawberry.field(

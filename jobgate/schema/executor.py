@@ -193,8 +193,9 @@ class KeptJobs:
             return None
         job = value._job
         identity = self._executor.context_value.identity
+        # In UCloud's order (`permissions_on`): one tuple for one set of permissions.
         permissions = () if identity is None else access.permissions_on(identity, job)
-        return (*selection, read, job.id, job.version, job.acl, tuple(sorted(permissions)))
+        return (*selection, read, job.id, job.version, job.acl, tuple(permissions))
 
     def get(self, key: RenderingKey) -> dict[str, Any] | None:
         return self._renderings.get(key)

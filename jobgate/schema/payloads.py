@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from jobgate.cursors import encode_position
+from jobgate.cursors import PageCursors, encode_position
 from jobgate.domain import commands as domain_commands
 from jobgate.errors import UserProblem
 from jobgate.events.logs import LogLine
@@ -85,14 +85,35 @@ class ReportJobUpdatesPayload:
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    _cursors: strawberry.Private[PageCursors]
+
+    @strawberry.field
+    def start_cursor(self) -> str | None:
+        return self._cursors.at(0) if len(self._cursors) else None
+
+    @strawberry.field
+    def end_cursor(self) -> str | None:
+        last = len(self._cursors) - 1
+        return self._cursors.at(last) if last >= 0 else None
 
 
 @strawberry.type
 class JobEdge:
-    cursor: str
-    node: Job
+    """A page's job with its cursor, made only where asked for (`cursor` and `node` are both
+    resolvers so that the schema keeps the contract's order: Strawberry puts plain fields
+    first)."""
+
+    _cursors: strawberry.Private[PageCursors]
+    _index: strawberry.Private[int]
+    _node: strawberry.Private[Job]
+
+    @strawberry.field
+    def cursor(self) -> str:
+        return self._cursors.at(self._index)
+
+    @strawberry.field
+    def node(self) -> Job:
+        return self._node
 
 
 @strawberry.type

@@ -28,7 +28,7 @@ from jobgate.access import (
     permissions_on,
     report_refusal,
 )
-from jobgate.cursors import decode_page_cursor, encode_page_cursors
+from jobgate.cursors import PageCursors, decode_page_cursor
 from jobgate.domain.acl import Permission
 from jobgate.domain.catalog import Catalog, Product
 from jobgate.domain.job import Job, JobSpecification, JobUpdate, UpdateRequest
@@ -118,7 +118,7 @@ class UpdateResult:
 @dataclass(frozen=True, slots=True)
 class JobListing:
     jobs: list[Job]
-    cursors: list[str]
+    cursors: PageCursors
     has_next: bool
     has_previous: bool
 
@@ -208,7 +208,7 @@ class JobService:
             JobQuery(identity.visibility, job_filter, order, first, key)
         )
         keys = [PageKey(sort_key(job, order.field), int(job.id)) for job in page.jobs]
-        cursors = encode_page_cursors(keys, job_filter, order)
+        cursors = PageCursors(keys, job_filter, order)
         return JobListing(page.jobs, cursors, page.has_next, key is not None)
 
     async def count_jobs(self, identity: Identity, job_filter: JobFilter) -> int:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from jobgate import cursors
+from jobgate.storage.base import JobFilter, JobOrder
 from tests.api.documents import JOBS, job_spec, submit, wait_for_state
 from tests.gateway import ALICE, Gateway
 
@@ -112,3 +116,33 @@ async def test_a_document_that_does_not_fit_the_schema_is_a_validation_error(
 ) -> None:
     body = await sqlite_gateway.client(ALICE).raw("{ jobs { nodes { colour } } }")
     assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_a_page_makes_only_the_cursors_its_query_asks_for(
+    sqlite_gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page read as `nodes` encodes no cursor (nor hashes its filter for them)."""
+    hashed: list[object] = []
+    fingerprint = cursors.fingerprint
+
+    def counted(job_filter: JobFilter, order: JobOrder) -> str:
+        hashed.append(job_filter)
+        return fingerprint(job_filter, order)
+
+    monkeypatch.setattr(cursors, "fingerprint", counted)
+    alice = sqlite_gateway.client(ALICE)
+    await submit(alice, *(job_spec(message=str(n)) for n in range(3)))
+    page = await alice.execute("query { jobs(first: 2) { nodes { id } } }")
+    assert len(page["jobs"]["nodes"]) == 2
+    assert hashed == []
+    page = await alice.execute("query { jobs(first: 2) { nodes { id } pageInfo { endCursor } } }")
+    assert len(hashed) == 1
+    after = page["jobs"]["pageInfo"]["endCursor"]
+    rest = await alice.execute(
+        "query($after: String) { jobs(first: 2, after: $after) { edges { cursor node { id } } } }",
+        {"after": after},
+    )
+    ids = [node["id"] for node in page["jobs"]["nodes"]]
+    ids += [edge["node"]["id"] for edge in rest["jobs"]["edges"]]
+    assert len(set(ids)) == 3
+    assert all(edge["cursor"] for edge in rest["jobs"]["edges"])
