@@ -217,11 +217,11 @@ class ParkedGroup:
 
     __slots__ = ("channel", "members", "seen")
 
-    def __init__(self, channel: Channel[Any]) -> None:
+    def __init__(self, channel: Channel[Any], seen: int) -> None:
         self.channel = channel
         self.members: dict[FeedSubscription, tuple[Sender[Any], Hashable, Audience]] = {}
         # The newest position every member has had, or did not want, while in the group.
-        self.seen = 0
+        self.seen = seen
 
     def offer(self, entry: LogEntry) -> list[FeedSubscription] | None:
         """Write `entry`'s message to every member that wants it and takes it now: the
@@ -367,8 +367,7 @@ class UpdateFeed:
             return True
         group = self._groups.get(channel)
         if group is None:
-            group = self._groups[channel] = ParkedGroup(channel)
-            group.seen = self.position
+            group = self._groups[channel] = ParkedGroup(channel, self.position)
         self._subscriptions.discard(subscription)
         group.members[subscription] = (sender, variant, subscription.audience)
         subscription.group = group

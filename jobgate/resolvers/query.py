@@ -8,12 +8,13 @@ import contextlib
 import strawberry
 
 from jobgate.access import ProviderIdentity
-from jobgate.cursors import PageCursors, encode_position
+from jobgate.cursors import encode_position
 from jobgate.providers.base import ProviderAdapter
 from jobgate.resolvers.errors import coded
 from jobgate.schema.inputs import JobFilter, JobOrder
 from jobgate.schema.payloads import JobEdge, PageInfo
 from jobgate.schema.types import Application, Info, Job, Product, Provider
+from jobgate.services.jobs import JobListing
 from jobgate.storage.base import JobFilter as StoreJobFilter
 from jobgate.storage.base import JobOrder as StoreJobOrder
 
@@ -27,14 +28,13 @@ class JobConnection:
     pages are read as `nodes`."""
 
     _jobs: strawberry.Private[list[Job]]
-    _cursors: strawberry.Private[PageCursors]
+    _listing: strawberry.Private[JobListing]
     _filter: strawberry.Private[StoreJobFilter]
-    _page_info: strawberry.Private[PageInfo]
 
     # Resolvers all, in the contract's order (Strawberry puts plain fields first).
     @strawberry.field
     def edges(self) -> list[JobEdge]:
-        cursors = self._cursors
+        cursors = self._listing.cursors
         return [
             JobEdge(_cursors=cursors, _index=index, _node=job)
             for index, job in enumerate(self._jobs)
@@ -42,7 +42,12 @@ class JobConnection:
 
     @strawberry.field
     def page_info(self) -> PageInfo:
-        return self._page_info
+        listing = self._listing
+        return PageInfo(
+            has_next_page=listing.has_next,
+            has_previous_page=listing.has_previous,
+            _cursors=listing.cursors,
+        )
 
     @strawberry.field
     def nodes(self) -> list[Job]:
@@ -86,14 +91,7 @@ class Query:
             info.context.caller(), job_filter, order, 50 if first is None else first, after
         )
         return JobConnection(
-            _jobs=[Job.of(job) for job in listing.jobs],
-            _cursors=listing.cursors,
-            _filter=job_filter,
-            _page_info=PageInfo(
-                has_next_page=listing.has_next,
-                has_previous_page=listing.has_previous,
-                _cursors=listing.cursors,
-            ),
+            _jobs=[Job.of(job) for job in listing.jobs], _listing=listing, _filter=job_filter
         )
 
     @strawberry.field(

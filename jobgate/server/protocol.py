@@ -60,10 +60,11 @@ class ConnectionOutlet:
     the client's reply). Every other way it closes, the transport is closing at once, which
     `send_now` asks of it (`tests/unit/test_lean_path.py` holds uvicorn to that)."""
 
-    __slots__ = ("compressed", "open", "protocol", "transport")
+    __slots__ = ("compressed", "conn", "open", "transport")
 
     def __init__(self, protocol: LeanWebSocketProtocol) -> None:
-        self.protocol = protocol
+        # Both made with the connection and kept for its life.
+        self.conn = protocol.conn
         self.transport = protocol.transport
         self.open = False
         self.compressed = False
@@ -83,7 +84,7 @@ class ConnectionOutlet:
             transport.write(message.frame)
             return True
         # Compression keeps state per connection: its own frame.
-        conn = self.protocol.conn
+        conn = self.conn
         if conn.state is not State.OPEN:
             return False
         conn.send_text(message.data)

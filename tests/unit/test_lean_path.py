@@ -119,13 +119,18 @@ def test_the_private_names_of_dependencies_it_relies_on_still_exist() -> None:
 def test_uvicorn_keeps_a_closed_connections_transport_open_only_where_the_outlet_knows() -> None:
     """`ConnectionOutlet` asks the transport whether the connection is closing, and is told
     itself in the one place uvicorn sends a close frame and keeps the transport open (the
-    app's `websocket.close`, in `send`) and where it learns of a lost connection."""
+    app's `websocket.close`, in `send`) and where it learns of a lost connection; it keeps
+    the transport and the websockets state machine the connection was made with."""
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-    closing = {}
-    for name, method in vars(WebSocketsSansIOProtocol).items():
-        if callable(method) and "self.close_sent = True" in inspect.getsource(method):
-            closing[name] = inspect.getsource(method)
+    sources = {
+        name: inspect.getsource(method)
+        for name, method in vars(WebSocketsSansIOProtocol).items()
+        if callable(method)
+    }
+    closing = {
+        name: source for name, source in sources.items() if "self.close_sent = True" in source
+    }
     assert set(closing) == {
         "handle_connect",
         "keepalive_timeout",
@@ -137,8 +142,8 @@ def test_uvicorn_keeps_a_closed_connections_transport_open_only_where_the_outlet
             assert "self.transport.close()" in source, name
     assert "close_timer" in closing["send"]  # the transport stays open until the client replies
     disconnecting = [
-        name
-        for name, method in vars(WebSocketsSansIOProtocol).items()
-        if callable(method) and "self.disconnected = True" in inspect.getsource(method)
+        name for name, source in sources.items() if "self.disconnected = True" in source
     ]
     assert disconnecting == ["connection_lost"]
+    # The outlet keeps the connection's websockets state machine: made once, never replaced.
+    assert [name for name, source in sources.items() if "self.conn =" in source] == ["__init__"]
